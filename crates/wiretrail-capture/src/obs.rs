@@ -1,0 +1,126 @@
+//! What extraction hands to correlation: one matched packet as one node saw it.
+
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Nanoseconds since the Unix epoch, UTC, as the capturing node's clock read it.
+pub type Nanos = i64;
+
+/// TCP flag bits as on the wire (low 9 bits of the flags field: NS..FIN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct TcpFlags(pub u16);
+
+impl TcpFlags {
+    pub const FIN: u16 = 0x001;
+    pub const SYN: u16 = 0x002;
+    pub const RST: u16 = 0x004;
+    pub const PSH: u16 = 0x008;
+    pub const ACK: u16 = 0x010;
+    pub const URG: u16 = 0x020;
+    pub const ECE: u16 = 0x040;
+    pub const CWR: u16 = 0x080;
+
+    pub fn has(self, bit: u16) -> bool {
+        self.0 & bit != 0
+    }
+    pub fn syn(self) -> bool {
+        self.has(Self::SYN)
+    }
+    pub fn ack(self) -> bool {
+        self.has(Self::ACK)
+    }
+    pub fn fin(self) -> bool {
+        self.has(Self::FIN)
+    }
+    pub fn rst(self) -> bool {
+        self.has(Self::RST)
+    }
+    pub fn psh(self) -> bool {
+        self.has(Self::PSH)
+    }
+}
+
+/// Direction relative to the query's proxy side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Proxy (the ephemeral port) → backend.
+    ToBackend,
+    /// Backend → proxy.
+    ToProxy,
+}
+
+/// Link-layer facts kept for path-anomaly checks (MAC flux, VLAN change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct LinkInfo {
+    pub src_mac: Option<[u8; 6]>,
+    pub dst_mac: Option<[u8; 6]>,
+    /// Outermost VLAN id, if tagged.
+    pub vlan: Option<u16>,
+}
+
+/// TCP options wiretrail reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct TcpOpts {
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+    pub sack_permitted: bool,
+    /// Number of SACK blocks (the blocks themselves are in the packet bytes).
+    pub sack_blocks: u8,
+    pub tsval: Option<u32>,
+    pub tsecr: Option<u32>,
+}
+
+/// One matched TCP packet as one node captured it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacketObs {
+    /// Node name as given in the pipeline (`backend-01`).
+    pub node: Arc<str>,
+    /// The capture file it came from.
+    pub file: Arc<PathBuf>,
+    /// 1-based record number within the file, as tshark numbers frames.
+    pub frame: u64,
+    /// Capture time on the node's own clock.
+    pub ts: Nanos,
+    /// Index of the [`crate::query::FlowQuery`] that matched (into the slice given to extraction).
+    pub query: usize,
+    pub dir: Direction,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    /// IPv4 identification; `None` for IPv6 (unless a fragment header gives one).
+    pub ip_id: Option<u32>,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+    pub flags: TcpFlags,
+    /// Raw (absolute) sequence and acknowledgement numbers.
+    pub seq: u32,
+    pub ack: u32,
+    /// TCP payload length from the IP lengths (not the captured length).
+    pub payload_len: u32,
+    /// Raw window field (unscaled).
+    pub window: u16,
+    pub opts: TcpOpts,
+    pub link: LinkInfo,
+    /// pcap/pcapng LINKTYPE of the bytes below.
+    pub linktype: u16,
+    /// Original length on the wire.
+    pub orig_len: u32,
+    /// The captured bytes (possibly snaplen-truncated), for the slice writer.
+    pub data: Vec<u8>,
+}
+
+impl PacketObs {
+    /// The proxy-side and backend-side sockets regardless of direction.
+    pub fn proxy_backend(&self) -> (SocketAddr, SocketAddr) {
+        match self.dir {
+            Direction::ToBackend => (self.src, self.dst),
+            Direction::ToProxy => (self.dst, self.src),
+        }
+    }
+
+    pub fn proxy_ip(&self) -> IpAddr {
+        self.proxy_backend().0.ip()
+    }
+}

@@ -1,0 +1,77 @@
+//! `wiretrail`: the binary. Thin: argument parsing and exit codes here, the
+//! work in the library crates. Each subcommand lives in `cmd/<name>.rs`.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// From a 502 log line to the packets on every node, and what broke.
+///
+/// wiretrail reads Go reverse-proxy error lines (`http: proxy error: ...`),
+/// finds the rotated packet captures of every node that cover each error,
+/// rebuilds each failing connection as every node saw it on one clock, and
+/// names the cause with evidence.
+#[derive(Debug, Parser)]
+#[command(name = "wiretrail", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// Less output: only errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// More output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Diagnostics on stderr as text or JSON lines.
+    #[arg(long, global = true, value_enum, default_value_t = cmd::LogFormat::Text)]
+    log_format: cmd::LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse proxy error lines from files, directories or stdin.
+    Logs(cmd::logs::LogsArgs),
+    /// Index rotated captures and extract flows from them.
+    #[command(subcommand)]
+    Capture(cmd::capture::CaptureCmd),
+    /// Investigate the errors of a time window (after an alert).
+    Investigate(cmd::investigate::InvestigateArgs),
+    /// Investigate a whole day (or range), resumable, with progress.
+    Batch(cmd::batch::BatchArgs),
+    /// Receive alert webhooks and investigate them.
+    Serve(cmd::serve::ServeArgs),
+    /// Elasticsearch: fetch errors, set up templates, publish reports.
+    #[command(subcommand)]
+    Es(cmd::es::EsCmd),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cmd::init_tracing(cli.quiet, cli.verbose, cli.log_format);
+    let result = match cli.command {
+        Command::Logs(a) => cmd::logs::run(a),
+        Command::Capture(c) => cmd::capture::run(c),
+        Command::Investigate(a) => cmd::investigate::run(a),
+        Command::Batch(a) => cmd::batch::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Es(c) => cmd::es::run(c),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "wiretrail", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wiretrail: error: {e:#}");
+            ExitCode::from(cmd::EXIT_FAILED)
+        }
+    }
+}

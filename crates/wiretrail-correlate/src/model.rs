@@ -1,0 +1,299 @@
+//! The correlation report: what `--format json` writes, what the HTML and
+//! terminal renderers draw, and what the Elasticsearch sink turns into
+//! documents. Versioned by [`SCHEMA_VERSION`]; keys are stable (add, never
+//! rename). `docs/report-schema.md` documents every key.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use wiretrail_capture::{Direction, Nanos, TcpFlags};
+use wiretrail_logs::ProxyError;
+
+/// Bump the major part when a key changes meaning or disappears.
+pub const SCHEMA_VERSION: &str = "1.0";
+
+/// Why the proxy answered 502, as one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    FlowSplit,
+    StrayRst,
+    IdleRace,
+    BackendReset,
+    Refused,
+    ConnectTimeout,
+    ResponseTimeout,
+    ClientCanceled,
+    Unknown,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::FlowSplit => "flow_split",
+            Cause::StrayRst => "stray_rst",
+            Cause::IdleRace => "idle_race",
+            Cause::BackendReset => "backend_reset",
+            Cause::Refused => "refused",
+            Cause::ConnectTimeout => "connect_timeout",
+            Cause::ResponseTimeout => "response_timeout",
+            Cause::ClientCanceled => "client_canceled",
+            Cause::Unknown => "unknown",
+        }
+    }
+}
+
+/// What a finding says. Causes plus observations that are not causes
+/// (`capture_gap`, `capture_duplicate`, `path_anomaly`, `rst_provenance`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    FlowSplit,
+    StrayRst,
+    IdleRace,
+    BackendReset,
+    Refused,
+    ConnectTimeout,
+    ResponseTimeout,
+    ClientCanceled,
+    /// The flow is not (fully) in the captures: a limit, never a cause.
+    CaptureGap,
+    /// A node recorded each packet twice (bond + member): not retransmissions.
+    CaptureDuplicate,
+    /// A segment node A acknowledged but never saw was captured on node B.
+    GapFilledElsewhere,
+    /// Destination MAC, TTL or VLAN changed inside one flow.
+    PathAnomaly,
+    /// The classification of one RST (who sent it, with or without state).
+    RstProvenance,
+    /// The clock of a node was shifted to the reference.
+    ClockOffset,
+}
+
+/// One piece of evidence: a packet on a node, or a log line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Node name, or `"log"` for a log line.
+    pub node: String,
+    /// Capture file (or log source) path.
+    pub file: String,
+    /// Frame number in that file (1-based), or line number for logs.
+    pub frame: u64,
+    /// Reference-clock time.
+    pub time: DateTime<Utc>,
+    /// Short human note ("RST seq=9042 from a node without the handshake").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub nodes: Vec<String>,
+    /// 0..1.
+    pub confidence: f64,
+    pub summary: String,
+    pub evidence: Vec<Evidence>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub cause: Cause,
+    /// 0..1.
+    pub confidence: f64,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OffsetMethod {
+    SharedPackets,
+    Tsval,
+    Pinned,
+    None,
+}
+
+/// Add `offset_s` to the node's capture times to get reference time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockOffset {
+    pub node: String,
+    pub offset_s: f64,
+    pub uncertainty_s: f64,
+    pub method: OffsetMethod,
+    /// How many packet pairs / flows the estimate rests on.
+    #[serde(default)]
+    pub samples: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeRole {
+    Proxy,
+    Backend,
+    Switch,
+    Other,
+}
+
+/// Whether one node saw the connection of an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentNode {
+    pub name: String,
+    pub role: NodeRole,
+    pub saw_connection: bool,
+    /// Its captures covered the incident's window (false: absence proves nothing).
+    pub covered: bool,
+}
+
+/// One connection instance as one node saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionView {
+    pub node: String,
+    /// Zeek conn_state (S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0, RSTRH, SH, SHR, OTH).
+    pub conn_state: String,
+    /// Zeek history letters, from the proxy's side as originator.
+    pub history: String,
+    pub handshake_seen: bool,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+    pub packets: u64,
+    /// Packets dropped as capture duplicates (not counted in `packets`).
+    #[serde(default)]
+    pub capture_duplicates: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDiagnosis {
+    pub cause: Cause,
+    pub confidence: f64,
+    /// The node that saw the handshake, or null.
+    pub owner_node: Option<String>,
+    /// Nodes that saw part of the connection without its handshake.
+    pub stray_nodes: Vec<String>,
+    pub evidence: Vec<Evidence>,
+}
+
+/// A log record plus what wiretrail concluded about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiagnosedError {
+    /// The same keys as `wiretrail logs --format json`.
+    #[serde(flatten)]
+    pub record: ProxyError,
+    pub diagnosis: ErrorDiagnosis,
+    /// Per node that saw it.
+    pub connection: Vec<ConnectionView>,
+}
+
+/// Per-packet marks, tshark's and wiretrail's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mark {
+    Retransmission,
+    DupAck,
+    ZeroWindow,
+    AckedUnseen,
+    OutOfOrder,
+    CaptureDuplicate,
+    GapFilledElsewhere,
+    PathAnomaly,
+    StraySegment,
+    StrayRst,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventBody {
+    Packet {
+        dir: Direction,
+        flags: TcpFlags,
+        seq: u32,
+        ack: u32,
+        len: u32,
+        window: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tsval: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tsecr: Option<u32>,
+        /// Sequence numbers relative to the proxy's ISN on this connection, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rel_seq: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rel_ack: Option<u32>,
+        file: String,
+        frame: u64,
+        marks: Vec<Mark>,
+    },
+    Log {
+        /// Index into the incident's `errors`.
+        error: usize,
+        message: String,
+    },
+}
+
+/// One row of the cross-node timeline, on the reference clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    /// Reference-clock time, ns since epoch.
+    pub t_ns: Nanos,
+    /// Node name, or `"log"`.
+    pub node: String,
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// Stable: derived from proxy, backend and the first error's time.
+    pub id: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub proxy: String,
+    pub backend: String,
+    /// Community ID v1 of the first error's 4-tuple, when both ends are IPs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community_id: Option<String>,
+    pub verdict: Verdict,
+    pub findings: Vec<Finding>,
+    pub nodes: Vec<IncidentNode>,
+    pub errors: Vec<DiagnosedError>,
+    pub timeline: Vec<TimelineEvent>,
+}
+
+/// Counts across incidents, for "always backend-03, always the 2nd segment".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub incidents: u64,
+    pub errors: u64,
+    pub by_cause: std::collections::BTreeMap<String, u64>,
+    /// Stray node name → count of errors where it was stray.
+    pub stray_nodes: std::collections::BTreeMap<String, u64>,
+    pub owner_nodes: std::collections::BTreeMap<String, u64>,
+    /// Hour (`2023-05-05T17`) → errors.
+    pub by_hour: std::collections::BTreeMap<String, u64>,
+    /// Free-form observations, each one line ("stray segment was the 2nd data segment in 7/7").
+    pub patterns: Vec<String>,
+}
+
+/// What was read and what was skipped, so nothing is lost silently.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InputStats {
+    pub log_lines: u64,
+    pub proxy_errors: u64,
+    pub unparsed_lines: u64,
+    pub capture_files_read: u64,
+    pub capture_bytes_read: u64,
+    pub packets_matched: u64,
+    /// One line per problem (file, offset, what).
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: String,
+    pub generated_at: DateTime<Utc>,
+    /// The window investigated.
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub clock_offsets: Vec<ClockOffset>,
+    pub incidents: Vec<Incident>,
+    pub summary: Summary,
+    pub inputs: InputStats,
+}

@@ -1,0 +1,147 @@
+//! The parsed proxy error: the stable record every later stage reads.
+//!
+//! Its JSON form (`serde`) is a documented, stable schema: `wiretrail logs
+//! --format json` prints it and the correlation report embeds it. Do not rename
+//! keys; add new ones only.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What the Go error means at the TCP level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// `connection reset by peer`: a RST arrived.
+    Reset,
+    /// `broken pipe`: write after the peer's RST (or after our own shutdown).
+    BrokenPipe,
+    /// `use of closed network connection`: our side already closed the socket.
+    Closed,
+    /// `EOF`, `unexpected EOF`, `http: server closed idle connection`.
+    Eof,
+    /// `connection refused`: SYN answered by RST.
+    Refused,
+    /// `i/o timeout`, `timeout awaiting response headers`, `context deadline exceeded`.
+    Timeout,
+    /// `context canceled`: the client went away.
+    Canceled,
+    /// `no route to host`, `network is unreachable`.
+    Unreachable,
+    /// `lookup X on R: ...`.
+    Dns,
+    /// `tls: ...`, `x509: ...`.
+    Tls,
+    Other,
+}
+
+impl ErrorClass {
+    pub const ALL: [ErrorClass; 11] = [
+        ErrorClass::Reset,
+        ErrorClass::BrokenPipe,
+        ErrorClass::Closed,
+        ErrorClass::Eof,
+        ErrorClass::Refused,
+        ErrorClass::Timeout,
+        ErrorClass::Canceled,
+        ErrorClass::Unreachable,
+        ErrorClass::Dns,
+        ErrorClass::Tls,
+        ErrorClass::Other,
+    ];
+
+    /// The schema word (`reset`, `broken_pipe`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Reset => "reset",
+            ErrorClass::BrokenPipe => "broken_pipe",
+            ErrorClass::Closed => "closed",
+            ErrorClass::Eof => "eof",
+            ErrorClass::Refused => "refused",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Canceled => "canceled",
+            ErrorClass::Unreachable => "unreachable",
+            ErrorClass::Dns => "dns",
+            ErrorClass::Tls => "tls",
+            ErrorClass::Other => "other",
+        }
+    }
+}
+
+/// How finely the source stamped the line. A one-second stamp means the
+/// event happened somewhere in `[t, t + 1 s)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimePrecision {
+    Second,
+    Millisecond,
+    Microsecond,
+    Nanosecond,
+}
+
+impl TimePrecision {
+    /// Width of the interval a stamp of this precision stands for, in nanoseconds.
+    pub fn width_ns(self) -> i64 {
+        match self {
+            TimePrecision::Second => 1_000_000_000,
+            TimePrecision::Millisecond => 1_000_000,
+            TimePrecision::Microsecond => 1_000,
+            TimePrecision::Nanosecond => 1,
+        }
+    }
+}
+
+/// Where a record came from: a file and line, or an Elasticsearch hit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Source {
+    File { file: String, line: u64 },
+    Elasticsearch { index: String, id: String },
+    Stdin { line: u64 },
+}
+
+/// One `http: proxy error: ...` line, parsed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProxyError {
+    /// UTC instant; serialized as RFC 3339 with as many fractional digits as
+    /// the source had (see `time_precision`).
+    #[serde(with = "crate::record::ts_serde")]
+    pub timestamp: DateTime<Utc>,
+    pub time_precision: TimePrecision,
+    /// The configured zone had to be applied (the stamp carried no zone).
+    /// Also true when the year was inferred.
+    pub time_zone_assumed: bool,
+    pub host: Option<String>,
+    pub process: Option<String>,
+    pub pid: Option<u32>,
+    /// Outermost Go operation (`read`, `write`, `readfrom`, `dial`), `None`
+    /// when the error is not a `net.OpError`.
+    pub op: Option<String>,
+    /// The proxy's socket as Go printed it (`10.1.1.5:51392`, `[fd00::5]:46572`).
+    pub local: Option<String>,
+    /// The backend's socket as Go printed it.
+    pub remote: Option<String>,
+    /// The innermost syscall or op (`read`, `write`, `connect`).
+    pub syscall: Option<String>,
+    pub class: ErrorClass,
+    /// The Go error text after `http: proxy error: `.
+    pub message: String,
+    pub source: Source,
+}
+
+pub(crate) mod ts_serde {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        // AutoSi keeps 0, 3, 6 or 9 digits: exactly what the source carried
+        // once parsers zero the digits they did not see.
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
