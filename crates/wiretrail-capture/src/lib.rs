@@ -10,8 +10,13 @@
 //! It does not interpret TCP conversations (that is `wiretrail-correlate`)
 //! and does no network I/O.
 
+pub mod catalog;
+pub mod decode;
+pub mod extract;
 pub mod obs;
+pub mod pcapng;
 pub mod query;
+pub mod read;
 
 pub use obs::{Direction, LinkInfo, Nanos, PacketObs, TcpFlags, TcpOpts};
 pub use query::FlowQuery;
