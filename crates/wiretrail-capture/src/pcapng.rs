@@ -1,1 +1,137 @@
-//! (being written)
+//! A minimal pcapng writer for incident slices: one section, one interface
+//! (IDB) per capturing node, named after the node, nanosecond timestamps,
+//! an optional comment per packet. Little-endian, as Wireshark writes.
+
+use crate::obs::Nanos;
+use std::io::{self, Write};
+
+const SHB: u32 = 0x0A0D_0D0A;
+const IDB: u32 = 1;
+const EPB: u32 = 6;
+const OPT_END: u16 = 0;
+const OPT_COMMENT: u16 = 1;
+const SHB_USERAPPL: u16 = 4;
+const IF_NAME: u16 = 2;
+const IF_TSRESOL: u16 = 9;
+
+/// Writes a pcapng stream. Call [`PcapngWriter::finish`] to flush.
+#[derive(Debug)]
+pub struct PcapngWriter<W: Write> {
+    w: W,
+    interfaces: u32,
+    /// Reused block buffer: one allocation for the whole file.
+    buf: Vec<u8>,
+}
+
+fn pad4(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+fn put_option(buf: &mut Vec<u8>, code: u16, value: &[u8]) -> io::Result<()> {
+    let len = u16::try_from(value.len()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "pcapng option longer than 65535 bytes",
+        )
+    })?;
+    buf.extend_from_slice(&code.to_le_bytes());
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(value);
+    buf.resize(buf.len() + pad4(value.len()) - value.len(), 0);
+    Ok(())
+}
+
+/// Start a block of `btype` in `buf` (the length is patched by `end_block`).
+fn begin_block(buf: &mut Vec<u8>, btype: u32) {
+    buf.clear();
+    buf.extend_from_slice(&btype.to_le_bytes());
+    buf.extend_from_slice(&0u32.to_le_bytes());
+}
+
+fn end_block(buf: &mut Vec<u8>) -> io::Result<()> {
+    let total = u32::try_from(buf.len() + 4)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pcapng block too large"))?;
+    buf[4..8].copy_from_slice(&total.to_le_bytes());
+    buf.extend_from_slice(&total.to_le_bytes());
+    Ok(())
+}
+
+impl<W: Write> PcapngWriter<W> {
+    /// Write the section header and one interface per `(node name, linktype)`;
+    /// interface ids are the positions in `interfaces`.
+    pub fn new(w: W, interfaces: &[(&str, u16)]) -> io::Result<Self> {
+        let mut me = PcapngWriter {
+            w,
+            interfaces: u32::try_from(interfaces.len()).unwrap_or(u32::MAX),
+            buf: Vec::with_capacity(2048),
+        };
+        let buf = &mut me.buf;
+        begin_block(buf, SHB);
+        buf.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
+        buf.extend_from_slice(&1u16.to_le_bytes());
+        buf.extend_from_slice(&0u16.to_le_bytes());
+        buf.extend_from_slice(&(-1i64).to_le_bytes()); // section length unknown
+        put_option(buf, SHB_USERAPPL, b"wiretrail")?;
+        put_option(buf, OPT_END, &[])?;
+        end_block(buf)?;
+        me.w.write_all(&me.buf)?;
+        for (name, linktype) in interfaces {
+            let buf = &mut me.buf;
+            begin_block(buf, IDB);
+            buf.extend_from_slice(&linktype.to_le_bytes());
+            buf.extend_from_slice(&0u16.to_le_bytes());
+            buf.extend_from_slice(&0u32.to_le_bytes()); // snaplen: no limit
+            put_option(buf, IF_NAME, name.as_bytes())?;
+            put_option(buf, IF_TSRESOL, &[9])?;
+            put_option(buf, OPT_END, &[])?;
+            end_block(buf)?;
+            me.w.write_all(&me.buf)?;
+        }
+        Ok(me)
+    }
+
+    /// Append one packet on `interface` (an index into the list given to `new`).
+    pub fn write_packet(
+        &mut self,
+        interface: u32,
+        ts: Nanos,
+        data: &[u8],
+        orig_len: u32,
+        comment: Option<&str>,
+    ) -> io::Result<()> {
+        if interface >= self.interfaces {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "interface {interface} not declared ({} interfaces)",
+                    self.interfaces
+                ),
+            ));
+        }
+        let caplen = u32::try_from(data.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "packet too large"))?;
+        // Timestamps before 1970 cannot be written with an unsigned field.
+        let ticks = u64::try_from(ts).unwrap_or(0);
+        let buf = &mut self.buf;
+        begin_block(buf, EPB);
+        buf.extend_from_slice(&interface.to_le_bytes());
+        buf.extend_from_slice(&((ticks >> 32) as u32).to_le_bytes());
+        buf.extend_from_slice(&(ticks as u32).to_le_bytes());
+        buf.extend_from_slice(&caplen.to_le_bytes());
+        buf.extend_from_slice(&orig_len.max(caplen).to_le_bytes());
+        buf.extend_from_slice(data);
+        buf.resize(buf.len() + pad4(data.len()) - data.len(), 0);
+        if let Some(c) = comment {
+            put_option(buf, OPT_COMMENT, c.as_bytes())?;
+            put_option(buf, OPT_END, &[])?;
+        }
+        end_block(buf)?;
+        self.w.write_all(&self.buf)
+    }
+
+    /// Flush and hand back the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.w.flush()?;
+        Ok(self.w)
+    }
+}

@@ -1,11 +1,34 @@
 //! Correlation: from proxy errors and the packets every node captured to one
 //! cross-node timeline per incident, on one clock, with a named cause.
 //!
-//! Input: [`wiretrail_logs::ProxyError`] records and
-//! [`wiretrail_capture::PacketObs`] observations. Output: a [`model::Report`].
+//! Two phases. [`plan`] groups [`wiretrail_logs::ProxyError`] records into
+//! incidents and says which flows (with time windows) extraction must pull
+//! from every node's captures. [`correlate`] takes the errors, the plan and
+//! the extracted [`wiretrail_capture::PacketObs`] and returns a
+//! [`model::Report`]: per node the connection instance each error belongs to
+//! (Zeek `conn_state`/`history`, per-packet marks, capture duplicates), one
+//! reference clock (offsets from shared packets or the proxy's TSval),
+//! findings with evidence (node, file, frame, time), one diagnosis per error
+//! and one verdict per incident, and a summary across incidents.
+//!
 //! This crate reads no files and renders nothing: extraction is
-//! `wiretrail-capture`, rendering is `wiretrail-report`.
+//! `wiretrail-capture`, rendering is `wiretrail-report`. The JSON form of the
+//! report is documented in `docs/report-schema.md`.
 
+pub mod addr;
+mod clock;
+pub mod community_id;
+pub mod config;
+mod conn;
+mod correlate;
+mod diagnose;
+mod findings;
 pub mod model;
+mod packets;
+pub mod plan;
+mod rst;
 
+pub use config::{CorrelateConfig, NodeInput};
+pub use correlate::{correlate, incident_id};
 pub use model::{Cause, Report, SCHEMA_VERSION};
+pub use plan::{plan, Plan, PlannedIncident};

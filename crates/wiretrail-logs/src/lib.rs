@@ -6,10 +6,24 @@
 //! proxy socket, which backend socket, which Go operation, and what the error
 //! means at the TCP level ([`ErrorClass`]).
 //!
+//! Start at [`parse_line`] (one line), [`parse_document`] (one Elasticsearch
+//! `_source`), [`parse_go_error`] (the Go error text alone) or [`LogReader`]
+//! (files, directories, `.gz`/`.zst`, stdin, streaming).
+//!
 //! It is not a general log parser: lines that are not proxy errors are counted
 //! and skipped. It does no network I/O (Elasticsearch lives in
-//! `wiretrail-elastic`, which hands documents to [`envelope`]).
+//! `wiretrail-elastic`, which hands documents to [`parse_document`]).
 
+pub mod config;
+pub mod envelope;
+pub mod goerr;
+mod line;
+pub mod reader;
 pub mod record;
+pub mod time;
 
+pub use config::ParseConfig;
+pub use goerr::{parse_go_error, GoError};
+pub use line::{parse_document, parse_line, Parsed, PHRASE};
+pub use reader::{LogError, LogReader, ReadStats};
 pub use record::{ErrorClass, ProxyError, Source, TimePrecision};

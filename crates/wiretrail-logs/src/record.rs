@@ -100,11 +100,15 @@ pub enum Source {
 }
 
 /// One `http: proxy error: ...` line, parsed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `Serialize` is written out by hand (same keys, same order as the fields)
+/// so that `timestamp` prints exactly the fractional digits of
+/// `time_precision`, zeros included.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ProxyError {
     /// UTC instant; serialized as RFC 3339 with as many fractional digits as
     /// the source had (see `time_precision`).
-    #[serde(with = "crate::record::ts_serde")]
+    #[serde(deserialize_with = "crate::record::ts_serde::deserialize")]
     pub timestamp: DateTime<Utc>,
     pub time_precision: TimePrecision,
     /// The configured zone had to be applied (the stamp carried no zone).
@@ -128,15 +132,44 @@ pub struct ProxyError {
     pub source: Source,
 }
 
-pub(crate) mod ts_serde {
-    use chrono::{DateTime, SecondsFormat, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        // AutoSi keeps 0, 3, 6 or 9 digits: exactly what the source carried
-        // once parsers zero the digits they did not see.
-        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+impl TimePrecision {
+    /// `timestamp` as RFC 3339 UTC with this precision's digits (0, 3, 6, 9).
+    pub fn format(self, t: &DateTime<Utc>) -> String {
+        use chrono::SecondsFormat;
+        let f = match self {
+            TimePrecision::Second => SecondsFormat::Secs,
+            TimePrecision::Millisecond => SecondsFormat::Millis,
+            TimePrecision::Microsecond => SecondsFormat::Micros,
+            TimePrecision::Nanosecond => SecondsFormat::Nanos,
+        };
+        t.to_rfc3339_opts(f, true)
     }
+}
+
+impl Serialize for ProxyError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("ProxyError", 14)?;
+        st.serialize_field("timestamp", &self.time_precision.format(&self.timestamp))?;
+        st.serialize_field("time_precision", &self.time_precision)?;
+        st.serialize_field("time_zone_assumed", &self.time_zone_assumed)?;
+        st.serialize_field("host", &self.host)?;
+        st.serialize_field("process", &self.process)?;
+        st.serialize_field("pid", &self.pid)?;
+        st.serialize_field("op", &self.op)?;
+        st.serialize_field("local", &self.local)?;
+        st.serialize_field("remote", &self.remote)?;
+        st.serialize_field("syscall", &self.syscall)?;
+        st.serialize_field("class", &self.class)?;
+        st.serialize_field("message", &self.message)?;
+        st.serialize_field("source", &self.source)?;
+        st.end()
+    }
+}
+
+pub(crate) mod ts_serde {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let s = String::deserialize(d)?;

@@ -1,10 +1,149 @@
-//! `wiretrail batch`.
+//! `wiretrail batch`: a whole day (or range), resumable, with progress.
 
-use super::CmdResult;
+use super::investigate::InputArgs;
+use super::{CmdResult, EXIT_FOUND, EXIT_NONE};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use wiretrail_pipeline::batch::{run_batch, write_day_summary, BatchOptions};
+use wiretrail_pipeline::investigate::{apply_overrides, resolve_window, Overrides};
+use wiretrail_pipeline::progress::{self, Progress};
+use wiretrail_pipeline::time::parse_duration;
+use wiretrail_pipeline::CratesEngine;
 
+/// Investigate every proxy error of a day (or --since/--until), in resumable chunks.
+///
+/// Each chunk (default 1h) reads each capture file once for all its incidents;
+/// a checkpoint in the output directory lets an interrupted run (Ctrl-C, a
+/// crash) resume where it stopped without duplicating output. Ends with a day
+/// summary (by cause, node, hour) here and in <out>/report.html.
+///
+/// Examples:
+///   wiretrail batch -p pipelines/daily-batch.toml --day 2023-05-05
+///   wiretrail batch -p prod.toml --since '2023-05-05 00:00 +08:00' --until '2023-05-05 12:00 +08:00' --out /var/lib/wiretrail/0505
+///
+/// Exit status: 0 incidents found, 1 none found, 2 failed or interrupted.
 #[derive(Debug, clap::Args)]
-pub struct BatchArgs {}
+#[command(verbatim_doc_comment)]
+pub struct BatchArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The day, YYYY-MM-DD, in the pipeline's zone (--tz).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub day: Option<String>,
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Chunk size (default: the pipeline's batch.chunk, else 1h).
+    #[arg(long, value_name = "DURATION")]
+    pub chunk: Option<String>,
+    /// Output directory (chunk reports, checkpoint, report.json, report.html).
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Ignore an existing checkpoint and start over.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Also write one pcapng per incident under <out>/slices.
+    #[arg(long)]
+    pub slices: bool,
+    /// No progress bars or lines.
+    #[arg(long)]
+    pub no_progress: bool,
+}
 
-pub fn run(_args: BatchArgs) -> CmdResult {
-    super::not_built("batch")
+pub fn run(a: BatchArgs) -> CmdResult {
+    let o = Overrides {
+        since: a.since.clone(),
+        until: a.until.clone(),
+        at: None,
+        window: None,
+        day: a.day.clone(),
+        nodes: a.input.nodes.clone(),
+        logs: a.input.logs.clone(),
+        tz: a.input.tz.clone(),
+        host: a.input.host.clone(),
+    };
+    let pipeline = apply_overrides(a.input.pipeline()?, &o)?;
+    if o.day.is_none() && (o.since.is_none() || o.until.is_none()) {
+        return Err("give --day YYYY-MM-DD or both --since and --until".into());
+    }
+    let window = resolve_window(&pipeline, &o, None, chrono::Utc::now())?;
+    let chunk = match &a.chunk {
+        Some(c) => parse_duration(c).map_err(|e| format!("--chunk: {e}"))?,
+        None => pipeline.batch.chunk,
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    install_interrupt(cancel.clone());
+    let opts = BatchOptions {
+        window,
+        chunk,
+        out_dir: a
+            .out
+            .clone()
+            .unwrap_or_else(|| pipeline.batch.out_dir.clone()),
+        checkpoint: if a.out.is_some() {
+            None
+        } else {
+            pipeline.batch.checkpoint.clone()
+        },
+        fresh: a.fresh,
+        slices: a.slices || pipeline.outputs.pcap_dir.is_some(),
+        html: true,
+        cancel,
+    };
+    let chunks = window.chunks(chunk).len() as u64;
+    let progress: Arc<dyn Progress> = Arc::from(progress::auto(a.no_progress, chunks));
+    let out = run_batch(&CratesEngine, &pipeline, &opts, &progress)?;
+    let mut stdout = std::io::stdout().lock();
+    write_day_summary(&out.report, &mut stdout)?;
+    for p in &out.written {
+        eprintln!("wiretrail: wrote {}", p.display());
+    }
+    let ls = &out.log_stats;
+    eprintln!(
+        "wiretrail: logs: {} lines, {} proxy errors ({} outside the range, {} other hosts, {} unparsed)",
+        ls.lines, ls.proxy_errors, ls.outside_window, ls.other_host, ls.unparsed
+    );
+    for p in ls.problems.iter().take(10) {
+        eprintln!("wiretrail: logs: {p}");
+    }
+    eprintln!(
+        "wiretrail: {} chunks ({} run now, {} from the checkpoint)",
+        out.chunks_total, out.chunks_run, out.chunks_resumed
+    );
+    if pipeline.outputs.elasticsearch {
+        match wiretrail_pipeline::investigate::publish(&out.report, &pipeline) {
+            Ok(s) => eprintln!("wiretrail: published: {s}"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(ExitCode::from(if out.report.incidents.is_empty() {
+        EXIT_NONE
+    } else {
+        EXIT_FOUND
+    }))
+}
+
+/// First Ctrl-C: finish the current chunk, save the checkpoint, stop.
+/// Second Ctrl-C: stop now (the checkpoint is still consistent).
+fn install_interrupt(cancel: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("wiretrail: interrupted: finishing the current chunk (Ctrl-C again to stop now)");
+                cancel.store(true, Ordering::SeqCst);
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        });
+    });
 }

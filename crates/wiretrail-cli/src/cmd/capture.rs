@@ -1,18 +1,634 @@
-//! `wiretrail capture index|extract`.
+//! `wiretrail capture index|extract`: catalog each node's rotated captures,
+//! and pull flows out of all of them into one pcapng.
 
-use super::CmdResult;
+use super::{CmdResult, EXIT_FOUND, EXIT_NONE};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wiretrail_capture::catalog::{
+    Catalog, CatalogOptions, Coverage, FileEntry, NodeCatalog, NodeSpec,
+};
+use wiretrail_capture::extract::{extract, ExtractOptions, Extraction, ProgressEvent, ProgressFn};
+use wiretrail_capture::pcapng::PcapngWriter;
+use wiretrail_capture::read::{Compression, Format};
+use wiretrail_capture::{FlowQuery, Nanos, PacketObs};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutFormat {
+    /// Aligned text for people.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CatalogArgs {
+    /// Index cache directory (default `$XDG_CACHE_HOME/wiretrail`, else
+    /// `~/.cache/wiretrail`); never written next to the captures.
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Do not read or write the index cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Longest packet-free stretch between two rotations still counted as
+    /// continuous capture, in seconds (numbered neighbours always join).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub join_gap: f64,
+    /// Zone to print times in (and to read zone-less --since/--until in).
+    #[arg(long, value_name = "ZONE", value_parser = parse_tz)]
+    pub tz: Option<chrono_tz::Tz>,
+    #[arg(long, value_enum, default_value_t = OutFormat::Text)]
+    pub format: OutFormat,
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum CaptureCmd {
-    /// Build or refresh the catalog of each node's rotated captures.
-    Index {},
-    /// Extract flows from every node's captures into one pcapng.
-    Extract {},
+    /// Build or refresh the catalog of each node's rotated captures and show
+    /// files, spans, gaps, overlaps and coverage.
+    Index {
+        /// `NAME=DIR` (or `NAME=GLOB`, or `NAME=FILE`), one per node.
+        #[arg(value_name = "NODE=DIR", required = true, value_parser = parse_node)]
+        nodes: Vec<NodeSpec>,
+        #[command(flatten)]
+        catalog: CatalogArgs,
+    },
+    /// Extract flows from every node's captures into one pcapng (one
+    /// interface per node, packets in time order).
+    Extract {
+        /// `NAME=DIR` (or `NAME=GLOB`), one per node.
+        #[arg(long = "node", value_name = "NAME=DIR", required = true, value_parser = parse_node)]
+        nodes: Vec<NodeSpec>,
+        /// An exact flow `PROXY_IP:PORT-BACKEND_IP:PORT` (IPv6 in brackets);
+        /// the first socket is the proxy's side.
+        #[arg(long = "flow", value_name = "A:P-B:P", value_parser = parse_flow)]
+        flows: Vec<(SocketAddr, SocketAddr)>,
+        /// Any flow with this proxy (ephemeral) port.
+        #[arg(long = "port", value_name = "P")]
+        ports: Vec<u16>,
+        /// Window start: RFC 3339, `2023-05-05 17:33:07[.frac]` (with --tz),
+        /// or epoch seconds.
+        #[arg(long, value_name = "TIME")]
+        since: String,
+        /// Window end (inclusive), same forms as --since.
+        #[arg(long, value_name = "TIME")]
+        until: String,
+        /// Widen the window by this many seconds on both sides (clock offsets).
+        #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+        slack: f64,
+        /// Output pcapng file; `-` writes it to stdout (the summary then goes
+        /// to stderr).
+        #[arg(short = 'w', long = "write", value_name = "FILE")]
+        write: PathBuf,
+        /// Worker threads (default: one per core).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        #[command(flatten)]
+        catalog: CatalogArgs,
+    },
+}
+
+fn parse_tz(s: &str) -> Result<chrono_tz::Tz, String> {
+    s.parse::<chrono_tz::Tz>().map_err(|_| {
+        format!("unknown IANA time zone {s:?} (e.g. UTC, Europe/Berlin, Asia/Shanghai)")
+    })
+}
+
+fn parse_node(s: &str) -> Result<NodeSpec, String> {
+    NodeSpec::parse_arg(s).map_err(|e| e.to_string())
+}
+
+fn parse_flow(s: &str) -> Result<(SocketAddr, SocketAddr), String> {
+    let bad = || format!("{s:?} is not PROXY_IP:PORT-BACKEND_IP:PORT (IPv6 as [addr]:port)");
+    // IPv6 sockets are bracketed and bracketed addresses hold no '-'.
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    Ok((
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    ))
+}
+
+/// RFC 3339, a zone-less `YYYY-mm-dd HH:MM:SS[.frac]` read in `tz`, or
+/// epoch seconds (`1683307987`, `1683307987.25`).
+fn parse_time(s: &str, tz: Option<chrono_tz::Tz>) -> Result<Nanos, String> {
+    let s = s.trim();
+    let to_ns = |t: DateTime<Utc>| {
+        t.timestamp_nanos_opt()
+            .ok_or_else(|| format!("{s:?} is out of range"))
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return to_ns(t.with_timezone(&Utc));
+    }
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') && !s.is_empty() {
+        let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+        let secs: i64 = secs
+            .parse()
+            .map_err(|_| format!("{s:?} is not epoch seconds"))?;
+        let mut frac = frac.to_string();
+        frac.truncate(9);
+        while frac.len() < 9 {
+            frac.push('0');
+        }
+        let frac: i64 = frac
+            .parse()
+            .map_err(|_| format!("{s:?} is not epoch seconds"))?;
+        return secs
+            .checked_mul(1_000_000_000)
+            .and_then(|n| n.checked_add(frac))
+            .ok_or_else(|| format!("{s:?} is out of range"));
+    }
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(s, f) {
+            let Some(tz) = tz else {
+                return Err(format!("{s:?} names no zone: add --tz (e.g. --tz UTC or --tz Asia/Shanghai), or use RFC 3339"));
+            };
+            let t = tz.from_local_datetime(&naive).earliest().ok_or_else(|| {
+                format!("{s:?} does not exist in {tz} (skipped by a clock change)")
+            })?;
+            return to_ns(t.with_timezone(&Utc));
+        }
+    }
+    Err(format!(
+        "{s:?} is not a time: use RFC 3339, `2023-05-05 17:33:07` with --tz, or epoch seconds"
+    ))
+}
+
+fn build_catalog(
+    nodes: &[NodeSpec],
+    c: &CatalogArgs,
+) -> Result<Catalog, Box<dyn std::error::Error + Send + Sync>> {
+    if !(c.join_gap.is_finite() && c.join_gap >= 0.0) {
+        return Err(format!(
+            "--join-gap {} must be a non-negative number of seconds",
+            c.join_gap
+        )
+        .into());
+    }
+    let opts = CatalogOptions {
+        cache_dir: c.cache.clone(),
+        use_cache: !c.no_cache,
+        join_gap: (c.join_gap * 1e9) as Nanos,
+        ..CatalogOptions::default()
+    };
+    let cat = Catalog::build_with(nodes, &opts)?;
+    for p in cat.cache_problems() {
+        tracing::warn!("{p}");
+    }
+    Ok(cat)
 }
 
 pub fn run(cmd: CaptureCmd) -> CmdResult {
     match cmd {
-        CaptureCmd::Index {} => super::not_built("capture index"),
-        CaptureCmd::Extract {} => super::not_built("capture extract"),
+        CaptureCmd::Index { nodes, catalog } => index(&nodes, &catalog),
+        CaptureCmd::Extract {
+            nodes,
+            flows,
+            ports,
+            since,
+            until,
+            slack,
+            write,
+            threads,
+            catalog,
+        } => {
+            let since = parse_time(&since, catalog.tz)?;
+            let until = parse_time(&until, catalog.tz)?;
+            if until < since {
+                return Err("--until is before --since".into());
+            }
+            if !(slack.is_finite() && slack >= 0.0) {
+                return Err(
+                    format!("--slack {slack} must be a non-negative number of seconds").into(),
+                );
+            }
+            let mut queries: Vec<FlowQuery> = flows
+                .iter()
+                .map(|&(p, b)| FlowQuery {
+                    proxy_port: p.port(),
+                    proxy_ip: Some(p.ip()),
+                    backend: Some(b),
+                    since,
+                    until,
+                })
+                .collect();
+            queries.extend(ports.iter().map(|&p| FlowQuery {
+                proxy_port: p,
+                proxy_ip: None,
+                backend: None,
+                since,
+                until,
+            }));
+            if queries.is_empty() {
+                return Err("name at least one --flow or --port".into());
+            }
+            let cat = build_catalog(&nodes, &catalog)?;
+            // Progress as diagnostics (-v): what the plan reads, each file done.
+            let progress: ProgressFn = std::sync::Arc::new(|e| match e {
+                ProgressEvent::Planned { files, bytes } => {
+                    tracing::debug!("reading {files} files ({bytes} bytes at most)")
+                }
+                ProgressEvent::FileFinished {
+                    node,
+                    path,
+                    bytes_read,
+                    matched,
+                } => {
+                    tracing::debug!(
+                        "{node}: {}: read {bytes_read} bytes, {matched} matched",
+                        path.display()
+                    )
+                }
+                _ => {}
+            });
+            let opts = ExtractOptions {
+                threads,
+                slack: (slack * 1e9) as Nanos,
+                progress: Some(progress),
+                ..ExtractOptions::default()
+            };
+            let ex = extract(&cat, &queries, &opts);
+            let written = write_pcapng(&write, &cat, &ex)?;
+            let to_stderr = write.as_os_str() == "-";
+            let summary = match catalog.format {
+                OutFormat::Text => extract_text(&cat, &queries, &ex, written, catalog.tz),
+                OutFormat::Json => {
+                    serde_json::to_string_pretty(&extract_json(&cat, &queries, &ex, written))?
+                        + "\n"
+                }
+            };
+            if to_stderr {
+                eprint!("{summary}");
+            } else {
+                print_out(&summary)?;
+            }
+            Ok(ExitCode::from(if ex.packets.is_empty() {
+                EXIT_NONE
+            } else {
+                EXIT_FOUND
+            }))
+        }
+    }
+}
+
+fn print_out(s: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
+}
+
+fn index(nodes: &[NodeSpec], c: &CatalogArgs) -> CmdResult {
+    let cat = build_catalog(nodes, c)?;
+    let text = match c.format {
+        OutFormat::Json => serde_json::to_string_pretty(&cat)? + "\n",
+        OutFormat::Text => index_text(&cat, c.tz),
+    };
+    print_out(&text)?;
+    let any = cat.nodes().iter().any(|n| n.packets() > 0);
+    Ok(ExitCode::from(if any { EXIT_FOUND } else { EXIT_NONE }))
+}
+
+fn fmt_ts(ns: Nanos, tz: Option<chrono_tz::Tz>) -> String {
+    let t = DateTime::from_timestamp(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )
+    .unwrap_or_default();
+    match tz {
+        Some(tz) => t
+            .with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M:%S%.6f %Z")
+            .to_string(),
+        None => t.format("%Y-%m-%d %H:%M:%S%.6f UTC").to_string(),
+    }
+}
+
+fn fmt_dur(ns: Nanos) -> String {
+    let s = ns as f64 / 1e9;
+    if s < 60.0 {
+        format!("{s:.3}s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
+    }
+}
+
+fn fmt_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+fn file_name(f: &FileEntry) -> String {
+    f.path.file_name().map_or_else(
+        || f.path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn index_text(cat: &Catalog, tz: Option<chrono_tz::Tz>) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let st = cat.stats();
+    let _ = writeln!(
+        s,
+        "{} files: {} from the cache, {} indexed ({} read); cache {}",
+        st.files,
+        st.from_cache,
+        st.indexed,
+        fmt_bytes(st.bytes_read),
+        cat.cache_dir()
+            .map_or_else(|| "off".to_string(), |d| d.display().to_string())
+    );
+    for n in cat.nodes() {
+        node_text(&mut s, n, tz);
+    }
+    s
+}
+
+fn node_text(s: &mut String, n: &NodeCatalog, tz: Option<chrono_tz::Tz>) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        s,
+        "\nnode {}: {} files, {} packets",
+        n.name,
+        n.files.len(),
+        n.packets()
+    );
+    for f in &n.files {
+        let fmt = match (f.format, f.compression) {
+            (Some(fm), Some(c)) => {
+                let fm = match fm {
+                    Format::PcapUs => "pcap-us",
+                    Format::PcapNs => "pcap-ns",
+                    Format::Pcapng => "pcapng",
+                };
+                let c = match c {
+                    Compression::None => "",
+                    Compression::Gzip => "+gz",
+                    Compression::Zstd => "+zst",
+                };
+                format!("{fm}{c}")
+            }
+            _ => "unreadable".to_string(),
+        };
+        let span = match f.span() {
+            Some((a, b)) => format!(
+                "{} .. {} ({})",
+                fmt_ts(a, tz),
+                fmt_ts(b, tz),
+                fmt_dur(b - a)
+            ),
+            None => "no timestamped packets".to_string(),
+        };
+        let links: Vec<String> = f.linktypes.iter().map(u16::to_string).collect();
+        let _ = writeln!(
+            s,
+            "  {:<40} {:>10} {:<14} link {:<7} {:>9} pkts  {span}",
+            file_name(f),
+            fmt_bytes(f.size),
+            fmt,
+            links.join(","),
+            f.packets
+        );
+        if let Some(at) = f.truncated_tail {
+            let _ = writeln!(
+                s,
+                "      partial record at byte {at}: still being written (indexed up to it)"
+            );
+        }
+        for p in &f.problems {
+            let _ = writeln!(s, "      problem: {p}");
+        }
+    }
+    if n.coverage.spans.is_empty() {
+        let _ = writeln!(s, "  coverage: NONE (no packets with timestamps: nothing about this node can be concluded)");
+    }
+    for &(a, b) in &n.coverage.spans {
+        let _ = writeln!(
+            s,
+            "  covered: {} .. {} ({})",
+            fmt_ts(a, tz),
+            fmt_ts(b, tz),
+            fmt_dur(b - a)
+        );
+    }
+    for g in &n.coverage.gaps {
+        let _ = writeln!(
+            s,
+            "  GAP:     {} .. {} ({}) between {} and {}: not captured",
+            fmt_ts(g.from, tz),
+            fmt_ts(g.to, tz),
+            fmt_dur(g.to - g.from),
+            file_name(&n.files[g.before]),
+            file_name(&n.files[g.after])
+        );
+    }
+    for o in &n.coverage.overlaps {
+        let _ = writeln!(
+            s,
+            "  overlap: {} .. {} ({}) in {} and {}: packets there may appear twice",
+            fmt_ts(o.from, tz),
+            fmt_ts(o.to, tz),
+            fmt_dur(o.to - o.from),
+            file_name(&n.files[o.a]),
+            file_name(&n.files[o.b])
+        );
+    }
+    for p in &n.problems {
+        let _ = writeln!(s, "  problem: {p}");
+    }
+}
+
+fn query_label(q: &FlowQuery) -> String {
+    match (q.proxy_ip, q.backend) {
+        (Some(ip), Some(b)) => format!("{}-{b}", SocketAddr::new(ip, q.proxy_port)),
+        (Some(ip), None) => format!("{} (any backend)", SocketAddr::new(ip, q.proxy_port)),
+        (None, Some(b)) => format!("*:{}-{b}", q.proxy_port),
+        (None, None) => format!("port {}", q.proxy_port),
+    }
+}
+
+fn coverage_text(c: &Coverage, tz: Option<chrono_tz::Tz>) -> String {
+    match c {
+        Coverage::Full => "covered".to_string(),
+        Coverage::NotCovered => {
+            "NOT COVERED by any capture (no packets here means nothing)".to_string()
+        }
+        Coverage::Partial { missing } => {
+            let m: Vec<String> = missing
+                .iter()
+                .map(|&(a, b)| format!("{} .. {}", fmt_ts(a, tz), fmt_ts(b, tz)))
+                .collect();
+            format!("PARTLY covered; not captured: {}", m.join(", "))
+        }
+    }
+}
+
+fn extract_text(
+    cat: &Catalog,
+    queries: &[FlowQuery],
+    ex: &Extraction,
+    written: u64,
+    tz: Option<chrono_tz::Tz>,
+) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let (since, until) = (queries[0].since, queries[0].until);
+    let _ = writeln!(s, "window {} .. {}", fmt_ts(since, tz), fmt_ts(until, tz));
+    for (n, st) in cat.nodes().iter().zip(&ex.stats) {
+        let _ = writeln!(
+            s,
+            "node {}: {} of {} files read, {} read, {} packets scanned, {} matched; window {}",
+            n.name,
+            st.files_read,
+            st.files_total,
+            fmt_bytes(st.bytes_read),
+            st.packets_scanned,
+            st.matched,
+            coverage_text(&n.covered(since, until), tz)
+        );
+        let mut per: BTreeMap<usize, (u64, HashSet<(SocketAddr, SocketAddr)>)> = BTreeMap::new();
+        for o in ex.packets.iter().filter(|o| *o.node == *n.name) {
+            let e = per.entry(o.query).or_default();
+            e.0 += 1;
+            e.1.insert(o.proxy_backend());
+        }
+        for (qi, q) in queries.iter().enumerate() {
+            match per.get(&qi) {
+                Some((k, conns)) => {
+                    let _ = writeln!(
+                        s,
+                        "  {}: {k} packets, {} connection 4-tuple(s)",
+                        query_label(q),
+                        conns.len()
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, "  {}: no packets", query_label(q));
+                }
+            }
+        }
+        for (why, k) in &st.skipped {
+            let _ = writeln!(s, "  skipped {k}: {why}");
+        }
+    }
+    for p in &ex.problems {
+        let _ = writeln!(s, "problem: {p}");
+    }
+    let _ = writeln!(s, "wrote {written} packets");
+    s
+}
+
+fn extract_json(
+    cat: &Catalog,
+    queries: &[FlowQuery],
+    ex: &Extraction,
+    written: u64,
+) -> serde_json::Value {
+    let nodes: Vec<serde_json::Value> = cat
+        .nodes()
+        .iter()
+        .zip(&ex.stats)
+        .map(|(n, st)| {
+            let q = &queries[0];
+            serde_json::json!({ "stats": st, "coverage": n.covered(q.since, q.until) })
+        })
+        .collect();
+    serde_json::json!({ "queries": queries, "nodes": nodes, "problems": ex.problems, "written": written })
+}
+
+/// Writes the matched packets of all nodes, once each (a packet matching
+/// two queries is one packet), in time order; one interface per node and
+/// link type, named after the node.
+fn write_pcapng(
+    path: &std::path::Path,
+    cat: &Catalog,
+    ex: &Extraction,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    let mut seen = HashSet::new();
+    let mut pkts: Vec<&PacketObs> = ex
+        .packets
+        .iter()
+        .filter(|o| seen.insert((o.node.clone(), o.file.clone(), o.frame)))
+        .collect();
+    pkts.sort_by(|a, b| (a.ts, &a.node, &a.file, a.frame).cmp(&(b.ts, &b.node, &b.file, b.frame)));
+    // Interfaces in node order, then link type.
+    let mut ifaces: Vec<(String, u16)> = Vec::new();
+    for n in cat.nodes() {
+        let mut links: Vec<u16> = ex
+            .packets
+            .iter()
+            .filter(|o| *o.node == *n.name)
+            .map(|o| o.linktype)
+            .collect();
+        links.sort_unstable();
+        links.dedup();
+        ifaces.extend(links.into_iter().map(|l| (n.name.clone(), l)));
+    }
+    let names: Vec<(&str, u16)> = ifaces.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+    let sink: Box<dyn Write> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?)
+    };
+    let mut w = PcapngWriter::new(std::io::BufWriter::new(sink), &names)?;
+    for o in &pkts {
+        let iface = ifaces
+            .iter()
+            .position(|(n, l)| **n == *o.node && *l == o.linktype)
+            .expect("every node/link pair has an interface");
+        w.write_packet(iface as u32, o.ts, &o.data, o.orig_len, None)?;
+    }
+    w.finish()?.flush()?;
+    Ok(pkts.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(
+            parse_time("2023-05-05T17:33:07.5Z", None),
+            Ok(1_683_307_987_500_000_000)
+        );
+        assert_eq!(
+            parse_time("1683307987.5", None),
+            Ok(1_683_307_987_500_000_000)
+        );
+        assert_eq!(
+            parse_time("2023-05-06 01:33:07.5", Some(chrono_tz::Asia::Shanghai)),
+            Ok(1_683_307_987_500_000_000)
+        );
+        assert!(parse_time("2023-05-05 17:33:07", None)
+            .unwrap_err()
+            .contains("--tz"));
+        assert!(parse_time("yesterday", None).is_err());
+    }
+
+    #[test]
+    fn flows() {
+        let (p, b) = parse_flow("10.0.0.1:40000-10.0.1.5:8080").unwrap();
+        assert_eq!((p.port(), b.port()), (40000, 8080));
+        let (p, _) = parse_flow("[fe80::1]:40000-[fe80::2]:80").unwrap();
+        assert!(p.is_ipv6());
+        assert!(parse_flow("10.0.0.1-10.0.1.5").is_err());
     }
 }

@@ -1,10 +1,176 @@
-//! `wiretrail investigate`.
+//! `wiretrail investigate`: the errors of one window, after an alert.
 
-use super::CmdResult;
+use super::{CmdResult, EXIT_FOUND, EXIT_NONE};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use wiretrail_pipeline::alert::{parse_alert, AlertDefaults};
+use wiretrail_pipeline::investigate::{
+    apply_overrides, investigate, resolve_window, InvestigateRequest, Overrides,
+};
+use wiretrail_pipeline::outputs::{Format, OutputPlan};
+use wiretrail_pipeline::progress::{Progress, Silent};
+use wiretrail_pipeline::{CratesEngine, Pipeline};
 
+/// Inputs shared by investigate, batch and serve: a pipeline file and/or flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InputArgs {
+    /// Pipeline file (pipelines/*.toml); flags below override it.
+    #[arg(short, long, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
+    /// Proxy log files, directories or globs (`-` for stdin); replaces the pipeline's log source.
+    #[arg(long, value_name = "PATH")]
+    pub logs: Vec<String>,
+    /// A capture node: NAME=DIR|GLOB|ssh://[user@]host[:port]/dir[,role=backend][,offset=SECONDS][,alias=IP].
+    /// With a pipeline, a bare NAME limits the run to the named nodes.
+    #[arg(long = "node", value_name = "NAME=DIR[,..]")]
+    pub nodes: Vec<String>,
+    /// Time zone of zone-less log stamps and of times given without a zone (e.g. Asia/Shanghai).
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+    /// Only errors logged by this proxy host.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+}
+
+impl InputArgs {
+    pub fn pipeline(&self) -> Result<Pipeline, Box<dyn std::error::Error + Send + Sync>> {
+        let cwd = std::env::current_dir()?;
+        Ok(match &self.pipeline {
+            Some(p) => Pipeline::load(p)?,
+            None => Pipeline::empty(&cwd),
+        })
+    }
+}
+
+/// Investigate the proxy errors of one time window.
+///
+/// Examples:
+///   wiretrail investigate -p pipelines/demo.toml --at '2023-05-05 17:33:07 +08:00'
+///   wiretrail investigate --logs proxy.log --tz Asia/Shanghai --node b1=/cap/b1 --node b2=/cap/b2 \
+///       --since '2023-05-05 17:30:00' --until '2023-05-05 17:40:00' --format json --out report.json
+///   curl -s $ALERTMANAGER_PAYLOAD | wiretrail investigate -p prod.toml --alert -
+///
+/// Exit status: 0 incidents found, 1 none found, 2 failed.
 #[derive(Debug, clap::Args)]
-pub struct InvestigateArgs {}
+#[command(verbatim_doc_comment)]
+pub struct InvestigateArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The alert time: look --window before it (default 5m) and 30s after.
+    /// RFC 3339 or `2023-05-05 17:33:07 +08:00`.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// How far before --at (or --until) to look: `5m`, `90s`, `1h30m`.
+    #[arg(long, value_name = "DURATION")]
+    pub window: Option<String>,
+    /// Window start.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Window end.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// An alert webhook body (Alertmanager, Grafana, Kibana/generic JSON) from FILE or `-` (stdin):
+    /// its time range and host label choose the window and the proxy.
+    #[arg(long, value_name = "FILE|-")]
+    pub alert: Option<String>,
+    /// What to print (or write to --out): the terminal report, the JSON report, or the HTML report.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json", "html"])]
+    pub format: String,
+    /// Write the --format output to this file instead of stdout.
+    #[arg(short, long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Write one pcapng per incident here (all nodes merged, findings as packet comments).
+    #[arg(long, value_name = "DIR")]
+    pub pcap_dir: Option<PathBuf>,
+    /// Do not publish to the pipeline's Elasticsearch output.
+    #[arg(long)]
+    pub no_publish: bool,
+    /// Colour: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
+}
 
-pub fn run(_args: InvestigateArgs) -> CmdResult {
-    super::not_built("investigate")
+pub fn want_color(flag: &str) -> bool {
+    match flag {
+        "always" => true,
+        "never" => false,
+        _ => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
+pub fn run(a: InvestigateArgs) -> CmdResult {
+    let o = Overrides {
+        since: a.since.clone(),
+        until: a.until.clone(),
+        at: a.at.clone(),
+        window: a.window.clone(),
+        day: None,
+        nodes: a.input.nodes.clone(),
+        logs: a.input.logs.clone(),
+        tz: a.input.tz.clone(),
+        host: a.input.host.clone(),
+    };
+    let mut pipeline = apply_overrides(a.input.pipeline()?, &o)?;
+    let alert = match &a.alert {
+        Some(src) => {
+            let body = if src == "-" {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
+                b
+            } else {
+                std::fs::read(src).map_err(|e| format!("--alert {src}: {e}"))?
+            };
+            let d = AlertDefaults {
+                before: pipeline.window.before,
+                after: pipeline.window.after,
+                received: chrono::Utc::now(),
+            };
+            let alert = parse_alert(&body, &d).map_err(|e| format!("--alert {src}: {e}"))?;
+            if pipeline.host_filter.is_none() {
+                pipeline.host_filter = alert.host.clone();
+            }
+            tracing::info!(kind = alert.kind, window = %alert.window, host = ?alert.host, "alert read");
+            Some(alert)
+        }
+        None => None,
+    };
+    let window = resolve_window(&pipeline, &o, alert.as_ref(), chrono::Utc::now())?;
+    let format: Format = a.format.parse()?;
+    let color = want_color(&a.color) && a.out.is_none();
+    let outputs = OutputPlan::from_outputs(
+        &pipeline.outputs,
+        Some(format),
+        a.out.as_deref(),
+        a.pcap_dir.as_deref(),
+        color,
+    );
+    let text_out = (format == Format::Text).then(|| a.out.clone()).flatten();
+    let req = InvestigateRequest {
+        pipeline,
+        window,
+        outputs,
+        text_out,
+        publish: !a.no_publish,
+    };
+    let progress: Arc<dyn Progress> = Arc::new(Silent);
+    let mut stdout = std::io::stdout().lock();
+    let out = investigate(&CratesEngine, &req, &progress, &mut stdout)?;
+    for p in &out.written {
+        eprintln!("wiretrail: wrote {}", p.display());
+    }
+    if let Some(p) = &out.published {
+        eprintln!("wiretrail: published: {p}");
+    }
+    let n = out.analysis.report.incidents.len();
+    eprintln!(
+        "wiretrail: {n} incident(s) in {window}",
+        window = req.window
+    );
+    Ok(ExitCode::from(if out.found() {
+        EXIT_FOUND
+    } else {
+        EXIT_NONE
+    }))
 }

@@ -1,0 +1,225 @@
+//! Indexing one capture file: one sequential read that counts packets,
+//! collects link types and the time span, and drops a checkpoint about
+//! every `index_every` bytes.
+//!
+//! A plain file that only grew since it was indexed (the newest rotation,
+//! still being written) is not read again from the top: the scan resumes at
+//! its last checkpoint, after checking that the file still starts with the
+//! same bytes (tcpdump `-W` reuses names for new files).
+
+use super::{parse_hint, FileEntry, IndexPoint};
+use crate::catalog::cache::CacheKey;
+use crate::obs::Nanos;
+use crate::read::{CaptureReader, Compression};
+use std::collections::{BTreeSet, HashSet};
+use std::io::Read;
+use std::path::Path;
+
+/// What indexing one file cost.
+#[derive(Debug, Default)]
+pub(crate) struct Cost {
+    pub bytes: u64,
+    pub packets: u64,
+}
+
+/// Stop a file after this many corrupt records in a row: it is not a
+/// capture any more, and the reader must not spin on it.
+pub(crate) const MAX_ERRORS_IN_A_ROW: usize = 64;
+
+/// Bytes of the file's head that identify it across growth.
+const HEAD_BYTES: usize = 4096;
+
+/// FNV-1a of the first `HEAD_BYTES` (or fewer) bytes, with their count.
+fn head_print(path: &Path, len: usize) -> Option<(u32, u64)> {
+    let mut buf = vec![0u8; len];
+    let mut f = std::fs::File::open(path).ok()?;
+    f.read_exact(&mut buf).ok()?;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in &buf {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    Some((len as u32, h))
+}
+
+/// Whether `old` (an entry for the same path) can be extended instead of
+/// rebuilt: same plain file, grown, same first bytes.
+pub(crate) fn can_resume(old: &FileEntry, key: &CacheKey) -> bool {
+    old.compression == Some(Compression::None)
+        && old.size < key.size
+        && !old.index.is_empty()
+        && old
+            .head
+            .is_some_and(|(len, h)| head_print(&key.path, len as usize) == Some((len, h)))
+}
+
+/// Reads `path` (from the top, or from `resume`'s last checkpoint) and
+/// builds its entry.
+pub(crate) fn index_file(
+    path: &Path,
+    key: Option<&CacheKey>,
+    index_every: u64,
+    resume: Option<FileEntry>,
+) -> (FileEntry, Cost) {
+    if let (Some(old), Some(k)) = (resume, key) {
+        let at = old.index.last().expect("can_resume checked").at.clone();
+        match CaptureReader::open_at(path, &at) {
+            Ok(rd) => {
+                tracing::debug!(
+                    "{}: grew from {} to {} bytes; indexing from byte {}",
+                    path.display(),
+                    old.size,
+                    k.size,
+                    at.offset
+                );
+                let mut entry = old;
+                entry.size = k.size;
+                entry.mtime_ns = k.mtime_ns;
+                entry.packets = at.frame - 1;
+                let first_new = entry.index.len();
+                let start = at.offset;
+                return scan(
+                    rd,
+                    entry,
+                    first_new,
+                    start + index_every,
+                    index_every,
+                    start,
+                );
+            }
+            Err(e) => tracing::debug!("{e}; indexing {} from the top", path.display()),
+        }
+    }
+    let mut entry = FileEntry {
+        path: key.map_or_else(|| path.to_path_buf(), |k| k.path.clone()),
+        size: key.map_or(0, |k| k.size),
+        mtime_ns: key.map_or(0, |k| k.mtime_ns),
+        format: None,
+        compression: None,
+        linktypes: Vec::new(),
+        packets: 0,
+        first_ts: None,
+        last_ts: None,
+        index: Vec::new(),
+        hint: parse_hint(path),
+        truncated_tail: None,
+        head: None,
+        problems: Vec::new(),
+    };
+    if key.is_none() {
+        entry
+            .problems
+            .push(format!("{}: cannot stat", path.display()));
+    }
+    let rd = match CaptureReader::open(path) {
+        Ok(r) => r,
+        Err(e) => {
+            entry.problems.push(e.to_string());
+            return (entry, Cost::default());
+        }
+    };
+    entry.format = Some(rd.format());
+    entry.compression = Some(rd.compression());
+    if entry.compression == Some(Compression::None) {
+        entry.head = head_print(path, HEAD_BYTES.min(entry.size as usize));
+    }
+    scan(rd, entry, 0, index_every, index_every, 0)
+}
+
+/// The sequential read shared by fresh and resumed indexing. Index points
+/// before `first_new` exist already (a resumed scan): their `min_ts_from`
+/// is lowered by whatever the re-read tail holds.
+fn scan(
+    mut rd: CaptureReader,
+    mut entry: FileEntry,
+    first_new: usize,
+    mut next_mark: u64,
+    index_every: u64,
+    start: u64,
+) -> (FileEntry, Cost) {
+    let path = rd.path().to_path_buf();
+    let mut linktypes: BTreeSet<u16> = entry.linktypes.iter().copied().collect();
+    let (mut min_ts, mut max_ts) = (
+        entry.first_ts.unwrap_or(Nanos::MAX),
+        entry.last_ts.unwrap_or(Nanos::MIN),
+    );
+    // Min packet time of each stretch between consecutive new points.
+    let mut seg_min: Vec<Nanos> = Vec::new();
+    let mut cur_seg_min = Nanos::MAX;
+    let mut errors_in_a_row = 0;
+    let mut packets = 0u64;
+    loop {
+        let (offset, ts) = match rd.next_record() {
+            None => break,
+            Some(Err(e)) => {
+                entry.problems.push(e.to_string());
+                errors_in_a_row += 1;
+                if errors_in_a_row >= MAX_ERRORS_IN_A_ROW {
+                    entry.problems.push(format!(
+                        "{}: gave up after {MAX_ERRORS_IN_A_ROW} corrupt records in a row",
+                        path.display()
+                    ));
+                    break;
+                }
+                continue;
+            }
+            Some(Ok(r)) => {
+                errors_in_a_row = 0;
+                linktypes.insert(r.linktype);
+                (r.offset, r.ts_known.then_some(r.ts))
+            }
+        };
+        packets += 1;
+        if let Some(ts) = ts {
+            min_ts = min_ts.min(ts);
+            max_ts = max_ts.max(ts);
+            cur_seg_min = cur_seg_min.min(ts);
+        }
+        // A point goes after the first record starting at or past the
+        // mark; the next mark counts from that point. (A resumed scan thus
+        // places exactly the points a fresh one would.)
+        if offset >= next_mark {
+            let at = rd.checkpoint();
+            next_mark = at.offset + index_every;
+            entry.index.push(IndexPoint {
+                at,
+                max_ts_before: max_ts,
+                min_ts_from: Nanos::MAX,
+            });
+            seg_min.push(cur_seg_min);
+            cur_seg_min = Nanos::MAX;
+        }
+    }
+    seg_min.push(cur_seg_min);
+    // min_ts_from of new point k: min over the stretches after it.
+    let mut suffix = Nanos::MAX;
+    for (k, p) in entry.index[first_new..].iter_mut().enumerate().rev() {
+        suffix = suffix.min(seg_min[k + 1]);
+        p.min_ts_from = suffix;
+    }
+    let from_start = suffix.min(seg_min[0]);
+    for p in &mut entry.index[..first_new] {
+        p.min_ts_from = p.min_ts_from.min(from_start);
+    }
+    entry.packets += packets;
+    entry.linktypes = linktypes.into_iter().collect();
+    if min_ts <= max_ts {
+        entry.first_ts = Some(min_ts);
+        entry.last_ts = Some(max_ts);
+    }
+    // A resumed scan re-reads the old tail: keep each problem once.
+    let mut seen = HashSet::new();
+    entry.problems.retain(|p| seen.insert(p.clone()));
+    entry.truncated_tail = rd.truncated_tail();
+    if let Some(at) = entry.truncated_tail {
+        tracing::debug!(
+            "{}: partial record at byte {at} (still being written?); indexed up to it",
+            path.display()
+        );
+    }
+    let cost = Cost {
+        bytes: rd.bytes_consumed().saturating_sub(start),
+        packets,
+    };
+    (entry, cost)
+}

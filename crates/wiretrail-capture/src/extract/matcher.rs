@@ -1,0 +1,150 @@
+//! Which queries a packet belongs to, decided from its addresses alone.
+//!
+//! Every query names the proxy's port, so a 65536-bit port map rejects
+//! almost every packet with two bit tests; only packets with a query's port
+//! on either side reach the per-port query list, where addresses and the
+//! query's time window are checked. Cost per packet is flat in the number
+//! of queries (hundreds in one pass cost about what one does).
+
+use crate::obs::{Direction, Nanos};
+use crate::query::FlowQuery;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+#[derive(Debug)]
+pub(crate) struct Matcher<'q> {
+    queries: &'q [FlowQuery],
+    /// Bit per port: some query has it as proxy port.
+    ports: Box<[u64; 1024]>,
+    by_port: HashMap<u16, Vec<usize>>,
+    slack: Nanos,
+    /// Union of the windows (with slack): packets outside are not looked at.
+    pub lo: Nanos,
+    pub hi: Nanos,
+}
+
+impl<'q> Matcher<'q> {
+    /// A matcher over `queries[i]` for each `i` in `subset`.
+    pub fn new(queries: &'q [FlowQuery], subset: &[usize], slack: Nanos) -> Self {
+        let mut ports = Box::new([0u64; 1024]);
+        let mut by_port: HashMap<u16, Vec<usize>> = HashMap::new();
+        let (mut lo, mut hi) = (Nanos::MAX, Nanos::MIN);
+        for &i in subset {
+            let q = &queries[i];
+            let p = q.proxy_port;
+            ports[usize::from(p >> 6)] |= 1 << (p & 63);
+            by_port.entry(p).or_default().push(i);
+            lo = lo.min(q.since.saturating_sub(slack));
+            hi = hi.max(q.until.saturating_add(slack));
+        }
+        Matcher {
+            queries,
+            ports,
+            by_port,
+            slack,
+            lo,
+            hi,
+        }
+    }
+
+    #[inline]
+    fn has_port(&self, p: u16) -> bool {
+        self.ports[usize::from(p >> 6)] & (1 << (p & 63)) != 0
+    }
+
+    /// Cheap test on the port pair alone.
+    #[inline]
+    pub fn may_match(&self, sport: u16, dport: u16) -> bool {
+        self.has_port(sport) || self.has_port(dport)
+    }
+
+    /// Every (query, direction) this packet matches, appended to `out`.
+    pub fn matches(
+        &self,
+        ts: Nanos,
+        src: (IpAddr, u16),
+        dst: (IpAddr, u16),
+        out: &mut Vec<(usize, Direction)>,
+    ) {
+        out.clear();
+        if self.has_port(src.1) {
+            for &i in &self.by_port[&src.1] {
+                if self.fits(i, ts, src, dst) {
+                    out.push((i, Direction::ToBackend));
+                }
+            }
+        }
+        if self.has_port(dst.1) {
+            for &i in &self.by_port[&dst.1] {
+                if !out.iter().any(|&(j, _)| j == i) && self.fits(i, ts, dst, src) {
+                    out.push((i, Direction::ToProxy));
+                }
+            }
+        }
+    }
+
+    /// Does query `i` match with `proxy` as its proxy side at time `ts`?
+    #[inline]
+    fn fits(&self, i: usize, ts: Nanos, proxy: (IpAddr, u16), backend: (IpAddr, u16)) -> bool {
+        let q = &self.queries[i];
+        q.proxy_port == proxy.1
+            && q.proxy_ip.is_none_or(|ip| ip == proxy.0)
+            && q.backend
+                .is_none_or(|b| b.ip() == backend.0 && b.port() == backend.1)
+            && ts >= q.since.saturating_sub(self.slack)
+            && ts <= q.until.saturating_add(self.slack)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(spec: &str, since: Nanos, until: Nanos) -> FlowQuery {
+        // "proxyip:port-backendip:port" or ":port"
+        let (p, b) = spec.split_once('-').unwrap_or((spec, ""));
+        let (pip, pport) = p.rsplit_once(':').unwrap();
+        FlowQuery {
+            proxy_port: pport.parse().unwrap(),
+            proxy_ip: (!pip.is_empty()).then(|| pip.parse().unwrap()),
+            backend: (!b.is_empty()).then(|| b.parse().unwrap()),
+            since,
+            until,
+        }
+    }
+
+    fn addr(s: &str) -> (IpAddr, u16) {
+        let a: std::net::SocketAddr = s.parse().unwrap();
+        (a.ip(), a.port())
+    }
+
+    #[test]
+    fn directions_windows_and_addresses() {
+        let qs = [
+            q("10.0.0.1:40000-10.0.1.5:8080", 100, 200),
+            q(":40001", 0, 1000),
+            q("10.0.0.9:40000", 0, 1000),
+        ];
+        let m = Matcher::new(&qs, &[0, 1, 2], 10);
+        let mut out = Vec::new();
+        m.matches(150, addr("10.0.0.1:40000"), addr("10.0.1.5:8080"), &mut out);
+        assert_eq!(out, vec![(0, Direction::ToBackend)]);
+        m.matches(205, addr("10.0.1.5:8080"), addr("10.0.0.1:40000"), &mut out);
+        assert_eq!(out, vec![(0, Direction::ToProxy)], "inside the slack");
+        m.matches(215, addr("10.0.1.5:8080"), addr("10.0.0.1:40000"), &mut out);
+        assert!(out.is_empty(), "outside window + slack");
+        m.matches(150, addr("10.0.0.1:40000"), addr("10.0.1.6:8080"), &mut out);
+        assert!(out.is_empty(), "other backend");
+        m.matches(
+            150,
+            addr("10.0.1.6:8080"),
+            addr("192.168.3.3:40001"),
+            &mut out,
+        );
+        assert_eq!(out, vec![(1, Direction::ToProxy)]);
+        m.matches(150, addr("10.0.0.9:40000"), addr("10.0.1.6:8080"), &mut out);
+        assert_eq!(out, vec![(2, Direction::ToBackend)]);
+        assert!(!m.may_match(8080, 443));
+        assert_eq!((m.lo, m.hi), (-10, 1010));
+    }
+}

@@ -1,0 +1,122 @@
+//! Test support: real corpus captures cut into rotations, named the way
+//! tcpdump and dumpcap name them, and the tshark oracle beside them.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use wiretrail_capture::Nanos;
+
+pub fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+}
+
+pub fn capture(name: &str) -> PathBuf {
+    corpus().join("captures").join(name)
+}
+
+/// `1795562981.673011356` (or 6 fractional digits) → ns.
+pub fn epoch_ns(s: &str) -> Nanos {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let mut frac = frac.to_string();
+    frac.truncate(9);
+    while frac.len() < 9 {
+        frac.push('0');
+    }
+    secs.parse::<i64>().unwrap() * 1_000_000_000 + frac.parse::<i64>().unwrap()
+}
+
+/// Rows of an oracle TSV as header→value maps.
+pub fn tsv(path: &Path) -> Vec<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
+    lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            header
+                .iter()
+                .zip(l.split('\t'))
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+pub fn oracle(name: &str) -> PathBuf {
+    corpus().join("oracle").join(name)
+}
+
+/// Splits a legacy pcap file into `parts` valid pcap files (same header,
+/// consecutive records), as tcpdump -C would have written them.
+pub fn split_pcap(src: &Path, parts: usize) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(src).unwrap();
+    let magic = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+    let le = matches!(magic, 0xa1b2c3d4 | 0xa1b23c4d);
+    let rd32 = |at: usize| {
+        let b: [u8; 4] = bytes[at..at + 4].try_into().unwrap();
+        if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        }
+    };
+    let mut records = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let caplen = rd32(at + 8) as usize;
+        records.push(at..at + 16 + caplen);
+        at += 16 + caplen;
+    }
+    let per = records.len().div_ceil(parts);
+    records
+        .chunks(per)
+        .map(|chunk| {
+            let mut out = bytes[..24].to_vec();
+            for r in chunk {
+                out.extend_from_slice(&bytes[r.clone()]);
+            }
+            out
+        })
+        .collect()
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+pub fn zstd(data: &[u8]) -> Vec<u8> {
+    zstd::encode_all(data, 3).unwrap()
+}
+
+/// Writes `data` to `dir/name`, compressing by the name's suffix.
+pub fn put(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    let data = if name.ends_with(".gz") {
+        gzip(data)
+    } else if name.ends_with(".zst") {
+        zstd(data)
+    } else {
+        data.to_vec()
+    };
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+/// A directory `node` under `root` holding `gen-lo-nano.pcap` cut into four
+/// tcpdump `-C` rotations: plain, plain, gzip, zstd.
+pub fn lo_rotations(root: &Path) -> PathBuf {
+    let dir = root.join("lo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let parts = split_pcap(&capture("gen-lo-nano.pcap"), 4);
+    for (p, name) in parts
+        .iter()
+        .zip(["lo.pcap", "lo.pcap1", "lo.pcap2.gz", "lo.pcap3.zst"])
+    {
+        put(&dir, name, p);
+    }
+    dir
+}

@@ -1,0 +1,81 @@
+//! What correlation is told: thresholds, and what is known about each node.
+
+use crate::model::NodeRole;
+use std::net::IpAddr;
+use std::time::Duration;
+use wiretrail_capture::Nanos;
+
+/// Thresholds for grouping, windows and artefact detection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorrelateConfig {
+    /// Errors of the same proxy and backend closer than this form one incident.
+    pub incident_gap: Duration,
+    /// Capture window before each error. Long by default: a keep-alive
+    /// connection that failed may have been opened minutes earlier, and
+    /// without its handshake the owning node is harder to name.
+    pub before: Duration,
+    /// Capture window after each error (the proxy's FIN/RST, late ACKs).
+    pub after: Duration,
+    /// Two identical headers on ONE node closer than this are one packet
+    /// captured twice (bond and member, `any` plus an interface).
+    pub dup_window_ns: i64,
+    /// The largest clock offset between nodes we plan for: windows are
+    /// widened by it so a node whose clock is off still yields its packets.
+    pub max_clock_offset: Duration,
+    /// Slack added around an error when choosing the connection instance,
+    /// on top of the log's precision and the offsets' uncertainty.
+    pub match_slack: Duration,
+}
+
+impl Default for CorrelateConfig {
+    fn default() -> Self {
+        CorrelateConfig {
+            incident_gap: Duration::from_secs(30),
+            before: Duration::from_secs(120),
+            after: Duration::from_secs(10),
+            dup_window_ns: 1_000_000,
+            max_clock_offset: Duration::from_secs(10),
+            match_slack: Duration::from_millis(250),
+        }
+    }
+}
+
+/// One capturing node, as the pipeline names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeInput {
+    pub name: String,
+    pub role: NodeRole,
+    /// Spans (node clock, ns since epoch) its capture files cover. Empty:
+    /// unknown, judged from the packets alone.
+    pub coverage: Vec<(Nanos, Nanos)>,
+    /// A known offset: add to this node's capture times to get reference time.
+    pub pinned_offset_s: Option<f64>,
+    /// Addresses the node answers for besides its own (the VIP).
+    pub aliases: Vec<IpAddr>,
+}
+
+impl NodeInput {
+    /// A node with no coverage information, no pinned offset and no aliases.
+    pub fn new(name: impl Into<String>, role: NodeRole) -> Self {
+        NodeInput {
+            name: name.into(),
+            role,
+            coverage: Vec::new(),
+            pinned_offset_s: None,
+            aliases: Vec::new(),
+        }
+    }
+
+    /// Whether its captures cover any part of `[since, until]` (node clock).
+    /// `None` when coverage is unknown.
+    pub fn covers(&self, since: Nanos, until: Nanos) -> Option<bool> {
+        if self.coverage.is_empty() {
+            return None;
+        }
+        Some(self.coverage.iter().any(|&(a, b)| a <= until && b >= since))
+    }
+}
+
+pub(crate) fn dur_ns(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX / 4)
+}

@@ -1,0 +1,665 @@
+//! Phase 2: from errors, the plan and the extracted packets to a [`Report`].
+
+use crate::clock;
+use crate::community_id::community_id_v1;
+use crate::config::{dur_ns, CorrelateConfig, NodeInput};
+use crate::conn::{self, Conn};
+use crate::diagnose::{self, time, Ctx, Outcome};
+use crate::findings;
+use crate::model::*;
+use crate::packets::{mark_capture_duplicates, store, Pkt};
+use crate::plan::{error_key, ts_ns, Plan};
+use sha1::{Digest, Sha1};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use wiretrail_capture::{Direction, Nanos, PacketObs};
+use wiretrail_logs::ProxyError;
+
+/// Everything after extraction: connection rebuild, one clock, diagnosis,
+/// timeline and summary. `packets[i].query` indexes `plan.queries`.
+pub fn correlate(
+    errors: Vec<ProxyError>,
+    plan: &Plan,
+    packets: Vec<PacketObs>,
+    nodes: &[NodeInput],
+    cfg: &CorrelateConfig,
+) -> Report {
+    let mut inputs = InputStats {
+        proxy_errors: errors.len() as u64,
+        packets_matched: packets.len() as u64,
+        ..InputStats::default()
+    };
+    for (i, why) in &plan.unjoinable {
+        inputs.problems.push(format!("error #{i}: {why}"));
+    }
+
+    // Nodes: the pipeline's, plus any that only the packets name.
+    let mut nodes: Vec<NodeInput> = nodes.to_vec();
+    let known: BTreeSet<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let extra: BTreeSet<String> = packets
+        .iter()
+        .map(|p| p.node.to_string())
+        .filter(|n| !known.contains(n))
+        .collect();
+    for n in extra {
+        inputs.problems.push(format!(
+            "packets from node {n:?}, which the pipeline does not declare: role taken as other"
+        ));
+        nodes.push(NodeInput::new(n, NodeRole::Other));
+    }
+    let roles: HashMap<String, NodeRole> = nodes.iter().map(|n| (n.name.clone(), n.role)).collect();
+
+    let bad_query = packets
+        .iter()
+        .filter(|p| p.query >= plan.queries.len())
+        .count();
+    if bad_query > 0 {
+        inputs.problems.push(format!(
+            "{bad_query} packets carry a query index outside the plan's {} queries: joined by 4-tuple only",
+            plan.queries.len()
+        ));
+    }
+
+    let mut pkts: Vec<Pkt> = store(packets);
+    mark_capture_duplicates(&mut pkts, cfg.dup_window_ns);
+    let clock = clock::estimate(&nodes, &pkts, dur_ns(cfg.max_clock_offset) as f64);
+    for p in &mut pkts {
+        p.ref_ts = p.obs.ts + clock.offset_ns(&p.obs.node);
+    }
+    let max_unc_ns = clock
+        .offsets
+        .iter()
+        .map(|o| {
+            if o.uncertainty_s >= 0.0 {
+                (o.uncertainty_s * 1e9) as i64
+            } else {
+                dur_ns(cfg.max_clock_offset)
+            }
+        })
+        .max()
+        .unwrap_or(0);
+    let mut conns = conn::build(&mut pkts, max_unc_ns + 1_000_000_000);
+
+    // Per connection: marks and findings that do not depend on an error.
+    let mut conn_findings: Vec<Vec<Finding>> = Vec::with_capacity(conns.len());
+    {
+        let mut all_marks = Vec::new();
+        for c in &conns {
+            let ctx = Ctx {
+                pkts: &pkts,
+                roles: &roles,
+            };
+            let (f, m) = findings::conn_findings(&ctx, c);
+            conn_findings.push(f);
+            all_marks.extend(m);
+        }
+        for (i, m) in all_marks {
+            pkts[i].mark(m);
+        }
+    }
+    for c in &mut conns {
+        c.views.retain(|v| !v.pkts.is_empty());
+    }
+
+    let node_times = NodeTimes::new(&pkts);
+    let mut by_query: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (ci, c) in conns.iter().enumerate() {
+        for &q in &c.queries {
+            by_query.entry(q).or_default().push(ci);
+        }
+    }
+    let unjoinable: HashMap<usize, &str> = plan
+        .unjoinable
+        .iter()
+        .map(|(i, s)| (*i, s.as_str()))
+        .collect();
+    let ctx = Ctx {
+        pkts: &pkts,
+        roles: &roles,
+    };
+    let errors_n = errors.len();
+    let mut slots: Vec<Option<ProxyError>> = errors.into_iter().map(Some).collect();
+
+    let mut incidents = Vec::new();
+    let mut shapes: Vec<(String, usize, u64)> = Vec::new();
+    let mut idles: Vec<i64> = Vec::new();
+    let mut by_hour: BTreeMap<String, u64> = BTreeMap::new();
+    for pi in &plan.incidents {
+        let mut diagnosed = Vec::new();
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut used_conns: BTreeSet<usize> = BTreeSet::new();
+        let mut summaries = Vec::new();
+        let mut tuple = None;
+        for &ei in &pi.error_indices {
+            let Some(e) = slots.get_mut(ei).and_then(Option::take) else {
+                inputs
+                    .problems
+                    .push(format!("plan names error #{ei}, which is not in the input"));
+                continue;
+            };
+            *by_hour
+                .entry(e.timestamp.format("%Y-%m-%dT%H").to_string())
+                .or_default() += 1;
+            let (outcome, conn_idx) = if let Some(why) = unjoinable.get(&ei) {
+                (diagnose::diagnose_unjoinable(&e, why), None)
+            } else {
+                let query = plan.error_query.get(ei).copied().flatten();
+                let cands = query
+                    .and_then(|q| by_query.get(&q))
+                    .map_or(&[][..], Vec::as_slice);
+                match choose_conn(&e, query, cands, &conns, cfg, max_unc_ns) {
+                    Some(ci) => (diagnose::diagnose(&ctx, &e, &conns[ci]), Some(ci)),
+                    None => {
+                        let (covered, uncovered) =
+                            coverage_split(&nodes, pi.since, pi.until, &node_times, &clock);
+                        (diagnose::diagnose_missing(&e, &uncovered, &covered), None)
+                    }
+                }
+            };
+            let Outcome {
+                diagnosis,
+                findings: f,
+                summary,
+                stray_shape,
+                idle_ms,
+            } = outcome;
+            if let (Some(ms), Cause::IdleRace) = (idle_ms, diagnosis.cause) {
+                idles.push(ms);
+            }
+            if let (Some((ord, bytes)), Cause::FlowSplit) = (stray_shape, diagnosis.cause) {
+                shapes.push((diagnosis.stray_nodes.join(","), ord, bytes));
+            }
+            summaries.push((diagnosis.cause, diagnosis.confidence, summary));
+            findings.extend(f);
+            let mut connection = Vec::new();
+            if let Some(ci) = conn_idx {
+                let c = &conns[ci];
+                tuple.get_or_insert(c.tuple);
+                if used_conns.insert(ci) {
+                    findings.extend(conn_findings[ci].iter().cloned());
+                }
+                connection = c
+                    .views
+                    .iter()
+                    .map(|v| ConnectionView {
+                        node: v.node.to_string(),
+                        conn_state: v.facts.conn_state.clone(),
+                        history: v.facts.history.clone(),
+                        handshake_seen: v.facts.handshake_seen,
+                        first: time(v.first_ref),
+                        last: time(v.last_ref),
+                        packets: v.pkts.len() as u64,
+                        capture_duplicates: v.dups.len() as u64,
+                    })
+                    .collect();
+            }
+            diagnosed.push(DiagnosedError {
+                record: e,
+                diagnosis,
+                connection,
+            });
+        }
+        if diagnosed.is_empty() {
+            continue;
+        }
+        let verdict = verdict(&summaries, &diagnosed);
+        let clock_findings = clock_findings(&clock, &used_conns, &conns);
+        findings.extend(clock_findings);
+        let timeline = timeline(&ctx, &conns, &used_conns, &diagnosed);
+        let first_err = diagnosed
+            .iter()
+            .map(|d| d.record.timestamp)
+            .min()
+            .expect("non-empty");
+        let mut start = first_err;
+        let mut end = diagnosed
+            .iter()
+            .map(|d| d.record.timestamp)
+            .max()
+            .expect("non-empty");
+        for &ci in &used_conns {
+            start = start.min(time(conns[ci].first_ref));
+            end = end.max(time(conns[ci].last_ref));
+        }
+        let saw: BTreeSet<&str> = used_conns
+            .iter()
+            .flat_map(|&ci| conns[ci].views.iter().map(|v| v.node.as_ref()))
+            .collect();
+        let inc_nodes = nodes
+            .iter()
+            .map(|n| {
+                let off = clock.offset_ns(&n.name);
+                let covered = saw.contains(n.name.as_str())
+                    || n.covers(pi.since - off, pi.until - off)
+                        .unwrap_or_else(|| node_times.any_between(&n.name, pi.since, pi.until));
+                IncidentNode {
+                    name: n.name.clone(),
+                    role: n.role,
+                    saw_connection: saw.contains(n.name.as_str()),
+                    covered,
+                }
+            })
+            .collect();
+        let community_id = tuple.map(|(a, b)| community_id_v1(a, b)).or_else(|| {
+            let k = error_key(&diagnosed[0].record);
+            Some(community_id_v1(
+                k.local.as_ref()?.socket()?,
+                k.remote.as_ref()?.socket()?,
+            ))
+        });
+        incidents.push(Incident {
+            id: incident_id(&pi.proxy, &pi.backend, ts_ns(&diagnosed[0].record)),
+            start,
+            end,
+            proxy: pi.proxy.clone(),
+            backend: pi.backend.clone(),
+            community_id,
+            verdict,
+            findings,
+            nodes: inc_nodes,
+            errors: diagnosed,
+            timeline,
+        });
+    }
+    let orphans = slots.iter().filter(|s| s.is_some()).count();
+    if orphans > 0 {
+        inputs.problems.push(format!(
+            "{orphans} of {errors_n} errors belong to no planned incident"
+        ));
+    }
+
+    let summary = summarize(&incidents, &shapes, &idles, by_hour);
+    let since = plan.incidents.iter().map(|i| i.since).min().unwrap_or(0);
+    let until = plan.incidents.iter().map(|i| i.until).max().unwrap_or(0);
+    Report {
+        schema_version: SCHEMA_VERSION.to_string(),
+        generated_at: chrono::Utc::now(),
+        since: time(since),
+        until: time(until),
+        clock_offsets: clock.offsets.clone(),
+        incidents,
+        summary,
+        inputs,
+    }
+}
+
+/// Stable incident id: the same proxy, backend and first error time give the
+/// same id on every run (Elasticsearch `_id`).
+pub fn incident_id(proxy: &str, backend: &str, first_error_ns: Nanos) -> String {
+    let mut h = Sha1::new();
+    h.update(proxy.as_bytes());
+    h.update([0]);
+    h.update(backend.as_bytes());
+    h.update([0]);
+    h.update(first_error_ns.to_be_bytes());
+    let d = h.finalize();
+    let hex: String = d.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("wt-{hex}")
+}
+
+/// The connection instance an error belongs to: one of the error's flow
+/// whose life overlaps the log time (± precision, slack, clock uncertainty).
+/// A connection that ended (FIN/RST) near the log time is preferred: Go logs
+/// the error when the failure reaches it.
+fn choose_conn(
+    e: &ProxyError,
+    query: Option<usize>,
+    cands: &[usize],
+    conns: &[Conn],
+    cfg: &CorrelateConfig,
+    max_unc_ns: Nanos,
+) -> Option<usize> {
+    let q = query?;
+    let t = ts_ns(e);
+    let width = e.time_precision.width_ns();
+    let k = error_key(e);
+    let fits = |c: &Conn| {
+        c.queries.contains(&q)
+            && k.local
+                .as_ref()
+                .and_then(|l| l.port)
+                .is_none_or(|p| c.tuple.0.port() == p)
+            && k.remote
+                .as_ref()
+                .and_then(|r| r.socket())
+                .is_none_or(|s| c.tuple.1 == s)
+    };
+    for slack in [
+        dur_ns(cfg.match_slack) + max_unc_ns,
+        dur_ns(cfg.max_clock_offset),
+    ] {
+        let (lo, hi) = (t - slack, t + width + slack);
+        let best = cands
+            .iter()
+            .map(|&i| (i, &conns[i]))
+            .filter(|(_, c)| fits(c) && c.first_ref <= hi && c.last_ref >= lo)
+            .min_by_key(|(_, c)| {
+                let end = c.last_ref;
+                let ended_near = end >= lo && end <= hi;
+                (
+                    !ended_near,
+                    if ended_near {
+                        (end - t).abs()
+                    } else {
+                        -c.first_ref
+                    },
+                )
+            })
+            .map(|(i, _)| i);
+        if best.is_some() {
+            return best;
+        }
+    }
+    None
+}
+
+/// Each node's packet times (reference clock), sorted: "did this node
+/// capture anything in the window" without scanning every packet.
+struct NodeTimes(HashMap<String, Vec<Nanos>>);
+
+impl NodeTimes {
+    fn new(pkts: &[Pkt]) -> Self {
+        let mut m: HashMap<String, Vec<Nanos>> = HashMap::new();
+        for p in pkts {
+            m.entry(p.obs.node.to_string()).or_default().push(p.ref_ts);
+        }
+        for v in m.values_mut() {
+            v.sort_unstable();
+        }
+        NodeTimes(m)
+    }
+
+    fn any_between(&self, node: &str, since: Nanos, until: Nanos) -> bool {
+        self.0.get(node).is_some_and(|v| {
+            let i = v.partition_point(|&t| t < since);
+            i < v.len() && v[i] <= until
+        })
+    }
+}
+
+/// (nodes whose captures cover the window, nodes that do not).
+fn coverage_split(
+    nodes: &[NodeInput],
+    since: Nanos,
+    until: Nanos,
+    times: &NodeTimes,
+    clock: &clock::Clock,
+) -> (Vec<String>, Vec<String>) {
+    let mut covered = Vec::new();
+    let mut uncovered = Vec::new();
+    for n in nodes {
+        let off = clock.offset_ns(&n.name);
+        let c = n
+            .covers(since - off, until - off)
+            .unwrap_or_else(|| times.any_between(&n.name, since, until));
+        if c {
+            covered.push(n.name.clone());
+        } else {
+            uncovered.push(n.name.clone());
+        }
+    }
+    (covered, uncovered)
+}
+
+/// One verdict: the cause most errors share (unknown only if nothing else).
+/// Its confidence is the summed confidence of those errors over all errors:
+/// a mixed incident is a less certain one.
+fn verdict(s: &[(Cause, f64, String)], errors: &[DiagnosedError]) -> Verdict {
+    let mut by: BTreeMap<Cause, (usize, f64, &str)> = BTreeMap::new();
+    for (c, conf, text) in s {
+        let e = by.entry(*c).or_insert((0, 0.0, text.as_str()));
+        e.0 += 1;
+        e.1 += conf;
+    }
+    let best = by
+        .iter()
+        .max_by(|a, b| {
+            let ka = (a.0 != &Cause::Unknown, a.1 .0);
+            let kb = (b.0 != &Cause::Unknown, b.1 .0);
+            ka.cmp(&kb).then(a.1 .1.total_cmp(&b.1 .1))
+        })
+        .map(|(c, v)| (*c, *v));
+    let Some((cause, (n, sum, text))) = best else {
+        return Verdict {
+            cause: Cause::Unknown,
+            confidence: 0.0,
+            summary: "no errors".into(),
+        };
+    };
+    let mut summary = text.to_string();
+    if s.len() > 1 {
+        // Several errors: say the cause once, then who was involved.
+        let mut owners: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut strays: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in errors.iter().filter(|e| e.diagnosis.cause == cause) {
+            if let Some(o) = &e.diagnosis.owner_node {
+                *owners.entry(o).or_default() += 1;
+            }
+            for st in &e.diagnosis.stray_nodes {
+                *strays.entry(st).or_default() += 1;
+            }
+        }
+        let list = |m: &BTreeMap<&str, usize>| {
+            m.iter()
+                .map(|(k, v)| format!("{k} ×{v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        summary = format!("{n} of {} errors: {}", s.len(), cause_phrase(cause));
+        if !owners.is_empty() {
+            summary.push_str(&format!("; owning node {}", list(&owners)));
+        }
+        if !strays.is_empty() {
+            summary.push_str(&format!("; stray node {}", list(&strays)));
+        }
+        let others: Vec<String> = by
+            .iter()
+            .filter(|(c, _)| **c != cause)
+            .map(|(c, v)| format!("{} ×{}", c.as_str(), v.0))
+            .collect();
+        if !others.is_empty() {
+            summary.push_str(&format!(" (also: {})", others.join(", ")));
+        }
+    }
+    Verdict {
+        cause,
+        confidence: (sum / s.len() as f64 * 1000.0).round() / 1000.0,
+        summary,
+    }
+}
+
+fn cause_phrase(c: Cause) -> &'static str {
+    match c {
+        Cause::FlowSplit => "flow split — segments of a connection reached a backend without its handshake, which answered RST",
+        Cause::StrayRst => "stray RST from a node that never saw the handshake (owner not captured)",
+        Cause::IdleRace => "idle race — the backend closed idle keep-alive connections just as the proxy reused them",
+        Cause::BackendReset => "backend reset — the owning node reset the connection mid-request",
+        Cause::Refused => "refused — the backend port answered the SYN with RST",
+        Cause::ConnectTimeout => "connect timeout — SYN never answered",
+        Cause::ResponseTimeout => "response timeout — request sent, no response before the proxy gave up",
+        Cause::ClientCanceled => "client canceled — the client went away while the request was pending",
+        Cause::Unknown => "unknown",
+    }
+}
+
+fn clock_findings(clock: &clock::Clock, used: &BTreeSet<usize>, conns: &[Conn]) -> Vec<Finding> {
+    let nodes: BTreeSet<&str> = used
+        .iter()
+        .flat_map(|&ci| conns[ci].views.iter().map(|v| v.node.as_ref()))
+        .collect();
+    clock
+        .offsets
+        .iter()
+        .filter(|o| {
+            nodes.contains(o.node.as_str()) && (o.offset_s != 0.0 || o.method != OffsetMethod::None)
+        })
+        .map(|o| Finding {
+            kind: FindingKind::ClockOffset,
+            nodes: vec![o.node.clone()],
+            confidence: if o.method == OffsetMethod::None {
+                0.0
+            } else {
+                0.9
+            },
+            summary: format!(
+                "{} times shifted by {:+.6} s (± {:.6} s, {}, reference {})",
+                o.node,
+                o.offset_s,
+                o.uncertainty_s,
+                match o.method {
+                    OffsetMethod::SharedPackets => "from packets seen on two nodes",
+                    OffsetMethod::Tsval => "from the proxy's TCP timestamps",
+                    OffsetMethod::Pinned => "pinned by the pipeline",
+                    OffsetMethod::None => "not estimated",
+                },
+                clock.reference.as_deref().unwrap_or("-")
+            ),
+            evidence: Vec::new(),
+        })
+        .collect()
+}
+
+fn timeline(
+    ctx: &Ctx<'_>,
+    conns: &[Conn],
+    used: &BTreeSet<usize>,
+    errors: &[DiagnosedError],
+) -> Vec<TimelineEvent> {
+    let mut out = Vec::new();
+    for &ci in used {
+        let c = &conns[ci];
+        for v in &c.views {
+            for &i in v.pkts.iter().chain(&v.dups) {
+                let p = &ctx.pkts[i];
+                let o = &p.obs;
+                let (rs, ra) = match o.dir {
+                    Direction::ToBackend => (c.proxy_isn, c.backend_isn),
+                    Direction::ToProxy => (c.backend_isn, c.proxy_isn),
+                };
+                let mut marks = p.marks.clone();
+                marks.sort();
+                out.push(TimelineEvent {
+                    t_ns: p.ref_ts,
+                    node: o.node.to_string(),
+                    body: EventBody::Packet {
+                        dir: o.dir,
+                        flags: o.flags,
+                        seq: o.seq,
+                        ack: o.ack,
+                        len: o.payload_len,
+                        window: o.window,
+                        tsval: o.opts.tsval,
+                        tsecr: o.opts.tsecr,
+                        rel_seq: rs.map(|b| o.seq.wrapping_sub(b)),
+                        rel_ack: if o.flags.ack() {
+                            ra.map(|b| o.ack.wrapping_sub(b))
+                        } else {
+                            None
+                        },
+                        file: p.file(),
+                        frame: o.frame,
+                        marks,
+                    },
+                });
+            }
+        }
+    }
+    for (i, e) in errors.iter().enumerate() {
+        out.push(TimelineEvent {
+            t_ns: ts_ns(&e.record),
+            node: "log".into(),
+            body: EventBody::Log {
+                error: i,
+                message: e.record.message.clone(),
+            },
+        });
+    }
+    out.sort_by(|a, b| {
+        let fa = match &a.body {
+            EventBody::Packet { frame, .. } => *frame,
+            EventBody::Log { error, .. } => *error as u64,
+        };
+        let fb = match &b.body {
+            EventBody::Packet { frame, .. } => *frame,
+            EventBody::Log { error, .. } => *error as u64,
+        };
+        (a.t_ns, &a.node, fa).cmp(&(b.t_ns, &b.node, fb))
+    });
+    out
+}
+
+fn summarize(
+    incidents: &[Incident],
+    shapes: &[(String, usize, u64)],
+    idles: &[i64],
+    by_hour: BTreeMap<String, u64>,
+) -> Summary {
+    let mut s = Summary {
+        incidents: incidents.len() as u64,
+        by_hour,
+        ..Summary::default()
+    };
+    for inc in incidents {
+        for e in &inc.errors {
+            s.errors += 1;
+            *s.by_cause
+                .entry(e.diagnosis.cause.as_str().to_string())
+                .or_default() += 1;
+            for n in &e.diagnosis.stray_nodes {
+                *s.stray_nodes.entry(n.clone()).or_default() += 1;
+            }
+            if let Some(o) = &e.diagnosis.owner_node {
+                *s.owner_nodes.entry(o.clone()).or_default() += 1;
+            }
+        }
+    }
+    let splits = s.by_cause.get("flow_split").copied().unwrap_or(0);
+    if splits > 0 {
+        if let Some((node, n)) = s.stray_nodes.iter().max_by_key(|(_, n)| **n) {
+            s.patterns.push(format!(
+                "the stray node was {node} in {n}/{splits} flow_split errors"
+            ));
+        }
+        if !shapes.is_empty() {
+            let mut ords: BTreeMap<usize, usize> = BTreeMap::new();
+            for (_, o, _) in shapes {
+                *ords.entry(*o).or_default() += 1;
+            }
+            let (ord, n) = ords.iter().max_by_key(|(_, n)| **n).expect("non-empty");
+            s.patterns.push(format!(
+                "the stray segment was data segment #{ord} of its request in {n}/{}",
+                shapes.len()
+            ));
+            let mut sizes: Vec<u64> = shapes.iter().map(|s| s.2).collect();
+            sizes.sort_unstable();
+            s.patterns.push(format!(
+                "request sizes at the split: {}–{} bytes (median {})",
+                sizes[0],
+                sizes[sizes.len() - 1],
+                sizes[sizes.len() / 2]
+            ));
+        }
+    }
+    if !idles.is_empty() {
+        let mut v = idles.to_vec();
+        v.sort_unstable();
+        s.patterns.push(format!(
+            "idle races: the backend closed after {}–{} ms idle (median {} ms, {} errors): its idle timeout; keep the proxy's IdleConnTimeout below it",
+            v[0],
+            v[v.len() - 1],
+            v[v.len() / 2],
+            v.len()
+        ));
+    }
+    if let Some((cause, n)) = s.by_cause.iter().max_by_key(|(_, n)| **n) {
+        if s.errors > 1 {
+            s.patterns
+                .push(format!("most common cause: {cause} ({n}/{})", s.errors));
+        }
+    }
+    if let Some((h, n)) = s.by_hour.iter().max_by_key(|(_, n)| **n) {
+        if s.by_hour.len() > 1 {
+            s.patterns.push(format!("busiest hour: {h} ({n} errors)"));
+        }
+    }
+    s
+}

@@ -1,0 +1,204 @@
+//! Phase 1: group errors into incidents and say which flows extraction must
+//! pull from the captures.
+//!
+//! Runs before any capture is read, so it only knows the log lines: windows
+//! are widened by the largest plausible clock offset, and errors whose line
+//! names no proxy port (dial errors) are listed as unjoinable, not dropped.
+
+use crate::addr::{parse_endpoint, Endpoint};
+use crate::config::{dur_ns, CorrelateConfig};
+use std::collections::BTreeMap;
+use wiretrail_capture::{FlowQuery, Nanos};
+use wiretrail_logs::ProxyError;
+
+/// Errors of one proxy and backend, close in time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedIncident {
+    /// Indices into the errors given to [`plan`], in time order.
+    pub error_indices: Vec<usize>,
+    /// The flows of this incident (copies of entries of [`Plan::queries`]).
+    pub queries: Vec<FlowQuery>,
+    /// Where those flows are in [`Plan::queries`].
+    pub query_indices: Vec<usize>,
+    /// Window covered by the incident's queries (ns, node clocks, widened).
+    pub since: Nanos,
+    pub until: Nanos,
+    /// The proxy (log host, else its address as printed).
+    pub proxy: String,
+    /// The backend as the log printed it (`ip-backend:80`).
+    pub backend: String,
+}
+
+/// What [`plan`] decided.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    pub incidents: Vec<PlannedIncident>,
+    /// Deduplicated: what extraction gets. `PacketObs::query` indexes this.
+    pub queries: Vec<FlowQuery>,
+    /// Errors that cannot be joined to packets, with the reason. They still
+    /// belong to an incident and are diagnosed from the log alone.
+    pub unjoinable: Vec<(usize, String)>,
+    /// Per error (same index as the input): its query, if any.
+    pub error_query: Vec<Option<usize>>,
+}
+
+/// The fields of one error that planning and correlation both need.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorKey {
+    pub ts: Nanos,
+    pub width: Nanos,
+    pub proxy: String,
+    pub backend: String,
+    pub local: Option<Endpoint>,
+    pub remote: Option<Endpoint>,
+}
+
+pub(crate) fn error_key(e: &ProxyError) -> ErrorKey {
+    let local = e.local.as_deref().and_then(parse_endpoint);
+    let remote = e.remote.as_deref().and_then(parse_endpoint);
+    let proxy = match (&e.host, &local) {
+        (Some(h), _) => h.clone(),
+        (None, Some(l)) => match &l.host {
+            crate::addr::Host::Ip(ip) => ip.to_string(),
+            crate::addr::Host::Name(n) => n.clone(),
+        },
+        (None, None) => "unknown-proxy".to_string(),
+    };
+    let backend = e.remote.clone().unwrap_or_else(|| "unknown-backend".into());
+    ErrorKey {
+        ts: ts_ns(e),
+        width: e.time_precision.width_ns(),
+        proxy,
+        backend,
+        local,
+        remote,
+    }
+}
+
+pub(crate) fn ts_ns(e: &ProxyError) -> Nanos {
+    e.timestamp.timestamp_nanos_opt().unwrap_or(0)
+}
+
+/// Groups errors into incidents and lists the flows to extract.
+pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
+    let keys: Vec<ErrorKey> = errors.iter().map(error_key).collect();
+    let slack = dur_ns(cfg.max_clock_offset);
+    let before = dur_ns(cfg.before);
+    let after = dur_ns(cfg.after);
+    let gap = dur_ns(cfg.incident_gap);
+
+    let mut plan = Plan {
+        error_query: vec![None; errors.len()],
+        ..Plan::default()
+    };
+
+    // Queries: one per (port, proxy ip, backend socket), windows merged
+    // when they overlap, so a busy port is read once.
+    let mut order: Vec<usize> = (0..errors.len()).collect();
+    order.sort_by_key(|&i| (keys[i].ts, i));
+    let mut open: BTreeMap<(u16, Option<std::net::IpAddr>, Option<std::net::SocketAddr>), usize> =
+        BTreeMap::new();
+    for &i in &order {
+        let k = &keys[i];
+        let Some(local) = &k.local else {
+            plan.unjoinable.push((
+                i,
+                "the log line names no proxy socket (Go prints none for dial errors, header timeouts, canceled contexts, bare EOF): diagnosed from the log alone"
+                    .into(),
+            ));
+            continue;
+        };
+        let Some(port) = local.port else {
+            plan.unjoinable
+                .push((i, format!("proxy socket {:?} has no port", errors[i].local)));
+            continue;
+        };
+        let backend = k.remote.as_ref().and_then(Endpoint::socket);
+        let since = k.ts - before - slack;
+        let until = k.ts + k.width + after + slack;
+        let key = (port, local.ip(), backend);
+        match open.get(&key) {
+            Some(&q) if plan.queries[q].until >= since => {
+                let fq = &mut plan.queries[q];
+                fq.until = fq.until.max(until);
+                plan.error_query[i] = Some(q);
+            }
+            _ => {
+                plan.queries.push(FlowQuery {
+                    proxy_port: port,
+                    proxy_ip: local.ip(),
+                    backend,
+                    since,
+                    until,
+                });
+                let q = plan.queries.len() - 1;
+                open.insert(key, q);
+                plan.error_query[i] = Some(q);
+            }
+        }
+    }
+
+    // Incidents: same proxy and backend, consecutive errors within `gap`.
+    let mut by_pair: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for &i in &order {
+        by_pair
+            .entry((keys[i].proxy.clone(), keys[i].backend.clone()))
+            .or_default()
+            .push(i);
+    }
+    for ((proxy, backend), idx) in by_pair {
+        let mut cur: Vec<usize> = Vec::new();
+        for i in idx {
+            if let Some(&last) = cur.last() {
+                if keys[i].ts - keys[last].ts > gap {
+                    let done = std::mem::take(&mut cur);
+                    plan.incidents
+                        .push(planned(&plan, &keys, done, &proxy, &backend, cfg));
+                }
+            }
+            cur.push(i);
+        }
+        if !cur.is_empty() {
+            plan.incidents
+                .push(planned(&plan, &keys, cur, &proxy, &backend, cfg));
+        }
+    }
+    plan.incidents
+        .sort_by_key(|inc| (keys[inc.error_indices[0]].ts, inc.error_indices[0]));
+    plan
+}
+
+fn planned(
+    plan: &Plan,
+    keys: &[ErrorKey],
+    error_indices: Vec<usize>,
+    proxy: &str,
+    backend: &str,
+    cfg: &CorrelateConfig,
+) -> PlannedIncident {
+    let mut query_indices: Vec<usize> = error_indices
+        .iter()
+        .filter_map(|&i| plan.error_query[i])
+        .collect();
+    query_indices.sort_unstable();
+    query_indices.dedup();
+    let slack = dur_ns(cfg.max_clock_offset);
+    let first = keys[error_indices[0]].ts;
+    let last = error_indices
+        .iter()
+        .map(|&i| keys[i].ts + keys[i].width)
+        .max()
+        .unwrap_or(first);
+    PlannedIncident {
+        queries: query_indices
+            .iter()
+            .map(|&q| plan.queries[q].clone())
+            .collect(),
+        query_indices,
+        since: first - dur_ns(cfg.before) - slack,
+        until: last + dur_ns(cfg.after) + slack,
+        proxy: proxy.to_string(),
+        backend: backend.to_string(),
+        error_indices,
+    }
+}

@@ -1,0 +1,483 @@
+//! Scenario tests on real lab captures (`examples/data/<scenario>/`, recorded
+//! by `examples/lab/lab.sh`): logs through `wiretrail-logs`, captures through
+//! the catalog and the extractor, then `plan` + `correlate`, compared with
+//! `truth.json` (derived by `examples/lab/derive_truth.py` from the captures
+//! with tshark, independently of this code).
+//!
+//! Per error line (matched by log line number) the verdict, the owner and
+//! stray nodes and the key evidence frames must agree with the truth.
+//! `accuracy_over_every_scenario` prints the figures.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use wiretrail_capture::catalog::{Catalog, CatalogOptions, NodeSpec};
+use wiretrail_capture::extract::{extract, ExtractOptions};
+use wiretrail_correlate::model::{Cause, DiagnosedError, NodeRole, OffsetMethod, Report};
+use wiretrail_correlate::{correlate, plan, CorrelateConfig, NodeInput};
+use wiretrail_logs::{LogReader, ParseConfig, Source};
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data")
+}
+
+/// Every recorded scenario directory (one with a truth.json). Fresh lab
+/// runs elsewhere can be scored too: `WIRETRAIL_LAB_RUNS=/tmp/run1:/tmp/run2`.
+fn scenarios() -> Vec<PathBuf> {
+    if let Ok(runs) = std::env::var("WIRETRAIL_LAB_RUNS") {
+        return std::env::split_paths(&runs).collect();
+    }
+    let mut out: Vec<PathBuf> = std::fs::read_dir(data_dir())
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.join("truth.json").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn scenario(name: &str) -> PathBuf {
+    let p = data_dir().join(name);
+    assert!(
+        p.join("truth.json").is_file(),
+        "{} has no truth.json",
+        p.display()
+    );
+    p
+}
+
+fn json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+struct Run {
+    report: Report,
+    truth: Value,
+}
+
+/// Reads, extracts and correlates one recorded run, leaving out the captures
+/// of `skip` (e.g. the proxy's: the seed had only the backends').
+fn run_without(dir: &Path, skip: &[&str]) -> Run {
+    let lab = json(&dir.join("lab.json"));
+    let truth = json(&dir.join("truth.json"));
+    let tz: chrono_tz::Tz = lab["timezone_of_logs"]
+        .as_str()
+        .unwrap_or("UTC")
+        .parse()
+        .expect("zone");
+    let reader = LogReader::open(&[dir.join("logs/proxy.log")], ParseConfig::new(Some(tz)))
+        .expect("log opens");
+    let errors: Vec<_> = reader.collect();
+    assert!(
+        !errors.is_empty(),
+        "{}: no proxy errors parsed",
+        dir.display()
+    );
+
+    let vip: std::net::IpAddr = lab["vip"].as_str().expect("vip").parse().expect("vip ip");
+    let lab_nodes = lab["nodes"].as_object().expect("nodes");
+    let mut names: Vec<&String> = lab_nodes
+        .keys()
+        .filter(|n| !skip.contains(&n.as_str()))
+        .collect();
+    names.sort_by_key(|n| (lab_nodes[*n]["role"] != "proxy", n.to_string()));
+    let specs: Vec<NodeSpec> = names
+        .iter()
+        .map(|n| {
+            NodeSpec::new(
+                n.as_str(),
+                [dir.join("captures").join(n).display().to_string()],
+            )
+        })
+        .collect();
+    let catalog = Catalog::build_with(
+        &specs,
+        &CatalogOptions {
+            use_cache: false,
+            ..CatalogOptions::default()
+        },
+    )
+    .expect("catalog");
+    let cfg = CorrelateConfig::default();
+    let plan = plan(&errors, &cfg);
+    let ex = extract(&catalog, &plan.queries, &ExtractOptions::default());
+    let nodes: Vec<NodeInput> = names
+        .iter()
+        .map(|n| {
+            let role = match lab_nodes[*n]["role"].as_str() {
+                Some("proxy") => NodeRole::Proxy,
+                Some("backend") => NodeRole::Backend,
+                Some("switch") => NodeRole::Switch,
+                _ => NodeRole::Other,
+            };
+            let mut node = NodeInput::new(n.as_str(), role);
+            node.coverage = catalog.coverage(n);
+            if role == NodeRole::Backend {
+                node.aliases = vec![vip];
+            }
+            node
+        })
+        .collect();
+    let report = correlate(errors, &plan, ex.packets, &nodes, &cfg);
+    // For a human look: WIRETRAIL_REPORT_DUMP=DIR writes DIR/<scenario>.json.
+    if let Ok(out) = std::env::var("WIRETRAIL_REPORT_DUMP") {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let json = serde_json::to_string_pretty(&report).unwrap();
+        std::fs::write(Path::new(&out).join(format!("{name}.json")), json).unwrap();
+    }
+    Run { report, truth }
+}
+
+fn line_of(e: &DiagnosedError) -> u64 {
+    match &e.record.source {
+        Source::File { line, .. } | Source::Stdin { line } => *line,
+        Source::Elasticsearch { .. } => 0,
+    }
+}
+
+/// What wiretrail must say for a truth cause, given the error's log class.
+fn expected(truth_err: &Value) -> Option<Cause> {
+    Some(match truth_err["cause"].as_str()? {
+        "flow_split" => Cause::FlowSplit,
+        "refused" => Cause::Refused,
+        "idle_race" => Cause::IdleRace,
+        "backend_reset" => Cause::BackendReset,
+        "proxy_abandoned" => match truth_err["error_class"].as_str()? {
+            "context_canceled" => Cause::ClientCanceled,
+            _ => Cause::ResponseTimeout,
+        },
+        "not_in_capture" => Cause::Unknown,
+        _ => return None, // truth says "unknown": nothing to compare
+    })
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Score {
+    errors: usize,
+    judged: usize,
+    correct: usize,
+    nodes_judged: usize,
+    nodes_correct: usize,
+    unknown: usize,
+    flow_split_false: usize,
+}
+
+/// Compares one run with its truth; returns the score and the mismatches.
+fn score(r: &Run) -> (Score, Vec<String>) {
+    let mut s = Score::default();
+    let mut bad = Vec::new();
+    let by_line: BTreeMap<u64, &DiagnosedError> = r
+        .report
+        .incidents
+        .iter()
+        .flat_map(|i| i.errors.iter())
+        .map(|e| (line_of(e), e))
+        .collect();
+    for t in r.truth["errors"].as_array().expect("errors") {
+        s.errors += 1;
+        let line = t["line"].as_u64().expect("line");
+        let Some(e) = by_line.get(&line) else {
+            bad.push(format!("line {line}: not in the report"));
+            continue;
+        };
+        let d = &e.diagnosis;
+        if d.cause == Cause::Unknown {
+            s.unknown += 1;
+        }
+        let want = expected(t);
+        if d.cause == Cause::FlowSplit && want != Some(Cause::FlowSplit) {
+            s.flow_split_false += 1;
+        }
+        let Some(want) = want else { continue };
+        s.judged += 1;
+        if d.cause == want {
+            s.correct += 1;
+        } else {
+            bad.push(format!(
+                "line {line}: {} says {:?}, truth {:?} ({})",
+                e.record.message, d.cause, want, t["cause"]
+            ));
+        }
+        // Node attribution, where the truth names nodes.
+        if t["connection"].is_object() && t["matched_by"] == "port" {
+            s.nodes_judged += 1;
+            let strays: Vec<String> = t["stray_nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
+            let owner = t["owner_node"].as_str().map(str::to_string);
+            if d.stray_nodes == strays && (owner.is_none() || d.owner_node == owner) {
+                s.nodes_correct += 1;
+            } else {
+                bad.push(format!(
+                    "line {line}: owner {:?} strays {:?}, truth owner {owner:?} strays {strays:?}",
+                    d.owner_node, d.stray_nodes
+                ));
+            }
+            // Key evidence: the stray RST and the owner's SYN frames.
+            for ev in t["evidence"].as_array().unwrap() {
+                let what = ev["what"].as_str().unwrap_or("");
+                let key = what.starts_with("RST from a node without")
+                    || what.starts_with("owning node saw the handshake")
+                    || what.starts_with("node answers the SYN with RST")
+                    || what.starts_with("owning backend resets")
+                    || what.starts_with("owning backend closes the idle");
+                if !key {
+                    continue;
+                }
+                let (node, frame, file) = (
+                    ev["node"].as_str().unwrap(),
+                    ev["frame"].as_u64().unwrap(),
+                    ev["file"].as_str().unwrap(),
+                );
+                let found = d.evidence.iter().any(|x| {
+                    x.node == node
+                        && x.frame == frame
+                        && x.file.ends_with(file.rsplit('/').next().unwrap())
+                });
+                if !found {
+                    bad.push(format!(
+                        "line {line}: evidence {node} {file} frame {frame} ({what}) missing"
+                    ));
+                }
+            }
+        }
+    }
+    (s, bad)
+}
+
+fn check(name: &str) -> Run {
+    check_without(name, &[])
+}
+
+fn check_without(name: &str, skip: &[&str]) -> Run {
+    let r = run_without(&scenario(name), skip);
+    let (s, bad) = score(&r);
+    assert_eq!(
+        s.flow_split_false, 0,
+        "{name}: flow_split on a non-split error: {bad:#?}"
+    );
+    assert!(bad.is_empty(), "{name}: {s:?}\n{bad:#?}");
+    r
+}
+
+fn all_errors(r: &Run) -> Vec<&DiagnosedError> {
+    r.report
+        .incidents
+        .iter()
+        .flat_map(|i| i.errors.iter())
+        .collect()
+}
+
+#[test]
+fn flow_split() {
+    let r = check("flow-split");
+    let errors = all_errors(&r);
+    assert!(!errors.is_empty());
+    for e in &errors {
+        assert_eq!(e.diagnosis.cause, Cause::FlowSplit);
+        // Owner and strays are distinct backends, each named.
+        let owner = e.diagnosis.owner_node.as_deref().expect("owner named");
+        assert!(!e.diagnosis.stray_nodes.is_empty());
+        assert!(!e.diagnosis.stray_nodes.iter().any(|s| s == owner));
+        // The stray's view is Zeek's RSTRH with history "Dr" (data in, RST out).
+        for st in &e.diagnosis.stray_nodes {
+            let v = e
+                .connection
+                .iter()
+                .find(|c| &c.node == st)
+                .expect("stray view");
+            assert!(!v.handshake_seen);
+            assert_eq!(v.conn_state, "RSTRH");
+        }
+    }
+    assert!(r
+        .report
+        .summary
+        .patterns
+        .iter()
+        .any(|p| p.starts_with("the stray node was")));
+}
+
+#[test]
+fn flow_split_from_the_backends_captures_alone() {
+    // As in the seed: no proxy capture, so no shared packets; the clock
+    // comes from the proxy's TSval.
+    let r = check_without("flow-split", &["proxy"]);
+    assert!(r.report.clock_offsets.iter().all(|o| o.node != "proxy"));
+    assert!(r
+        .report
+        .clock_offsets
+        .iter()
+        .any(|o| o.method == OffsetMethod::Tsval));
+}
+
+#[test]
+fn idle_race() {
+    let r = check("idle-race");
+    assert!(r
+        .report
+        .summary
+        .patterns
+        .iter()
+        .any(|p| p.starts_with("idle races: the backend closed after")));
+    for e in all_errors(&r) {
+        assert_eq!(e.diagnosis.cause, Cause::IdleRace);
+        assert!(
+            e.diagnosis.stray_nodes.is_empty(),
+            "a single-node cause names no stray"
+        );
+    }
+}
+
+#[test]
+fn refused() {
+    // Go prints no proxy socket for dial errors: the log line is the evidence.
+    let r = check("refused");
+    for e in all_errors(&r) {
+        assert_eq!(e.diagnosis.cause, Cause::Refused);
+        assert_eq!(
+            e.diagnosis.evidence.last().map(|x| x.node.as_str()),
+            Some("log")
+        );
+        assert!(e.diagnosis.confidence <= 0.6);
+    }
+}
+
+#[test]
+fn backend_reset() {
+    let r = check("backend-reset");
+    for e in all_errors(&r) {
+        assert_eq!(e.diagnosis.cause, Cause::BackendReset);
+        assert!(e.diagnosis.owner_node.is_some());
+        assert!(e.diagnosis.stray_nodes.is_empty());
+    }
+}
+
+#[test]
+fn gzip_old_rotations() {
+    // Old rotations compressed (.gz, .zst): the same verdicts and frames.
+    check("gzip-old-rotations");
+}
+
+#[test]
+fn slow_backend() {
+    check("slow-backend");
+}
+
+#[test]
+fn client_cancel() {
+    check("client-cancel");
+}
+
+#[test]
+fn clock_offset() {
+    // With the proxy's capture: every packet is seen twice, microseconds apart.
+    assert_offsets_recovered(&check("clock-offset"), OffsetMethod::SharedPackets);
+}
+
+#[test]
+fn clock_offset_from_tsval_on_the_backends_alone() {
+    // Without it: only split connections relate two backends' clocks.
+    assert_offsets_recovered(
+        &check_without("clock-offset", &["proxy"]),
+        OffsetMethod::Tsval,
+    );
+}
+
+/// Every shift the lab applied (editcap -t, exact) is found back, within the
+/// uncertainty the report states, by `method`.
+fn assert_offsets_recovered(r: &Run, method: OffsetMethod) {
+    let applied = r.truth["clock_offsets_applied_s"]
+        .as_object()
+        .expect("offsets");
+    assert!(!applied.is_empty());
+    for (node, v) in applied {
+        let o = r
+            .report
+            .clock_offsets
+            .iter()
+            .find(|o| &o.node == node)
+            .expect("node offset");
+        let want = -v.as_f64().unwrap();
+        assert_eq!(o.method, method, "{o:?}");
+        assert!(
+            (o.offset_s - want).abs() <= o.uncertainty_s,
+            "{node}: {o:?}, want {want}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_capture() {
+    // The node records every packet twice (`tcpdump -i any` over a bridge
+    // and its member): each copy is recognised, none is a retransmission.
+    let r = check("duplicate-capture");
+    let nodes = r.truth["duplicate_capture_nodes"].as_array().unwrap();
+    assert!(!nodes.is_empty());
+    for node in nodes {
+        let node = node.as_str().unwrap();
+        let views: Vec<_> = all_errors(&r)
+            .into_iter()
+            .flat_map(|e| e.connection.iter())
+            .filter(|c| c.node == node)
+            .collect();
+        assert!(!views.is_empty());
+        for v in views {
+            assert_eq!(v.capture_duplicates, v.packets, "{node}: {v:?}");
+            assert!(
+                !v.history.contains('T'),
+                "{node}: copies taken for retransmissions: {v:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn accuracy_over_every_scenario() {
+    let all = scenarios();
+    assert!(
+        !all.is_empty(),
+        "no scenario with truth.json under {}",
+        data_dir().display()
+    );
+    let mut total = Score::default();
+    let skip: Vec<String> = std::env::var("WIRETRAIL_SKIP_NODES")
+        .map(|v| v.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
+    for dir in all {
+        let r = run_without(&dir, &skip);
+        let (s, bad) = score(&r);
+        println!(
+            "{:<22} incidents {:>3}  errors {:>3}  judged {:>3}  correct {:>3}  nodes {}/{}  unknown {}  false flow_split {}",
+            dir.file_name().unwrap().to_string_lossy(),
+            r.report.incidents.len(),
+            s.errors,
+            s.judged,
+            s.correct,
+            s.nodes_correct,
+            s.nodes_judged,
+            s.unknown,
+            s.flow_split_false
+        );
+        for b in &bad {
+            println!("    {b}");
+        }
+        total.errors += s.errors;
+        total.judged += s.judged;
+        total.correct += s.correct;
+        total.nodes_judged += s.nodes_judged;
+        total.nodes_correct += s.nodes_correct;
+        total.unknown += s.unknown;
+        total.flow_split_false += s.flow_split_false;
+    }
+    println!("TOTAL {total:?}");
+    assert_eq!(total.flow_split_false, 0);
+}

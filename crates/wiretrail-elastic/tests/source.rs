@@ -1,0 +1,495 @@
+//! The source against the in-process server (or a real cluster): every
+//! matching document exactly once, across pages and slices, under faults.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::time::Duration;
+use wiretrail_elastic::{scan, EsConfig, EsError, ScanStats};
+use wiretrail_testsupport::{Auth, Endpoint, Fault, FaultKind, Flavor, ServerConfig};
+
+const N: usize = 12_000;
+
+async fn scan_ids(
+    t: &Target,
+    cfg: &EsConfig,
+) -> Result<(HashMap<String, u32>, ScanStats), EsError> {
+    let client = wiretrail_elastic::EsClient::new(cfg).unwrap();
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    let _ = t;
+    let stats = scan(&client, cfg, &window(), |hits| {
+        for h in hits {
+            assert!(
+                h.source.get("message").is_some(),
+                "_source filtering kept the message"
+            );
+            assert!(
+                h.source.get("log").is_none(),
+                "_source filtering dropped log.*: {}",
+                h.source
+            );
+            *seen.entry(h.id).or_default() += 1;
+        }
+        ControlFlow::Continue(())
+    })
+    .await?;
+    Ok((seen, stats))
+}
+
+fn assert_exactly_once(seen: &HashMap<String, u32>, expected: &[String]) {
+    let dup: Vec<_> = seen.iter().filter(|(_, &c)| c != 1).take(5).collect();
+    assert!(
+        dup.is_empty(),
+        "documents delivered more than once: {dup:?}"
+    );
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|id| !seen.contains_key(*id))
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "documents missing (first 5): {missing:?}"
+    );
+    assert_eq!(seen.len(), expected.len(), "unexpected extra documents");
+}
+
+/// Load the corpus, inject faults, scan with the given page size and slices.
+async fn run(
+    server_cfg: ServerConfig,
+    faults: &[Fault],
+    page: u32,
+    slices: u32,
+    test: &str,
+) -> Option<ScanStats> {
+    let t = target_with(server_cfg);
+    if !faults.is_empty() && injectable(&t, test).is_none() {
+        return None;
+    }
+    let c = corpus(N, "c");
+    // Two indices: the PIT spans both (two "shards").
+    let (a, b) = c.docs.split_at(c.docs.len() / 2);
+    t.load("a", a.to_vec()).await;
+    t.load("b", b.to_vec()).await;
+    if let Some(s) = &t.server {
+        for f in faults {
+            s.inject(f.clone());
+        }
+    }
+    let cfg = EsConfig {
+        page_size: page,
+        slices,
+        ..t.cfg.clone()
+    };
+    let (seen, stats) = scan_ids(&t, &cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{test}: {e}"));
+    assert_exactly_once(&seen, &c.expected);
+    assert_eq!(stats.hits as usize, N);
+    if let Some(s) = &t.server {
+        assert!(
+            faults.is_empty() || s.faults_fired() > 0,
+            "{test}: no fault fired"
+        );
+        assert_eq!(s.open_contexts(), 0, "{test}: PIT/scroll left open");
+    }
+    t.cleanup().await;
+    Some(stats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pit_pages_and_slices_without_faults() {
+    let s = run(ServerConfig::default(), &[], 700, 1, "plain")
+        .await
+        .unwrap();
+    assert_eq!(s.method, "pit");
+    assert!(s.pages >= (N / 700) as u64);
+    let s = run(ServerConfig::default(), &[], 500, 4, "sliced")
+        .await
+        .unwrap();
+    assert_eq!(s.slices, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_429_is_retried() {
+    let f = [Fault::new(Endpoint::Search, FaultKind::Status(429), 3, 6)];
+    if let Some(s) = run(ServerConfig::default(), &f, 500, 3, "429").await {
+        assert!(s.retries >= 6, "{s:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_and_pit_503_are_retried() {
+    let f = [
+        Fault::new(Endpoint::PitOpen, FaultKind::Status(503), 1, 1),
+        Fault::new(Endpoint::Search, FaultKind::Status(503), 4, 5),
+        Fault::new(Endpoint::Search, FaultKind::Status(502), 5, 2),
+        Fault::new(Endpoint::Search, FaultKind::Status(504), 7, 2),
+        Fault::new(Endpoint::Root, FaultKind::Status(503), 1, 1),
+    ];
+    run(ServerConfig::default(), &f, 500, 2, "503").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connection_resumes() {
+    let f = [Fault::new(Endpoint::Search, FaultKind::Drop, 3, 5)];
+    if let Some(s) = run(ServerConfig::default(), &f, 400, 2, "drop").await {
+        assert!(s.retries >= 5, "{s:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_pit_is_reopened_and_resumed() {
+    let f = [Fault::new(
+        Endpoint::Search,
+        FaultKind::ExpireContexts,
+        6,
+        3,
+    )];
+    if let Some(s) = run(ServerConfig::default(), &f, 500, 1, "expire").await {
+        assert!(s.reopens >= 3, "{s:?}");
+        assert!(
+            s.duplicates_dropped > 0,
+            "the restart re-read the last timestamp: {s:?}"
+        );
+    }
+    // Sliced: every slice sees the PIT vanish; one reopens it for all.
+    let f = [Fault::new(
+        Endpoint::Search,
+        FaultKind::ExpireContexts,
+        9,
+        2,
+    )];
+    if let Some(s) = run(ServerConfig::default(), &f, 300, 3, "expire-sliced").await {
+        assert!(s.reopens >= 2, "{s:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_results_are_never_taken_as_the_end() {
+    // A shard lost its context: reopen and resume, nothing missing.
+    let f = [Fault::new(
+        Endpoint::Search,
+        FaultKind::ShardFailure {
+            context_missing: true,
+        },
+        4,
+        3,
+    )];
+    if let Some(s) = run(ServerConfig::default(), &f, 500, 2, "partial-context").await {
+        assert!(s.reopens >= 1, "{s:?}");
+    }
+    // Any other shard failure: an error, not a short result.
+    let t = target();
+    let Some(server) = injectable(&t, "partial-other") else {
+        return;
+    };
+    t.load("a", corpus(3000, "p").docs).await;
+    server.inject(Fault::new(
+        Endpoint::Search,
+        FaultKind::ShardFailure {
+            context_missing: false,
+        },
+        2,
+        1,
+    ));
+    let e = scan_ids(
+        &t,
+        &EsConfig {
+            page_size: 500,
+            ..t.cfg.clone()
+        },
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("incomplete results: 1 shard(s) failed (node_not_connected_exception"),
+        "{e}"
+    );
+    assert_eq!(server.open_contexts(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_answers_and_timeouts() {
+    let t = target();
+    let Some(server) = injectable(&t, "slow") else {
+        return;
+    };
+    let c = corpus(N, "s");
+    t.load("a", c.docs.clone()).await;
+    // Slow but within the timeout, and twice beyond it (retried).
+    server.inject(Fault::new(
+        Endpoint::Search,
+        FaultKind::Delay(Duration::from_millis(30)),
+        2,
+        10,
+    ));
+    server.inject(Fault::new(
+        Endpoint::Search,
+        FaultKind::Delay(Duration::from_millis(1500)),
+        5,
+        2,
+    ));
+    let cfg = EsConfig {
+        page_size: 1000,
+        slices: 2,
+        timeout_s: 1,
+        ..t.cfg.clone()
+    };
+    let (seen, stats) = scan_ids(&t, &cfg).await.unwrap();
+    assert_exactly_once(&seen, &c.expected);
+    assert!(stats.retries >= 2, "{stats:?}");
+    assert_eq!(server.open_contexts(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scroll_fallback_on_opensearch_and_old_es() {
+    for flavor in [
+        Flavor::OpenSearch("2.11.0".into()),
+        Flavor::Elasticsearch("7.9.3".into()),
+    ] {
+        let cfg = ServerConfig {
+            flavor: flavor.clone(),
+            ..ServerConfig::default()
+        };
+        let f = [
+            Fault::new(Endpoint::Scroll, FaultKind::ExpireContexts, 5, 2),
+            Fault::new(Endpoint::Scroll, FaultKind::Drop, 4, 2),
+            Fault::new(Endpoint::Search, FaultKind::Status(429), 2, 1),
+        ];
+        if let Some(s) = run(cfg.clone(), &f, 600, 1, "scroll").await {
+            assert_eq!(s.method, "scroll", "{flavor:?}");
+            assert!(s.reopens >= 2);
+        }
+        if let Some(s) = run(cfg, &[], 600, 3, "scroll-sliced").await {
+            assert_eq!(s.method, "scroll");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_root_assumes_pit() {
+    let t = target_with(ServerConfig {
+        forbid_root: true,
+        ..ServerConfig::default()
+    });
+    let Some(_) = injectable(&t, "forbidden-root") else {
+        return;
+    };
+    let c = corpus(3000, "f");
+    t.load("a", c.docs.clone()).await;
+    let (seen, stats) = scan_ids(&t, &t.cfg).await.unwrap();
+    assert_exactly_once(&seen, &c.expected);
+    assert_eq!(stats.method, "pit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fatal_error_names_the_request_and_closes_the_pit() {
+    let t = target();
+    let Some(server) = injectable(&t, "fatal") else {
+        return;
+    };
+    t.load("a", corpus(3000, "x").docs).await;
+    server.inject(Fault::new(Endpoint::Search, FaultKind::Status(400), 2, 1));
+    let e = scan_ids(
+        &t,
+        &EsConfig {
+            page_size: 500,
+            ..t.cfg.clone()
+        },
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("POST /_search: cluster answered 400"), "{e}");
+    assert_eq!(server.open_contexts(), 0, "PIT closed on error");
+
+    // Retries are bounded: a cluster that keeps answering 503 is reported.
+    server.clear_faults();
+    server.inject(Fault::new(
+        Endpoint::Search,
+        FaultKind::Status(503),
+        1,
+        1000,
+    ));
+    let cfg = EsConfig {
+        retry: wiretrail_elastic::RetryPolicy {
+            max_retries: 3,
+            initial_ms: 1,
+            max_ms: 5,
+            max_elapsed_s: 10,
+        },
+        ..t.cfg.clone()
+    };
+    let e = scan_ids(&t, &cfg).await.unwrap_err().to_string();
+    assert!(
+        e.contains("503 cluster_block_exception: blocked by: [SERVICE_UNAVAILABLE/2/no master];")
+            && e.contains("after 4 attempt(s)"),
+        "{e}"
+    );
+    assert_eq!(server.open_contexts(), 0);
+
+    // A missing index: 404 with its reason.
+    let cfg = EsConfig {
+        index: "nope-logs".into(),
+        ..t.cfg.clone()
+    };
+    let e = scan_ids(&t, &cfg).await.unwrap_err().to_string();
+    assert!(e.contains("POST /nope-logs/_pit: cluster answered 404 index_not_found_exception: no such index [nope-logs]"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_in_errors() {
+    let password = "pw-Zq83-never-print-me";
+    for auth in [
+        Auth::Basic {
+            user: "elastic".into(),
+            password: password.into(),
+        },
+        Auth::ApiKey("aWQ6cHctWnE4My1uZXZlci1wcmludC1tZQ==".into()),
+        Auth::Bearer(password.into()),
+    ] {
+        let t = target_with(ServerConfig {
+            auth: Some(auth.clone()),
+            ..ServerConfig::default()
+        });
+        let Some(server) = injectable(&t, "secrets") else {
+            return;
+        };
+        // Right credentials (through a credentials file) work.
+        let dir = std::env::temp_dir().join(format!("wt-es-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("creds");
+        let line = |s: &str| match &auth {
+            Auth::Basic { user, .. } => format!("user={user}\npassword={s}\n"),
+            Auth::ApiKey(_) => format!("api_key={s}\n"),
+            Auth::Bearer(_) => format!("bearer={s}\n"),
+        };
+        let right = match &auth {
+            Auth::ApiKey(k) => k.clone(),
+            _ => password.to_string(),
+        };
+        std::fs::write(&file, line(&right)).unwrap();
+        let mut cfg = t.cfg.clone();
+        cfg.auth.credentials_file = Some(file.clone());
+        t.load("a", corpus(300, "a").docs).await;
+        let (seen, _) = scan_ids(&t, &cfg).await.unwrap();
+        assert_eq!(seen.len(), 300);
+        // Wrong ones: 401, and neither secret shows in the message.
+        let wrong = "wrong-Kx91-secret";
+        std::fs::write(&file, line(wrong)).unwrap();
+        let e = scan_ids(&t, &cfg).await.unwrap_err();
+        let msg = format!("{e} {e:?}");
+        assert!(
+            msg.contains("401") && msg.contains("security_exception"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains(wrong) && !msg.contains(password) && !msg.contains(&right),
+            "{msg}"
+        );
+        // The server did receive the header: the secret was sent, just never shown.
+        assert!(server
+            .requests()
+            .iter()
+            .any(|r| r.status == 401 && r.authorization.is_some()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_filter_and_custom_field_names() {
+    let t = target();
+    let c = corpus(3000, "h");
+    t.load("a", c.docs.clone()).await;
+    let cfg = EsConfig {
+        hosts: vec!["proxy-1".into()],
+        ..t.cfg.clone()
+    };
+    let (seen, _) = scan_ids(&t, &cfg).await.unwrap();
+    let want: Vec<String> = c
+        .expected
+        .iter()
+        .filter(|id| id[3..].parse::<usize>().unwrap() % 2 == 1)
+        .cloned()
+        .collect();
+    assert_exactly_once(&seen, &want);
+
+    // A shipper with other names: `ts` and `log_line`.
+    let renamed: Vec<_> = c
+        .docs
+        .iter()
+        .map(|(id, d)| (id.clone(), serde_json::json!({ "ts": d["@timestamp"], "log_line": d["message"], "agent": { "hostname": d["host"]["name"] } })))
+        .collect();
+    t.load("renamed", renamed).await;
+    let mut cfg = EsConfig {
+        index: format!("{}-logs-renamed", t.prefix),
+        ..t.cfg.clone()
+    };
+    cfg.fields.timestamp = "ts".into();
+    cfg.fields.message = "log_line".into();
+    cfg.fields.host = "agent.hostname".into();
+    let client = wiretrail_elastic::EsClient::new(&cfg).unwrap();
+    let pc = wiretrail_logs::ParseConfig::new(Some(chrono_tz::UTC));
+    let mut errors = Vec::new();
+    let stats = wiretrail_elastic::fetch_errors(
+        &client,
+        &cfg,
+        &window(),
+        &pc,
+        |e| {
+            errors.push(e);
+            ControlFlow::Continue(())
+        },
+        |m| panic!("malformed {m:?}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stats.errors as usize, c.expected.len());
+    assert_eq!(errors.len(), c.expected.len());
+    let e = errors.iter().find(|e| matches!(&e.source, wiretrail_logs::Source::Elasticsearch { id, .. } if id == "h-e3")).unwrap();
+    assert_eq!(e.host.as_deref(), Some("proxy-1"));
+    assert_eq!(e.local.as_deref(), Some("10.1.1.5:30003"));
+    assert_eq!(e.remote.as_deref(), Some("10.2.0.7:80"));
+    assert_eq!(e.class, wiretrail_logs::ErrorClass::Reset);
+    assert_eq!(e.timestamp, t0() + chrono::Duration::milliseconds(8));
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_counts_non_errors() {
+    let t = target();
+    let c = corpus(900, "n");
+    let mut docs = c.docs.clone();
+    // Contains the phrase (so the query returns it) but is no proxy error line.
+    for i in 0..7 {
+        let ts = (t0() + chrono::Duration::seconds(i)).to_rfc3339();
+        docs.push((format!("n-talk{i}"), serde_json::json!({ "@timestamp": ts, "message": "alert: too many `http: proxy error` lines today", "host": { "name": "proxy-0" } })));
+    }
+    t.load("a", docs).await;
+    let client = t.client();
+    let pc = wiretrail_logs::ParseConfig::new(Some(chrono_tz::UTC));
+    let mut n = 0;
+    let stats = wiretrail_elastic::fetch_errors(
+        &client,
+        &t.cfg,
+        &window(),
+        &pc,
+        |_| {
+            n += 1;
+            ControlFlow::Continue(())
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (stats.errors, stats.not_proxy_error, stats.malformed),
+        (900, 7, 0)
+    );
+    assert_eq!(n, 900);
+    t.cleanup().await;
+}

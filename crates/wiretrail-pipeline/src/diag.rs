@@ -1,0 +1,192 @@
+//! Errors that point into a pipeline file: `FILE:LINE:COL: what`, the line
+//! itself with a caret, and a hint ("did you mean `nodes`?").
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// A problem at a place in a pipeline file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpanError {
+    pub file: PathBuf,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub col: usize,
+    pub message: String,
+    pub hint: Option<String>,
+    /// The offending line, for the caret display.
+    pub source_line: String,
+    /// Caret width in characters (at least 1).
+    pub width: usize,
+}
+
+impl SpanError {
+    pub fn new(
+        file: &Path,
+        src: &str,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+    ) -> SpanError {
+        let span = span.unwrap_or(0..0);
+        let start = span.start.min(src.len());
+        let (line, col, line_start) = line_col(src, start);
+        let line_end = src[line_start..]
+            .find('\n')
+            .map(|i| line_start + i)
+            .unwrap_or(src.len());
+        let source_line = src[line_start..line_end].trim_end_matches('\r').to_string();
+        let end = span.end.clamp(start, line_end);
+        let width = src[start..end].chars().count().max(1);
+        SpanError {
+            file: file.to_path_buf(),
+            line,
+            col,
+            message: message.into(),
+            hint: None,
+            source_line,
+            width,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> SpanError {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for SpanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )?;
+        if !self.source_line.is_empty() {
+            let num = self.line.to_string();
+            let pad = " ".repeat(num.len());
+            write!(
+                f,
+                "\n{pad} |\n{num} | {}\n{pad} | {}{}",
+                self.source_line,
+                " ".repeat(self.col - 1),
+                "^".repeat(self.width)
+            )?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n  = hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SpanError {}
+
+/// 1-based line and character column of a byte offset, plus the line's start.
+pub fn line_col(src: &str, offset: usize) -> (usize, usize, usize) {
+    let mut offset = offset.min(src.len());
+    while !src.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let line_start = src[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = src[..offset].matches('\n').count() + 1;
+    let col = src[line_start..offset].chars().count() + 1;
+    (line, col, line_start)
+}
+
+/// Levenshtein distance, small inputs only (key names).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest candidate if it is close enough to be a typo.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1) + 1;
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&word.to_ascii_lowercase(), c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Turn serde's "unknown field `x`, expected one of `a`, `b`" (and the
+/// variant equivalent) into a short message and a did-you-mean hint.
+pub fn explain_serde_message(msg: &str) -> (String, Option<String>) {
+    let first_line = msg.lines().next().unwrap_or(msg).trim().to_string();
+    let backticked: Vec<&str> = first_line.split('`').skip(1).step_by(2).collect();
+    let (what, kind) = if first_line.starts_with("unknown field") {
+        ("key", true)
+    } else if first_line.starts_with("unknown variant") {
+        ("value", true)
+    } else {
+        ("", false)
+    };
+    if !kind || backticked.is_empty() {
+        return (first_line, None);
+    }
+    let bad = backticked[0];
+    let expected: Vec<&str> = backticked[1..].to_vec();
+    let message = format!("unknown {what} `{bad}`");
+    let hint = match closest(bad, expected.iter().copied()) {
+        Some(c) => format!("did you mean `{c}`?"),
+        None if expected.is_empty() => "this table takes no keys".to_string(),
+        None => format!(
+            "expected one of {}",
+            expected
+                .iter()
+                .map(|e| format!("`{e}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    (message, Some(hint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_for_typos() {
+        let (m, h) = explain_serde_message(
+            "unknown field `nodse`, expected one of `name`, `tz`, `nodes`, `logs`",
+        );
+        assert_eq!(m, "unknown key `nodse`");
+        assert_eq!(h.as_deref(), Some("did you mean `nodes`?"));
+        let (m, h) = explain_serde_message(
+            "unknown variant `backnd`, expected one of `proxy`, `backend`, `switch`, `other`",
+        );
+        assert_eq!(m, "unknown value `backnd`");
+        assert_eq!(h.as_deref(), Some("did you mean `backend`?"));
+        let (_, h) = explain_serde_message("unknown field `zzzzzz`, expected `a` or `b`");
+        assert_eq!(h.as_deref(), Some("expected one of `a`, `b`"));
+    }
+
+    #[test]
+    fn caret_points_at_span() {
+        let src = "a = 1\n[[nodse]]\nname = \"x\"\n";
+        let e = SpanError::new(Path::new("p.toml"), src, Some(8..13), "unknown key `nodse`")
+            .with_hint("did you mean `nodes`?");
+        assert_eq!((e.line, e.col), (2, 3));
+        let text = e.to_string();
+        assert!(
+            text.starts_with("p.toml:2:3: unknown key `nodse`"),
+            "{text}"
+        );
+        assert!(text.contains("2 | [[nodse]]\n  |   ^^^^^"), "{text}");
+    }
+}

@@ -1,0 +1,229 @@
+//! `investigate`: one window, after an alert.
+//!
+//! Flow: pipeline (file or flags) + overrides → window (flags, or an alert
+//! body) → read the window's proxy errors → analyse (plan, catalog, extract,
+//! correlate) → outputs (terminal, JSON, HTML, pcapng slices) → publish to
+//! Elasticsearch when the pipeline names it.
+
+use crate::alert::AlertRequest;
+use crate::config::{parse_node_flag, LogSource, Pipeline};
+use crate::engine::{Analysis, Engine, EngineError};
+use crate::outputs::{write_outputs, OutputError, OutputPlan};
+use crate::progress::Progress;
+use crate::time::{parse_duration, parse_time, Window};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Command-line values that override the pipeline file. Strings are parsed
+/// here (not by clap) because times need the pipeline's zone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub at: Option<String>,
+    pub window: Option<String>,
+    /// `YYYY-MM-DD` in the pipeline's zone (batch).
+    pub day: Option<String>,
+    /// `NAME=LOCATION[,role=..][,offset=..]` defines or replaces a node;
+    /// a bare `NAME` restricts the run to the named pipeline nodes.
+    pub nodes: Vec<String>,
+    /// Replace the log source with these files (`-` for stdin).
+    pub logs: Vec<String>,
+    pub tz: Option<String>,
+    /// Only this proxy host's errors.
+    pub host: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvestigateError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+fn usage(s: impl Into<String>) -> InvestigateError {
+    InvestigateError::Usage(s.into())
+}
+
+/// Apply everything but the window to the pipeline.
+pub fn apply_overrides(mut p: Pipeline, o: &Overrides) -> Result<Pipeline, InvestigateError> {
+    if let Some(tz) = &o.tz {
+        p.tz = Some(tz.parse::<Tz>().map_err(|_| {
+            usage(format!(
+                "--tz `{tz}` is not a time zone: use e.g. Asia/Shanghai or UTC"
+            ))
+        })?);
+    }
+    if !o.logs.is_empty() {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        p.logs = if o.logs.iter().any(|l| l == "-") {
+            if o.logs.len() > 1 {
+                return Err(usage("--logs -: stdin cannot be mixed with files"));
+            }
+            LogSource::Stdin
+        } else {
+            LogSource::Files(o.logs.iter().map(|l| cwd.join(l)).collect())
+        };
+    }
+    if let Some(h) = &o.host {
+        p.host_filter = Some(h.clone());
+    }
+    let (defs, picks): (Vec<&String>, Vec<&String>) = o.nodes.iter().partition(|n| n.contains('='));
+    if !picks.is_empty() {
+        for name in &picks {
+            if p.node(name).is_none() {
+                let hint = crate::diag::closest(name, p.nodes.iter().map(|n| n.name.as_str()))
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                return Err(usage(format!("--node {name}: the pipeline has no such node{hint}; define one with --node {name}=DIR")));
+            }
+        }
+        p.nodes.retain(|n| picks.iter().any(|k| **k == n.name));
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    for d in defs {
+        let n = parse_node_flag(d, &cwd).map_err(|e| usage(format!("--node: {e}")))?;
+        match p.nodes.iter_mut().find(|m| m.name == n.name) {
+            Some(m) => *m = n,
+            None => p.nodes.push(n),
+        }
+    }
+    Ok(p)
+}
+
+/// The window from flags, else from the alert; `--window` alone means "the
+/// last D up to now".
+pub fn resolve_window(
+    p: &Pipeline,
+    o: &Overrides,
+    alert: Option<&AlertRequest>,
+    now: DateTime<Utc>,
+) -> Result<Window, InvestigateError> {
+    let t = |s: &str, flag: &str| parse_time(s, p.tz).map_err(|e| usage(format!("{flag}: {e}")));
+    let d = |s: &str| parse_duration(s).map_err(|e| usage(format!("--window: {e}")));
+    let before = match &o.window {
+        Some(w) => d(w)?,
+        None => p.window.before,
+    };
+    let w = match (&o.day, &o.since, &o.until, &o.at) {
+        (Some(day), None, None, None) => {
+            Window::day(day, p.tz).map_err(|e| usage(format!("--day: {e}")))?
+        }
+        (Some(_), ..) => {
+            return Err(usage(
+                "--day cannot be combined with --since, --until or --at",
+            ))
+        }
+        (None, Some(_), _, Some(_)) | (None, _, Some(_), Some(_)) => {
+            return Err(usage("--at cannot be combined with --since/--until"))
+        }
+        (None, Some(s), Some(u), None) => {
+            Window::new(t(s, "--since")?, t(u, "--until")?).map_err(|e| usage(e.to_string()))?
+        }
+        (None, Some(s), None, None) => {
+            let s = t(s, "--since")?;
+            let u = if o.window.is_some() { s + before } else { now };
+            Window::new(s, u).map_err(|e| usage(e.to_string()))?
+        }
+        (None, None, Some(u), None) => {
+            let u = t(u, "--until")?;
+            Window::new(u - before, u).map_err(|e| usage(e.to_string()))?
+        }
+        (None, None, None, Some(at)) => Window::around(t(at, "--at")?, before, p.window.after)
+            .map_err(|e| usage(e.to_string()))?,
+        (None, None, None, None) => match (alert, &o.window) {
+            (Some(a), _) => a.window,
+            (None, Some(_)) => Window::new(now - before, now).map_err(|e| usage(e.to_string()))?,
+            (None, None) => {
+                return Err(usage(
+                    "which time? give --at T [--window 5m], --since T --until T, or --alert FILE",
+                ))
+            }
+        },
+    };
+    Ok(w)
+}
+
+/// One investigation, ready to run.
+#[derive(Debug, Clone)]
+pub struct InvestigateRequest {
+    pub pipeline: Pipeline,
+    pub window: Window,
+    pub outputs: OutputPlan,
+    /// `--format text --out F`: the terminal report goes to F.
+    pub text_out: Option<PathBuf>,
+    /// Publish to the pipeline's Elasticsearch output (if any).
+    pub publish: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct InvestigateOutcome {
+    pub analysis: Analysis,
+    pub written: Vec<PathBuf>,
+    /// Publishing result line, when an Elasticsearch output is configured.
+    pub published: Option<String>,
+}
+
+impl InvestigateOutcome {
+    pub fn found(&self) -> bool {
+        !self.analysis.report.incidents.is_empty()
+    }
+}
+
+/// Check a pipeline is runnable before reading anything.
+pub fn check_runnable(p: &Pipeline) -> Result<(), InvestigateError> {
+    if p.nodes.is_empty() {
+        return Err(usage(
+            "no capture nodes: add [[nodes]] to the pipeline or --node NAME=DIR",
+        ));
+    }
+    Ok(())
+}
+
+/// Run one investigation and write its outputs.
+pub fn investigate(
+    engine: &dyn Engine,
+    req: &InvestigateRequest,
+    progress: &Arc<dyn Progress>,
+    stdout: &mut dyn Write,
+) -> Result<InvestigateOutcome, InvestigateError> {
+    check_runnable(&req.pipeline)?;
+    progress.stage(&format!("reading logs for {}", req.window));
+    let logs = engine.read_errors(&req.pipeline, &req.window)?;
+    tracing::info!(errors = logs.errors.len(), lines = logs.stats.lines, window = %req.window, "logs read");
+    progress.stage(&format!("analysing {} proxy errors", logs.errors.len()));
+    let analysis = engine.analyse(
+        &req.pipeline,
+        &req.window,
+        logs.errors,
+        &logs.stats,
+        progress,
+    )?;
+    progress.incidents(analysis.report.incidents.len() as u64);
+    let written = write_outputs(&analysis, &req.outputs, stdout, req.text_out.as_deref())?;
+    let published = if req.publish && req.pipeline.outputs.elasticsearch {
+        Some(crate::adapters::publish(&analysis.report, &req.pipeline)?)
+    } else {
+        None
+    };
+    progress.finish();
+    Ok(InvestigateOutcome {
+        analysis,
+        written,
+        published,
+    })
+}
+
+/// Publish a report to the pipeline's Elasticsearch output; one line saying what arrived.
+pub fn publish(
+    report: &wiretrail_correlate::model::Report,
+    p: &Pipeline,
+) -> Result<String, EngineError> {
+    crate::adapters::publish(report, p)
+}

@@ -1,0 +1,616 @@
+//! Captures that stay on other machines: `ssh://[user@]host[:port]/dir`.
+//!
+//! Uses the system `ssh` client, so the user's keys, agent and
+//! `~/.ssh/config` apply as they do for `rsync` and `git`; `BatchMode=yes`
+//! so a missing key fails at once instead of prompting.
+//!
+//! Per node, in parallel with the other nodes:
+//! 1. When `wiretrail` is installed on the host (and the node allows it),
+//!    the extraction runs there (`wiretrail capture extract ... -w -`) and
+//!    only the matched packets cross the network, saved as one pcapng.
+//! 2. Otherwise the directory is listed (`find -printf`: size, mtime, name)
+//!    and only the rotated files whose span can overlap a window are copied.
+//!    A rotated file's span is taken from the listing alone: it ends at its
+//!    mtime (the last packet written) and starts after the previous file of
+//!    the same series ended. Nothing is read to decide, and never the whole
+//!    directory is copied.
+//!
+//! Copies are cached (`<cache>/<host>/<name>` with the remote size and
+//! mtime), so a re-run over the same windows transfers nothing; the local
+//! catalog then indexes and caches them like any local capture.
+//! A node that cannot be reached is an `Err`, which the caller turns into a
+//! capture gap for that node while the other nodes go on.
+
+use crate::config::{CaptureLocation, Node, SshTarget};
+use crate::progress::Progress;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use wiretrail_capture::{FlowQuery, Nanos};
+
+/// What was brought over for one node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fetched {
+    /// Local files to catalog (copies or one remote-extracted pcapng).
+    pub files: Vec<PathBuf>,
+    /// The node's capture coverage as the listing shows it (node clock).
+    pub coverage: Vec<(Nanos, Nanos)>,
+    /// Bytes that crossed the network (file contents or extracted pcapng).
+    pub bytes_transferred: u64,
+    /// Bytes of the remote directory's capture files, for comparison.
+    pub remote_dir_bytes: u64,
+    /// `extract` (ran wiretrail there) or `copy`.
+    pub mode: &'static str,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("ssh {dest}: {what} failed (exit {code:?}): {stderr}")]
+    Ssh {
+        dest: String,
+        what: String,
+        code: Option<i32>,
+        stderr: String,
+    },
+    #[error("cannot run ssh: {0}")]
+    Spawn(std::io::Error),
+    #[error("local cache {}: {source}", path.display())]
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("listing of {0} is not understood: {1}")]
+    Listing(String, String),
+}
+
+/// One file as the remote listing shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteFile {
+    pub name: String,
+    pub size: u64,
+    /// Modification time, ns since the epoch (node clock).
+    pub mtime: Nanos,
+}
+
+/// Windows per query, widened by `slack` and shifted to the node's clock.
+pub fn node_windows(
+    queries: &[FlowQuery],
+    slack: Nanos,
+    offset_s: Option<f64>,
+) -> Vec<(Nanos, Nanos)> {
+    let shift = offset_s.map(|o| (o * 1e9) as i64).unwrap_or(0);
+    let mut w: Vec<(Nanos, Nanos)> = queries
+        .iter()
+        .map(|q| {
+            (
+                q.since.saturating_sub(slack).saturating_sub(shift),
+                q.until.saturating_add(slack).saturating_sub(shift),
+            )
+        })
+        .collect();
+    w.sort();
+    let mut merged: Vec<(Nanos, Nanos)> = Vec::new();
+    for (a, b) in w {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
+/// Files of one rotation series share their name with the digits removed
+/// (`cap-20230505-1733.pcap`, `ring_00012_20230505173307.pcapng`, `cap.pcap3`).
+fn series_key(name: &str) -> String {
+    name.chars().filter(|c| !c.is_ascii_digit()).collect()
+}
+
+/// Looks like a capture file (plain or compressed pcap/pcapng, or tcpdump's
+/// numbered `-C` suffixes).
+pub fn is_capture_name(name: &str) -> bool {
+    let n = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    let n = n
+        .strip_suffix(".gz")
+        .or_else(|| n.strip_suffix(".zst"))
+        .unwrap_or(n);
+    n.ends_with(".pcap") || n.ends_with(".pcapng") || n.ends_with(".cap") || n.contains(".pcap")
+}
+
+/// How long before its mtime a series' first file is assumed to start:
+/// the median span of the others, or an hour when there are none.
+fn typical_span(ends: &[Nanos]) -> Nanos {
+    let mut d: Vec<Nanos> = ends
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 0)
+        .collect();
+    d.sort();
+    d.get(d.len() / 2).copied().unwrap_or(3_600_000_000_000)
+}
+
+/// Pick the files whose span can meet a window, and the coverage the
+/// listing shows. `mtime_slack` absorbs coarse mtimes (1 s on some systems).
+pub fn select(
+    files: &[RemoteFile],
+    windows: &[(Nanos, Nanos)],
+    mtime_slack: Nanos,
+) -> (Vec<RemoteFile>, Vec<(Nanos, Nanos)>) {
+    let mut series: HashMap<String, Vec<&RemoteFile>> = HashMap::new();
+    for f in files.iter().filter(|f| is_capture_name(&f.name)) {
+        series.entry(series_key(&f.name)).or_default().push(f);
+    }
+    let mut chosen = Vec::new();
+    let mut coverage = Vec::new();
+    for (_, mut fs) in series {
+        fs.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
+        let ends: Vec<Nanos> = fs.iter().map(|f| f.mtime).collect();
+        let first_start = ends[0].saturating_sub(typical_span(&ends));
+        for (i, f) in fs.iter().enumerate() {
+            // A file may hold packets from the previous file's end (minus
+            // slack) up to its own mtime (plus slack).
+            let start = if i == 0 {
+                Nanos::MIN
+            } else {
+                ends[i - 1].saturating_sub(mtime_slack)
+            };
+            let end = f.mtime.saturating_add(mtime_slack);
+            if windows.iter().any(|&(a, b)| start <= b && end >= a) {
+                chosen.push((*f).clone());
+            }
+            let cov_start = if i == 0 { first_start } else { ends[i - 1] };
+            coverage.push((cov_start, f.mtime));
+        }
+    }
+    chosen.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
+    coverage.sort();
+    let mut merged: Vec<(Nanos, Nanos)> = Vec::new();
+    for (a, b) in coverage {
+        match merged.last_mut() {
+            Some(l) if a <= l.1 => l.1 = l.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    (chosen, merged)
+}
+
+/// Parse `find -printf '%s %T@ %f\n'` output.
+pub fn parse_listing(text: &str) -> Result<Vec<RemoteFile>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let mut it = line.splitn(3, ' ');
+        let (Some(size), Some(mtime), Some(name)) = (it.next(), it.next(), it.next()) else {
+            return Err(format!("line {}: `{line}`", i + 1));
+        };
+        let size: u64 = size
+            .parse()
+            .map_err(|_| format!("line {}: size `{size}`", i + 1))?;
+        let (secs, frac) = mtime.split_once('.').unwrap_or((mtime, "0"));
+        let secs: i64 = secs
+            .parse()
+            .map_err(|_| format!("line {}: mtime `{mtime}`", i + 1))?;
+        let frac9: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+        let nanos: i64 = frac9
+            .parse()
+            .map_err(|_| format!("line {}: mtime `{mtime}`", i + 1))?;
+        out.push(RemoteFile {
+            name: name.to_string(),
+            size,
+            mtime: secs * 1_000_000_000 + nanos,
+        });
+    }
+    Ok(out)
+}
+
+/// Single-quote for the remote POSIX shell.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The `ssh` invocation for a node, without the remote command.
+fn ssh_command(t: &SshTarget, extra: &[String]) -> Command {
+    let ssh = std::env::var_os("WIRETRAIL_SSH").unwrap_or_else(|| "ssh".into());
+    let mut c = Command::new(ssh);
+    c.args([
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "ServerAliveInterval=15",
+    ]);
+    if let Some(p) = t.port {
+        c.args(["-p", &p.to_string()]);
+    }
+    c.args(extra);
+    c.arg(t.destination());
+    c.arg("--");
+    c.stdin(Stdio::null());
+    c
+}
+
+fn run(
+    t: &SshTarget,
+    extra: &[String],
+    what: &str,
+    remote_cmd: &str,
+) -> Result<Vec<u8>, RemoteError> {
+    let out = ssh_command(t, extra)
+        .arg(remote_cmd)
+        .output()
+        .map_err(RemoteError::Spawn)?;
+    if !out.status.success() {
+        return Err(RemoteError::Ssh {
+            dest: t.to_string(),
+            what: what.into(),
+            code: out.status.code(),
+            stderr: String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .chars()
+                .take(500)
+                .collect(),
+        });
+    }
+    Ok(out.stdout)
+}
+
+/// Stream a remote command's stdout into `dest` (atomically); returns bytes.
+fn run_to_file(
+    t: &SshTarget,
+    extra: &[String],
+    what: &str,
+    remote_cmd: &str,
+    dest: &Path,
+) -> Result<u64, RemoteError> {
+    let cache_err = |source| RemoteError::Cache {
+        path: dest.to_path_buf(),
+        source,
+    };
+    let tmp = dest.with_extension(format!("part-{}", std::process::id()));
+    let mut child = ssh_command(t, extra)
+        .arg(remote_cmd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(RemoteError::Spawn)?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let copied = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::copy(&mut stdout, &mut f)
+    })();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let status = child.wait().map_err(RemoteError::Spawn)?;
+    let n = match copied {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(cache_err(e));
+        }
+    };
+    if !status.success() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(RemoteError::Ssh {
+            dest: t.to_string(),
+            what: what.into(),
+            code: status.code(),
+            stderr: stderr.trim().chars().take(500).collect(),
+        });
+    }
+    std::fs::rename(&tmp, dest).map_err(cache_err)?;
+    Ok(n)
+}
+
+/// Cache directory for one remote location.
+fn cache_dir_for(cache: &Path, node: &str, t: &SshTarget) -> PathBuf {
+    let key = format!("{}_{}_{}", t.host, t.port.unwrap_or(22), t.dir);
+    let safe: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    cache.join(crate::outputs::safe_file_name(node)).join(safe)
+}
+
+/// Fetch one node's part of the windows.
+pub fn fetch_node(
+    node: &Node,
+    t: &SshTarget,
+    queries: &[FlowQuery],
+    slack: Nanos,
+    cache: &Path,
+) -> Result<Fetched, RemoteError> {
+    let windows = node_windows(queries, slack, node.clock_offset_s);
+    let dir = cache_dir_for(cache, &node.name, t);
+    std::fs::create_dir_all(&dir).map_err(|source| RemoteError::Cache {
+        path: dir.clone(),
+        source,
+    })?;
+    let qdir = sh_quote(&t.dir);
+    let listing = run(
+        t,
+        &node.ssh_options,
+        "list captures",
+        &format!("find {qdir}/ -maxdepth 1 -type f -printf '%s %T@ %f\\n'"),
+    )?;
+    let files = parse_listing(&String::from_utf8_lossy(&listing))
+        .map_err(|e| RemoteError::Listing(t.to_string(), e))?;
+    let remote_dir_bytes = files
+        .iter()
+        .filter(|f| is_capture_name(&f.name))
+        .map(|f| f.size)
+        .sum();
+    let (chosen, coverage) = select(&files, &windows, 2_000_000_000);
+    let mut fetched = Fetched {
+        coverage,
+        remote_dir_bytes,
+        ..Fetched::default()
+    };
+    if windows.is_empty() || chosen.is_empty() {
+        fetched.mode = "copy";
+        fetched
+            .notes
+            .push(format!("no capture file of {t} overlaps the windows"));
+        return Ok(fetched);
+    }
+
+    if node.remote_extract {
+        let probe = run(
+            t,
+            &node.ssh_options,
+            "probe",
+            "command -v wiretrail || true",
+        )?;
+        let bin = String::from_utf8_lossy(&probe).trim().to_string();
+        if !bin.is_empty() {
+            let cmd = remote_extract_command(&bin, &node.name, &t.dir, queries, &windows);
+            let name = format!("extract-{:016x}.pcapng", fxhash(&cmd));
+            let dest = dir.join(&name);
+            match run_to_file(t, &node.ssh_options, "remote extract", &cmd, &dest) {
+                Ok(n) => {
+                    fetched.bytes_transferred += n;
+                    fetched.files.push(dest);
+                    fetched.mode = "extract";
+                    return Ok(fetched);
+                }
+                Err(e) => fetched
+                    .notes
+                    .push(format!("remote extract failed, copying files instead: {e}")),
+            }
+        }
+    }
+
+    fetched.mode = "copy";
+    for f in &chosen {
+        if f.name.contains(['/', '\n']) {
+            fetched
+                .notes
+                .push(format!("skipped file with an unusable name: {:?}", f.name));
+            continue;
+        }
+        let dest = dir.join(&f.name);
+        let meta = dir.join(format!(".{}.remote", f.name));
+        let stamp = format!("{} {}", f.size, f.mtime);
+        let fresh = std::fs::read_to_string(&meta)
+            .map(|s| s == stamp)
+            .unwrap_or(false)
+            && std::fs::metadata(&dest)
+                .map(|m| m.len() == f.size)
+                .unwrap_or(false);
+        if !fresh {
+            let cmd = format!("cat -- {}/{}", qdir, sh_quote(&f.name));
+            let n = run_to_file(
+                t,
+                &node.ssh_options,
+                &format!("copy {}", f.name),
+                &cmd,
+                &dest,
+            )?;
+            fetched.bytes_transferred += n;
+            // Keep the remote mtime so the local catalog cache keys stay stable.
+            if let Ok(file) = std::fs::File::options().write(true).open(&dest) {
+                let t =
+                    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(f.mtime.max(0) as u64);
+                let _ = file.set_modified(t);
+            }
+            std::fs::write(&meta, stamp).map_err(|source| RemoteError::Cache {
+                path: meta.clone(),
+                source,
+            })?;
+        }
+        fetched.files.push(dest);
+    }
+    Ok(fetched)
+}
+
+/// `wiretrail capture extract` on the host, pcapng to stdout.
+pub fn remote_extract_command(
+    bin: &str,
+    node: &str,
+    dir: &str,
+    queries: &[FlowQuery],
+    windows: &[(Nanos, Nanos)],
+) -> String {
+    let since = windows.iter().map(|w| w.0).min().unwrap_or(0);
+    let until = windows.iter().map(|w| w.1).max().unwrap_or(0);
+    let secs = |ns: Nanos| {
+        format!(
+            "{}.{:09}",
+            ns.div_euclid(1_000_000_000),
+            ns.rem_euclid(1_000_000_000)
+        )
+    };
+    let mut cmd = format!(
+        "{} capture extract --node {}",
+        sh_quote(bin),
+        sh_quote(&format!("{node}={dir}"))
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for q in queries {
+        let arg = match (q.proxy_ip, q.backend) {
+            (Some(ip), Some(b)) => format!(
+                "--flow {}",
+                sh_quote(&format!(
+                    "{}-{}",
+                    std::net::SocketAddr::new(ip, q.proxy_port),
+                    b
+                ))
+            ),
+            _ => format!("--port {}", q.proxy_port),
+        };
+        if seen.insert(arg.clone()) {
+            cmd.push(' ');
+            cmd.push_str(&arg);
+        }
+    }
+    cmd.push_str(&format!(
+        " --since {} --until {} -w -",
+        secs(since),
+        secs(until)
+    ));
+    cmd
+}
+
+fn fxhash(s: &str) -> u64 {
+    // FNV-1a: a stable name for the same request.
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Fetch every remote node in parallel. Nodes with no query windows are skipped.
+pub fn fetch_nodes(
+    nodes: &[&Node],
+    queries: &[FlowQuery],
+    slack: Nanos,
+    cache: &Path,
+    progress: &dyn Progress,
+) -> HashMap<String, Result<Fetched, RemoteError>> {
+    if nodes.is_empty() {
+        return HashMap::new();
+    }
+    progress.stage(&format!(
+        "fetching captures from {} remote nodes",
+        nodes.len()
+    ));
+    std::thread::scope(|s| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .filter_map(|n| match &n.captures {
+                CaptureLocation::Ssh(t) => Some((
+                    n.name.clone(),
+                    s.spawn(move || fetch_node(n, t, queries, slack, cache)),
+                )),
+                CaptureLocation::Local(_) => None,
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(name, h)| {
+                let r = h.join().unwrap_or_else(|_| Err(RemoteError::Listing(name.clone(), "fetch thread panicked".into())));
+                match &r {
+                    Ok(f) => tracing::info!(node = %name, mode = f.mode, files = f.files.len(), bytes = f.bytes_transferred, "remote captures fetched"),
+                    Err(e) => tracing::warn!(node = %name, "remote captures unavailable: {e}"),
+                }
+                (name, r)
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Nanos = 1_000_000_000;
+
+    fn f(name: &str, mtime_s: i64) -> RemoteFile {
+        RemoteFile {
+            name: name.into(),
+            size: 100,
+            mtime: mtime_s * S,
+        }
+    }
+
+    #[test]
+    fn selection_takes_only_overlapping_rotations() {
+        // Hourly rotation: file k holds (k-1)h .. kh.
+        let files: Vec<RemoteFile> = (1..=24)
+            .map(|k| f(&format!("cap-{k:02}.pcap"), k * 3600))
+            .chain([f("notes.txt", 5)])
+            .collect();
+        let (chosen, cov) = select(
+            &files,
+            &[(5 * 3600 * S + 10 * S, 5 * 3600 * S + 70 * S)],
+            2 * S,
+        );
+        let names: Vec<&str> = chosen.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["cap-06.pcap"]);
+        assert_eq!(cov, vec![(0, 24 * 3600 * S)]);
+        // A window across a rotation takes both neighbours.
+        let (chosen, _) = select(
+            &files,
+            &[(6 * 3600 * S - 5 * S, 6 * 3600 * S + 5 * S)],
+            2 * S,
+        );
+        assert_eq!(chosen.len(), 2);
+        // Before the first file ends: only the first file can hold it.
+        let (chosen, _) = select(&files, &[(10 * S, 20 * S)], 2 * S);
+        assert_eq!(
+            chosen.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            ["cap-01.pcap"]
+        );
+        // After the newest file's mtime: nothing.
+        let (chosen, _) = select(&files, &[(30 * 3600 * S, 31 * 3600 * S)], 2 * S);
+        assert!(chosen.is_empty());
+    }
+
+    #[test]
+    fn listing_and_quoting() {
+        let l = parse_listing("1234 1683279187.5000000000 cap 1.pcap\n99 1683279188 b.pcapng\n")
+            .unwrap();
+        assert_eq!(
+            l[0],
+            RemoteFile {
+                name: "cap 1.pcap".into(),
+                size: 1234,
+                mtime: 1683279187 * S + S / 2
+            }
+        );
+        assert_eq!(l[1].mtime, 1683279188 * S);
+        assert!(parse_listing("x y\n").is_err());
+        assert_eq!(sh_quote("it's"), "'it'\\''s'");
+        assert!(is_capture_name("ring_00012_20230505173307.pcapng"));
+        assert!(is_capture_name("cap.pcap3"));
+        assert!(is_capture_name("cap-1.pcap.zst"));
+        assert!(!is_capture_name("README"));
+    }
+
+    #[test]
+    fn windows_merge_and_shift() {
+        let q = |a: i64, b: i64| FlowQuery {
+            proxy_port: 1,
+            proxy_ip: None,
+            backend: None,
+            since: a,
+            until: b,
+        };
+        let w = node_windows(
+            &[q(100, 200), q(150, 300), q(1000, 1100)],
+            10,
+            Some(0.000_000_05),
+        );
+        assert_eq!(w, vec![(40, 260), (940, 1060)]);
+    }
+}

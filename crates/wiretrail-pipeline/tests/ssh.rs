@@ -1,0 +1,406 @@
+//! Remote captures over a real `sshd` on a loopback port: only the rotated
+//! file that covers the window crosses the wire, a second run transfers
+//! nothing, an unreachable node becomes a capture gap, and the whole
+//! investigation (real log parser, catalog, extractor, correlation) runs
+//! over the fetched files.
+//!
+//! Needs Debian's openssh-server (`/usr/sbin/sshd`) and `ssh-keygen`; skips
+//! loudly when they are missing or sshd will not start. Changes nothing
+//! system-wide except creating sshd's privilege-separation directory
+//! `/run/sshd` when it is absent (the package normally creates it at boot).
+
+mod common;
+use common::{write_pcap, Seg};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wiretrail_capture::FlowQuery;
+use wiretrail_pipeline::config::{parse_node_flag, CaptureLocation, LogSource, Pipeline};
+use wiretrail_pipeline::engine::Engine;
+use wiretrail_pipeline::progress::{Progress, Silent};
+use wiretrail_pipeline::remote::fetch_node;
+use wiretrail_pipeline::time::Window;
+use wiretrail_pipeline::CratesEngine;
+
+const BASE: i64 = 1_683_244_800; // 2023-05-05T00:00:00Z
+const S: i64 = 1_000_000_000;
+
+struct Sshd {
+    child: Child,
+    port: u16,
+    client_config: PathBuf,
+    user: String,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn skip(why: &str) {
+    eprintln!("SKIP ssh tests: {why}");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_sshd(dir: &Path, remote_path: Option<&Path>) -> Option<Sshd> {
+    let sshd = Path::new("/usr/sbin/sshd");
+    if !sshd.exists() || Command::new("ssh-keygen").arg("-?").output().is_err() {
+        skip("sshd or ssh-keygen not installed (apt-get install openssh-server openssh-client)");
+        return None;
+    }
+    if !Path::new("/run/sshd").exists() && std::fs::create_dir_all("/run/sshd").is_err() {
+        skip("cannot create /run/sshd");
+        return None;
+    }
+    for (name, kind) in [("host_key", "ed25519"), ("user_key", "ed25519")] {
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-t", kind, "-N", "", "-f"])
+            .arg(dir.join(name))
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            skip("ssh-keygen failed");
+            return None;
+        }
+    }
+    std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
+    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let port = free_port();
+    let cfg = dir.join("sshd_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPidFile {pid}\nStrictModes no\nUsePAM no\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\nLogLevel ERROR\n{setenv}",
+            hk = dir.join("host_key").display(),
+            ak = dir.join("authorized_keys").display(),
+            pid = dir.join("sshd.pid").display(),
+            setenv = remote_path.map(|p| format!("SetEnv PATH={}:/usr/bin:/bin XDG_CACHE_HOME={}\n", p.display(), dir.join("remote-cache").display())).unwrap_or_default(),
+        ),
+    )
+    .unwrap();
+    let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
+    let mut parts = host_pub.split_whitespace();
+    let known = format!(
+        "[127.0.0.1]:{port} {} {}\n",
+        parts.next().unwrap(),
+        parts.next().unwrap()
+    );
+    std::fs::write(dir.join("known_hosts"), known).unwrap();
+    let client_config = dir.join("ssh_config");
+    std::fs::write(
+        &client_config,
+        format!(
+            "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  LogLevel ERROR\n",
+            dir.join("user_key").display(),
+            dir.join("known_hosts").display()
+        ),
+    )
+    .unwrap();
+    let child = match Command::new(sshd)
+        .arg("-D")
+        .arg("-e")
+        .arg("-f")
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            skip(&format!("sshd would not start: {e}"));
+            return None;
+        }
+    };
+    let mut me = Sshd {
+        child,
+        port,
+        client_config,
+        user,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        if Instant::now() > deadline || me.child.try_wait().ok().flatten().is_some() {
+            skip("sshd did not start listening");
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // One real login proves keys and config before the assertions start.
+    let ok = Command::new("ssh")
+        .args(["-F"])
+        .arg(&me.client_config)
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-p",
+            &port.to_string(),
+            &format!("{}@127.0.0.1", me.user),
+            "true",
+        ])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        skip("ssh login to the test sshd failed");
+        let _ = me.child.kill();
+        return None;
+    }
+    Some(me)
+}
+
+/// 24 hourly rotations of `cap-HH.pcap`, ~2000 filler packets each; hour 05
+/// also holds the failing connection 10.1.1.5:51392 -> 10.0.0.100:80.
+fn capture_dir(dir: &Path) -> u64 {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut total = 0;
+    for k in 1..=24i64 {
+        let start = (BASE + (k - 1) * 3600) * S;
+        let mut segs: Vec<Seg> = (0..2000)
+            .map(|i| Seg {
+                ts_ns: start + i * (3600 * S / 2000),
+                src: ([10, 1, 1, 9], 40000 + (i % 500) as u16),
+                dst: ([10, 0, 0, 7], 443),
+                flags: 0x18,
+                seq: 1000 + i as u32,
+                ack: 1,
+                payload: 40,
+                ip_id: i as u16,
+            })
+            .collect();
+        if k == 6 {
+            let t = (BASE + 5 * 3600 + 1800) * S; // 05:30:00
+            let p = ([10, 1, 1, 5], 51392);
+            let b = ([10, 0, 0, 100], 80);
+            let seg = |dt_ms: i64, src, dst, flags, seq, ack, payload| Seg {
+                ts_ns: t + dt_ms * 1_000_000,
+                src,
+                dst,
+                flags,
+                seq,
+                ack,
+                payload,
+                ip_id: 7,
+            };
+            segs.extend([
+                seg(-3000, p, b, 0x02, 100, 0, 0),
+                seg(-2999, b, p, 0x12, 900, 101, 0),
+                seg(-2998, p, b, 0x10, 101, 901, 0),
+                seg(-2000, p, b, 0x18, 101, 901, 200),
+                seg(-1999, b, p, 0x10, 901, 301, 0),
+                seg(-10, p, b, 0x18, 301, 901, 200),
+                seg(-9, b, p, 0x14, 901, 0, 0),
+            ]);
+            segs.sort_by_key(|s| s.ts_ns);
+        }
+        let path = dir.join(format!("cap-{:02}.pcap", k - 1));
+        write_pcap(&path, &segs);
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs((BASE + k * 3600) as u64))
+            .unwrap();
+        total += f.metadata().unwrap().len();
+    }
+    total
+}
+
+fn ssh_node(sshd: &Sshd, name: &str, port: u16, dir: &Path) -> wiretrail_pipeline::config::Node {
+    let mut n = parse_node_flag(
+        &format!(
+            "{name}=ssh://{}@127.0.0.1:{port}{}",
+            sshd.user,
+            dir.display()
+        ),
+        Path::new("/"),
+    )
+    .unwrap();
+    n.ssh_options = vec!["-F".into(), sshd.client_config.display().to_string()];
+    n.aliases = vec!["10.0.0.100".parse().unwrap()];
+    n
+}
+
+#[test]
+fn remote_captures_over_ssh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(sshd) = start_sshd(tmp.path(), None) else {
+        return;
+    };
+    let caps = tmp.path().join("remote-captures");
+    let dir_bytes = capture_dir(&caps);
+    let cache = tmp.path().join("cache");
+    let node = ssh_node(&sshd, "b1", sshd.port, &caps);
+    let CaptureLocation::Ssh(target) = node.captures.clone() else {
+        panic!()
+    };
+
+    // 1. Only what the window needs crosses the wire.
+    let q = FlowQuery {
+        proxy_port: 51392,
+        proxy_ip: None,
+        backend: None,
+        since: (BASE + 5 * 3600 + 1700) * S,
+        until: (BASE + 5 * 3600 + 1810) * S,
+    };
+    let f = fetch_node(&node, &target, std::slice::from_ref(&q), 10 * S, &cache).unwrap();
+    assert_eq!(f.mode, "copy", "no wiretrail on the host: files are copied");
+    assert_eq!(f.files.len(), 1, "{:?}", f.files);
+    assert!(f.files[0].ends_with("cap-05.pcap"));
+    assert_eq!(f.remote_dir_bytes, dir_bytes);
+    let one_file = std::fs::metadata(caps.join("cap-05.pcap")).unwrap().len();
+    assert_eq!(f.bytes_transferred, one_file);
+    assert!(
+        f.bytes_transferred * 10 < dir_bytes,
+        "transferred {} of {}",
+        f.bytes_transferred,
+        dir_bytes
+    );
+    eprintln!(
+        "ssh: transferred {} of {} bytes ({:.1}%)",
+        f.bytes_transferred,
+        dir_bytes,
+        100.0 * f.bytes_transferred as f64 / dir_bytes as f64
+    );
+    assert_eq!(
+        std::fs::read(&f.files[0]).unwrap(),
+        std::fs::read(caps.join("cap-05.pcap")).unwrap()
+    );
+    // 2. Cached: a second run moves nothing.
+    let again = fetch_node(&node, &target, std::slice::from_ref(&q), 10 * S, &cache).unwrap();
+    assert_eq!(again.bytes_transferred, 0);
+    // 3. An unreachable node is an error naming it (the caller turns it into a gap).
+    let dead = ssh_node(&sshd, "b9", free_port(), &caps);
+    let CaptureLocation::Ssh(dead_t) = dead.captures.clone() else {
+        panic!()
+    };
+    let e = fetch_node(&dead, &dead_t, &[q], 10 * S, &cache)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ssh ssh://") && e.contains("list captures"),
+        "{e}"
+    );
+
+    // 4. The whole investigation over the ssh node, with one dead node.
+    let log = tmp.path().join("proxy.log");
+    std::fs::write(&log, "2023/05/05 05:30:00 http: proxy error: read tcp 10.1.1.5:51392->10.0.0.100:80: read: connection reset by peer\n").unwrap();
+    let mut p = Pipeline::empty(tmp.path());
+    p.tz = Some(chrono_tz::UTC);
+    p.logs = LogSource::Files(vec![log]);
+    p.cache_dir = Some(tmp.path().join("cache2"));
+    p.nodes = vec![node.clone(), dead];
+    let w = Window::new(
+        chrono::DateTime::from_timestamp(BASE + 5 * 3600, 0).unwrap(),
+        chrono::DateTime::from_timestamp(BASE + 6 * 3600, 0).unwrap(),
+    )
+    .unwrap();
+    let logs = CratesEngine.read_errors(&p, &w).unwrap();
+    assert_eq!(logs.errors.len(), 1);
+    let progress: Arc<dyn Progress> = Arc::new(Silent);
+    let a = CratesEngine
+        .analyse(&p, &w, logs.errors, &logs.stats, &progress)
+        .unwrap();
+    let r = &a.report;
+    assert_eq!(r.incidents.len(), 1, "{:#?}", r.inputs);
+    let inc = &r.incidents[0];
+    let b1 = inc.nodes.iter().find(|n| n.name == "b1").unwrap();
+    assert!(b1.saw_connection && b1.covered, "{:?}", inc.nodes);
+    let b9 = inc.nodes.iter().find(|n| n.name == "b9").unwrap();
+    assert!(!b9.saw_connection && !b9.covered, "{:?}", inc.nodes);
+    assert!(
+        r.inputs
+            .problems
+            .iter()
+            .any(|p| p.contains("b9") && p.contains("unreachable")),
+        "{:?}",
+        r.inputs.problems
+    );
+    assert!(
+        r.inputs.capture_bytes_read < dir_bytes / 5,
+        "read {} of {}",
+        r.inputs.capture_bytes_read,
+        dir_bytes
+    );
+    let err = &inc.errors[0];
+    assert_eq!(
+        err.diagnosis.owner_node.as_deref(),
+        Some("b1"),
+        "{:?}",
+        err.diagnosis
+    );
+    assert_eq!(
+        a.packets
+            .iter()
+            .filter(|p| p.src.port() == 51392 || p.dst.port() == 51392)
+            .count(),
+        7
+    );
+    eprintln!(
+        "ssh investigation verdict: {:?} ({})",
+        inc.verdict.cause, inc.verdict.summary
+    );
+}
+
+/// The `wiretrail` binary next to this test's build, if it was built.
+fn built_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.parent()?.join("wiretrail");
+    p.exists().then_some(p)
+}
+
+#[test]
+fn remote_extract_when_wiretrail_is_installed_there() {
+    let Some(bin) = built_binary() else {
+        skip("the wiretrail binary is not built next to the tests (cargo build -p wiretrail)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let bindir = tmp.path().join("remote-bin");
+    std::fs::create_dir_all(&bindir).unwrap();
+    std::os::unix::fs::symlink(&bin, bindir.join("wiretrail")).unwrap();
+    let Some(sshd) = start_sshd(tmp.path(), Some(&bindir)) else {
+        return;
+    };
+    let caps = tmp.path().join("remote-captures");
+    let dir_bytes = capture_dir(&caps);
+    let node = ssh_node(&sshd, "b1", sshd.port, &caps);
+    let CaptureLocation::Ssh(target) = node.captures.clone() else {
+        panic!()
+    };
+    let q = FlowQuery {
+        proxy_port: 51392,
+        proxy_ip: Some("10.1.1.5".parse().unwrap()),
+        backend: Some("10.0.0.100:80".parse().unwrap()),
+        since: (BASE + 5 * 3600 + 1700) * S,
+        until: (BASE + 5 * 3600 + 1810) * S,
+    };
+    let f = fetch_node(&node, &target, &[q], 10 * S, &tmp.path().join("cache")).unwrap();
+    assert_eq!(f.mode, "extract", "{:?}", f.notes);
+    // The host cached its catalog where we told it to, not in a home directory.
+    assert!(tmp.path().join("remote-cache/wiretrail").exists());
+    assert_eq!(f.files.len(), 1);
+    // Only the 7 matched packets came back, as pcapng.
+    let bytes = std::fs::read(&f.files[0]).unwrap();
+    assert_eq!(&bytes[..4], &[0x0a, 0x0d, 0x0d, 0x0a]);
+    assert!(f.bytes_transferred < 4096, "{} bytes", f.bytes_transferred);
+    eprintln!(
+        "ssh extract: {} bytes back for a {} byte directory",
+        f.bytes_transferred, dir_bytes
+    );
+}

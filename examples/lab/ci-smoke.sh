@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Smoke test of the lab: one short flow-split run end to end (~1 minute).
+# Prints `SKIP: <reason>` and exits 0 where it cannot run (not root, no
+# network namespaces, a tool missing); exits non-zero when the lab ran but
+# did not produce proxy errors, rotated captures and a consistent truth file.
+#   examples/lab/ci-smoke.sh [OUT_DIR]      (default: a temporary directory, removed)
+set -uo pipefail
+LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+skip() { echo "SKIP: lab smoke test: $*"; exit 0; }
+[ "$(id -u)" = 0 ] || skip "needs root (network namespaces, veth, nftables)"
+for t in ip bridge nft tcpdump dumpcap editcap tshark ethtool go python3 gzip zstd; do
+	command -v "$t" >/dev/null 2>&1 || skip "missing tool: $t"
+done
+probe=wtsmoke$$
+if ! ip netns add "$probe" 2>/dev/null; then skip "cannot create a network namespace"; fi
+trap 'ip netns del "$probe" 2>/dev/null' EXIT
+ip -n "$probe" link add br0 type bridge 2>/dev/null || skip "cannot create a bridge in a namespace"
+ip -n "$probe" link add v0 type veth peer name v1 2>/dev/null || skip "cannot create veth pairs"
+ip netns exec "$probe" nft add table bridge t 2>/dev/null || skip "nftables bridge family unavailable"
+ip netns del "$probe"
+trap - EXIT
+
+if [ $# -ge 1 ]; then OUT=$1; KEEP=1; else OUT=$(mktemp -d /tmp/wtlab-smoke.XXXXXX); rmdir "$OUT"; KEEP=""; fi
+fail() { echo "FAIL: lab smoke test: $*"; [ -n "$KEEP" ] || rm -rf "$OUT"; exit 1; }
+
+echo "lab smoke: flow-split, 25 s of traffic -> $OUT"
+# A high split rate so a short run surely shows the failure.
+timeout 180 "$LAB/lab.sh" --out "$OUT" --flow-split --split-permille 40 --duration 25 ||
+	fail "lab.sh exited with $?"
+python3 - "$OUT" <<'PY' || fail "checks failed (see above)"
+import json, os, sys
+out = sys.argv[1]
+errs = []
+log = open(os.path.join(out, "logs/proxy.log")).read().splitlines()
+lines = [l for l in log if "http: proxy error:" in l]
+if not lines: errs.append("no proxy error lines in logs/proxy.log")
+nd = [json.loads(l) for l in open(os.path.join(out, "logs/proxy.ndjson"))]
+if len(nd) != len(log): errs.append(f"proxy.ndjson has {len(nd)} docs for {len(log)} log lines")
+if nd and nd[0].get("agent", {}).get("type") != "filebeat": errs.append("ndjson docs are not Filebeat-shaped")
+for node in ("proxy", "backend-01", "backend-02", "backend-03"):
+    files = os.listdir(os.path.join(out, "captures", node))
+    if not files: errs.append(f"no captures for {node}")
+if len(os.listdir(os.path.join(out, "captures", "backend-01"))) < 2:
+    errs.append("backend-01 did not rotate (-G 10)")
+t = json.load(open(os.path.join(out, "truth.json")))
+s = t["summary"]
+if s["error_lines"] != len(lines): errs.append("truth.json does not cover every error line")
+if s["by_cause"].get("flow_split", 0) < 1: errs.append(f"no flow_split derived from captures: {s['by_cause']}")
+for e in t["errors"]:
+    if e["cause"] == "flow_split" and not (e["owner_node"] and e["stray_nodes"]):
+        errs.append(f"flow_split without owner/stray: line {e['line']}")
+print(f"lab smoke: {len(lines)} proxy errors; truth {s['by_cause']}; owners {s['owner_nodes']}; strays {s['stray_nodes']}")
+for e in errs: print("  -", e)
+sys.exit(1 if errs else 0)
+PY
+leftover=$(ip netns list | grep -c '^wt[0-9a-f]\{4\}-' || true)
+[ "$leftover" = 0 ] || echo "note: $leftover wt????-* namespaces exist (another lab run in progress?)"
+echo "PASS: lab smoke test"
+[ -n "$KEEP" ] || rm -rf "$OUT"

@@ -1,0 +1,3 @@
+module wiretrail.example/lab
+
+go 1.19
