@@ -433,6 +433,9 @@ fn read_piece(
         if rec.ts < m.lo || rec.ts > m.hi {
             continue;
         }
+        if m.reject_fast(rec.linktype, rec.data) {
+            continue;
+        }
         let Some((sip, sport, dip, dport)) = tcp_ports(rec.linktype, rec.data) else {
             continue;
         };

@@ -124,6 +124,11 @@ pub mod raw {
         pub before: Option<Dur>,
         /// How far after `--at` to look (default 30s).
         pub after: Option<Dur>,
+        /// A pinned window (for recorded data such as the demo): used when
+        /// no time flag and no alert gives one. Same forms as the flags.
+        pub at: Option<String>,
+        pub since: Option<String>,
+        pub until: Option<String>,
     }
 
     #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -370,10 +375,15 @@ pub struct CorrelateSettings {
     pub max_clock_offset: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowSettings {
     pub before: Duration,
     pub after: Duration,
+    /// Pinned `at` / `since` / `until` (unparsed: they take the pipeline's
+    /// zone, parsed when the window is resolved).
+    pub at: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
 }
 
 impl Default for WindowSettings {
@@ -381,6 +391,9 @@ impl Default for WindowSettings {
         WindowSettings {
             before: Duration::minutes(5),
             after: Duration::seconds(30),
+            at: None,
+            since: None,
+            until: None,
         }
     }
 }
@@ -704,6 +717,9 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
     let window = WindowSettings {
         before: f.window.before.map(|d| d.0).unwrap_or(defaults.before),
         after: f.window.after.map(|d| d.0).unwrap_or(defaults.after),
+        at: f.window.at,
+        since: f.window.since,
+        until: f.window.until,
     };
 
     let o = f.outputs;

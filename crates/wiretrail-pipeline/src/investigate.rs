@@ -111,7 +111,18 @@ pub fn resolve_window(
         Some(w) => d(w)?,
         None => p.window.before,
     };
-    let w = match (&o.day, &o.since, &o.until, &o.at) {
+    // No time flag and no alert: fall back to the window the pipeline pins.
+    let pinned = o.day.is_none()
+        && o.since.is_none()
+        && o.until.is_none()
+        && o.at.is_none()
+        && alert.is_none();
+    let (since, until, at) = if pinned {
+        (&p.window.since, &p.window.until, &p.window.at)
+    } else {
+        (&o.since, &o.until, &o.at)
+    };
+    let w = match (&o.day, since, until, at) {
         (Some(day), None, None, None) => {
             Window::day(day, p.tz).map_err(|e| usage(format!("--day: {e}")))?
         }

@@ -102,7 +102,19 @@ pub fn parse_time(input: &str, default_tz: Option<Tz>) -> Result<DateTime<Utc>, 
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    // `YYYY-MM-DD[ T]HH:MM:SS[.frac]` then an optional zone.
+    // `YYYY-MM-DD[ T]HH:MM[:SS[.frac]]` then an optional zone.
+    let owned;
+    let s = if s.len() >= 16
+        && s.is_char_boundary(16)
+        && s.as_bytes().get(16) != Some(&b':')
+        && s.as_bytes().get(13) == Some(&b':')
+    {
+        // No seconds: `2023-05-05 17:33 +08:00` means 17:33:00.
+        owned = format!("{}:00{}", &s[..16], &s[16..]);
+        owned.as_str()
+    } else {
+        s
+    };
     let b = s.as_bytes();
     if b.len() < 19 || !(b[10] == b' ' || b[10] == b'T') {
         return Err(TimeError::BadTime(input.to_string()));
@@ -322,6 +334,15 @@ mod tests {
         ] {
             assert_eq!(parse_time(s, None).unwrap(), want, "{s}");
         }
+        for s in [
+            "2023-05-05 17:33 +08:00",
+            "2023-05-05T09:33Z",
+            "2023-05-05 09:33",
+        ] {
+            let want = want - Duration::seconds(7);
+            assert_eq!(parse_time(s, Some(chrono_tz::UTC)).unwrap(), want, "{s}");
+        }
+        assert_eq!(parse_time("2023-05-05T09:33:07Z", None).unwrap(), want);
         let tz: Tz = "Asia/Shanghai".parse().unwrap();
         assert_eq!(parse_time("2023-05-05 17:33:07", Some(tz)).unwrap(), want);
         assert_eq!(

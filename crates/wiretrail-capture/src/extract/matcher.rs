@@ -58,6 +58,28 @@ impl<'q> Matcher<'q> {
         self.has_port(sport) || self.has_port(dport)
     }
 
+    /// A shortcut for the overwhelmingly common frame, untagged Ethernet
+    /// carrying IPv4/TCP: reads the two ports at their fixed place and says
+    /// `true` when neither is a query's port, so the frame can be dropped
+    /// without the full link/IP walk. It only ever rejects frames whose
+    /// ports [`crate::decode::tcp_ports`] would read the same (or not at
+    /// all, for a non-first fragment); anything else answers `false` and
+    /// takes the full path.
+    #[inline]
+    pub fn reject_fast(&self, linktype: u16, data: &[u8]) -> bool {
+        const ETHERNET: u16 = 1;
+        if linktype != ETHERNET || data.len() < 14 + 20 || data[12..14] != [0x08, 0x00] {
+            return false;
+        }
+        let (vihl, proto) = (data[14], data[23]);
+        let ihl = usize::from(vihl & 0x0f) * 4;
+        if vihl >> 4 != 4 || ihl < 20 || proto != 6 || data.len() < 14 + ihl + 4 {
+            return false;
+        }
+        let t = &data[14 + ihl..];
+        !self.may_match(u16::from_be_bytes([t[0], t[1]]), u16::from_be_bytes([t[2], t[3]]))
+    }
+
     /// Every (query, direction) this packet matches, appended to `out`.
     pub fn matches(
         &self,
@@ -146,5 +168,33 @@ mod tests {
         assert_eq!(out, vec![(2, Direction::ToBackend)]);
         assert!(!m.may_match(8080, 443));
         assert_eq!((m.lo, m.hi), (-10, 1010));
+    }
+
+    #[test]
+    fn fast_rejection_only_for_plain_ethernet_ipv4_tcp() {
+        let qs = [q(":40000", 0, 10)];
+        let m = Matcher::new(&qs, &[0], 0);
+        // Ethernet, IPv4 (IHL 6: one option word), TCP 8080 -> 443.
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x46, 0, 0, 44, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 1, 1, 1, 1]);
+        f.extend_from_slice(&[0x1f, 0x90, 0x01, 0xbb]);
+        f.extend_from_slice(&[0; 16]);
+        assert!(m.reject_fast(1, &f));
+        // The query's port on either side: not rejected.
+        f[38..40].copy_from_slice(&40000u16.to_be_bytes());
+        assert!(!m.reject_fast(1, &f));
+        f[38..40].copy_from_slice(&443u16.to_be_bytes());
+        f[40..42].copy_from_slice(&40000u16.to_be_bytes());
+        assert!(!m.reject_fast(1, &f));
+        // Not TCP, VLAN-tagged, another link type, too short: full path.
+        f[40..42].copy_from_slice(&443u16.to_be_bytes());
+        let mut udp = f.clone();
+        udp[23] = 17;
+        assert!(!m.reject_fast(1, &udp));
+        let mut vlan = f.clone();
+        vlan[12..14].copy_from_slice(&[0x81, 0x00]);
+        assert!(!m.reject_fast(1, &vlan));
+        assert!(!m.reject_fast(113, &f));
+        assert!(!m.reject_fast(1, &f[..40]));
     }
 }

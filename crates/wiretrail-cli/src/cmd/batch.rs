@@ -25,7 +25,7 @@ use wiretrail_pipeline::CratesEngine;
 ///
 /// Exit status: 0 incidents found, 1 none found, 2 failed or interrupted.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_long_help = AFTER_HELP)]
 pub struct BatchArgs {
     #[command(flatten)]
     pub input: InputArgs,
@@ -147,3 +147,10 @@ fn install_interrupt(cancel: Arc<AtomicBool>) {
         });
     });
 }
+
+const AFTER_HELP: &str = "Examples:
+  wiretrail batch -p pipelines/daily-batch.toml --day 2023-05-05
+  wiretrail batch -p prod.toml --since '2023-05-05 00:00:00 +08:00' --until '2023-05-05 12:00:00 +08:00' --out /var/lib/wiretrail/0505
+
+Ctrl-C finishes the current chunk and saves the checkpoint; run the same command again to resume.
+Exit status: 0 incidents found, 1 none found, 2 failed or interrupted.";

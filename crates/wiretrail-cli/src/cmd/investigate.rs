@@ -54,7 +54,7 @@ impl InputArgs {
 ///
 /// Exit status: 0 incidents found, 1 none found, 2 failed.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_long_help = AFTER_HELP)]
 pub struct InvestigateArgs {
     #[command(flatten)]
     pub input: InputArgs,
@@ -174,3 +174,13 @@ pub fn run(a: InvestigateArgs) -> CmdResult {
         EXIT_NONE
     }))
 }
+
+const AFTER_HELP: &str = "Examples:
+  wiretrail investigate -p pipelines/demo.toml --at '2026-11-25 00:34:00 +00:00' --window 2m
+  wiretrail investigate --logs proxy.log --tz Asia/Shanghai --node b1=/cap/b1 --node b2=/cap/b2 \\
+      --since '2023-05-05 17:30:00' --until '2023-05-05 17:40:00' --format json --out report.json
+  wiretrail investigate -p prod.toml --alert alertmanager-payload.json --pcap-dir slices/
+
+Times: RFC 3339 or `2023-05-05 17:33:07 +08:00` (zone-less times take --tz / the pipeline's tz).
+Durations: 90s, 5m, 1h30m.
+Exit status: 0 incidents found, 1 none found, 2 failed.";

@@ -38,8 +38,3 @@ pub fn init_tracing(quiet: bool, verbose: u8, format: LogFormat) {
         LogFormat::Json => builder.json().init(),
     }
 }
-
-/// Placeholder error for a subcommand whose implementation has not landed.
-pub fn not_built(what: &str) -> CmdResult {
-    Err(format!("`wiretrail {what}` is not built yet").into())
-}

@@ -24,7 +24,7 @@ use wiretrail_pipeline::CratesEngine;
 ///     - url: http://127.0.0.1:9402/alertmanager
 ///       http_config: { authorization: { credentials_file: /etc/wiretrail/token } }
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_long_help = AFTER_HELP)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub input: InputArgs,
@@ -125,3 +125,12 @@ pub fn run(a: ServeArgs) -> CmdResult {
     })?;
     Ok(ExitCode::SUCCESS)
 }
+
+const AFTER_HELP: &str = "Endpoints: POST /alertmanager, POST /webhook (Authorization: Bearer TOKEN), GET /runs/ID, GET /healthz.
+
+Alertmanager receiver:
+  receivers:
+  - name: wiretrail
+    webhook_configs:
+    - url: http://127.0.0.1:9402/alertmanager
+      http_config: { authorization: { credentials_file: /etc/wiretrail/token } }";
