@@ -77,7 +77,10 @@ impl<'q> Matcher<'q> {
             return false;
         }
         let t = &data[14 + ihl..];
-        !self.may_match(u16::from_be_bytes([t[0], t[1]]), u16::from_be_bytes([t[2], t[3]]))
+        !self.may_match(
+            u16::from_be_bytes([t[0], t[1]]),
+            u16::from_be_bytes([t[2], t[3]]),
+        )
     }
 
     /// Every (query, direction) this packet matches, appended to `out`.
@@ -176,7 +179,10 @@ mod tests {
         let m = Matcher::new(&qs, &[0], 0);
         // Ethernet, IPv4 (IHL 6: one option word), TCP 8080 -> 443.
         let mut f = vec![0u8; 12];
-        f.extend_from_slice(&[0x08, 0x00, 0x46, 0, 0, 44, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 1, 1, 1, 1]);
+        f.extend_from_slice(&[
+            0x08, 0x00, 0x46, 0, 0, 44, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 1, 1, 1,
+            1,
+        ]);
         f.extend_from_slice(&[0x1f, 0x90, 0x01, 0xbb]);
         f.extend_from_slice(&[0; 16]);
         assert!(m.reject_fast(1, &f));

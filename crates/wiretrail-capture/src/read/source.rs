@@ -32,7 +32,13 @@ pub const NO_MMAP_ENV: &str = "WIRETRAIL_NO_MMAP";
 #[allow(unsafe_code)]
 fn map_file(file: &File) -> io::Result<Mmap> {
     // SAFETY: see the function comment: the file is append-only while mapped.
-    unsafe { Mmap::map(file) }
+    let map = unsafe { Mmap::map(file) }?;
+    // Records are walked front to back: let the kernel read ahead instead of
+    // faulting page by page (a quarter of the extraction time otherwise).
+    // Advice is a hint; a kernel that refuses it changes nothing we rely on.
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(map)
 }
 
 /// Counts the compressed bytes pulled from the file, for progress figures.

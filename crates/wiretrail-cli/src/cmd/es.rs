@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use wiretrail_elastic::{EsClient, EsConfig, TemplateState, TimeRange};
 
+// Parsed once at start-up and moved once: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum EsCmd {
     /// Pull proxy errors from Elasticsearch as JSON lines (the records of `wiretrail logs --format json`).
