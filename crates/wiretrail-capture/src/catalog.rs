@@ -382,6 +382,7 @@ impl NodeCatalog {
                 &b.path,
             ))
         });
+        let series = rotation_series(&files);
         let spans = files
             .iter()
             .enumerate()
@@ -390,7 +391,7 @@ impl NodeCatalog {
                 Some(coverage::FileSpan {
                     start,
                     end,
-                    seq: f.hint.group().zip(f.hint.seq()),
+                    seq: series[i].as_ref().map(|(g, n)| (g.as_str(), *n)),
                     file: i,
                 })
             })
@@ -426,4 +427,53 @@ fn key_of(path: &Path, meta: &std::fs::Metadata, index_every: u64) -> CacheKey {
         mtime_ns,
         index_every,
     }
+}
+
+/// Each file's place in its rotation series, `(series, ordinal)`, so that
+/// coverage can tell "the next file of the same rotation" from "a file that
+/// starts after a hole".
+///
+/// Numbered rotations (dumpcap ring, tcpdump `-C`) carry their number. tcpdump
+/// `-G` names carry a time instead, and tcpdump opens the next file only when
+/// the first packet after the period arrives, so a quiet node leaves a
+/// packet-free stretch between two consecutive `-G` files that tcpdump was
+/// nevertheless capturing. Files of one `-G` template (the name with its digit
+/// runs blanked) are therefore numbered by their name time: consecutive ones
+/// are neighbours. A restart of tcpdump with the same template is
+/// indistinguishable from a quiet stretch by names alone, so this is an
+/// assumption, the same one an operator makes reading the directory.
+fn rotation_series(files: &[FileEntry]) -> Vec<Option<(String, u64)>> {
+    let mut out: Vec<Option<(String, u64)>> = files
+        .iter()
+        .map(|f| f.hint.group().zip(f.hint.seq()).map(|(g, n)| (g.to_string(), n)))
+        .collect();
+    let mut by_template: std::collections::BTreeMap<String, Vec<(i64, u64, usize)>> =
+        Default::default();
+    for (i, f) in files.iter().enumerate() {
+        let key = match &f.hint {
+            NameHint::Strftime { at, seq } => (at.and_utc().timestamp(), seq.unwrap_or(0)),
+            NameHint::EpochSeconds { secs, seq } => (*secs, seq.unwrap_or(0)),
+            _ => continue,
+        };
+        let name = f
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let template: String = name
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '#' } else { c })
+            .collect();
+        by_template
+            .entry(format!("-G:{template}"))
+            .or_default()
+            .push((key.0, key.1, i));
+    }
+    for (template, mut members) in by_template {
+        members.sort_unstable();
+        for (ordinal, (_, _, i)) in members.into_iter().enumerate() {
+            out[i] = Some((template.clone(), ordinal as u64));
+        }
+    }
+    out
 }
