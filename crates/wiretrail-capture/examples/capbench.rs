@@ -111,7 +111,7 @@ fn run() -> Result<(), String> {
     let queries: Vec<FlowQuery> = picked
         .iter()
         .map(|&(p, b)| FlowQuery {
-            proxy_port: p.port(),
+            proxy_port: Some(p.port()),
             proxy_ip: Some(p.ip()),
             backend: Some(b),
             since,

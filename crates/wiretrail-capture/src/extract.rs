@@ -9,7 +9,9 @@
 //!
 //! Per record the work is: a time check, the port pair from
 //! [`crate::decode::tcp_ports`], two bit tests; only packets of a queried
-//! flow are fully decoded and copied.
+//! flow are fully decoded and copied. A wildcard query (no proxy port) puts
+//! its backend port in the bit map instead, so while one is active every
+//! packet of that port takes the address check: keep wildcard windows tight.
 
 mod matcher;
 mod plan;
@@ -202,6 +204,11 @@ pub fn extract(catalog: &Catalog, queries: &[FlowQuery], opts: &ExtractOptions) 
         (na, a.ts, &a.file, a.frame, a.query).cmp(&(nb, b.ts, &b.file, b.frame, b.query))
     });
     ex.packets = keyed.into_iter().map(|(_, p)| p).collect();
+    for (i, q) in queries.iter().enumerate() {
+        if let Some(why) = q.problem() {
+            ex.problems.push(format!("query #{i} ({q}): {why}"));
+        }
+    }
     ex
 }
 

@@ -67,7 +67,7 @@ fn tuple_queries(capture: &str, since: Nanos, until: Nanos) -> Vec<FlowQuery> {
             let b = SocketAddr::new(r["dst"].parse().unwrap(), r["dstport"].parse().unwrap());
             let key = if p < b { (p, b) } else { (b, p) };
             seen.insert(key).then_some(FlowQuery {
-                proxy_port: p.port(),
+                proxy_port: Some(p.port()),
                 proxy_ip: Some(p.ip()),
                 backend: Some(b),
                 since,
@@ -79,7 +79,7 @@ fn tuple_queries(capture: &str, since: Nanos, until: Nanos) -> Vec<FlowQuery> {
 
 fn matches_query(q: &FlowQuery, r: &Row) -> Option<Direction> {
     let b = q.backend.unwrap();
-    let p = SocketAddr::new(q.proxy_ip.unwrap(), q.proxy_port);
+    let p = SocketAddr::new(q.proxy_ip.unwrap(), q.proxy_port.unwrap());
     if r.ts < q.since || r.ts > q.until {
         None
     } else if r.src == p && r.dst == b {
@@ -339,7 +339,7 @@ fn port_queries_and_disjoint_windows() {
     // Port 18080 is the server side: as a "proxy port" query it matches
     // every IPv4 HTTP packet with the direction as seen from port 18080.
     let q = FlowQuery {
-        proxy_port: 18080,
+        proxy_port: Some(18080),
         proxy_ip: None,
         backend: None,
         since: i64::MIN / 2,
@@ -366,7 +366,7 @@ fn port_queries_and_disjoint_windows() {
     let ex = extract(
         &cat,
         &[FlowQuery {
-            proxy_port: 18080,
+            proxy_port: Some(18080),
             proxy_ip: None,
             backend: None,
             since: 0,
@@ -376,4 +376,99 @@ fn port_queries_and_disjoint_windows() {
     );
     assert!(ex.packets.is_empty());
     assert_eq!((ex.stats[0].files_read, ex.stats[0].bytes_read), (0, 0));
+}
+
+#[test]
+fn wildcard_query_takes_every_connection_to_the_backend_in_its_window() {
+    // As for a dial error: the proxy's port is unknown, the backend socket
+    // and the time are. Every connection to the server socket within the
+    // window, both directions, nothing else, across the rotations.
+    let tmp = tempfile::tempdir().unwrap();
+    let lo = lo_rotations(tmp.path());
+    let opts = CatalogOptions {
+        cache_dir: Some(tmp.path().join("cache")),
+        ..CatalogOptions::default()
+    };
+    let cat = Catalog::build_with(&[single("lo", &lo)], &opts).unwrap();
+    let oracle = rows("gen-lo-nano.pcap");
+    let server = oracle
+        .iter()
+        .find(|r| r.dst.port() == 18080)
+        .expect("an HTTP request in the capture")
+        .dst;
+    // From just after the server's first packet to its last: the window's
+    // edge cuts one packet off, and other servers' flows run alongside.
+    let mine: Vec<Nanos> = oracle
+        .iter()
+        .filter(|r| r.src == server || r.dst == server)
+        .map(|r| r.ts)
+        .collect();
+    let (since, until) = (mine[0] + 1, mine[mine.len() - 1]);
+    let client_ips: std::collections::BTreeSet<IpAddr> = oracle
+        .iter()
+        .filter(|r| r.dst == server)
+        .map(|r| r.src.ip())
+        .collect();
+    let client = *client_ips.iter().next().unwrap();
+    let any = FlowQuery::to_backend(None, server, since, until);
+    let narrowed = FlowQuery::to_backend(Some(client), server, since, until);
+    assert!(any.is_wildcard());
+    assert_eq!(narrowed.to_string(), format!("{client}:*-{server}"));
+    let ex = extract(&cat, &[any, narrowed], &ExtractOptions::default());
+    assert!(ex.problems.is_empty(), "{:?}", ex.problems);
+    for (qi, from) in [(0usize, None), (1, Some(client))] {
+        let want: Vec<(u64, Direction)> = oracle
+            .iter()
+            .filter(|r| r.ts >= since && r.ts <= until)
+            .filter_map(|r| {
+                if r.dst == server && from.is_none_or(|ip| r.src.ip() == ip) {
+                    Some((r.frame, Direction::ToBackend))
+                } else if r.src == server && from.is_none_or(|ip| r.dst.ip() == ip) {
+                    Some((r.frame, Direction::ToProxy))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let got: Vec<(u64, Direction)> = ex
+            .packets
+            .iter()
+            .filter(|o| o.query == qi)
+            .map(|o| {
+                // Rotated files restart frame numbers: map back by time.
+                let r = oracle
+                    .iter()
+                    .find(|r| r.ts == o.ts && r.src == o.src && r.dst == o.dst && r.seq == o.seq)
+                    .unwrap_or_else(|| panic!("{o:?} is not in the oracle"));
+                (r.frame, o.dir)
+            })
+            .collect();
+        assert!(!want.is_empty());
+        let key = |v: &[(u64, Direction)]| {
+            let mut k: Vec<(u64, bool)> = v
+                .iter()
+                .map(|&(f, d)| (f, d == Direction::ToBackend))
+                .collect();
+            k.sort();
+            k
+        };
+        let (got_sorted, want_sorted) = (key(&got), key(&want));
+        assert_eq!(got_sorted, want_sorted, "query {qi}");
+        // Several connections: the ports of the proxy side differ.
+        let ports: std::collections::BTreeSet<u16> = ex
+            .packets
+            .iter()
+            .filter(|o| o.query == qi)
+            .map(|o| o.proxy_backend().0.port())
+            .collect();
+        assert!(ports.len() > 1, "one connection only: {ports:?}");
+    }
+    // A wildcard with nothing to match on is said, not silently empty.
+    let bad = FlowQuery {
+        backend: None,
+        ..FlowQuery::to_backend(None, server, since, until)
+    };
+    let ex = extract(&cat, &[bad], &ExtractOptions::default());
+    assert!(ex.packets.is_empty());
+    assert!(ex.problems.iter().any(|p| p.contains("matches nothing")), "{:?}", ex.problems);
 }

@@ -25,6 +25,22 @@ pub struct CorrelateConfig {
     /// Slack added around an error when choosing the connection instance,
     /// on top of the log's precision and the offsets' uncertainty.
     pub match_slack: Duration,
+    /// What configuration says about the proxies, for errors whose line
+    /// names no proxy port (and often no backend either: `context
+    /// canceled`, `timeout awaiting response headers`, `EOF`). Empty: only
+    /// what other error lines of the same proxy say is used.
+    pub proxies: Vec<ProxyHint>,
+}
+
+/// One proxy as configuration knows it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProxyHint {
+    /// The log host it applies to; `None`: every proxy.
+    pub host: Option<String>,
+    /// Its address on the backend side (narrows time-joined queries).
+    pub ip: Option<std::net::IpAddr>,
+    /// The backend sockets it dials (its upstreams / the VIP).
+    pub upstreams: Vec<std::net::SocketAddr>,
 }
 
 impl Default for CorrelateConfig {
@@ -36,6 +52,7 @@ impl Default for CorrelateConfig {
             dup_window_ns: 1_000_000,
             max_clock_offset: Duration::from_secs(10),
             match_slack: Duration::from_millis(250),
+            proxies: Vec::new(),
         }
     }
 }

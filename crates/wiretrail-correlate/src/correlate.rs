@@ -6,6 +6,7 @@ use crate::config::{dur_ns, CorrelateConfig, NodeInput};
 use crate::conn::{self, Conn};
 use crate::diagnose::{self, time, Ctx, Outcome};
 use crate::findings;
+use crate::timejoin;
 use crate::model::*;
 use crate::packets::{mark_capture_duplicates, store, Pkt};
 use crate::plan::{error_key, ts_ns, Plan};
@@ -117,6 +118,59 @@ pub fn correlate(
         roles: &roles,
     };
     let errors_n = errors.len();
+
+    // Errors joined by port choose their connection first: those are then
+    // no candidates for the errors joined by time.
+    let mut by_port: HashMap<usize, Option<usize>> = HashMap::new();
+    for (ei, e) in errors.iter().enumerate() {
+        if unjoinable.contains_key(&ei) || plan.joined_by_time.contains_key(&ei) {
+            continue;
+        }
+        let query = plan.error_query.get(ei).copied().flatten();
+        let cands = query
+            .and_then(|q| by_query.get(&q))
+            .map_or(&[][..], Vec::as_slice);
+        by_port.insert(ei, choose_conn(e, query, cands, &conns, cfg, max_unc_ns));
+    }
+    let claimed: BTreeSet<usize> = by_port.values().flatten().copied().collect();
+    let by_time = {
+        let pools: Vec<(usize, &ProxyError, Vec<usize>)> = plan
+            .joined_by_time
+            .iter()
+            .filter_map(|(&ei, qs)| {
+                let e = errors.get(ei)?;
+                let pool: BTreeSet<usize> = qs
+                    .iter()
+                    .flat_map(|q| by_query.get(q).into_iter().flatten().copied())
+                    .collect();
+                Some((ei, e, pool.into_iter().collect()))
+            })
+            .collect();
+        let unc: BTreeMap<String, Nanos> = clock
+            .offsets
+            .iter()
+            .map(|o| {
+                let ns = if o.uncertainty_s >= 0.0 {
+                    (o.uncertainty_s * 1e9) as Nanos
+                } else {
+                    dur_ns(cfg.max_clock_offset)
+                };
+                (o.node.clone(), ns)
+            })
+            .collect();
+        timejoin::join(
+            &ctx,
+            &conns,
+            &pools,
+            &claimed,
+            &timejoin::Window {
+                unc_ns: &unc,
+                default_unc_ns: max_unc_ns,
+                match_slack_ns: dur_ns(cfg.match_slack),
+            },
+        )
+    };
+
     let mut slots: Vec<Option<ProxyError>> = errors.into_iter().map(Some).collect();
 
     let mut incidents = Vec::new();
@@ -139,14 +193,30 @@ pub fn correlate(
             *by_hour
                 .entry(e.timestamp.format("%Y-%m-%dT%H").to_string())
                 .or_default() += 1;
+            let mut shown: Vec<usize> = Vec::new();
             let (outcome, conn_idx) = if let Some(why) = unjoinable.get(&ei) {
                 (diagnose::diagnose_unjoinable(&e, why), None)
+            } else if let Some(j) = by_time.get(&ei) {
+                let uncovered = match j {
+                    timejoin::Joined::Nothing => {
+                        let t = ts_ns(&e);
+                        let s = dur_ns(cfg.match_slack) + max_unc_ns;
+                        let w = e.time_precision.width_ns();
+                        coverage_split(&nodes, t - s, t + w + s, &node_times, &clock).1
+                    }
+                    _ => Vec::new(),
+                };
+                let conn_idx = match j {
+                    timejoin::Joined::One(s) => Some(s.conn),
+                    timejoin::Joined::Several { all, .. } => {
+                        shown = all.iter().map(|s| s.conn).collect();
+                        None
+                    }
+                    timejoin::Joined::Nothing => None,
+                };
+                (timejoin::outcome(&ctx, &e, j, &nodes, &uncovered), conn_idx)
             } else {
-                let query = plan.error_query.get(ei).copied().flatten();
-                let cands = query
-                    .and_then(|q| by_query.get(&q))
-                    .map_or(&[][..], Vec::as_slice);
-                match choose_conn(&e, query, cands, &conns, cfg, max_unc_ns) {
+                match by_port.get(&ei).copied().flatten() {
                     Some(ci) => (diagnose::diagnose(&ctx, &e, &conns[ci]), Some(ci)),
                     None => {
                         let (covered, uncovered) =
@@ -170,6 +240,13 @@ pub fn correlate(
             }
             summaries.push((diagnosis.cause, diagnosis.confidence, summary));
             findings.extend(f);
+            // Candidates of an ambiguous time join: on the timeline, with
+            // their connection findings, but no one connection is the error's.
+            for ci in shown {
+                if used_conns.insert(ci) {
+                    findings.extend(conn_findings[ci].iter().cloned());
+                }
+            }
             let mut connection = Vec::new();
             if let Some(ci) = conn_idx {
                 let c = &conns[ci];

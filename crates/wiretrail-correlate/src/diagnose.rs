@@ -101,7 +101,7 @@ pub(crate) struct Outcome {
 }
 
 /// What the log's error class alone says, and how much it is worth.
-fn from_log(e: &ProxyError) -> Option<(Cause, &'static str, f64)> {
+pub(crate) fn from_log(e: &ProxyError) -> Option<(Cause, &'static str, f64)> {
     let dial = e.op.as_deref() == Some("dial") || e.syscall.as_deref() == Some("connect");
     match e.class {
         ErrorClass::Refused => Some((Cause::Refused, "the log says connection refused", 0.6)),
@@ -602,7 +602,7 @@ fn idle_close_by_rst(ctx: &Ctx<'_>, v: &NodeView) -> Option<(usize, usize, Nanos
 }
 
 /// Time of the last data (either way) on the view before `t_idx`.
-fn last_activity_before(ctx: &Ctx<'_>, v: &NodeView, t_idx: usize) -> Option<Nanos> {
+pub(crate) fn last_activity_before(ctx: &Ctx<'_>, v: &NodeView, t_idx: usize) -> Option<Nanos> {
     let t = ctx.t(t_idx);
     v.pkts
         .iter()
@@ -614,7 +614,7 @@ fn last_activity_before(ctx: &Ctx<'_>, v: &NodeView, t_idx: usize) -> Option<Nan
 /// The connection was idle when the backend sent `fin`: every request before
 /// it had been answered (the last data before the FIN came from the backend),
 /// or there was no data at all.
-fn was_idle(ctx: &Ctx<'_>, v: &NodeView, fin: usize) -> bool {
+pub(crate) fn was_idle(ctx: &Ctx<'_>, v: &NodeView, fin: usize) -> bool {
     let t = ctx.t(fin);
     let last = v
         .pkts
@@ -630,7 +630,7 @@ fn was_idle(ctx: &Ctx<'_>, v: &NodeView, fin: usize) -> bool {
 /// A request the backend never answered before the proxy gave up: (last
 /// request segment, the proxy's FIN/RST after it, if any). A response that
 /// arrives after the proxy closed does not count as an answer.
-fn pending_request(ctx: &Ctx<'_>, v: &NodeView) -> Option<(usize, Option<usize>)> {
+pub(crate) fn pending_request(ctx: &Ctx<'_>, v: &NodeView) -> Option<(usize, Option<usize>)> {
     let f = &v.facts;
     let first_data = ctx.t(*f.proxy_data.first()?);
     let close = f

@@ -27,8 +27,9 @@ pub mod model;
 mod packets;
 pub mod plan;
 mod rst;
+mod timejoin;
 
-pub use config::{CorrelateConfig, NodeInput};
+pub use config::{CorrelateConfig, NodeInput, ProxyHint};
 pub use correlate::{correlate, incident_id};
 pub use model::{Cause, Report, SCHEMA_VERSION};
 pub use plan::{plan, Plan, PlannedIncident};

@@ -2,12 +2,21 @@
 //! pull from the captures.
 //!
 //! Runs before any capture is read, so it only knows the log lines: windows
-//! are widened by the largest plausible clock offset, and errors whose line
-//! names no proxy port (dial errors) are listed as unjoinable, not dropped.
+//! are widened by the largest plausible clock offset. An error whose line
+//! names no proxy port (dial errors, header timeouts, canceled contexts,
+//! bare EOF) is joined *by time*: a wildcard query takes every connection
+//! from the proxy to the backend socket within the log's precision plus the
+//! clock slack, and correlation picks the one whose packets tell the
+//! error's story. The backend comes from the line, else from the other
+//! lines of the same proxy host or from configuration
+//! ([`crate::config::ProxyHint`]); the proxy's address likewise. Errors with
+//! nothing to join on are listed as unjoinable, not dropped.
 
 use crate::addr::{parse_endpoint, Endpoint};
 use crate::config::{dur_ns, CorrelateConfig};
-use std::collections::BTreeMap;
+use crate::config::ProxyHint;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
 use wiretrail_capture::{FlowQuery, Nanos};
 use wiretrail_logs::ProxyError;
 
@@ -40,6 +49,10 @@ pub struct Plan {
     pub unjoinable: Vec<(usize, String)>,
     /// Per error (same index as the input): its query, if any.
     pub error_query: Vec<Option<usize>>,
+    /// Errors joined by time (no proxy port in the line): error index →
+    /// its wildcard queries, one per backend socket it may have dialled
+    /// (`error_query` holds the first).
+    pub joined_by_time: BTreeMap<usize, Vec<usize>>,
 }
 
 /// The fields of one error that planning and correlation both need.
@@ -96,27 +109,56 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
     // when they overlap, so a busy port is read once.
     let mut order: Vec<usize> = (0..errors.len()).collect();
     order.sort_by_key(|&i| (keys[i].ts, i));
-    let mut open: BTreeMap<(u16, Option<std::net::IpAddr>, Option<std::net::SocketAddr>), usize> =
-        BTreeMap::new();
+    type Key = (Option<u16>, Option<IpAddr>, Option<SocketAddr>);
+    let mut open: BTreeMap<Key, usize> = BTreeMap::new();
+    let hosts = HostFacts::new(&keys, cfg);
+    let wide = slack + dur_ns(cfg.match_slack);
     for &i in &order {
         let k = &keys[i];
-        let Some(local) = &k.local else {
-            plan.unjoinable.push((
-                i,
-                "the log line names no proxy socket (Go prints none for dial errors, header timeouts, canceled contexts, bare EOF): diagnosed from the log alone"
-                    .into(),
-            ));
+        let Some(port) = k.local.as_ref().and_then(|l| l.port) else {
+            // No proxy port: join by time, over every connection of the
+            // proxy to the backend within the log's precision.
+            let backends = hosts.backends(k);
+            if backends.is_empty() {
+                plan.unjoinable.push((
+                    i,
+                    format!(
+                        "the log line names no proxy port and no backend (Go prints neither for header timeouts, canceled contexts, bare EOF), and neither other lines of {} nor the configuration name its upstream: diagnosed from the log alone",
+                        k.proxy
+                    ),
+                ));
+                continue;
+            }
+            let ip = k.local.as_ref().and_then(Endpoint::ip).or_else(|| hosts.ip(k));
+            let (since, until) = (k.ts - wide, k.ts + k.width + wide);
+            let mut qs = Vec::new();
+            for b in backends {
+                let key = (None, ip, Some(b));
+                let q = match open.get(&key) {
+                    Some(&q) if plan.queries[q].until >= since => {
+                        let fq = &mut plan.queries[q];
+                        fq.until = fq.until.max(until);
+                        q
+                    }
+                    _ => {
+                        plan.queries
+                            .push(FlowQuery::to_backend(ip, b, since, until));
+                        let q = plan.queries.len() - 1;
+                        open.insert(key, q);
+                        q
+                    }
+                };
+                qs.push(q);
+            }
+            plan.error_query[i] = qs.first().copied();
+            plan.joined_by_time.insert(i, qs);
             continue;
         };
-        let Some(port) = local.port else {
-            plan.unjoinable
-                .push((i, format!("proxy socket {:?} has no port", errors[i].local)));
-            continue;
-        };
+        let local = k.local.as_ref().expect("has a port");
         let backend = k.remote.as_ref().and_then(Endpoint::socket);
         let since = k.ts - before - slack;
         let until = k.ts + k.width + after + slack;
-        let key = (port, local.ip(), backend);
+        let key = (Some(port), local.ip(), backend);
         match open.get(&key) {
             Some(&q) if plan.queries[q].until >= since => {
                 let fq = &mut plan.queries[q];
@@ -125,7 +167,7 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
             }
             _ => {
                 plan.queries.push(FlowQuery {
-                    proxy_port: port,
+                    proxy_port: Some(port),
                     proxy_ip: local.ip(),
                     backend,
                     since,
@@ -166,6 +208,69 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
     plan.incidents
         .sort_by_key(|inc| (keys[inc.error_indices[0]].ts, inc.error_indices[0]));
     plan
+}
+
+/// What the lines of each proxy host, and the configuration, say about its
+/// address and its upstreams.
+struct HostFacts<'a> {
+    ips: BTreeMap<&'a str, BTreeSet<IpAddr>>,
+    backends: BTreeMap<&'a str, BTreeSet<SocketAddr>>,
+    hints: &'a [ProxyHint],
+}
+
+impl<'a> HostFacts<'a> {
+    fn new(keys: &'a [ErrorKey], cfg: &'a CorrelateConfig) -> Self {
+        let mut ips: BTreeMap<&str, BTreeSet<IpAddr>> = BTreeMap::new();
+        let mut backends: BTreeMap<&str, BTreeSet<SocketAddr>> = BTreeMap::new();
+        for k in keys {
+            if let Some(ip) = k.local.as_ref().and_then(Endpoint::ip) {
+                ips.entry(k.proxy.as_str()).or_default().insert(ip);
+            }
+            if let Some(b) = k.remote.as_ref().and_then(Endpoint::socket) {
+                backends.entry(k.proxy.as_str()).or_default().insert(b);
+            }
+        }
+        HostFacts {
+            ips,
+            backends,
+            hints: &cfg.proxies,
+        }
+    }
+
+    fn hints(&self, k: &ErrorKey) -> impl Iterator<Item = &'a ProxyHint> + '_ {
+        let host = k.proxy.clone();
+        self.hints
+            .iter()
+            .filter(move |h| h.host.as_deref().is_none_or(|x| x == host))
+    }
+
+    /// The backend sockets the error may concern: its own, else every one
+    /// the proxy's other lines or the configuration name.
+    fn backends(&self, k: &ErrorKey) -> Vec<SocketAddr> {
+        if let Some(b) = k.remote.as_ref().and_then(Endpoint::socket) {
+            return vec![b];
+        }
+        let mut out: BTreeSet<SocketAddr> = self
+            .backends
+            .get(k.proxy.as_str())
+            .cloned()
+            .unwrap_or_default();
+        out.extend(self.hints(k).flat_map(|h| h.upstreams.iter().copied()));
+        out.into_iter().collect()
+    }
+
+    /// The proxy's address, when its other lines agree on one, else from
+    /// the configuration. Two addresses: none (the wildcard stays open).
+    fn ip(&self, k: &ErrorKey) -> Option<IpAddr> {
+        match self.ips.get(k.proxy.as_str()) {
+            Some(s) if s.len() == 1 => s.first().copied(),
+            Some(_) => None,
+            None => {
+                let from_cfg: BTreeSet<IpAddr> = self.hints(k).filter_map(|h| h.ip).collect();
+                (from_cfg.len() == 1).then(|| *from_cfg.first().expect("one"))
+            }
+        }
+    }
 }
 
 fn planned(

@@ -579,7 +579,7 @@ fn plan_groups_dedups_and_widens() {
     assert_eq!(p.queries.len(), 3);
     assert_eq!(p.error_query[0], p.error_query[1]);
     let q = &p.queries[p.error_query[0].unwrap()];
-    assert_eq!(q.proxy_port, 42000);
+    assert_eq!(q.proxy_port, Some(42000));
     assert_eq!(q.backend, Some("10.0.0.100:80".parse().unwrap()));
     assert!(q.since <= t(-120.0 - 10.0) && q.until >= t(10.0 + 1.0 + 10.0 + 10.0));
     // Same proxy and backend within 30 s → one incident; 5 min later → another;

@@ -5,7 +5,10 @@
 //! with tshark, independently of this code).
 //!
 //! Per error line (matched by log line number) the verdict, the owner and
-//! stray nodes and the key evidence frames must agree with the truth.
+//! stray nodes and the key evidence frames must agree with the truth: for
+//! lines joined by port, and for lines without a proxy port (refused, header
+//! timeouts, canceled contexts, bare EOF) that wiretrail joins by time,
+//! knowing what an operator knows: the proxy's address and its upstream.
 //! `accuracy_over_every_scenario` prints the figures.
 
 use serde_json::Value;
@@ -14,7 +17,7 @@ use std::path::{Path, PathBuf};
 use wiretrail_capture::catalog::{Catalog, CatalogOptions, NodeSpec};
 use wiretrail_capture::extract::{extract, ExtractOptions};
 use wiretrail_correlate::model::{Cause, DiagnosedError, NodeRole, OffsetMethod, Report};
-use wiretrail_correlate::{correlate, plan, CorrelateConfig, NodeInput};
+use wiretrail_correlate::{correlate, plan, CorrelateConfig, NodeInput, ProxyHint};
 use wiretrail_logs::{LogReader, ParseConfig, Source};
 
 fn data_dir() -> PathBuf {
@@ -102,7 +105,16 @@ fn run_without(dir: &Path, skip: &[&str]) -> Run {
         },
     )
     .expect("catalog");
-    let cfg = CorrelateConfig::default();
+    // What the proxy's configuration says (its startup line prints
+    // `upstream=http://VIP:80`): the VIP it dials, and its own address.
+    let cfg = CorrelateConfig {
+        proxies: vec![ProxyHint {
+            host: None,
+            ip: lab["proxy"]["ip"].as_str().map(|s| s.parse().expect("proxy ip")),
+            upstreams: vec![std::net::SocketAddr::new(vip, 80)],
+        }],
+        ..CorrelateConfig::default()
+    };
     let plan = plan(&errors, &cfg);
     let ex = extract(&catalog, &plan.queries, &ExtractOptions::default());
     let nodes: Vec<NodeInput> = names
@@ -202,8 +214,10 @@ fn score(r: &Run) -> (Score, Vec<String>) {
                 e.record.message, d.cause, want, t["cause"]
             ));
         }
-        // Node attribution, where the truth names nodes.
-        if t["connection"].is_object() && t["matched_by"] == "port" {
+        // Node attribution, where the truth names nodes: joined by port,
+        // or (no port in the line) by time.
+        if t["connection"].is_object() && (t["matched_by"] == "port" || t["matched_by"] == "time")
+        {
             s.nodes_judged += 1;
             let strays: Vec<String> = t["stray_nodes"]
                 .as_array()
@@ -227,7 +241,11 @@ fn score(r: &Run) -> (Score, Vec<String>) {
                     || what.starts_with("owning node saw the handshake")
                     || what.starts_with("node answers the SYN with RST")
                     || what.starts_with("owning backend resets")
-                    || what.starts_with("owning backend closes the idle");
+                    || what.starts_with("owning backend closes the idle")
+                    || what.starts_with("owning backend closes an idle")
+                    || (t["cause"] == "proxy_abandoned"
+                        && (what.starts_with("request starts")
+                            || what.starts_with("proxy closes the connection")));
                 if !key {
                     continue;
                 }

@@ -458,16 +458,14 @@ pub fn remote_extract_command(
     );
     let mut seen = std::collections::BTreeSet::new();
     for q in queries {
-        let arg = match (q.proxy_ip, q.backend) {
-            (Some(ip), Some(b)) => format!(
-                "--flow {}",
-                sh_quote(&format!(
-                    "{}-{}",
-                    std::net::SocketAddr::new(ip, q.proxy_port),
-                    b
-                ))
-            ),
-            _ => format!("--port {}", q.proxy_port),
+        // `FlowQuery`'s display is the remote CLI's `--flow` form
+        // (`IP:PORT-B:P`, `IP:*-B:P` for a wildcard).
+        let arg = match (q.proxy_port, q.proxy_ip, q.backend) {
+            (_, Some(_), Some(_)) => format!("--flow {}", sh_quote(&q.to_string())),
+            (Some(p), _, _) => format!("--port {p}"),
+            (None, None, Some(b)) => format!("--backend {}", sh_quote(&b.to_string())),
+            // Matches nothing: extraction says so locally.
+            (None, _, None) => continue,
         };
         if seen.insert(arg.clone()) {
             cmd.push(' ');
@@ -600,7 +598,7 @@ mod tests {
     #[test]
     fn windows_merge_and_shift() {
         let q = |a: i64, b: i64| FlowQuery {
-            proxy_port: 1,
+            proxy_port: Some(1),
             proxy_ip: None,
             backend: None,
             since: a,

@@ -252,7 +252,7 @@ fn remote_captures_over_ssh() {
 
     // 1. Only what the window needs crosses the wire.
     let q = FlowQuery {
-        proxy_port: 51392,
+        proxy_port: Some(51392),
         proxy_ip: None,
         backend: None,
         since: (BASE + 5 * 3600 + 1700) * S,
@@ -384,7 +384,7 @@ fn remote_extract_when_wiretrail_is_installed_there() {
         panic!()
     };
     let q = FlowQuery {
-        proxy_port: 51392,
+        proxy_port: Some(51392),
         proxy_ip: Some("10.1.1.5".parse().unwrap()),
         backend: Some("10.0.0.100:80".parse().unwrap()),
         since: (BASE + 5 * 3600 + 1700) * S,

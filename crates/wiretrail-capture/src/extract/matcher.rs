@@ -1,10 +1,14 @@
 //! Which queries a packet belongs to, decided from its addresses alone.
 //!
-//! Every query names the proxy's port, so a 65536-bit port map rejects
-//! almost every packet with two bit tests; only packets with a query's port
-//! on either side reach the per-port query list, where addresses and the
-//! query's time window are checked. Cost per packet is flat in the number
-//! of queries (hundreds in one pass cost about what one does).
+//! A query names the proxy's port, or (a wildcard) leaves it open and names
+//! the backend socket. A 65536-bit port map holding the proxy ports of the
+//! first kind and the backend ports of the second rejects almost every
+//! packet with two bit tests; only packets with such a port on either side
+//! reach the per-port query list or, for wildcards, a second small table
+//! keyed by (backend ip, backend port), where addresses and the query's
+//! time window are checked. That table is empty, and never consulted,
+//! unless wildcard queries exist. Cost per packet is flat in the number of
+//! queries (hundreds in one pass cost about what one does).
 
 use crate::obs::{Direction, Nanos};
 use crate::query::FlowQuery;
@@ -14,9 +18,12 @@ use std::net::IpAddr;
 #[derive(Debug)]
 pub(crate) struct Matcher<'q> {
     queries: &'q [FlowQuery],
-    /// Bit per port: some query has it as proxy port.
+    /// Bit per port: some query has it as proxy port, or some wildcard
+    /// query as backend port.
     ports: Box<[u64; 1024]>,
     by_port: HashMap<u16, Vec<usize>>,
+    /// Wildcard queries by their backend socket.
+    by_backend: HashMap<(IpAddr, u16), Vec<usize>>,
     slack: Nanos,
     /// Union of the windows (with slack): packets outside are not looked at.
     pub lo: Nanos,
@@ -28,12 +35,23 @@ impl<'q> Matcher<'q> {
     pub fn new(queries: &'q [FlowQuery], subset: &[usize], slack: Nanos) -> Self {
         let mut ports = Box::new([0u64; 1024]);
         let mut by_port: HashMap<u16, Vec<usize>> = HashMap::new();
+        let mut by_backend: HashMap<(IpAddr, u16), Vec<usize>> = HashMap::new();
         let (mut lo, mut hi) = (Nanos::MAX, Nanos::MIN);
         for &i in subset {
             let q = &queries[i];
-            let p = q.proxy_port;
+            let p = match (q.proxy_port, q.backend) {
+                (Some(p), _) => {
+                    by_port.entry(p).or_default().push(i);
+                    p
+                }
+                (None, Some(b)) => {
+                    by_backend.entry((b.ip(), b.port())).or_default().push(i);
+                    b.port()
+                }
+                // Matches nothing (`FlowQuery::problem` says why).
+                (None, None) => continue,
+            };
             ports[usize::from(p >> 6)] |= 1 << (p & 63);
-            by_port.entry(p).or_default().push(i);
             lo = lo.min(q.since.saturating_sub(slack));
             hi = hi.max(q.until.saturating_add(slack));
         }
@@ -41,6 +59,7 @@ impl<'q> Matcher<'q> {
             queries,
             ports,
             by_port,
+            by_backend,
             slack,
             lo,
             hi,
@@ -92,17 +111,24 @@ impl<'q> Matcher<'q> {
         out: &mut Vec<(usize, Direction)>,
     ) {
         out.clear();
-        if self.has_port(src.1) {
-            for &i in &self.by_port[&src.1] {
-                if self.fits(i, ts, src, dst) {
-                    out.push((i, Direction::ToBackend));
-                }
-            }
-        }
-        if self.has_port(dst.1) {
-            for &i in &self.by_port[&dst.1] {
-                if !out.iter().any(|&(j, _)| j == i) && self.fits(i, ts, dst, src) {
-                    out.push((i, Direction::ToProxy));
+        // `src` as the proxy's side: by its port, or by `dst` as a
+        // wildcard's backend; then the other way round.
+        for (proxy, backend, dir) in [
+            (src, dst, Direction::ToBackend),
+            (dst, src, Direction::ToProxy),
+        ] {
+            let by_proxy_port = self
+                .has_port(proxy.1)
+                .then(|| self.by_port.get(&proxy.1))
+                .flatten();
+            let by_backend = if self.by_backend.is_empty() || !self.has_port(backend.1) {
+                None
+            } else {
+                self.by_backend.get(&backend)
+            };
+            for &i in by_proxy_port.into_iter().chain(by_backend).flatten() {
+                if !out.iter().any(|&(j, _)| j == i) && self.fits(i, ts, proxy, backend) {
+                    out.push((i, dir));
                 }
             }
         }
@@ -112,7 +138,7 @@ impl<'q> Matcher<'q> {
     #[inline]
     fn fits(&self, i: usize, ts: Nanos, proxy: (IpAddr, u16), backend: (IpAddr, u16)) -> bool {
         let q = &self.queries[i];
-        q.proxy_port == proxy.1
+        q.proxy_port.is_none_or(|p| p == proxy.1)
             && q.proxy_ip.is_none_or(|ip| ip == proxy.0)
             && q.backend
                 .is_none_or(|b| b.ip() == backend.0 && b.port() == backend.1)
@@ -126,11 +152,11 @@ mod tests {
     use super::*;
 
     fn q(spec: &str, since: Nanos, until: Nanos) -> FlowQuery {
-        // "proxyip:port-backendip:port" or ":port"
+        // "proxyip:port-backendip:port" or ":port"; port "*": wildcard
         let (p, b) = spec.split_once('-').unwrap_or((spec, ""));
         let (pip, pport) = p.rsplit_once(':').unwrap();
         FlowQuery {
-            proxy_port: pport.parse().unwrap(),
+            proxy_port: (pport != "*").then(|| pport.parse().unwrap()),
             proxy_ip: (!pip.is_empty()).then(|| pip.parse().unwrap()),
             backend: (!b.is_empty()).then(|| b.parse().unwrap()),
             since,
@@ -171,6 +197,43 @@ mod tests {
         assert_eq!(out, vec![(2, Direction::ToBackend)]);
         assert!(!m.may_match(8080, 443));
         assert_eq!((m.lo, m.hi), (-10, 1010));
+    }
+
+    #[test]
+    fn wildcards_match_by_backend_socket() {
+        let qs = [
+            q("10.0.0.1:*-10.0.1.5:8080", 100, 200),
+            q(":*-10.0.1.6:8080", 100, 200),
+            q(":40000", 0, 1000),
+            q(":*", 0, 1000),
+        ];
+        let m = Matcher::new(&qs, &[0, 1, 2, 3], 0);
+        let mut out = Vec::new();
+        // Any proxy port, both ways.
+        m.matches(150, addr("10.0.0.1:51000"), addr("10.0.1.5:8080"), &mut out);
+        assert_eq!(out, vec![(0, Direction::ToBackend)]);
+        m.matches(150, addr("10.0.1.5:8080"), addr("10.0.0.1:51001"), &mut out);
+        assert_eq!(out, vec![(0, Direction::ToProxy)]);
+        // Narrowed to the proxy's address; another backend; outside the window.
+        m.matches(150, addr("10.0.0.2:51000"), addr("10.0.1.5:8080"), &mut out);
+        assert!(out.is_empty());
+        m.matches(150, addr("10.0.0.1:51000"), addr("10.0.1.5:8081"), &mut out);
+        assert!(out.is_empty());
+        m.matches(201, addr("10.0.0.1:51000"), addr("10.0.1.5:8080"), &mut out);
+        assert!(out.is_empty());
+        // Without a proxy address: any client of the backend socket.
+        m.matches(150, addr("10.9.9.9:40000"), addr("10.0.1.6:8080"), &mut out);
+        assert_eq!(
+            out,
+            vec![(2, Direction::ToBackend), (1, Direction::ToBackend)]
+        );
+        // The backend's port is in the fast map, its other traffic is not.
+        assert!(m.may_match(8080, 443));
+        assert!(!m.may_match(8081, 443));
+        // A wildcard with no backend matches nothing and adds no port.
+        let none = [q(":*", 0, 10)];
+        let m = Matcher::new(&none, &[0], 0);
+        assert!(!m.may_match(8080, 443));
     }
 
     #[test]

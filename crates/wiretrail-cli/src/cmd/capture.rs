@@ -5,7 +5,7 @@ use super::{CmdResult, EXIT_FOUND, EXIT_NONE};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wiretrail_capture::catalog::{
@@ -62,12 +62,19 @@ pub enum CaptureCmd {
         #[arg(long = "node", value_name = "NAME=DIR", required = true, value_parser = parse_node)]
         nodes: Vec<NodeSpec>,
         /// An exact flow `PROXY_IP:PORT-BACKEND_IP:PORT` (IPv6 in brackets);
-        /// the first socket is the proxy's side.
+        /// the first socket is the proxy's side. `PROXY_IP:*-BACKEND_IP:PORT`
+        /// leaves the proxy's port open: every connection from that address
+        /// to the backend socket in the window.
         #[arg(long = "flow", value_name = "A:P-B:P", value_parser = parse_flow)]
-        flows: Vec<(SocketAddr, SocketAddr)>,
+        flows: Vec<(IpAddr, Option<u16>, SocketAddr)>,
         /// Any flow with this proxy (ephemeral) port.
         #[arg(long = "port", value_name = "P")]
         ports: Vec<u16>,
+        /// Every connection to this backend socket `IP:PORT`, from any
+        /// address and port (for errors whose log names no proxy port; keep
+        /// the window tight).
+        #[arg(long = "backend", value_name = "B:P")]
+        backends: Vec<SocketAddr>,
         /// Window start: RFC 3339, `2023-05-05 17:33:07[.frac]` (with --tz),
         /// or epoch seconds.
         #[arg(long, value_name = "TIME")]
@@ -100,14 +107,24 @@ fn parse_node(s: &str) -> Result<NodeSpec, String> {
     NodeSpec::parse_arg(s).map_err(|e| e.to_string())
 }
 
-fn parse_flow(s: &str) -> Result<(SocketAddr, SocketAddr), String> {
-    let bad = || format!("{s:?} is not PROXY_IP:PORT-BACKEND_IP:PORT (IPv6 as [addr]:port)");
+fn parse_flow(s: &str) -> Result<(IpAddr, Option<u16>, SocketAddr), String> {
+    let bad = || {
+        format!("{s:?} is not PROXY_IP:PORT-BACKEND_IP:PORT (IPv6 as [addr]:port; PORT * for any)")
+    };
     // IPv6 sockets are bracketed and bracketed addresses hold no '-'.
     let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    Ok((
-        a.trim().parse().map_err(|_| bad())?,
-        b.trim().parse().map_err(|_| bad())?,
-    ))
+    let a = a.trim();
+    let (ip, port) = match a.strip_suffix(":*") {
+        Some(ip) => {
+            let ip = ip.trim_start_matches('[').trim_end_matches(']');
+            (ip.parse().map_err(|_| bad())?, None)
+        }
+        None => {
+            let p: SocketAddr = a.parse().map_err(|_| bad())?;
+            (p.ip(), Some(p.port()))
+        }
+    };
+    Ok((ip, port, b.trim().parse().map_err(|_| bad())?))
 }
 
 /// RFC 3339, a zone-less `YYYY-mm-dd HH:MM:SS[.frac]` read in `tz`, or
@@ -190,6 +207,7 @@ pub fn run(cmd: CaptureCmd) -> CmdResult {
             nodes,
             flows,
             ports,
+            backends,
             since,
             until,
             slack,
@@ -209,23 +227,28 @@ pub fn run(cmd: CaptureCmd) -> CmdResult {
             }
             let mut queries: Vec<FlowQuery> = flows
                 .iter()
-                .map(|&(p, b)| FlowQuery {
-                    proxy_port: p.port(),
-                    proxy_ip: Some(p.ip()),
+                .map(|&(ip, port, b)| FlowQuery {
+                    proxy_port: port,
+                    proxy_ip: Some(ip),
                     backend: Some(b),
                     since,
                     until,
                 })
                 .collect();
             queries.extend(ports.iter().map(|&p| FlowQuery {
-                proxy_port: p,
+                proxy_port: Some(p),
                 proxy_ip: None,
                 backend: None,
                 since,
                 until,
             }));
+            queries.extend(
+                backends
+                    .iter()
+                    .map(|&b| FlowQuery::to_backend(None, b, since, until)),
+            );
             if queries.is_empty() {
-                return Err("name at least one --flow or --port".into());
+                return Err("name at least one --flow, --port or --backend".into());
             }
             let cat = build_catalog(&nodes, &catalog)?;
             // Progress as diagnostics (-v): what the plan reads, each file done.
@@ -456,12 +479,7 @@ fn node_text(s: &mut String, n: &NodeCatalog, tz: Option<chrono_tz::Tz>) {
 }
 
 fn query_label(q: &FlowQuery) -> String {
-    match (q.proxy_ip, q.backend) {
-        (Some(ip), Some(b)) => format!("{}-{b}", SocketAddr::new(ip, q.proxy_port)),
-        (Some(ip), None) => format!("{} (any backend)", SocketAddr::new(ip, q.proxy_port)),
-        (None, Some(b)) => format!("*:{}-{b}", q.proxy_port),
-        (None, None) => format!("port {}", q.proxy_port),
-    }
+    q.to_string()
 }
 
 fn coverage_text(c: &Coverage, tz: Option<chrono_tz::Tz>) -> String {
@@ -625,10 +643,15 @@ mod tests {
 
     #[test]
     fn flows() {
-        let (p, b) = parse_flow("10.0.0.1:40000-10.0.1.5:8080").unwrap();
-        assert_eq!((p.port(), b.port()), (40000, 8080));
-        let (p, _) = parse_flow("[fe80::1]:40000-[fe80::2]:80").unwrap();
-        assert!(p.is_ipv6());
+        let (_, p, b) = parse_flow("10.0.0.1:40000-10.0.1.5:8080").unwrap();
+        assert_eq!((p, b.port()), (Some(40000), 8080));
+        let (ip, _, _) = parse_flow("[fe80::1]:40000-[fe80::2]:80").unwrap();
+        assert!(ip.is_ipv6());
         assert!(parse_flow("10.0.0.1-10.0.1.5").is_err());
+        // The proxy's port left open.
+        let (ip, p, b) = parse_flow("10.0.0.1:*-10.0.1.5:8080").unwrap();
+        assert_eq!((ip.to_string(), p, b.port()), ("10.0.0.1".into(), None, 8080));
+        let (ip, p, _) = parse_flow("[fe80::1]:*-[fe80::2]:80").unwrap();
+        assert!(ip.is_ipv6() && p.is_none());
     }
 }

@@ -244,7 +244,7 @@ pub fn run(errors: Vec<ProxyError>, mut pkts: Vec<PacketObs>, nodes: &[NodeInput
         p.query = plan
             .queries
             .iter()
-            .position(|q| q.proxy_port == proxy.port() && p.ts >= q.since && p.ts <= q.until)
+            .position(|q| q.proxy_port == Some(proxy.port()) && p.ts >= q.since && p.ts <= q.until)
             .expect("a packet outside every query window: the test is wrong");
     }
     correlate(errors, &plan, pkts, nodes, &cfg)

@@ -1,0 +1,175 @@
+//! `wiretrail logs`: proxy error records as JSON lines, a summary on stderr,
+//! bad lines counted (never fatal), and exit 1 when there is nothing.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn demo_log() -> std::path::PathBuf {
+    dataset_dir("demo").join("logs/proxy.log")
+}
+
+fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
+const RECORD_KEYS: [&str; 13] = [
+    "timestamp",
+    "local",
+    "remote",
+    "op",
+    "class",
+    "host",
+    "process",
+    "pid",
+    "syscall",
+    "message",
+    "source",
+    "time_precision",
+    "time_zone_assumed",
+];
+
+#[test]
+fn demo_log_gives_one_json_line_per_proxy_error() {
+    let log = demo_log();
+    let o = run(wt([
+        "logs",
+        "--tz",
+        "UTC",
+        "--format",
+        "json",
+        log.to_str().unwrap(),
+    ]));
+    o.expect_code(0);
+    let recs = json_lines(&o.stdout);
+    let t = truth("demo");
+    let by_line = truth_by_line(&t);
+    assert_eq!(recs.len(), by_line.len(), "one record per proxy error line");
+    for r in &recs {
+        has_keys(r, &RECORD_KEYS, "logs record");
+        let line = r["source"]["line"].as_u64().expect("source.line");
+        let te = by_line
+            .get(&line)
+            .unwrap_or_else(|| panic!("line {line} is not a proxy error"));
+        assert_eq!(s(r, "message"), s(te, "message"));
+        assert_eq!(rfc3339(r, "timestamp"), rfc3339(te, "log_time"));
+        assert_eq!(s(r, "host"), "proxyhost");
+        assert_eq!(s(r, "process"), "proxy");
+        assert_eq!(s(r, "remote"), "198.18.10.10:80");
+        let port = te["proxy_local_port"].as_u64().unwrap();
+        assert_eq!(s(r, "local"), format!("198.18.0.2:{port}"));
+        assert_eq!(s(r, "time_precision"), "second");
+    }
+    // The stderr summary: lines read, errors, classes.
+    let lines_in_file = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert!(
+        o.stderr
+            .contains(&format!("{lines_in_file} lines in 1 input(s)")),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("8 proxy errors"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("unparsed proxy error lines: 0"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn stdin_gives_the_same_records() {
+    let log = std::fs::read(demo_log()).unwrap();
+    let o = run_with_stdin(
+        wt(["logs", "--tz", "UTC", "--format", "json", "-"]),
+        Some(&log),
+    );
+    o.expect_code(0);
+    let recs = json_lines(&o.stdout);
+    assert_eq!(recs.len(), 8);
+    assert_eq!(recs[0]["source"]["line"], 2);
+}
+
+#[test]
+fn garbage_and_non_utf8_lines_are_counted_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.log");
+    let mut data = std::fs::read(demo_log()).unwrap();
+    let demo_lines = data.iter().filter(|&&b| b == b'\n').count();
+    // 1: plain garbage; 2: binary; 3: a proxy error marker on an unreadable
+    // line; 4: a good error line whose tail is not UTF-8 (Latin-1 é).
+    data.extend_from_slice(b"}}} this is not a log line {{{\n");
+    data.extend_from_slice(b"\x00\x01\x02\xff\xfe\xfd\xfc\n");
+    data.extend_from_slice(b"\xff\xfe http: proxy error: \xc3\x28 tcp garbage\n");
+    data.extend_from_slice(
+        b"Nov 25 00:34:40 proxyhost proxy[7583]: 2026/11/25 00:34:40 http: proxy error: read tcp 198.18.0.2:50300->198.18.10.10:80: read: connection reset by peer caf\xe9\n",
+    );
+    std::fs::write(&path, &data).unwrap();
+    let o = run(wt([
+        "logs",
+        "--tz",
+        "UTC",
+        "--format",
+        "json",
+        path.to_str().unwrap(),
+    ]));
+    o.expect_code(0);
+    let recs = json_lines(&o.stdout);
+    assert_eq!(recs.len(), 9, "the 8 demo errors and the non-UTF-8 one");
+    let last = recs.last().unwrap();
+    assert_eq!(s(last, "local"), "198.18.0.2:50300");
+    assert_eq!(last["source"]["line"].as_u64(), Some(demo_lines as u64 + 4));
+    assert!(
+        o.stderr
+            .contains(&format!("{} lines in 1 input(s)", demo_lines + 4)),
+        "every line is counted: {}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("9 proxy errors"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("unparsed proxy error lines: 1"),
+        "the unreadable error line is counted: {}",
+        o.stderr
+    );
+    // ... and named, by file and line.
+    assert!(
+        o.stderr
+            .contains(&format!("{}:{}", path.display(), demo_lines + 3)),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn a_log_without_proxy_errors_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quiet.log");
+    // The demo log's other lines: start, stats, stop.
+    let quiet: String = std::fs::read_to_string(demo_log())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("http: proxy error"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(quiet.lines().count() >= 5);
+    std::fs::write(&path, &quiet).unwrap();
+    let o = run(wt([
+        "logs",
+        "--tz",
+        "UTC",
+        "--format",
+        "json",
+        path.to_str().unwrap(),
+    ]));
+    o.expect_code(1);
+    assert!(o.stdout.is_empty(), "{}", o.stdout);
+    assert!(o.stderr.contains("0 proxy errors"), "{}", o.stderr);
+
+    // A missing file is a failure, not "nothing found".
+    let o = run(wt(["logs", "--tz", "UTC", "/nonexistent/proxy.log"]));
+    o.expect_code(2);
+    assert!(o.stderr.contains("/nonexistent/proxy.log"), "{}", o.stderr);
+}
