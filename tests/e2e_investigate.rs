@@ -324,6 +324,53 @@ fn demo_json_report_has_the_schema_and_matches_truth() {
     assert!(checked >= 8 * 4, "only {checked} evidence frames checked");
 }
 
+/// Only backend-01 and backend-02 (bare `--node NAME` picks from the
+/// pipeline): the connection owned by backend-03 has no owner in the
+/// captures. wiretrail must not invent one, nor call it a flow split; the
+/// other errors keep truth's diagnosis.
+#[test]
+fn demo_without_the_owners_captures_does_not_invent_an_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    let o = run(wt([
+        "investigate",
+        "--pipeline",
+        DEMO,
+        "--node",
+        "backend-01",
+        "--node",
+        "backend-02",
+        "--format",
+        "json",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    o.expect_code(0);
+    let r = read_json(&out);
+    let inc = &arr(&r, "incidents")[0];
+    let names: BTreeSet<&str> = arr(inc, "nodes").iter().map(|n| s(n, "name")).collect();
+    assert_eq!(names, BTreeSet::from(["backend-01", "backend-02"]));
+    let by_line = truth_by_line(&truth("demo"));
+    let mut uncaptured_owner = 0;
+    for e in arr(inc, "errors") {
+        let te = &by_line[&e["source"]["line"].as_u64().unwrap()];
+        let d = &e["diagnosis"];
+        if s(te, "owner_node") == "backend-03" {
+            uncaptured_owner += 1;
+            assert!(d["owner_node"].is_null(), "invented owner: {}", short(d));
+            assert_ne!(s(d, "cause"), "flow_split", "{}", short(d));
+            if s(d, "cause") == "stray_rst" {
+                assert_eq!(strings(&d["stray_nodes"]), strings(&te["stray_nodes"]));
+            }
+        } else {
+            assert_eq!(s(d, "cause"), s(te, "cause"));
+            assert_eq!(d["owner_node"], te["owner_node"]);
+            assert_eq!(d["stray_nodes"], te["stray_nodes"]);
+        }
+    }
+    assert_eq!(uncaptured_owner, 1);
+}
+
 #[test]
 fn demo_incident_id_is_stable_across_runs() {
     let a = tempfile::tempdir().unwrap();

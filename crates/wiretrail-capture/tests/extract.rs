@@ -470,5 +470,9 @@ fn wildcard_query_takes_every_connection_to_the_backend_in_its_window() {
     };
     let ex = extract(&cat, &[bad], &ExtractOptions::default());
     assert!(ex.packets.is_empty());
-    assert!(ex.problems.iter().any(|p| p.contains("matches nothing")), "{:?}", ex.problems);
+    assert!(
+        ex.problems.iter().any(|p| p.contains("matches nothing")),
+        "{:?}",
+        ex.problems
+    );
 }

@@ -13,8 +13,8 @@
 //! nothing to join on are listed as unjoinable, not dropped.
 
 use crate::addr::{parse_endpoint, Endpoint};
-use crate::config::{dur_ns, CorrelateConfig};
 use crate::config::ProxyHint;
+use crate::config::{dur_ns, CorrelateConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use wiretrail_capture::{FlowQuery, Nanos};
@@ -129,7 +129,11 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
                 ));
                 continue;
             }
-            let ip = k.local.as_ref().and_then(Endpoint::ip).or_else(|| hosts.ip(k));
+            let ip = k
+                .local
+                .as_ref()
+                .and_then(Endpoint::ip)
+                .or_else(|| hosts.ip(k));
             let (since, until) = (k.ts - wide, k.ts + k.width + wide);
             let mut qs = Vec::new();
             for b in backends {

@@ -57,7 +57,10 @@ pub(crate) enum Joined {
     /// Several connections fit equally. `lines`: how many error lines
     /// share exactly these candidates; as many lines as candidates means
     /// they pair up one to one (only which is which is unknown).
-    Several { all: Vec<Story>, lines: usize },
+    Several {
+        all: Vec<Story>,
+        lines: usize,
+    },
     /// No connection tells the story.
     Nothing,
 }

@@ -30,6 +30,12 @@ pub enum EsError {
         attempts: u32,
     },
 
+    /// The cluster's certificate is not the one configured (fingerprint
+    /// mismatch), or checking it failed: host and what was found, never a
+    /// credential.
+    #[error("TLS to {host}: {message}")]
+    Tls { host: String, message: String },
+
     /// A 200 answer that cannot be used: unparsable, or incomplete data
     /// (shard failures, timed out), which must never pass as "no matches".
     #[error("{method} {path}: {message}")]

@@ -11,6 +11,8 @@
 //! Built on the official `elasticsearch` crate; retries, backoff and error
 //! reporting are ours ([`client`]), as the crate has none. Credentials come
 //! from the environment or a file ([`auth`]) and never appear in errors.
+//! TLS trusts the built-in roots, a CA file, or a certificate fingerprint
+//! ([`tls`]: checked with a handshake of its own, then pinned).
 //!
 //! It is async (tokio); the `*_blocking` functions wrap each call in a
 //! runtime of their own for synchronous callers. It does not parse log text
@@ -23,6 +25,7 @@ pub mod ecs;
 pub mod error;
 pub mod sink;
 pub mod source;
+pub mod tls;
 
 pub use client::EsClient;
 pub use config::{AuthConfig, EsConfig, FieldNames, RetryPolicy, SinkConfig, TlsConfig};

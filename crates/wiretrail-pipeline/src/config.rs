@@ -375,6 +375,9 @@ pub struct CorrelateSettings {
     pub max_clock_offset: Option<Duration>,
 }
 
+/// Terminal rows per incident unless `max_rows_per_incident` says otherwise.
+pub const DEFAULT_TERMINAL_ROWS: usize = 120;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowSettings {
     pub before: Duration,
@@ -417,7 +420,7 @@ impl Default for Outputs {
         Outputs {
             terminal: true,
             color: ColorChoice::Auto,
-            max_rows_per_incident: None,
+            max_rows_per_incident: Some(DEFAULT_TERMINAL_ROWS),
             json: None,
             html: None,
             pcap_dir: None,
@@ -726,7 +729,13 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
     let outputs = Outputs {
         terminal: o.terminal,
         color: o.color,
-        max_rows_per_incident: o.max_rows_per_incident,
+        // A terminal report of a long-lived keep-alive connection runs to
+        // thousands of rows; the renderer keeps the telling ones. 0 = all.
+        max_rows_per_incident: match o.max_rows_per_incident {
+            None => Some(DEFAULT_TERMINAL_ROWS),
+            Some(0) => None,
+            Some(n) => Some(n),
+        },
         json: o.json.as_deref().map(|p| resolve(&base, p)),
         html: o.html.as_deref().map(|p| resolve(&base, p)),
         pcap_dir: o.pcap_dir.as_deref().map(|p| resolve(&base, p)),

@@ -650,7 +650,10 @@ mod tests {
         assert!(parse_flow("10.0.0.1-10.0.1.5").is_err());
         // The proxy's port left open.
         let (ip, p, b) = parse_flow("10.0.0.1:*-10.0.1.5:8080").unwrap();
-        assert_eq!((ip.to_string(), p, b.port()), ("10.0.0.1".into(), None, 8080));
+        assert_eq!(
+            (ip.to_string(), p, b.port()),
+            ("10.0.0.1".into(), None, 8080)
+        );
         let (ip, p, _) = parse_flow("[fe80::1]:*-[fe80::2]:80").unwrap();
         assert!(ip.is_ipv6() && p.is_none());
     }

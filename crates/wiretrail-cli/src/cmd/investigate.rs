@@ -90,6 +90,10 @@ pub struct InvestigateArgs {
     /// Colour: auto (a terminal without NO_COLOR), always, never.
     #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub color: String,
+    /// Terminal rows per incident (the telling ones are kept; 0 = all). The JSON and HTML
+    /// reports always hold every row. Default: the pipeline's `max_rows_per_incident`, else 120.
+    #[arg(long, value_name = "N")]
+    pub max_rows: Option<usize>,
 }
 
 pub fn want_color(flag: &str) -> bool {
@@ -113,6 +117,9 @@ pub fn run(a: InvestigateArgs) -> CmdResult {
         host: a.input.host.clone(),
     };
     let mut pipeline = apply_overrides(a.input.pipeline()?, &o)?;
+    if let Some(n) = a.max_rows {
+        pipeline.outputs.max_rows_per_incident = (n > 0).then_some(n);
+    }
     let alert = match &a.alert {
         Some(src) => {
             let body = if src == "-" {
