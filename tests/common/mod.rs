@@ -286,6 +286,15 @@ pub fn dataset_flags(name: &str) -> Vec<String> {
         a.push("--node".into());
         a.push(spec);
     }
+    // Where the proxy sits and what it dials: joins the lines that print no
+    // socket (timeouts, cancels, EOF) to connections by time.
+    let truth = read_json(&d.join("truth.json"));
+    a.extend([
+        "--proxy-ip".into(),
+        s(&truth, "proxy_ip").to_string(),
+        "--upstream".into(),
+        format!("{VIP}:80"),
+    ]);
     a.extend(["--since".into(), since, "--until".into(), until]);
     a
 }

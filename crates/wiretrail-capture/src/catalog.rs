@@ -445,7 +445,12 @@ fn key_of(path: &Path, meta: &std::fs::Metadata, index_every: u64) -> CacheKey {
 fn rotation_series(files: &[FileEntry]) -> Vec<Option<(String, u64)>> {
     let mut out: Vec<Option<(String, u64)>> = files
         .iter()
-        .map(|f| f.hint.group().zip(f.hint.seq()).map(|(g, n)| (g.to_string(), n)))
+        .map(|f| {
+            f.hint
+                .group()
+                .zip(f.hint.seq())
+                .map(|(g, n)| (g.to_string(), n))
+        })
         .collect();
     let mut by_template: std::collections::BTreeMap<String, Vec<(i64, u64, usize)>> =
         Default::default();

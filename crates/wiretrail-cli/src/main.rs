@@ -13,7 +13,12 @@ use std::process::ExitCode;
 /// rebuilds each failing connection as every node saw it on one clock, and
 /// names the cause with evidence.
 #[derive(Debug, Parser)]
-#[command(name = "wiretrail", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "wiretrail",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     /// Less output: only errors.
     #[arg(short, long, global = true)]
@@ -63,7 +68,12 @@ fn main() -> ExitCode {
         Command::Es(c) => cmd::es::run(c),
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "wiretrail", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "wiretrail",
+                &mut std::io::stdout(),
+            );
             Ok(ExitCode::SUCCESS)
         }
     };

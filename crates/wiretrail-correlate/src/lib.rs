@@ -3,7 +3,10 @@
 //!
 //! Two phases. [`plan`] groups [`wiretrail_logs::ProxyError`] records into
 //! incidents and says which flows (with time windows) extraction must pull
-//! from every node's captures. [`correlate`] takes the errors, the plan and
+//! from every node's captures: by the proxy's port when the line prints it,
+//! else by time (every connection to the backend in the log's second; see
+//! `timejoin` for how the one telling the error's story is chosen, and how
+//! ties are reported rather than picked). [`correlate`] takes the errors, the plan and
 //! the extracted [`wiretrail_capture::PacketObs`] and returns a
 //! [`model::Report`]: per node the connection instance each error belongs to
 //! (Zeek `conn_state`/`history`, per-packet marks, capture duplicates), one

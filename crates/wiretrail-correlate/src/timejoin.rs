@@ -446,8 +446,13 @@ pub(crate) fn outcome(
                 .map(|n| n.name.as_str())
                 .filter(|n| !uncovered.iter().any(|u| u == n))
                 .collect();
+            let story = if wanted(e).is_some() {
+                "no connection of the proxy to the backend in the log's second tells this story"
+            } else {
+                "wiretrail reads no packet story for this error class (a dial timeout's SYNs lie a whole timeout before the line)"
+            };
             let summary = format!(
-                "{said}; joined by time, but no connection of the proxy to the backend in the log's second tells this story (nodes searched {searched:?}{})",
+                "{said}; joined by time, but {story} (nodes searched {searched:?}{})",
                 if uncovered.is_empty() {
                     String::new()
                 } else {

@@ -48,9 +48,10 @@ fn reset_error(port: u16, at: &str) -> wiretrail_logs::ProxyError {
 }
 
 #[test]
-fn refused_dial_error_is_diagnosed_from_the_log() {
-    // Go prints no local socket for dial errors: nothing to join, the log's
-    // class is the evidence.
+fn refused_dial_error_without_packets_falls_back_to_the_log() {
+    // Go prints no local socket for dial errors: joined by time (a wildcard
+    // over the proxy's ports to the backend socket, within the log's second
+    // plus slack). Nothing in the captures: the log's class is the evidence.
     let e = error(
         "2024-03-01T10:00:05Z",
         TimePrecision::Second,
@@ -60,15 +61,22 @@ fn refused_dial_error_is_diagnosed_from_the_log() {
     );
     let cfg = CorrelateConfig::default();
     let p = plan(std::slice::from_ref(&e), &cfg);
-    assert_eq!(p.queries.len(), 0);
-    assert_eq!(p.unjoinable.len(), 1);
+    assert_eq!(p.queries.len(), 1);
+    let q = &p.queries[0];
+    assert!(q.is_wildcard());
+    assert_eq!(q.backend, Some("10.0.0.100:80".parse().unwrap()));
+    assert_eq!(q.proxy_ip, None, "no other line names the proxy's address");
+    // The log's second, the clock slack and the match slack: no more.
+    assert_eq!((q.since, q.until), (t(5.0 - 10.25), t(6.0 + 10.25)));
+    assert!(p.unjoinable.is_empty());
+    assert_eq!(p.joined_by_time.get(&0), Some(&vec![0]));
     let r = run(vec![e], Vec::new(), &backends(2));
     let d = &r.incidents[0].errors[0].diagnosis;
     assert_eq!(d.cause, Cause::Refused);
     assert!(d.confidence <= 0.6);
+    assert_eq!(d.owner_node, None);
     assert_eq!(d.evidence[0].node, "log");
     assert_eq!(d.evidence[0].frame, 9);
-    assert!(r.inputs.problems[0].contains("no proxy socket"));
 }
 
 #[test]
@@ -575,8 +583,14 @@ fn plan_groups_dedups_and_widens() {
         ),
     ];
     let p = plan(&errors, &cfg);
-    // 42000 twice → one merged query.
-    assert_eq!(p.queries.len(), 3);
+    // 42000 twice → one merged query; the port-less EOF → a wildcard to the
+    // backend the proxy's other lines name, from the address they name.
+    assert_eq!(p.queries.len(), 4);
+    let w = &p.queries[p.error_query[4].unwrap()];
+    assert!(w.is_wildcard());
+    assert_eq!(w.backend, Some("10.0.0.100:80".parse().unwrap()));
+    assert_eq!(w.proxy_ip, Some("10.0.0.10".parse().unwrap()));
+    assert_eq!((w.since, w.until), (t(21.0 - 10.25), t(22.0 + 10.25)));
     assert_eq!(p.error_query[0], p.error_query[1]);
     let q = &p.queries[p.error_query[0].unwrap()];
     assert_eq!(q.proxy_port, Some(42000));
@@ -586,8 +600,24 @@ fn plan_groups_dedups_and_widens() {
     // the address-less EOF has its own backend key.
     let sizes: Vec<usize> = p.incidents.iter().map(|i| i.error_indices.len()).collect();
     assert_eq!(sizes, vec![3, 1, 1]);
+    assert!(p.unjoinable.is_empty());
+    // Alone, the EOF names nothing to join on: unjoinable, said why.
+    let p = plan(&errors[4..], &cfg);
+    assert!(p.queries.is_empty());
     assert_eq!(p.unjoinable.len(), 1);
-    assert_eq!(p.unjoinable[0].0, 4);
+    assert!(p.unjoinable[0].1.contains("no proxy port and no backend"));
+    // Unless the configuration names the proxy's upstream.
+    let cfg = CorrelateConfig {
+        proxies: vec![wiretrail_correlate::ProxyHint {
+            host: None,
+            ip: None,
+            upstreams: vec!["10.0.0.100:80".parse().unwrap()],
+        }],
+        ..CorrelateConfig::default()
+    };
+    let p = plan(&errors[4..], &cfg);
+    assert_eq!(p.queries.len(), 1);
+    assert!(p.unjoinable.is_empty());
 }
 
 #[test]
@@ -925,4 +955,123 @@ fn destination_mac_change_mid_connection_is_a_path_anomaly() {
         .as_deref()
         .unwrap()
         .contains("02:00:00:00:00:0d"));
+}
+
+/// A SYN from `port` refused by `node` at `at` (node clock): SYN, RST/ACK.
+fn refusal(node: &str, port: u16, at: i64) -> (Vec<wiretrail_capture::PacketObs>, u64, u64) {
+    let mut s = Sim::new(port);
+    let syn = s.add(
+        P::new(node, at, TB, "S", PI, 0, 0)
+            .id(7)
+            .ts(100, 0)
+            .win(64240),
+    );
+    let rst = s.add(P::new(node, at + 40_000, TP, "RA", 0, PI + 1, 0).win(0));
+    (s.pkts, syn, rst)
+}
+
+#[test]
+fn refused_joined_by_time_names_the_refusing_node_or_says_it_cannot() {
+    // Three dial errors without a proxy port; three refused SYNs in the
+    // captures (clocks pinned: NTP-synchronised nodes), and a healthy
+    // connection in the same second that tells no refusal.
+    let dial = "dial tcp 10.0.0.100:80: connect: connection refused";
+    let errors = vec![
+        error(
+            "2024-03-01T10:00:05Z",
+            TimePrecision::Second,
+            dial,
+            ErrorClass::Refused,
+            1,
+        ),
+        error(
+            "2024-03-01T10:00:07Z",
+            TimePrecision::Second,
+            dial,
+            ErrorClass::Refused,
+            2,
+        ),
+        error(
+            "2024-03-01T10:00:07Z",
+            TimePrecision::Second,
+            dial,
+            ErrorClass::Refused,
+            3,
+        ),
+    ];
+    let (mut pkts, syn, rst) = refusal("backend-02", 40300, t(5.2));
+    let file_frames = |node: &str, p: Vec<wiretrail_capture::PacketObs>| {
+        // One file per connection here: frames restart, files differ.
+        p.into_iter()
+            .map(|mut o| {
+                o.file = std::sync::Arc::new(
+                    format!("/cap/{node}/{}.pcap", o.src.port().max(o.dst.port())).into(),
+                );
+                o
+            })
+            .collect::<Vec<_>>()
+    };
+    pkts = file_frames("backend-02", pkts);
+    pkts.extend(file_frames(
+        "backend-01",
+        refusal("backend-01", 40301, t(7.1)).0,
+    ));
+    pkts.extend(file_frames(
+        "backend-02",
+        refusal("backend-02", 40302, t(7.6)).0,
+    ));
+    let mut ok = Sim::new(40303);
+    handshake(&mut ok, "backend-03", t(7.3), 5000);
+    pkts.extend(file_frames("backend-03", ok.pkts));
+    let mut nodes = backends(3);
+    for n in &mut nodes {
+        n.pinned_offset_s = Some(0.0);
+    }
+    let r = run(errors, pkts, &nodes);
+    let all: Vec<_> = r.incidents.iter().flat_map(|i| i.errors.iter()).collect();
+    assert_eq!(all.len(), 3);
+
+    // :05 — one refusal in that second: named, with its SYN and RST/ACK.
+    let d = &all[0].diagnosis;
+    assert_eq!(d.cause, Cause::Refused);
+    assert_eq!(d.owner_node.as_deref(), Some("backend-02"));
+    assert!(d.confidence >= 0.9);
+    let frames: Vec<u64> = d
+        .evidence
+        .iter()
+        .filter(|e| e.node == "backend-02")
+        .map(|e| e.frame)
+        .collect();
+    assert_eq!(frames, vec![syn, rst]);
+    assert_eq!(all[0].connection[0].conn_state, "REJ");
+
+    // :07 twice — two refusals on two nodes: both lines list both, name
+    // no node, and say the two pair up one to one.
+    for e in &all[1..] {
+        let d = &e.diagnosis;
+        assert_eq!(d.cause, Cause::Refused);
+        assert_eq!(d.owner_node, None);
+        assert!(d.confidence <= 0.5);
+        let cands: std::collections::BTreeSet<&str> = d
+            .evidence
+            .iter()
+            .filter(|x| {
+                x.note
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("candidate"))
+            })
+            .map(|x| x.node.as_str())
+            .collect();
+        assert_eq!(cands, ["backend-01", "backend-02"].into_iter().collect());
+        assert!(e.connection.is_empty(), "no one connection is this line's");
+    }
+    let f = r.incidents[0]
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::Refused && f.nodes.len() == 2)
+        .expect("a finding listing both candidates");
+    assert!(f.summary.contains("pair up one to one"), "{}", f.summary);
+    assert!(f.summary.contains("40301") && f.summary.contains("40302"));
+    // The healthy connection is no candidate.
+    assert!(!f.summary.contains("40303"));
 }

@@ -99,14 +99,41 @@ impl EsClient {
             }
             b = b.auth(c.to_es());
         }
-        if cfg.tls.fingerprint.is_some() {
-            // The crate's rustls backend offers system roots, an added CA
-            // (`Full`) or no verification; no hook for a custom verifier.
-            return Err(EsError::Config(
-                "certificate fingerprint pinning is not supported by this build (rustls backend); use --ca-file with the cluster's CA (http_ca.crt)".into(),
-            ));
-        }
-        if cfg.tls.insecure {
+        if let Some(fp) = &cfg.tls.fingerprint {
+            let expected = crate::tls::Fingerprint::parse(fp)?;
+            if cfg.tls.insecure || cfg.tls.ca_file.is_some() {
+                return Err(EsError::Config(
+                    "a certificate fingerprint cannot be combined with --insecure or --ca-file: give one way to trust the cluster".into(),
+                ));
+            }
+            if !https {
+                return Err(EsError::Config(format!(
+                    "a certificate fingerprint is configured but {} is plain http: there is no certificate to pin (use https://)",
+                    url
+                )));
+            }
+            let (Some(host), Some(port)) = (url.host(), url.port_or_known_default()) else {
+                return Err(EsError::Config(format!("{url}: no host to connect to")));
+            };
+            let pinned = crate::tls::pin(
+                &host,
+                port,
+                expected,
+                Duration::from_secs(cfg.timeout_s.max(1)),
+            )?;
+            tracing::info!(
+                fingerprint = %expected,
+                position = pinned.position,
+                chain = pinned.chain_len,
+                "cluster certificate matched the configured fingerprint; pinned as the trust anchor"
+            );
+            let cert = Certificate::from_der(&pinned.der)
+                .map_err(|e| EsError::Config(format!("pinned certificate: {e}")))?;
+            // The rustls backend has no `Certificate` (pin without CA
+            // semantics): `Full` adds it as a root and keeps the host name
+            // check, which `tls::pin` has just verified will pass.
+            b = b.cert_validation(CertificateValidation::Full(cert));
+        } else if cfg.tls.insecure {
             tracing::warn!("TLS certificate verification is OFF (--insecure): anyone on the path can read and change this traffic");
             b = b.cert_validation(CertificateValidation::None);
         } else if let Some(ca) = &cfg.tls.ca_file {

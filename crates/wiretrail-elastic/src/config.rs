@@ -100,7 +100,9 @@ pub struct AuthConfig {
 pub struct TlsConfig {
     /// PEM file with the CA (chain) that signed the cluster's certificate.
     pub ca_file: Option<PathBuf>,
-    /// SHA-256 fingerprint of the cluster's certificate (hex, `:` allowed).
+    /// SHA-256 fingerprint of a certificate in the chain the cluster presents
+    /// (hex, `:` allowed): its CA (ES 8 prints the one of `http_ca.crt`) or a
+    /// self-signed server certificate. Checked, then pinned ([`crate::tls`]).
     pub fingerprint: Option<String>,
     /// Accept any certificate. Warned about on every run.
     pub insecure: bool,

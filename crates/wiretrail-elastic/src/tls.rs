@@ -188,13 +188,9 @@ pub fn pin(
     let check = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
         .build()
         .map_err(|e| tls_err(format!("TLS setup: {e}")))?;
-    if let Err(e) = check.verify_server_cert(
-        &chain[0],
-        &chain[1..],
-        &server_name,
-        &[],
-        UnixTime::now(),
-    ) {
+    if let Err(e) =
+        check.verify_server_cert(&chain[0], &chain[1..], &server_name, &[], UnixTime::now())
+    {
         let hint = match &e {
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
                 if position == 0 =>

@@ -124,6 +124,13 @@ pub fn correlate_config(p: &Pipeline) -> CorrelateConfig {
     if let Some(d) = p.correlate.max_clock_offset {
         c.max_clock_offset = std(d);
     }
+    if p.correlate.proxy_ip.is_some() || !p.correlate.upstreams.is_empty() {
+        c.proxies.push(wiretrail_correlate::ProxyHint {
+            host: p.host_filter.clone(),
+            ip: p.correlate.proxy_ip,
+            upstreams: p.correlate.upstreams.clone(),
+        });
+    }
     c
 }
 

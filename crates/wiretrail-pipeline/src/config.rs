@@ -115,6 +115,14 @@ pub mod raw {
         pub slack: Option<Dur>,
         /// Largest clock offset between nodes to consider.
         pub max_clock_offset: Option<Dur>,
+        /// The proxy's address on the backend side: lets errors whose line
+        /// prints no socket (timeouts, `context canceled`, `EOF`) be joined
+        /// to connections by time.
+        pub proxy_ip: Option<Spanned<String>>,
+        /// The backend sockets the proxy dials (the VIP and port), for the
+        /// same time joins.
+        #[serde(default)]
+        pub upstreams: Vec<Spanned<String>>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -373,6 +381,8 @@ pub struct CorrelateSettings {
     pub incident_gap: Option<Duration>,
     pub slack: Option<Duration>,
     pub max_clock_offset: Option<Duration>,
+    pub proxy_ip: Option<IpAddr>,
+    pub upstreams: Vec<std::net::SocketAddr>,
 }
 
 /// Terminal rows per incident unless `max_rows_per_incident` says otherwise.
@@ -710,10 +720,32 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
         });
     }
 
+    let proxy_ip = match &f.correlate.proxy_ip {
+        Some(ip) => Some(ip.get_ref().parse::<IpAddr>().map_err(|_| {
+            at_hint(
+                ip.span(),
+                format!("`{}` is not an IP address", ip.get_ref()),
+                "the proxy's address on the backend side, e.g. \"10.1.1.5\"",
+            )
+        })?),
+        None => None,
+    };
+    let mut upstreams = Vec::new();
+    for u in &f.correlate.upstreams {
+        upstreams.push(u.get_ref().parse::<std::net::SocketAddr>().map_err(|_| {
+            at_hint(
+                u.span(),
+                format!("`{}` is not an IP:port socket", u.get_ref()),
+                "upstreams are the sockets the proxy dials, e.g. [\"10.2.2.9:80\"]",
+            )
+        })?);
+    }
     let correlate = CorrelateSettings {
         incident_gap: f.correlate.incident_gap.map(|d| d.0),
         slack: f.correlate.slack.map(|d| d.0),
         max_clock_offset: f.correlate.max_clock_offset.map(|d| d.0),
+        proxy_ip,
+        upstreams,
     };
 
     let defaults = WindowSettings::default();

@@ -39,7 +39,8 @@ pub struct ConnArgs {
     /// PEM CA certificate that signed the cluster's certificate (ES 8: config/certs/http_ca.crt).
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
-    /// SHA-256 fingerprint of the cluster's certificate.
+    /// SHA-256 fingerprint of the cluster's CA (ES 8 prints it for http_ca.crt) or of its self-signed
+    /// certificate; hex, `:` allowed. The certificate is then pinned.
     #[arg(long, value_name = "HEX")]
     pub fingerprint: Option<String>,
     /// Do not verify the cluster's certificate (testing only; warned about).

@@ -32,15 +32,29 @@ pub struct InputArgs {
     /// Only errors logged by this proxy host.
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
+    /// The proxy's address on the backend side. With --upstream, errors whose line prints no
+    /// socket (timeouts, `context canceled`, `EOF`) are joined to connections by time.
+    #[arg(long, value_name = "IP")]
+    pub proxy_ip: Option<std::net::IpAddr>,
+    /// A backend socket the proxy dials (the VIP and port); repeatable.
+    #[arg(long = "upstream", value_name = "IP:PORT")]
+    pub upstreams: Vec<std::net::SocketAddr>,
 }
 
 impl InputArgs {
     pub fn pipeline(&self) -> Result<Pipeline, Box<dyn std::error::Error + Send + Sync>> {
         let cwd = std::env::current_dir()?;
-        Ok(match &self.pipeline {
+        let mut p = match &self.pipeline {
             Some(p) => Pipeline::load(p)?,
             None => Pipeline::empty(&cwd),
-        })
+        };
+        if self.proxy_ip.is_some() {
+            p.correlate.proxy_ip = self.proxy_ip;
+        }
+        if !self.upstreams.is_empty() {
+            p.correlate.upstreams = self.upstreams.clone();
+        }
+        Ok(p)
     }
 }
 

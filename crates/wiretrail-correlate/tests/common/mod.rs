@@ -240,11 +240,18 @@ pub fn run(errors: Vec<ProxyError>, mut pkts: Vec<PacketObs>, nodes: &[NodeInput
     let cfg = CorrelateConfig::default();
     let plan = plan(&errors, &cfg);
     for p in &mut pkts {
-        let (proxy, _) = p.proxy_backend();
+        let (proxy, backend) = p.proxy_backend();
         p.query = plan
             .queries
             .iter()
-            .position(|q| q.proxy_port == Some(proxy.port()) && p.ts >= q.since && p.ts <= q.until)
+            .position(|q| {
+                let flow = match q.proxy_port {
+                    Some(port) => port == proxy.port(),
+                    // A wildcard (time join): any port to its backend socket.
+                    None => q.backend == Some(backend),
+                };
+                flow && p.ts >= q.since && p.ts <= q.until
+            })
             .expect("a packet outside every query window: the test is wrong");
     }
     correlate(errors, &plan, pkts, nodes, &cfg)
