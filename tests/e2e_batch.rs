@@ -2,8 +2,11 @@
 //! (Ctrl-C, as the CLI offers, and a hard kill) and resumed, the day report
 //! must equal an uninterrupted run's, `generated_at` aside.
 //!
-//! Chunks of 2 minutes (720 in the day) put the demo's errors in two chunks
-//! (00:32 and 00:34), so the resumed run still has real analysis to do.
+//! Chunks of 2 minutes (720 in the day): the demo's errors (00:33:53 ..
+//! 00:34:20) are one burst across the 00:34 boundary, analysed whole in the
+//! chunk where it starts (00:32); the 00:34 chunk carries nothing. The
+//! interrupted runs stop at that chunk, so the resumed run still has real
+//! analysis to do.
 
 mod common;
 
@@ -62,8 +65,14 @@ fn chunk_reports(out: &Path) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// Chunks recorded in the checkpoint journal (JSON lines: a header, then
+/// one line per finished chunk).
 fn completed(out: &Path) -> u64 {
-    arr(&read_json(&out.join("checkpoint.json")), "completed").len() as u64
+    let text = std::fs::read_to_string(out.join("checkpoint.json")).expect("checkpoint");
+    let mut lines = text.lines();
+    let header: Value = serde_json::from_str(lines.next().expect("header")).expect("header");
+    assert_eq!(header["format"], "wiretrail-batch-journal", "{text}");
+    lines.filter(|l| !l.trim().is_empty()).count() as u64
 }
 
 /// Start the batch, read its progress lines, and send `sig` once the line
@@ -134,8 +143,18 @@ fn run_uninterrupted(dir: &Path) -> (Value, BTreeMap<String, Value>) {
     let chunks = chunk_reports(&out);
     assert_eq!(
         chunks.keys().cloned().collect::<Vec<_>>(),
-        ["20261125T003200Z.json", "20261125T003400Z.json"],
-        "chunk reports are written only for chunks with errors"
+        ["20261125T003200Z.json"],
+        "chunk reports are written only for chunks with errors; the burst across 00:34 is carried whole by the 00:32 chunk"
+    );
+    let incidents = arr(
+        &read_json(&out.join("chunks/20261125T003200Z.json")),
+        "incidents",
+    )
+    .len();
+    assert_eq!(
+        report["incidents"].as_array().map(Vec::len),
+        Some(incidents),
+        "every incident comes from the one chunk report"
     );
     (without_generated_at(report), chunks)
 }
@@ -167,7 +186,7 @@ fn batch_interrupted_by_ctrl_c_resumes_to_the_same_report() {
     let dir = tempfile::tempdir().unwrap();
     let want = uninterrupted();
 
-    // Ctrl-C while chunk 17 (00:32-00:34, two errors) runs: the CLI
+    // Ctrl-C while chunk 17 (00:32-00:34, the whole burst) runs: the CLI
     // finishes that chunk, saves the checkpoint and stops with status 2.
     let out = dir.path().join("interrupted");
     let (code, stderr) = run_and_signal(&out, 17, "INT");
@@ -192,13 +211,14 @@ fn batch_killed_hard_resumes_to_the_same_report() {
     let dir = tempfile::tempdir().unwrap();
     let want = uninterrupted();
 
-    // SIGKILL as chunk 18 (00:34-00:36, six errors) starts: no chance to
-    // clean up; the checkpoint and chunk files must still be consistent.
+    // SIGKILL as chunk 17 (00:32-00:34, the whole burst of eight errors)
+    // starts: no chance to clean up; the checkpoint and chunk files must
+    // still be consistent.
     let out = dir.path().join("killed");
-    let (code, stderr) = run_and_signal(&out, 18, "KILL");
+    let (code, stderr) = run_and_signal(&out, 17, "KILL");
     assert_eq!(code, None, "killed by a signal:\n{stderr}");
     let done = completed(&out);
-    eprintln!("SIGKILL at chunk 18: killed with {done} of {CHUNKS} chunks done");
-    assert!((17..CHUNKS).contains(&done), "{done} chunks done");
+    eprintln!("SIGKILL at chunk 17: killed with {done} of {CHUNKS} chunks done");
+    assert!((16..CHUNKS).contains(&done), "{done} chunks done");
     resume_and_compare(&out, done, want);
 }

@@ -7,17 +7,38 @@
 //! straddles a chunk boundary is read once per chunk, in the part each
 //! needs). Chunks without errors read no captures at all.
 //!
+//! Incidents across chunk boundaries: the correlator groups the errors of
+//! one proxy and backend whose consecutive stamps are at most
+//! `incident_gap` apart. Before bucketing, the errors of the whole range
+//! are cut into *bursts*: maximal runs in which each error is at most
+//! `incident_gap` after the previous one (of any proxy or backend). Every
+//! incident lies inside one burst, and a burst goes whole to the chunk in
+//! which it starts: a chunk whose last errors are within `incident_gap` of
+//! the next ones carries them (and their plan) over its end instead of
+//! closing the incident, so the chunks group exactly as one investigation
+//! over the whole range would (same incident ids and members). The chunk
+//! records how far it carried (`carried_until`); a resumed run drops the
+//! errors up to there, which the chunk that carried them already reported.
+//! A chunk whose burst was carried into is usually left with no errors of
+//! its own and writes no file.
+//!
 //! Resumability: a chunk's report is written atomically to
 //! `<out_dir>/chunks/<start>.json` *before* the checkpoint records it, and
 //! chunk files have deterministic names, so a run killed at any point and
 //! started again redoes at most the chunk it was in and never duplicates
-//! output. The checkpoint remembers the range and settings it belongs to;
-//! a different run refuses to reuse it (use `--fresh`).
+//! output. The checkpoint (default `<out_dir>/checkpoint.json`) is an
+//! append-only journal, one JSON line per finished chunk (see
+//! [`journal`]): O(1) per chunk, fsync'd for chunks with output, and a
+//! torn last line from a kill is dropped with a warning and its chunk
+//! redone. It remembers the range and settings it belongs to; a different
+//! run refuses to reuse it (use `--fresh`). Format change: the format-1
+//! checkpoint (one pretty JSON object rewritten after every chunk) is not
+//! read; such a run must be started over with `--fresh`.
 //!
 //! At the end the chunk reports are merged into the day report
 //! (`report.json`, `report.html`) and a day summary (by cause, node, hour).
-//! Known limit: errors of one incident that straddle a chunk boundary
-//! become two incidents.
+
+pub mod journal;
 
 use crate::config::Pipeline;
 use crate::engine::{Engine, EngineError};
@@ -69,8 +90,13 @@ pub struct ChunkRecord {
     pub until: DateTime<Utc>,
     /// Relative to the output directory; `None` when the chunk had no errors.
     pub file: Option<String>,
+    /// Errors analysed, carried ones included.
     pub errors: u64,
     pub incidents: u64,
+    /// The stamp of the last error this chunk carried over its end (the
+    /// end of a burst that started in it); `None` when it carried none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,42 +148,38 @@ fn chunk_file_name(w: &Window) -> String {
     format!("chunks/{}.json", w.since().format("%Y%m%dT%H%M%SZ"))
 }
 
-fn load_checkpoint(path: &Path, fp: &str, fresh: bool) -> Result<Option<Checkpoint>, BatchError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(BatchError::Checkpoint {
-                path: path.into(),
-                why: e.to_string(),
-            })
+/// Cut time-sorted `errors` into bursts (each error at most `gap` after the
+/// previous one) and give each burst whole to the chunk its first error
+/// falls in. Returns, per chunk, its errors and the stamp of the last error
+/// it carried past its end.
+fn bucket_bursts(
+    chunks: &[Window],
+    errors: Vec<ProxyError>,
+    gap: Duration,
+) -> Vec<(Vec<ProxyError>, Option<DateTime<Utc>>)> {
+    let mut buckets: Vec<(Vec<ProxyError>, Option<DateTime<Utc>>)> =
+        vec![(Vec::new(), None); chunks.len()];
+    let mut burst: Option<(usize, DateTime<Utc>)> = None;
+    for e in errors {
+        let t = e.timestamp;
+        let owner = match burst {
+            Some((owner, last)) if t - last <= gap => Some(owner),
+            _ => {
+                let i = chunks.partition_point(|c| c.until() <= t);
+                (i < chunks.len() && chunks[i].contains(t)).then_some(i)
+            }
+        };
+        let Some(owner) = owner else {
+            burst = None;
+            continue;
+        };
+        if t >= chunks[owner].until() {
+            buckets[owner].1 = Some(t);
         }
-    };
-    if fresh {
-        return Ok(None);
+        buckets[owner].0.push(e);
+        burst = Some((owner, t));
     }
-    let cp: Checkpoint = serde_json::from_str(&text).map_err(|e| BatchError::Checkpoint {
-        path: path.into(),
-        why: format!("unreadable ({e}); remove it or pass --fresh"),
-    })?;
-    if cp.fingerprint != fp {
-        return Err(BatchError::Checkpoint {
-            path: path.into(),
-            why: format!(
-                "belongs to another run ({} .. {}, other settings); pass --fresh to start over or use another --out",
-                cp.since, cp.until
-            ),
-        });
-    }
-    Ok(Some(cp))
-}
-
-fn save_checkpoint(path: &Path, cp: &Checkpoint) -> Result<(), BatchError> {
-    write_atomic(path, |w| {
-        serde_json::to_writer_pretty(&mut *w, cp).map_err(std::io::Error::other)?;
-        w.write_all(b"\n")
-    })
-    .map_err(BatchError::from)
+    buckets
 }
 
 /// Run (or resume) a batch. `stdout` receives the day summary.
@@ -171,16 +193,21 @@ pub fn run_batch(
         .checkpoint
         .clone()
         .unwrap_or_else(|| o.out_dir.join("checkpoint.json"));
-    let fp = fingerprint(p, o);
     let chunks = o.window.chunks(o.chunk);
-    let mut cp = load_checkpoint(&cp_path, &fp, o.fresh)?.unwrap_or_else(|| Checkpoint {
-        version: 1,
-        fingerprint: fp.clone(),
+    let header = journal::JournalHeader {
+        format: journal::FORMAT.into(),
+        version: journal::VERSION,
+        fingerprint: fingerprint(p, o),
         since: o.window.since(),
         until: o.window.until(),
         chunk_s: o.chunk.num_seconds(),
-        completed: Vec::new(),
-    });
+    };
+    let opened = journal::Journal::open(&cp_path, &header, o.fresh)?;
+    if let Some(w) = &opened.warning {
+        tracing::warn!("{w}");
+        progress.stage(&format!("warning: {w}"));
+    }
+    let (mut journal, mut cp) = (opened.journal, opened.checkpoint);
     let resumed = cp.completed.len();
     if resumed > 0 {
         progress.stage(&format!(
@@ -188,43 +215,51 @@ pub fn run_batch(
             chunks.len()
         ));
     }
-    let is_done = |cp: &Checkpoint, w: &Window| cp.completed.iter().any(|c| c.since == w.since());
+    let done: std::collections::BTreeSet<DateTime<Utc>> =
+        cp.completed.iter().map(|c| c.since).collect();
+    // Errors up to here were carried into a chunk already done.
+    let carried_done = cp.completed.iter().filter_map(|c| c.carried_until).max();
     let todo: Vec<usize> = (0..chunks.len())
-        .filter(|&i| !is_done(&cp, &chunks[i]))
+        .filter(|&i| !done.contains(&chunks[i].since()))
         .collect();
+    let gap = Duration::from_std(crate::adapters::correlate_config(p).incident_gap)
+        .unwrap_or(Duration::MAX);
 
-    // Stream the logs once for the remaining range; bucket by chunk.
-    let mut buckets: Vec<Vec<ProxyError>> = vec![Vec::new(); chunks.len()];
+    // Stream the logs once, from the first chunk to do to the end of the
+    // range (bursts are cut over everything after it, as an uninterrupted
+    // run cuts them); bucket the bursts by chunk.
+    let mut buckets = vec![(Vec::new(), None); chunks.len()];
     let mut log_stats = crate::engine::LogStats::default();
-    if let (Some(&first), Some(&last)) = (todo.first(), todo.last()) {
+    if let Some(&first) = todo.first() {
         let span =
-            Window::new(chunks[first].since(), chunks[last].until()).expect("chunks are non-empty");
+            Window::new(chunks[first].since(), o.window.until()).expect("chunks are non-empty");
         progress.stage(&format!("reading logs for {span}"));
         let batch = engine.read_errors(p, &span)?;
         log_stats = batch.stats;
-        for e in batch.errors {
-            if let Some(i) = chunks.iter().position(|c| c.contains(e.timestamp)) {
-                if todo.binary_search(&i).is_ok() {
-                    buckets[i].push(e);
-                }
-            }
-        }
+        let mut errors = batch.errors;
+        errors.retain(|e| carried_done.is_none_or(|c| e.timestamp > c));
+        errors.sort_by_key(|e| e.timestamp);
+        buckets = bucket_bursts(&chunks, errors, gap);
     }
 
     let mut run = 0;
     for &i in &todo {
         if o.cancel.load(Ordering::SeqCst) {
-            save_checkpoint(&cp_path, &cp)?;
+            journal.sync()?;
             return Err(BatchError::Interrupted {
                 done: cp.completed.len(),
                 total: chunks.len(),
             });
         }
         let w = chunks[i];
-        let errors = std::mem::take(&mut buckets[i]);
+        let (errors, carried_until) = std::mem::take(&mut buckets[i]);
         let n_errors = errors.len() as u64;
+        let carried = match carried_until {
+            Some(t) => format!(", carried on to {}", t.to_rfc3339()),
+            None => String::new(),
+        };
         progress.stage(&format!(
-            "chunk {}/{}: {w} ({n_errors} errors)",
+            "chunk {}/{}: {w} ({n_errors} errors{carried})",
             i + 1,
             chunks.len()
         ));
@@ -235,11 +270,24 @@ pub fn run_batch(
                 file: None,
                 errors: 0,
                 incidents: 0,
+                carried_until: None,
             }
         } else {
+            // The analysis covers the carried errors too.
+            let aw = match carried_until {
+                Some(t) => Window::new(w.since(), t + Duration::nanoseconds(1))
+                    .expect("carried past the chunk's end"),
+                None => w,
+            };
             // Log line counts belong to a read, not to a chunk: chunk
             // reports carry none, so a resumed run writes the same files.
-            let a = engine.analyse(p, &w, errors, &crate::engine::LogStats::default(), progress)?;
+            let a = engine.analyse(
+                p,
+                &aw,
+                errors,
+                &crate::engine::LogStats::default(),
+                progress,
+            )?;
             let rel = chunk_file_name(&w);
             write_atomic(&o.out_dir.join(&rel), |f| write_json(&a.report, f))?;
             if o.slices {
@@ -252,13 +300,15 @@ pub fn run_batch(
                 file: Some(rel),
                 errors: n_errors,
                 incidents: a.report.incidents.len() as u64,
+                carried_until,
             }
         };
+        journal.append(&record, record.file.is_some())?;
         cp.completed.push(record);
-        save_checkpoint(&cp_path, &cp)?;
         run += 1;
         progress.chunk_done(cp.completed.len() as u64, chunks.len() as u64);
     }
+    journal.sync()?;
 
     progress.stage("merging the day report");
     let report = merge(&o.out_dir, &cp, &o.window)?;

@@ -88,8 +88,8 @@ pub mod raw {
         /// Extra arguments for `ssh` (e.g. `["-F", "ssh_config"]`).
         #[serde(default)]
         pub ssh_options: Vec<String>,
-        /// `auto` (default): run `wiretrail` on the host when it is installed;
-        /// `never`: always copy the overlapping files.
+        /// How an `ssh://` node's captures are brought over; see
+        /// [`RemoteExtract`].
         #[serde(default)]
         pub remote_extract: RemoteExtract,
     }
@@ -98,12 +98,22 @@ pub mod raw {
         NodeRole::Backend
     }
 
+    /// How an `ssh://` node's captures cross the network, cheapest first.
     #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
     #[serde(rename_all = "snake_case")]
     pub enum RemoteExtract {
+        /// The best the host offers: `wiretrail` there (only matched
+        /// packets), else `tcpdump` there (only the flows' packets of each
+        /// overlapping file), else whole-file copies.
         #[default]
         Auto,
-        Never,
+        /// Skip a remote `wiretrail`; filter with the host's `tcpdump`
+        /// (whole-file copies when it has none).
+        Tcpdump,
+        /// Always copy the overlapping files whole. `never` is the name
+        /// older pipeline files use for it.
+        #[serde(alias = "never")]
+        Copy,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -373,7 +383,7 @@ pub struct Node {
     pub aliases: Vec<IpAddr>,
     pub clock_offset_s: Option<f64>,
     pub ssh_options: Vec<String>,
-    pub remote_extract: bool,
+    pub remote_extract: RemoteExtract,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -412,6 +422,7 @@ impl Default for WindowSettings {
 }
 
 pub use raw::ColorChoice;
+pub use raw::RemoteExtract;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outputs {
@@ -716,7 +727,7 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
             aliases,
             clock_offset_s: n.clock_offset_s,
             ssh_options: n.ssh_options,
-            remote_extract: n.remote_extract == raw::RemoteExtract::Auto,
+            remote_extract: n.remote_extract,
         });
     }
 
@@ -880,7 +891,7 @@ pub fn parse_node_flag(s: &str, base: &Path) -> Result<Node, String> {
         aliases: Vec::new(),
         clock_offset_s: None,
         ssh_options: Vec::new(),
-        remote_extract: true,
+        remote_extract: RemoteExtract::Auto,
     };
     for p in parts {
         let (k, v) = p

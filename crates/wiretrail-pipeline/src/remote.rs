@@ -4,27 +4,32 @@
 //! `~/.ssh/config` apply as they do for `rsync` and `git`; `BatchMode=yes`
 //! so a missing key fails at once instead of prompting.
 //!
-//! Per node, in parallel with the other nodes:
-//! 1. When `wiretrail` is installed on the host (and the node allows it),
-//!    the extraction runs there (`wiretrail capture extract ... -w -`) and
-//!    only the matched packets cross the network, saved as one pcapng.
-//! 2. Otherwise the directory is listed (`find -printf`: size, mtime, name)
-//!    and only the rotated files whose span can overlap a window are copied.
-//!    A rotated file's span is taken from the listing alone: it ends at its
-//!    mtime (the last packet written) and starts after the previous file of
-//!    the same series ended. Nothing is read to decide, and never the whole
-//!    directory is copied.
+//! Per node, in parallel with the other nodes, one round trip lists the
+//! directory (`find -printf`: size, mtime, name) and says which of
+//! `wiretrail` and `tcpdump` the host has. Only the rotated files whose span
+//! can overlap a window are considered: a rotated file's span is taken from
+//! the listing alone (it ends at its mtime, the last packet written, and
+//! starts after the previous file of the same series ended). Then, cheapest
+//! first (the node's `remote_extract` can force a later one):
+//! 1. `extract`: `wiretrail` runs on the host (`wiretrail capture extract
+//!    ... -w -`) and only the matched packets come back, as one pcapng.
+//! 2. `tcpdump`: per overlapping file, the host's `tcpdump` keeps only the
+//!    packets of the windows' flows (a BPF filter, see [`bpf_filter`]) and
+//!    only those come back, one pcap per remote file under its own name.
+//! 3. `copy`: each overlapping file is copied whole.
 //!
-//! Copies are cached (`<cache>/<host>/<name>` with the remote size and
-//! mtime), so a re-run over the same windows transfers nothing; the local
-//! catalog then indexes and caches them like any local capture.
+//! Never the whole directory. Results are cached (`<cache>/<node>/<host…>/`,
+//! keyed by the remote size and mtime and, for filtered files, the filter),
+//! so a re-run over the same windows transfers nothing; the local catalog
+//! then indexes and caches them like any local capture.
 //! A node that cannot be reached is an `Err`, which the caller turns into a
 //! capture gap for that node while the other nodes go on.
 
-use crate::config::{CaptureLocation, Node, SshTarget};
+use crate::config::{CaptureLocation, Node, RemoteExtract, SshTarget};
 use crate::progress::Progress;
 use std::collections::HashMap;
 use std::io::Read;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use wiretrail_capture::{FlowQuery, Nanos};
@@ -40,9 +45,13 @@ pub struct Fetched {
     pub bytes_transferred: u64,
     /// Bytes of the remote directory's capture files, for comparison.
     pub remote_dir_bytes: u64,
-    /// `extract` (ran wiretrail there) or `copy`.
+    /// `extract` (ran wiretrail there), `tcpdump` (filtered there) or
+    /// `copy`.
     pub mode: &'static str,
     pub notes: Vec<String>,
+    /// Which remote file each local file holds (all or, for `tcpdump`,
+    /// the filtered part of it); empty for `extract`.
+    pub origins: Vec<(PathBuf, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -259,12 +268,16 @@ fn run(
 }
 
 /// Stream a remote command's stdout into `dest` (atomically); returns bytes.
+/// `truncated_ok`: tcpdump exits 1 on a file that ends inside a record (the
+/// newest rotation, still being written); what it wrote up to there is a
+/// whole pcap and is kept, as a copy of that file would be.
 fn run_to_file(
     t: &SshTarget,
     extra: &[String],
     what: &str,
     remote_cmd: &str,
     dest: &Path,
+    truncated_ok: bool,
 ) -> Result<u64, RemoteError> {
     let cache_err = |source| RemoteError::Cache {
         path: dest.to_path_buf(),
@@ -294,7 +307,12 @@ fn run_to_file(
             return Err(cache_err(e));
         }
     };
-    if !status.success() {
+    let truncated =
+        truncated_ok && status.code() == Some(1) && n >= 24 && stderr.contains("truncated");
+    if truncated {
+        tracing::info!(dest = %dest.display(), "{what}: the remote file ends inside a packet; kept the {n} bytes before it");
+    }
+    if !status.success() && !truncated {
         let _ = std::fs::remove_file(&tmp);
         return Err(RemoteError::Ssh {
             dest: t.to_string(),
@@ -323,6 +341,200 @@ fn cache_dir_for(cache: &Path, node: &str, t: &SshTarget) -> PathBuf {
     cache.join(crate::outputs::safe_file_name(node)).join(safe)
 }
 
+/// What the host offers besides a shell, from the listing's round trip.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostTools {
+    /// Path of `wiretrail` on the host's `PATH`.
+    pub wiretrail: Option<String>,
+    /// Path of `tcpdump` (the `PATH`, else `/usr/sbin`, where older Debian
+    /// puts it out of a normal user's `PATH`).
+    pub tcpdump: Option<String>,
+}
+
+/// The one remote command that probes the tools and lists `dir`: `tool`
+/// lines first (a listing line starts with a digit, so they cannot be
+/// confused), then `find`'s, whose exit status is the command's. Run by
+/// `sh -c` so a login shell such as fish or csh does not matter.
+pub fn listing_command(dir: &str) -> String {
+    let script = format!(
+        "for t in wiretrail tcpdump /usr/sbin/tcpdump; do p=$(command -v \"$t\" 2>/dev/null) && echo \"tool ${{t##*/}} $p\"; done; \
+         find {}/ -maxdepth 1 -type f -printf '%s %T@ %f\\n'",
+        sh_quote(dir)
+    );
+    format!("sh -c {}", sh_quote(&script))
+}
+
+/// Split [`listing_command`]'s output into the tools and the listing text.
+pub fn parse_probe(text: &str) -> (HostTools, String) {
+    let mut tools = HostTools::default();
+    let mut listing = String::new();
+    for line in text.lines() {
+        match line.strip_prefix("tool ").and_then(|r| r.split_once(' ')) {
+            Some(("wiretrail", p)) => {
+                tools.wiretrail.get_or_insert_with(|| p.to_string());
+            }
+            Some(("tcpdump", p)) => {
+                tools.tcpdump.get_or_insert_with(|| p.to_string());
+            }
+            _ => {
+                listing.push_str(line);
+                listing.push('\n');
+            }
+        }
+    }
+    (tools, listing)
+}
+
+/// How close a [`bpf_filter`] is to the queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterPrecision {
+    /// One term per query: the flows' packets and (nearly) nothing else.
+    Exact,
+    /// The exact filter was too long: backend ports (and a port range for
+    /// queries naming no backend), narrowed to the proxy hosts when all
+    /// queries name one. More packets, still a superset.
+    Coarse,
+}
+
+/// Longest BPF expression sent (before its VLAN twin is added). libpcap
+/// compiles and optimises the whole expression for every file: thousands of
+/// terms make that slow and the command line long, for little gain.
+pub const MAX_FILTER_LEN: usize = 2000;
+
+/// A BPF expression that keeps every packet local extraction can match for
+/// `queries` (a superset: matching is redone locally, with the windows),
+/// `None` when no query can match anything or even the coarse form is
+/// longer than `max_len`.
+pub fn bpf_filter(queries: &[FlowQuery], max_len: usize) -> Option<(String, FilterPrecision)> {
+    use std::collections::BTreeSet;
+    use std::fmt::Write;
+    let live: Vec<&FlowQuery> = queries.iter().filter(|q| q.problem().is_none()).collect();
+    if live.is_empty() {
+        return None;
+    }
+    // `port` matches either end, so the proxy's port needs no direction.
+    let mut terms = BTreeSet::new();
+    for q in &live {
+        let mut t = Vec::new();
+        if let Some(a) = q.proxy_ip {
+            t.push(format!("host {a}"));
+        }
+        if let Some(p) = q.proxy_port {
+            t.push(format!("port {p}"));
+        }
+        if let Some(b) = q.backend {
+            t.push(format!("host {}", b.ip()));
+            t.push(format!("port {}", b.port()));
+        }
+        terms.insert(t.join(" and "));
+    }
+    let exact = format!(
+        "tcp and ({})",
+        terms
+            .iter()
+            .map(|t| format!("({t})"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    );
+    if exact.len() <= max_len {
+        return Some((exact, FilterPrecision::Exact));
+    }
+    let mut ports: BTreeSet<u16> = BTreeSet::new();
+    let (mut lo, mut hi) = (u16::MAX, 0u16);
+    for q in &live {
+        match (q.backend, q.proxy_port) {
+            (Some(b), _) => {
+                ports.insert(b.port());
+            }
+            (None, Some(p)) => {
+                lo = lo.min(p);
+                hi = hi.max(p);
+            }
+            (None, None) => {}
+        }
+    }
+    let mut any = ports
+        .iter()
+        .map(|p| format!("port {p}"))
+        .collect::<Vec<_>>();
+    if lo <= hi {
+        any.push(format!("portrange {lo}-{hi}"));
+    }
+    let mut coarse = format!("tcp and ({})", any.join(" or "));
+    let hosts: BTreeSet<IpAddr> = live.iter().filter_map(|q| q.proxy_ip).collect();
+    if live.iter().all(|q| q.proxy_ip.is_some()) {
+        let h: Vec<String> = hosts.iter().map(|h| format!("host {h}")).collect();
+        let _ = write!(coarse, " and ({})", h.join(" or "));
+    }
+    (coarse.len() <= max_len).then_some((coarse, FilterPrecision::Coarse))
+}
+
+/// The filter as sent: also through one VLAN tag (the local decoder strips
+/// tags; plain `tcp` would not see tagged frames).
+fn with_vlan(filter: &str) -> String {
+    format!("({filter}) or (vlan and ({filter}))")
+}
+
+/// The remote command that filters one capture file to a pcap on stdout.
+/// The file is opened by the shell (`< FILE`), not by tcpdump: AppArmor
+/// profiles confine what tcpdump itself may open, and compressed files go
+/// through the same `-r -`. Nanosecond precision keeps the timestamps of
+/// nanosecond captures exact (libpcap scales microsecond ones up).
+pub fn tcpdump_command(tcpdump: &str, path: &str, filter: &str) -> String {
+    let name = path.trim_end_matches(|c: char| c.is_ascii_digit());
+    let td = format!(
+        "{} -r - -w - --time-stamp-precision=nano {}",
+        sh_quote(tcpdump),
+        sh_quote(filter)
+    );
+    if name.ends_with(".gz") {
+        format!("gzip -dc < {} | {td}", sh_quote(path))
+    } else if name.ends_with(".zst") {
+        format!("zstd -dc < {} | {td}", sh_quote(path))
+    } else {
+        format!("{td} < {}", sh_quote(path))
+    }
+}
+
+/// The local name of a filtered remote file: the same name, less a
+/// compression suffix (what comes back is plain pcap).
+fn filtered_name(name: &str) -> String {
+    let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let (stem, num) = name.split_at(name.len() - digits);
+    let stem = stem
+        .strip_suffix(".gz")
+        .or_else(|| stem.strip_suffix(".zst"))
+        .unwrap_or(stem);
+    format!("{stem}{num}")
+}
+
+/// `<size> <mtime>` of the remote file, and what else decides a cache hit.
+fn stamp(f: &RemoteFile, extra: &str) -> String {
+    format!("{} {}{extra}", f.size, f.mtime)
+}
+
+fn fresh(dest: &Path, meta: &Path, stamp: &str, size: Option<u64>) -> bool {
+    std::fs::read_to_string(meta)
+        .map(|s| s == stamp)
+        .unwrap_or(false)
+        && std::fs::metadata(dest)
+            .map(|m| size.is_none_or(|s| m.len() == s))
+            .unwrap_or(false)
+}
+
+/// Record a fetched file's remote identity; keep the remote mtime so the
+/// local catalog cache keys stay stable.
+fn seal(dest: &Path, meta: &Path, stamp: &str, mtime: Nanos) -> Result<(), RemoteError> {
+    if let Ok(file) = std::fs::File::options().write(true).open(dest) {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime.max(0) as u64);
+        let _ = file.set_modified(t);
+    }
+    std::fs::write(meta, stamp).map_err(|source| RemoteError::Cache {
+        path: meta.to_path_buf(),
+        source,
+    })
+}
+
 /// Fetch one node's part of the windows.
 pub fn fetch_node(
     node: &Node,
@@ -337,15 +549,14 @@ pub fn fetch_node(
         path: dir.clone(),
         source,
     })?;
-    let qdir = sh_quote(&t.dir);
-    let listing = run(
+    let out = run(
         t,
         &node.ssh_options,
         "list captures",
-        &format!("find {qdir}/ -maxdepth 1 -type f -printf '%s %T@ %f\\n'"),
+        &listing_command(&t.dir),
     )?;
-    let files = parse_listing(&String::from_utf8_lossy(&listing))
-        .map_err(|e| RemoteError::Listing(t.to_string(), e))?;
+    let (tools, listing) = parse_probe(&String::from_utf8_lossy(&out));
+    let files = parse_listing(&listing).map_err(|e| RemoteError::Listing(t.to_string(), e))?;
     let remote_dir_bytes = files
         .iter()
         .filter(|f| is_capture_name(&f.name))
@@ -365,50 +576,112 @@ pub fn fetch_node(
         return Ok(fetched);
     }
 
-    if node.remote_extract {
-        let probe = run(
-            t,
-            &node.ssh_options,
-            "probe",
-            "command -v wiretrail || true",
-        )?;
-        let bin = String::from_utf8_lossy(&probe).trim().to_string();
-        if !bin.is_empty() {
-            let cmd = remote_extract_command(&bin, &node.name, &t.dir, queries, &windows);
+    let fetched = fetch_chosen(node, t, queries, &windows, &tools, &chosen, &dir, fetched)?;
+    tracing::info!(
+        node = %node.name,
+        mode = fetched.mode,
+        files = fetched.files.len(),
+        bytes = fetched.bytes_transferred,
+        remote_files_bytes = chosen.iter().map(|f| f.size).sum::<u64>(),
+        remote_dir_bytes = fetched.remote_dir_bytes,
+        "remote captures fetched"
+    );
+    Ok(fetched)
+}
+
+/// Bring over what the chosen files hold for the windows, by the cheapest
+/// mode the host and the node's setting allow.
+#[allow(clippy::too_many_arguments)]
+fn fetch_chosen(
+    node: &Node,
+    t: &SshTarget,
+    queries: &[FlowQuery],
+    windows: &[(Nanos, Nanos)],
+    tools: &HostTools,
+    chosen: &[RemoteFile],
+    dir: &Path,
+    mut fetched: Fetched,
+) -> Result<Fetched, RemoteError> {
+    if node.remote_extract == RemoteExtract::Auto {
+        if let Some(bin) = &tools.wiretrail {
+            let cmd = remote_extract_command(bin, &node.name, &t.dir, queries, windows);
             let name = format!("extract-{:016x}.pcapng", fxhash(&cmd));
             let dest = dir.join(&name);
-            match run_to_file(t, &node.ssh_options, "remote extract", &cmd, &dest) {
+            match run_to_file(t, &node.ssh_options, "remote extract", &cmd, &dest, false) {
                 Ok(n) => {
                     fetched.bytes_transferred += n;
                     fetched.files.push(dest);
                     fetched.mode = "extract";
                     return Ok(fetched);
                 }
-                Err(e) => fetched
-                    .notes
-                    .push(format!("remote extract failed, copying files instead: {e}")),
+                Err(e) => fetched.notes.push(format!(
+                    "remote extract failed, filtering or copying files instead: {e}"
+                )),
             }
         }
     }
 
-    fetched.mode = "copy";
-    for f in &chosen {
+    let filter = match (node.remote_extract, &tools.tcpdump) {
+        (RemoteExtract::Copy, _) => None,
+        (_, None) => {
+            if node.remote_extract == RemoteExtract::Tcpdump {
+                fetched.notes.push(format!(
+                    "remote_extract = \"tcpdump\" but {t} has no tcpdump: copying whole files"
+                ));
+            }
+            None
+        }
+        (_, Some(td)) => match bpf_filter(queries, MAX_FILTER_LEN) {
+            Some((f, precision)) => {
+                if precision == FilterPrecision::Coarse {
+                    tracing::info!(node = %node.name, queries = queries.len(), "per-flow capture filter too long; using the coarse one: {f}");
+                }
+                Some((td.as_str(), f))
+            }
+            None => {
+                fetched.notes.push(format!(
+                    "no capture filter fits {} queries: copying whole files",
+                    queries.len()
+                ));
+                None
+            }
+        },
+    };
+
+    fetched.mode = if filter.is_some() { "tcpdump" } else { "copy" };
+    let qdir = sh_quote(&t.dir);
+    for f in chosen {
         if f.name.contains(['/', '\n']) {
             fetched
                 .notes
                 .push(format!("skipped file with an unusable name: {:?}", f.name));
             continue;
         }
+        let remote_path = format!("{}/{}", t.dir.trim_end_matches('/'), f.name);
+        if let Some((td, filter)) = &filter {
+            match fetch_filtered(node, t, td, filter, f, &remote_path, dir) {
+                Ok((dest, n)) => {
+                    fetched.bytes_transferred += n;
+                    fetched.origins.push((dest.clone(), remote_path));
+                    fetched.files.push(dest);
+                    continue;
+                }
+                // Unreachable is unreachable: no use trying a copy.
+                Err(
+                    e @ RemoteError::Ssh {
+                        code: Some(255), ..
+                    },
+                ) => return Err(e),
+                Err(e) => fetched.notes.push(format!(
+                    "tcpdump on {t} could not filter {}, copying it whole: {e}",
+                    f.name
+                )),
+            }
+        }
         let dest = dir.join(&f.name);
         let meta = dir.join(format!(".{}.remote", f.name));
-        let stamp = format!("{} {}", f.size, f.mtime);
-        let fresh = std::fs::read_to_string(&meta)
-            .map(|s| s == stamp)
-            .unwrap_or(false)
-            && std::fs::metadata(&dest)
-                .map(|m| m.len() == f.size)
-                .unwrap_or(false);
-        if !fresh {
+        let stamp = stamp(f, "");
+        if !fresh(&dest, &meta, &stamp, Some(f.size)) {
             let cmd = format!("cat -- {}/{}", qdir, sh_quote(&f.name));
             let n = run_to_file(
                 t,
@@ -416,22 +689,69 @@ pub fn fetch_node(
                 &format!("copy {}", f.name),
                 &cmd,
                 &dest,
+                false,
             )?;
             fetched.bytes_transferred += n;
-            // Keep the remote mtime so the local catalog cache keys stay stable.
-            if let Ok(file) = std::fs::File::options().write(true).open(&dest) {
-                let t =
-                    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(f.mtime.max(0) as u64);
-                let _ = file.set_modified(t);
-            }
-            std::fs::write(&meta, stamp).map_err(|source| RemoteError::Cache {
-                path: meta.clone(),
-                source,
-            })?;
+            seal(&dest, &meta, &stamp, f.mtime)?;
         }
+        fetched.origins.push((dest.clone(), remote_path));
         fetched.files.push(dest);
     }
     Ok(fetched)
+}
+
+/// One remote file through the host's tcpdump, into
+/// `<dir>/tcpdump-<filter hash>/<same name>` with a `.<name>.remote` note
+/// beside it (remote size and mtime, remote path, filter). Frame numbers in
+/// reports built over it count the packets of this filtered file, not of the
+/// remote original: evidence therefore names this local file, which a user
+/// can open as it is; the note says which remote file it came from.
+fn fetch_filtered(
+    node: &Node,
+    t: &SshTarget,
+    tcpdump: &str,
+    filter: &str,
+    f: &RemoteFile,
+    remote_path: &str,
+    dir: &Path,
+) -> Result<(PathBuf, u64), RemoteError> {
+    let sub = dir.join(format!("tcpdump-{:016x}", fxhash(filter)));
+    std::fs::create_dir_all(&sub).map_err(|source| RemoteError::Cache {
+        path: sub.clone(),
+        source,
+    })?;
+    let name = filtered_name(&f.name);
+    let dest = sub.join(&name);
+    let meta = sub.join(format!(".{name}.remote"));
+    let stamp = stamp(f, &format!("\n{remote_path}\n{filter}\n"));
+    if fresh(&dest, &meta, &stamp, None) {
+        return Ok((dest, 0));
+    }
+    // With the VLAN twin first; link types without VLANs (raw IP, cooked
+    // captures on some libpcap versions) refuse it at compile time, before
+    // any output, so the plain filter is then tried.
+    let what = format!("tcpdump {}", f.name);
+    let full = with_vlan(filter);
+    let n = match run_to_file(
+        t,
+        &node.ssh_options,
+        &what,
+        &tcpdump_command(tcpdump, remote_path, &full),
+        &dest,
+        true,
+    ) {
+        Err(RemoteError::Ssh { stderr, .. }) if stderr.contains("VLAN") => run_to_file(
+            t,
+            &node.ssh_options,
+            &what,
+            &tcpdump_command(tcpdump, remote_path, filter),
+            &dest,
+            true,
+        )?,
+        r => r?,
+    };
+    seal(&dest, &meta, &stamp, f.mtime)?;
+    Ok((dest, n))
 }
 
 /// `wiretrail capture extract` on the host, pcapng to stdout.
@@ -516,10 +836,15 @@ pub fn fetch_nodes(
         handles
             .into_iter()
             .map(|(name, h)| {
-                let r = h.join().unwrap_or_else(|_| Err(RemoteError::Listing(name.clone(), "fetch thread panicked".into())));
-                match &r {
-                    Ok(f) => tracing::info!(node = %name, mode = f.mode, files = f.files.len(), bytes = f.bytes_transferred, "remote captures fetched"),
-                    Err(e) => tracing::warn!(node = %name, "remote captures unavailable: {e}"),
+                let r = h.join().unwrap_or_else(|_| {
+                    Err(RemoteError::Listing(
+                        name.clone(),
+                        "fetch thread panicked".into(),
+                    ))
+                });
+                // Success is logged by `fetch_node` (mode and bytes).
+                if let Err(e) = &r {
+                    tracing::warn!(node = %name, "remote captures unavailable: {e}");
                 }
                 (name, r)
             })

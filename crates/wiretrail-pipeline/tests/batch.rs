@@ -191,3 +191,231 @@ fn checkpoint_of_another_run_is_refused() {
         "the one error at 2023-05-06T00:00:00Z"
     );
 }
+
+/// Two bursts that straddle chunk boundaries (errors at most 20 s apart,
+/// under the 30 s `incident_gap`), and lone errors around them.
+fn straddling_errors() -> Vec<wiretrail_logs::ProxyError> {
+    let day = utc("2023-05-05T00:00:00Z");
+    let mut v = Vec::new();
+    let mut line = 0;
+    let mut at = |t: chrono::DateTime<chrono::Utc>, port: u16| {
+        line += 1;
+        v.push(proxy_error(t, port, line));
+    };
+    // 00:59:30 .. 01:00:30 across 01:00.
+    for k in 0..4 {
+        at(
+            day + Duration::seconds(59 * 60 + 30 + 20 * k),
+            52000 + k as u16,
+        );
+    }
+    at(day + Duration::minutes(70), 52100);
+    // 05:58:50 .. 06:02:30 across 06:00 (and, in 1-minute chunks, across
+    // four boundaries).
+    for k in 0..12 {
+        at(
+            day + Duration::seconds(5 * 3600 + 58 * 60 + 50 + 20 * k),
+            52200 + k as u16,
+        );
+    }
+    at(day + Duration::hours(9), 52300);
+    v
+}
+
+fn grouping_engine() -> FakeEngine {
+    let mut e = FakeEngine::new(straddling_errors());
+    e.incident_gap = Some(Duration::seconds(30));
+    e
+}
+
+/// Incidents as one investigation over the whole day groups them.
+fn whole_day_incidents() -> serde_json::Value {
+    use wiretrail_pipeline::engine::{Engine, LogStats};
+    let e = grouping_engine();
+    let day = Window::day("2023-05-05", None).unwrap();
+    let errors = e.read_errors(&pipeline(), &day).unwrap().errors;
+    let a = e
+        .analyse(&pipeline(), &day, errors, &LogStats::default(), &silent())
+        .unwrap();
+    serde_json::to_value(&a.report.incidents).unwrap()
+}
+
+#[test]
+fn incident_across_chunk_boundaries_is_one_incident() {
+    let want = whole_day_incidents();
+    let ids: Vec<_> = want
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap().to_string(),
+                i["errors"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert_eq!((ids[0].1, ids[2].1), (4, 12), "{ids:?}");
+    for chunk in [Duration::hours(1), Duration::minutes(1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts(dir.path());
+        o.chunk = chunk;
+        let e = grouping_engine();
+        let out = run_batch(&e, &pipeline(), &o, &silent()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&out.report.incidents).unwrap(),
+            want,
+            "chunk {chunk}: same incidents (ids and members) as one investigation"
+        );
+        assert_eq!(out.report.summary.incidents, 4);
+        assert_eq!(out.report.summary.errors, 18);
+        // The chunk where a burst starts analyses all of it; the chunks it
+        // was carried into have nothing left and write no file.
+        let files = chunk_files(dir.path());
+        let want_files = if chunk == Duration::hours(1) {
+            vec![
+                "20230505T000000Z.json",
+                "20230505T010000Z.json",
+                "20230505T050000Z.json",
+                "20230505T090000Z.json",
+            ]
+        } else {
+            vec![
+                "20230505T005900Z.json",
+                "20230505T011000Z.json",
+                "20230505T055800Z.json",
+                "20230505T090000Z.json",
+            ]
+        };
+        assert_eq!(files, want_files, "chunk {chunk}");
+        assert_eq!(e.windows.lock().unwrap().len(), 4, "one analysis per burst");
+    }
+}
+
+/// The checkpoint journal: header + one line per finished chunk.
+fn journal_lines(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("checkpoint.json"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn carried_burst_survives_interrupt_crash_and_torn_journal() {
+    for chunk in [Duration::hours(1), Duration::minutes(1)] {
+        let whole = tempfile::tempdir().unwrap();
+        let mut o = opts(whole.path());
+        o.chunk = chunk;
+        run_batch(&grouping_engine(), &pipeline(), &o, &silent()).unwrap();
+        let n = o.window.chunks(chunk).len();
+        assert_eq!(
+            journal_lines(whole.path()).len(),
+            n + 1,
+            "header + a line per chunk"
+        );
+
+        // Run 1: Ctrl-C during the first analysis (the burst carried
+        // across 01:00): that chunk is recorded, the next is not started.
+        let split = tempfile::tempdir().unwrap();
+        let mut o = opts(split.path());
+        o.chunk = chunk;
+        let mut e1 = grouping_engine();
+        e1.cancel_after = Some((1, o.cancel.clone()));
+        let Err(BatchError::Interrupted { done: d1, .. }) =
+            run_batch(&e1, &pipeline(), &o, &silent())
+        else {
+            panic!("not interrupted")
+        };
+        let carried = journal_lines(split.path())
+            .last()
+            .unwrap()
+            .contains("\"carried_until\":\"2023-05-05T01:00:30Z\"");
+        assert!(carried, "{:?}", journal_lines(split.path()).last());
+
+        // Run 2: crashes in its 2nd analysis (the burst across 06:00).
+        let mut o = opts(split.path());
+        o.chunk = chunk;
+        let mut e2 = grouping_engine();
+        e2.fail_at = Some(2);
+        assert!(matches!(
+            run_batch(&e2, &pipeline(), &o, &silent()),
+            Err(BatchError::Engine(_))
+        ));
+        // Its first analysis was the lone 01:10 error, without the two
+        // errors carried into 01:00 by run 1.
+        let w2 = e2.windows.lock().unwrap()[0];
+        assert!(w2.contains(utc("2023-05-05T01:10:00Z")), "{w2}");
+        let before = journal_lines(split.path()).len();
+        assert!(before > d1 + 1);
+
+        // A kill while appending leaves a torn last line: it is dropped
+        // (with a warning) and its chunk redone.
+        let mut text = std::fs::read_to_string(split.path().join("checkpoint.json")).unwrap();
+        let last = text.trim_end().rsplit('\n').next().unwrap().to_string();
+        text.truncate(text.len() - last.len() - 1);
+        text.push_str(&last[..last.len() / 2]);
+        std::fs::write(split.path().join("checkpoint.json"), text).unwrap();
+
+        // Run 3 finishes.
+        let e3 = grouping_engine();
+        let out = run_batch(&e3, &pipeline(), &o, &silent()).unwrap();
+        assert_eq!(
+            out.chunks_resumed,
+            before - 2,
+            "the torn record's chunk is redone"
+        );
+        assert_eq!(
+            comparable(whole.path()),
+            comparable(split.path()),
+            "chunk {chunk}"
+        );
+        assert_eq!(chunk_files(whole.path()), chunk_files(split.path()));
+        assert_eq!(journal_lines(split.path()).len(), n + 1);
+        // A re-run does nothing.
+        let e4 = grouping_engine();
+        let again = run_batch(&e4, &pipeline(), &o, &silent()).unwrap();
+        assert_eq!((again.chunks_run, e4.windows.lock().unwrap().len()), (0, 0));
+        assert_eq!(comparable(whole.path()), comparable(split.path()));
+    }
+}
+
+#[test]
+fn corrupt_or_old_checkpoints_are_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    run_batch(
+        &FakeEngine::new(day_errors()),
+        &pipeline(),
+        &opts(dir.path()),
+        &silent(),
+    )
+    .unwrap();
+    let path = dir.path().join("checkpoint.json");
+    let mut lines = journal_lines(dir.path());
+    lines[3] = "{\"since\": garbage".into();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let e = run_batch(
+        &FakeEngine::new(day_errors()),
+        &pipeline(),
+        &opts(dir.path()),
+        &silent(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("line 4 (byte") && e.contains("--fresh"), "{e}");
+
+    std::fs::write(
+        &path,
+        "{\n  \"version\": 1,\n  \"fingerprint\": \"x\",\n  \"completed\": []\n}\n",
+    )
+    .unwrap();
+    let e = run_batch(
+        &FakeEngine::new(day_errors()),
+        &pipeline(),
+        &opts(dir.path()),
+        &silent(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("format-1") && e.contains("--fresh"), "{e}");
+}

@@ -17,7 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wiretrail_capture::FlowQuery;
-use wiretrail_pipeline::config::{parse_node_flag, CaptureLocation, LogSource, Pipeline};
+use wiretrail_pipeline::config::{
+    parse_node_flag, CaptureLocation, LogSource, Pipeline, RemoteExtract,
+};
 use wiretrail_pipeline::engine::Engine;
 use wiretrail_pipeline::progress::{Progress, Silent};
 use wiretrail_pipeline::remote::fetch_node;
@@ -245,7 +247,10 @@ fn remote_captures_over_ssh() {
     let caps = tmp.path().join("remote-captures");
     let dir_bytes = capture_dir(&caps);
     let cache = tmp.path().join("cache");
-    let node = ssh_node(&sshd, "b1", sshd.port, &caps);
+    let mut node = ssh_node(&sshd, "b1", sshd.port, &caps);
+    // Whole-file copies here (the host has tcpdump, which `auto` would use;
+    // that mode has its own test below).
+    node.remote_extract = RemoteExtract::Copy;
     let CaptureLocation::Ssh(target) = node.captures.clone() else {
         panic!()
     };
@@ -259,7 +264,7 @@ fn remote_captures_over_ssh() {
         until: (BASE + 5 * 3600 + 1810) * S,
     };
     let f = fetch_node(&node, &target, std::slice::from_ref(&q), 10 * S, &cache).unwrap();
-    assert_eq!(f.mode, "copy", "no wiretrail on the host: files are copied");
+    assert_eq!(f.mode, "copy", "forced: files are copied");
     assert_eq!(f.files.len(), 1, "{:?}", f.files);
     assert!(f.files[0].ends_with("cap-05.pcap"));
     assert_eq!(f.remote_dir_bytes, dir_bytes);
@@ -402,5 +407,192 @@ fn remote_extract_when_wiretrail_is_installed_there() {
     eprintln!(
         "ssh extract: {} bytes back for a {} byte directory",
         f.bytes_transferred, dir_bytes
+    );
+}
+
+/// The investigation of the one logged 502 over `nodes`.
+fn investigate(
+    tmp: &Path,
+    cache: &str,
+    nodes: Vec<wiretrail_pipeline::config::Node>,
+) -> wiretrail_pipeline::engine::Analysis {
+    let log = tmp.join("proxy.log");
+    std::fs::write(&log, "2023/05/05 05:30:00 http: proxy error: read tcp 10.1.1.5:51392->10.0.0.100:80: read: connection reset by peer\n").unwrap();
+    let mut p = Pipeline::empty(tmp);
+    p.tz = Some(chrono_tz::UTC);
+    p.logs = LogSource::Files(vec![log]);
+    p.cache_dir = Some(tmp.join(cache));
+    p.nodes = nodes;
+    let w = Window::new(
+        chrono::DateTime::from_timestamp(BASE + 5 * 3600, 0).unwrap(),
+        chrono::DateTime::from_timestamp(BASE + 6 * 3600, 0).unwrap(),
+    )
+    .unwrap();
+    let logs = CratesEngine.read_errors(&p, &w).unwrap();
+    assert_eq!(logs.errors.len(), 1);
+    let progress: Arc<dyn Progress> = Arc::new(Silent);
+    CratesEngine
+        .analyse(&p, &w, logs.errors, &logs.stats, &progress)
+        .unwrap()
+}
+
+#[test]
+fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
+    if !Command::new("sh")
+        .args(["-c", "command -v tcpdump"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+    {
+        skip("tcpdump is not installed (apt-get install tcpdump): the host-side filter mode is untested");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // The remote PATH is this empty directory plus /usr/bin:/bin: tcpdump,
+    // and certainly no wiretrail.
+    let bindir = tmp.path().join("remote-bin");
+    std::fs::create_dir_all(&bindir).unwrap();
+    let Some(sshd) = start_sshd(tmp.path(), Some(&bindir)) else {
+        return;
+    };
+    let caps = tmp.path().join("remote-captures");
+    let dir_bytes = capture_dir(&caps);
+    let mut node = ssh_node(&sshd, "b1", sshd.port, &caps);
+    let CaptureLocation::Ssh(target) = node.captures.clone() else {
+        panic!()
+    };
+    let q = FlowQuery {
+        proxy_port: Some(51392),
+        proxy_ip: Some("10.1.1.5".parse().unwrap()),
+        backend: Some("10.0.0.100:80".parse().unwrap()),
+        since: (BASE + 5 * 3600 + 1700) * S,
+        until: (BASE + 5 * 3600 + 1810) * S,
+    };
+    let fetch = |node: &wiretrail_pipeline::config::Node, cache: &str| {
+        fetch_node(
+            node,
+            &target,
+            std::slice::from_ref(&q),
+            10 * S,
+            &tmp.path().join(cache),
+        )
+        .unwrap()
+    };
+
+    // Whole-file copy, forced (and by its old name).
+    node.remote_extract = RemoteExtract::Copy;
+    let copy = fetch(&node, "cache-copy");
+    assert_eq!(copy.mode, "copy");
+    let one_file = std::fs::metadata(caps.join("cap-05.pcap")).unwrap().len();
+    assert_eq!(copy.bytes_transferred, one_file);
+
+    // Auto: no wiretrail there, so tcpdump filters each overlapping file.
+    node.remote_extract = RemoteExtract::Auto;
+    let td = fetch(&node, "cache-td");
+    assert_eq!(td.mode, "tcpdump", "{:?}", td.notes);
+    assert!(td.notes.is_empty(), "{:?}", td.notes);
+    assert_eq!(td.files.len(), 1);
+    // Same name as the remote file, and the remote path is recorded.
+    assert!(td.files[0].ends_with("cap-05.pcap"), "{:?}", td.files);
+    assert_eq!(
+        td.origins,
+        vec![(
+            td.files[0].clone(),
+            caps.join("cap-05.pcap").display().to_string()
+        )]
+    );
+    assert_eq!(
+        td.bytes_transferred,
+        std::fs::metadata(&td.files[0]).unwrap().len()
+    );
+    // 7 packets of ~54-254 bytes plus headers, of a ~200 kB file.
+    assert!(
+        td.bytes_transferred * 50 < copy.bytes_transferred,
+        "tcpdump {} vs copy {}",
+        td.bytes_transferred,
+        copy.bytes_transferred
+    );
+    eprintln!(
+        "ssh bytes for one window: copy {} / tcpdump {} (directory {})",
+        copy.bytes_transferred, td.bytes_transferred, dir_bytes
+    );
+    // Cached: nothing moves the second time.
+    assert_eq!(fetch(&node, "cache-td").bytes_transferred, 0);
+    // Forced tcpdump does the same.
+    node.remote_extract = RemoteExtract::Tcpdump;
+    let forced = fetch(&node, "cache-forced");
+    assert_eq!(forced.mode, "tcpdump");
+    assert_eq!(forced.bytes_transferred, td.bytes_transferred);
+
+    // A gzip'd rotation is decompressed there and filtered the same way.
+    let gz = tmp.path().join("remote-gz");
+    std::fs::create_dir_all(&gz).unwrap();
+    let gz_file = gz.join("cap-05.pcap.gz");
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -c < '{}' > '{}'",
+            caps.join("cap-05.pcap").display(),
+            gz_file.display()
+        ))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "gzip");
+    std::fs::File::options()
+        .write(true)
+        .open(&gz_file)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + Duration::from_secs((BASE + 6 * 3600) as u64))
+        .unwrap();
+    let gz_node = ssh_node(&sshd, "b1", sshd.port, &gz);
+    let CaptureLocation::Ssh(gz_target) = gz_node.captures.clone() else {
+        panic!()
+    };
+    let g = fetch_node(
+        &gz_node,
+        &gz_target,
+        std::slice::from_ref(&q),
+        10 * S,
+        &tmp.path().join("cache-gz"),
+    )
+    .unwrap();
+    assert_eq!(g.mode, "tcpdump", "{:?}", g.notes);
+    assert!(g.files[0].ends_with("cap-05.pcap"), "{:?}", g.files);
+    assert_eq!(
+        std::fs::read(&g.files[0]).unwrap(),
+        std::fs::read(&td.files[0]).unwrap()
+    );
+
+    // The investigation says the same over filtered remote captures as
+    // over the local directory; evidence names a file one can open.
+    let mut remote = ssh_node(&sshd, "b1", sshd.port, &caps);
+    remote.remote_extract = RemoteExtract::Auto;
+    let over_ssh = investigate(tmp.path(), "inv-ssh", vec![remote]);
+    let mut local = parse_node_flag(&format!("b1={}", caps.display()), Path::new("/")).unwrap();
+    local.aliases = vec!["10.0.0.100".parse().unwrap()];
+    let over_local = investigate(tmp.path(), "inv-local", vec![local]);
+    let (a, b) = (&over_ssh.report, &over_local.report);
+    assert_eq!(a.incidents.len(), 1, "{:#?}", a.inputs);
+    assert_eq!(b.incidents.len(), 1, "{:#?}", b.inputs);
+    let (ia, ib) = (&a.incidents[0], &b.incidents[0]);
+    assert_eq!(ia.verdict.cause, ib.verdict.cause);
+    assert_eq!(ia.verdict.summary, ib.verdict.summary);
+    assert_eq!(ia.errors[0].diagnosis.cause, ib.errors[0].diagnosis.cause);
+    assert_eq!(ia.errors[0].diagnosis.owner_node.as_deref(), Some("b1"));
+    assert_eq!(over_ssh.packets.len(), over_local.packets.len());
+    assert_eq!(over_ssh.packets.len(), 7);
+    for e in ia.errors[0]
+        .diagnosis
+        .evidence
+        .iter()
+        .filter(|e| e.node == "b1")
+    {
+        assert!(Path::new(&e.file).exists(), "{e:?}");
+        assert!(e.file.contains("tcpdump-"), "{e:?}");
+    }
+    eprintln!(
+        "ssh tcpdump investigation verdict: {:?} ({}), as with local captures",
+        ia.verdict.cause, ia.verdict.summary
     );
 }

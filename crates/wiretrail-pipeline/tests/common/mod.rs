@@ -45,8 +45,11 @@ pub fn proxy_error(ts: DateTime<Utc>, port: u16, line: u64) -> ProxyError {
 /// A deterministic engine: its log source is a fixed list of errors, and
 /// analysis makes one incident per error (cause from the port's parity).
 /// It can fail on the Nth analysis, or raise a cancel flag after it.
+/// With `incident_gap` set it groups like the correlator instead: errors of
+/// one proxy and backend at most that far apart form one incident.
 pub struct FakeEngine {
     pub errors: Vec<ProxyError>,
+    pub incident_gap: Option<chrono::Duration>,
     pub analysed: AtomicUsize,
     pub fail_at: Option<usize>,
     pub cancel_after: Option<(usize, Arc<AtomicBool>)>,
@@ -58,6 +61,7 @@ impl FakeEngine {
     pub fn new(errors: Vec<ProxyError>) -> FakeEngine {
         FakeEngine {
             errors,
+            incident_gap: None,
             analysed: AtomicUsize::new(0),
             fail_at: None,
             cancel_after: None,
@@ -104,7 +108,7 @@ impl Engine for FakeEngine {
             }
         }
         let mut summary = Summary::default();
-        let incidents: Vec<Incident> = errors
+        let mut incidents: Vec<Incident> = errors
             .into_iter()
             .map(|e| {
                 let port: u16 = e
@@ -161,6 +165,10 @@ impl Engine for FakeEngine {
                 }
             })
             .collect();
+        if let Some(gap) = self.incident_gap {
+            incidents = group(incidents, gap);
+            summary.incidents = incidents.len() as u64;
+        }
         let report = Report {
             schema_version: wiretrail_correlate::SCHEMA_VERSION.into(),
             generated_at: Utc::now(),
@@ -180,6 +188,30 @@ impl Engine for FakeEngine {
             capture_bytes: 0,
         })
     }
+}
+
+/// Merge one-error incidents as the correlator groups them: same proxy and
+/// backend, consecutive errors at most `gap` apart; the id is the first
+/// error's, so it does not depend on which window the group was analysed in.
+fn group(mut one_each: Vec<Incident>, gap: chrono::Duration) -> Vec<Incident> {
+    one_each.sort_by_key(|i| i.start);
+    let mut out: Vec<Incident> = Vec::new();
+    let mut open: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for inc in one_each {
+        let key = (inc.proxy.clone(), inc.backend.clone());
+        match open.get(&key) {
+            Some(&k) if inc.start - out[k].end <= gap => {
+                let g = &mut out[k];
+                g.end = inc.end;
+                g.errors.extend(inc.errors);
+            }
+            _ => {
+                open.insert(key, out.len());
+                out.push(inc);
+            }
+        }
+    }
+    out
 }
 
 /// One TCP segment for [`write_pcap`].
