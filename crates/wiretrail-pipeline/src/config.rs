@@ -956,6 +956,21 @@ mod tests {
     }
 
     #[test]
+    fn remote_extract_modes() {
+        #[derive(serde::Deserialize)]
+        struct W {
+            m: RemoteExtract,
+        }
+        let m = |s: &str| toml::from_str::<W>(&format!("m = \"{s}\"")).map(|w| w.m);
+        assert_eq!(m("auto").unwrap(), RemoteExtract::Auto);
+        assert_eq!(m("tcpdump").unwrap(), RemoteExtract::Tcpdump);
+        assert_eq!(m("copy").unwrap(), RemoteExtract::Copy);
+        // The old name of `copy` still reads.
+        assert_eq!(m("never").unwrap(), RemoteExtract::Copy);
+        assert!(m("always").is_err());
+    }
+
+    #[test]
     fn node_flags() {
         let n = parse_node_flag(
             "b1=caps/b1,role=backend,offset=0.25,alias=10.0.0.100",

@@ -920,6 +920,79 @@ mod tests {
         assert!(!is_capture_name("README"));
     }
 
+    fn fq(port: Option<u16>, ip: Option<&str>, backend: Option<&str>) -> FlowQuery {
+        FlowQuery {
+            proxy_port: port,
+            proxy_ip: ip.map(|i| i.parse().unwrap()),
+            backend: backend.map(|b| b.parse().unwrap()),
+            since: 0,
+            until: 1,
+        }
+    }
+
+    #[test]
+    fn filters_are_exact_then_coarse_then_absent() {
+        let qs = [
+            fq(Some(51392), Some("10.1.1.5"), Some("10.0.0.100:80")),
+            fq(Some(51392), Some("10.1.1.5"), Some("10.0.0.100:80")),
+            fq(None, Some("10.1.1.5"), Some("10.0.0.100:8080")),
+            fq(Some(40000), None, None),
+            // Matches nothing: left out.
+            fq(None, None, None),
+        ];
+        let (f, p) = bpf_filter(&qs, MAX_FILTER_LEN).unwrap();
+        assert_eq!(p, FilterPrecision::Exact);
+        assert_eq!(
+            f,
+            "tcp and ((host 10.1.1.5 and host 10.0.0.100 and port 8080) or \
+             (host 10.1.1.5 and port 51392 and host 10.0.0.100 and port 80) or (port 40000))"
+        );
+        // Too long: backend ports plus a range over the bare proxy ports.
+        let (f, p) = bpf_filter(&qs, 60).unwrap();
+        assert_eq!(p, FilterPrecision::Coarse);
+        assert_eq!(f, "tcp and (port 80 or port 8080 or portrange 40000-40000)");
+        // All queries name the proxy: narrowed to it.
+        let many: Vec<FlowQuery> = (0..500)
+            .map(|i| fq(Some(30000 + i), Some("10.1.1.5"), Some("10.0.0.100:80")))
+            .collect();
+        let (f, p) = bpf_filter(&many, MAX_FILTER_LEN).unwrap();
+        assert_eq!(p, FilterPrecision::Coarse);
+        assert_eq!(f, "tcp and (port 80) and (host 10.1.1.5)");
+        assert!(bpf_filter(&many, 10).is_none());
+        assert!(bpf_filter(&[fq(None, None, None)], MAX_FILTER_LEN).is_none());
+        assert_eq!(
+            with_vlan("tcp"),
+            "(tcp) or (vlan and (tcp))",
+            "tagged frames too"
+        );
+    }
+
+    #[test]
+    fn probe_and_tcpdump_commands() {
+        let (tools, listing) = parse_probe(
+            "tool tcpdump /usr/bin/tcpdump\ntool tcpdump /usr/sbin/tcpdump\n12 1683279187 cap.pcap\n",
+        );
+        assert_eq!(
+            tools,
+            HostTools {
+                wiretrail: None,
+                tcpdump: Some("/usr/bin/tcpdump".into())
+            }
+        );
+        assert_eq!(parse_listing(&listing).unwrap().len(), 1);
+        assert!(listing_command("/cap dir").starts_with("sh -c '"));
+        assert_eq!(
+            tcpdump_command("/usr/bin/tcpdump", "/d/c.pcap", "tcp"),
+            "'/usr/bin/tcpdump' -r - -w - --time-stamp-precision=nano 'tcp' < '/d/c.pcap'"
+        );
+        assert!(tcpdump_command("td", "/d/c.pcap.gz", "tcp")
+            .starts_with("gzip -dc < '/d/c.pcap.gz' | "));
+        assert!(tcpdump_command("td", "/d/c.pcap.zst2", "tcp").starts_with("zstd -dc < "));
+        assert_eq!(filtered_name("cap-05.pcap.gz"), "cap-05.pcap");
+        assert_eq!(filtered_name("cap.pcap.zst3"), "cap.pcap3");
+        assert_eq!(filtered_name("cap.pcap7"), "cap.pcap7");
+    }
+
     #[test]
     fn windows_merge_and_shift() {
         let q = |a: i64, b: i64| FlowQuery {

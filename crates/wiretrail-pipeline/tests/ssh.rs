@@ -524,6 +524,38 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
     assert_eq!(forced.mode, "tcpdump");
     assert_eq!(forced.bytes_transferred, td.bytes_transferred);
 
+    // Hundreds of errors in one window: the per-flow filter would be too
+    // long, the coarse one (backend port, proxy host) runs instead and
+    // still keeps exactly this connection's packets here (the filler
+    // traffic is another client and port).
+    node.remote_extract = RemoteExtract::Auto;
+    let mut many: Vec<FlowQuery> = (0..300)
+        .map(|i| FlowQuery {
+            proxy_port: Some(20000 + i),
+            ..q.clone()
+        })
+        .collect();
+    many.push(q.clone());
+    assert_eq!(
+        wiretrail_pipeline::remote::bpf_filter(&many, wiretrail_pipeline::remote::MAX_FILTER_LEN)
+            .unwrap()
+            .1,
+        wiretrail_pipeline::remote::FilterPrecision::Coarse
+    );
+    let coarse = fetch_node(
+        &node,
+        &target,
+        &many,
+        10 * S,
+        &tmp.path().join("cache-coarse"),
+    )
+    .unwrap();
+    assert_eq!(coarse.mode, "tcpdump", "{:?}", coarse.notes);
+    assert_eq!(
+        std::fs::read(&coarse.files[0]).unwrap(),
+        std::fs::read(&td.files[0]).unwrap()
+    );
+
     // A gzip'd rotation is decompressed there and filtered the same way.
     let gz = tmp.path().join("remote-gz");
     std::fs::create_dir_all(&gz).unwrap();
@@ -582,14 +614,22 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
     assert_eq!(ia.errors[0].diagnosis.owner_node.as_deref(), Some("b1"));
     assert_eq!(over_ssh.packets.len(), over_local.packets.len());
     assert_eq!(over_ssh.packets.len(), 7);
-    for e in ia.errors[0]
+    let ev: Vec<_> = ia.errors[0]
         .diagnosis
         .evidence
         .iter()
+        .chain(ia.findings.iter().flat_map(|f| &f.evidence))
         .filter(|e| e.node == "b1")
-    {
+        .collect();
+    assert!(!ev.is_empty(), "{ia:#?}");
+    for e in ev {
+        // The local filtered file: frames count its packets, and it opens.
         assert!(Path::new(&e.file).exists(), "{e:?}");
-        assert!(e.file.contains("tcpdump-"), "{e:?}");
+        assert!(
+            e.file.contains("tcpdump-") && e.file.ends_with("cap-05.pcap"),
+            "{e:?}"
+        );
+        assert!(e.frame >= 1 && e.frame <= 7, "{e:?}");
     }
     eprintln!(
         "ssh tcpdump investigation verdict: {:?} ({}), as with local captures",
