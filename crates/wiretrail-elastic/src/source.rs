@@ -228,17 +228,22 @@ impl Progress {
     }
 
     /// The context is gone: next request opens a new one from the last timestamp.
-    fn reopen(&mut self) -> Result<(), String> {
+    /// Fails (naming `req`) when contexts keep expiring without progress.
+    fn reopen(&mut self, req: &Req) -> Result<(), EsError> {
         self.after = None;
         self.resume_from = self.last_primary.as_deref().map(resume_bound);
         self.dedupe = true;
         self.reopens_in_a_row += 1;
         // A keep-alive shorter than a page takes to process would loop forever.
         if self.reopens_in_a_row > 5 {
-            return Err(format!(
-                "the search context expired {} times in a row without progress; raise keep_alive",
-                self.reopens_in_a_row
-            ));
+            return Err(EsError::Response {
+                method: req.method,
+                path: req.path.clone(),
+                message: format!(
+                    "the search context expired {} times in a row without progress; raise keep_alive",
+                    self.reopens_in_a_row
+                ),
+            });
         }
         Ok(())
     }
@@ -434,11 +439,7 @@ impl Scan {
                 .await?;
             if a.status == 404 && is_context_missing(&a.body) {
                 (pit_id, generation) = self.reopen_pit(generation).await?;
-                p.reopen().map_err(|m| EsError::Response {
-                    method: req.method,
-                    path: req.path.clone(),
-                    message: m,
-                })?;
+                p.reopen(&req)?;
                 continue;
             }
             if !a.is_success() {
@@ -447,11 +448,7 @@ impl Scan {
             let mut resp = a.body;
             if check_complete(&req, &resp)? {
                 (pit_id, generation) = self.reopen_pit(generation).await?;
-                p.reopen().map_err(|m| EsError::Response {
-                    method: req.method,
-                    path: req.path.clone(),
-                    message: m,
-                })?;
+                p.reopen(&req)?;
                 continue;
             }
             // Always continue with the newest id (A4.2).
@@ -569,11 +566,7 @@ impl Scan {
                                 self.clear_scrolls(vec![id]).await;
                             }
                             self.set_scroll(slice_id, None);
-                            p.reopen().map_err(|m| EsError::Response {
-                                method: req.method,
-                                path: req.path.clone(),
-                                message: m,
-                            })?;
+                            p.reopen(&req)?;
                             tokio::time::sleep(self.client.retry_policy().backoff(lost_answers))
                                 .await;
                             continue;
@@ -587,11 +580,7 @@ impl Scan {
                 tracing::warn!(slice = slice_id, "scroll expired: restarting from the last timestamp on a newer view of the data");
                 scroll_id = None;
                 self.set_scroll(slice_id, None);
-                p.reopen().map_err(|m| EsError::Response {
-                    method: req.method,
-                    path: req.path.clone(),
-                    message: m,
-                })?;
+                p.reopen(&req)?;
                 continue;
             }
             if !a.is_success() {
@@ -605,11 +594,7 @@ impl Scan {
                     self.clear_scrolls(vec![id]).await;
                 }
                 self.set_scroll(slice_id, None);
-                p.reopen().map_err(|m| EsError::Response {
-                    method: req.method,
-                    path: req.path.clone(),
-                    message: m,
-                })?;
+                p.reopen(&req)?;
                 continue;
             }
             if let Some(id) = resp["_scroll_id"].as_str() {
