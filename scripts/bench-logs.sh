@@ -2,14 +2,18 @@
 # Log parsing benchmark: one generated log (default 1024 MiB, ~1% proxy
 # errors, sections in six envelopes), timed for wiretrail's reader, a
 # regex-captures baseline and `rg 'http: proxy error'` merely finding the
-# lines, each with peak RSS from /usr/bin/time -v. Each contender runs RUNS
-# times (default 3) on a warm page cache; the fastest run is reported (the
-# machine may be shared). Usage: scripts/bench-logs.sh [MIB] [FILE]
+# lines (with -c, and printing them as the issue's command does), each with
+# peak RSS from /usr/bin/time. Contenders take turns, RUNS rounds (default 5)
+# on a warm page cache, so a noisy neighbour slows them alike; each one's
+# fastest run is reported, then the ratios. wiretrail runs with one worker
+# per core (the default) and with one worker (WIRETRAIL_LOG_THREADS=1): rg
+# searches a single file on one thread.
+# Usage: scripts/bench-logs.sh [MIB] [FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MIB=${1:-1024}
 FILE=${2:-${TMPDIR:-/tmp}/wiretrail-bench-logs.log}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 command -v rg >/dev/null || { echo "bench-logs: ripgrep (rg) is not installed (apt-get install ripgrep)" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "bench-logs: /usr/bin/time is not installed (apt-get install time)" >&2; exit 2; }
@@ -26,25 +30,35 @@ echo "file: $FILE ($SIZE bytes, $LINES lines)"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-# best NAME CMD...: run RUNS times, print the fastest wall time's figures.
-best() {
+# run NAME CMD...: one timed run; keeps NAME's fastest in $TMP/NAME.best.
+run() {
   local name=$1; shift
-  local best_s="" best_line="" i
-  for i in $(seq "$RUNS"); do
-    /usr/bin/time -f '%e %M' -o "$TMP/time" "$@" > "$TMP/out"
-    read -r wall rss < "$TMP/time"
-    # Use the tool's own timer when it prints one (seconds=...), else the wall clock.
-    local secs; secs=$(grep -o 'seconds=[0-9.]*' "$TMP/out" | cut -d= -f2 || true)
-    secs=${secs:-$wall}
-    if [ -z "$best_s" ] || awk -v a="$secs" -v b="$best_s" 'BEGIN { exit !(a < b) }'; then
-      best_s=$secs
-      best_line="$(tail -n1 "$TMP/out") peak_rss_kb=$rss"
-    fi
-  done
-  awk -v n="$name" -v s="$best_s" -v b="$SIZE" -v l="$LINES" -v rest="$best_line" \
-    'BEGIN { printf "%-9s %8.3f s %8.1f MB/s %11.0f lines/s | %s\n", n, s, b / 1e6 / s, l / s, rest }'
+  /usr/bin/time -f '%e %M' -o "$TMP/time" "$@" > "$TMP/out"
+  local wall rss secs
+  read -r wall rss < "$TMP/time"
+  # The tool's own timer when it prints one (seconds=...), else the wall clock.
+  secs=$(grep -o 'seconds=[0-9.]*' "$TMP/out" | cut -d= -f2 || true)
+  secs=${secs:-$wall}
+  if [ ! -s "$TMP/$name.best" ] || awk -v a="$secs" -v b="$(cut -d' ' -f1 "$TMP/$name.best")" 'BEGIN { exit !(a < b) }'; then
+    echo "$secs $rss $(tail -n1 "$TMP/out" | cut -c1-60)" > "$TMP/$name.best"
+  fi
 }
 
-best wiretrail "$BIN" wiretrail "$FILE"
-best regex "$BIN" regex "$FILE"
-best rg rg -c 'http: proxy error' "$FILE"
+for i in $(seq "$RUNS"); do
+  run wiretrail "$BIN" wiretrail "$FILE"
+  WIRETRAIL_LOG_THREADS=1 run wiretrail-1t "$BIN" wiretrail "$FILE"
+  run rg-c rg -c 'http: proxy error' "$FILE"
+  run rg rg 'http: proxy error' "$FILE"
+  [ "$i" -le 2 ] && run regex "$BIN" regex "$FILE"
+done
+
+secs() { cut -d' ' -f1 "$TMP/$1.best"; }
+for n in wiretrail wiretrail-1t regex rg-c rg; do
+  read -r s rss rest < "$TMP/$n.best"
+  awk -v n="$n" -v s="$s" -v b="$SIZE" -v l="$LINES" -v rss="$rss" -v rest="$rest" \
+    'BEGIN { printf "%-13s %8.3f s %8.1f MB/s %11.0f lines/s  peak_rss=%d KB | %s\n", n, s, b / 1e6 / s, l / s, rss, rest }'
+done
+awk -v w="$(secs wiretrail)" -v w1="$(secs wiretrail-1t)" -v re="$(secs regex)" -v rc="$(secs rg-c)" -v r="$(secs rg)" 'BEGIN {
+  printf "ratios: wiretrail vs regex baseline %.1fx (target >= 3x); share of rg -c speed %.0f%%, of rg printing lines %.0f%% (target >= 50%%)\n", re / w, 100 * rc / w, 100 * r / w
+  printf "        one worker: vs regex %.1fx; share of rg -c %.0f%%, of rg %.0f%%\n", re / w1, 100 * rc / w1, 100 * r / w1
+}'

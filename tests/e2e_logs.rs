@@ -173,3 +173,41 @@ fn a_log_without_proxy_errors_exits_1() {
     o.expect_code(2);
     assert!(o.stderr.contains("/nonexistent/proxy.log"), "{}", o.stderr);
 }
+
+#[test]
+fn a_live_stream_shows_each_error_before_stdin_ends() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let log = std::fs::read_to_string(demo_log()).unwrap();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("proxy error")).collect();
+    let mut child = wt(["logs", "--tz", "UTC", "--format", "json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    // Like `journalctl -f`: one line, then nothing until it was answered.
+    for (i, l) in errors.iter().take(3).enumerate() {
+        writeln!(stdin, "{l}").unwrap();
+        stdin.flush().unwrap();
+        let rec = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("record {i} not printed while stdin is still open"));
+        let v: Value = serde_json::from_str(&rec).unwrap();
+        assert_eq!(v["source"]["line"], i as u64 + 1);
+    }
+    drop(stdin);
+    wait_limited(&mut child, Duration::from_secs(60), "wiretrail logs -");
+}

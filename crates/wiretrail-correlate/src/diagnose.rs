@@ -53,7 +53,7 @@ pub(crate) fn log_evidence(e: &ProxyError) -> Evidence {
     let (file, frame) = match &e.source {
         Source::File { file, line } => (file.clone(), *line),
         Source::Stdin { line } => ("-".to_string(), *line),
-        Source::Elasticsearch { index, id } => (format!("{index}/{id}"), 0),
+        Source::Elasticsearch { index, id, .. } => (format!("{index}/{id}"), 0),
     };
     Evidence {
         node: "log".into(),

@@ -151,7 +151,14 @@ fn includes(cfg: &EsConfig) -> Vec<String> {
         f.host.clone(),
         f.service.clone(),
     ];
-    for extra in ["host.hostname", "process.name", "process.pid"] {
+    // `log.*`: where the shipper read the line (carried in the record's source).
+    for extra in [
+        "host.hostname",
+        "process.name",
+        "process.pid",
+        "log.file.path",
+        "log.offset",
+    ] {
         v.push(extra.to_string());
     }
     v.dedup();
@@ -808,9 +815,13 @@ where
     let (mut errors, mut not_err, mut malformed) = (0u64, 0u64, 0u64);
     let scan_stats = scan(client, cfg, range, |hits| {
         for h in hits {
+            // Before `normalise`, which keeps only the fields the parser reads.
+            let (path, offset) = wiretrail_logs::envelope::shipped_from(&h.source);
             let origin = Source::Elasticsearch {
                 index: h.index.clone(),
                 id: h.id.clone(),
+                path,
+                offset,
             };
             match parse_document(&normalise(cfg, h.source), origin, parse) {
                 Parsed::Error(e) => {

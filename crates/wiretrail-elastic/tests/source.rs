@@ -26,10 +26,19 @@ async fn scan_ids(
                 "_source filtering kept the message"
             );
             assert!(
-                h.source.get("log").is_none(),
-                "_source filtering dropped log.*: {}",
+                h.source.get("agent").is_none(),
+                "_source filtering dropped agent.*: {}",
                 h.source
             );
+            if h.id.contains("-e") {
+                assert_eq!(
+                    h.source.pointer("/log/file/path").and_then(|v| v.as_str()),
+                    Some("/var/log/proxy.log"),
+                    "log.file.path kept: {}",
+                    h.source
+                );
+                assert!(h.source.pointer("/log/offset").is_some(), "{}", h.source);
+            }
             *seen.entry(h.id).or_default() += 1;
         }
         ControlFlow::Continue(())
@@ -478,8 +487,19 @@ async fn fetch_counts_non_errors() {
         &t.cfg,
         &window(),
         &pc,
-        |_| {
+        |e| {
             n += 1;
+            // Where the shipper read the line travels with the record.
+            match &e.source {
+                wiretrail_logs::Source::Elasticsearch {
+                    id, path, offset, ..
+                } => {
+                    let i: u64 = id.trim_start_matches("n-e").parse().unwrap();
+                    assert_eq!(path.as_deref(), Some("/var/log/proxy.log"), "{id}");
+                    assert_eq!(*offset, Some(4096 * i), "{id}");
+                }
+                other => panic!("{other:?}"),
+            }
             ControlFlow::Continue(())
         },
         |_| {},

@@ -12,6 +12,7 @@
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Instant;
+use wiretrail_logs::reader::ReadOptions;
 use wiretrail_logs::{LogReader, ParseConfig};
 
 fn main() {
@@ -120,9 +121,18 @@ fn report(mode: &str, bytes: u64, lines: u64, errors: u64, t: Instant) {
 
 fn run_wiretrail(file: &str) {
     let t = Instant::now();
-    let mut r = LogReader::open(
+    // WIRETRAIL_LOG_THREADS sets the workers; LOGBENCH_CHUNK_MIB the chunk size.
+    let mut opts = ReadOptions::default();
+    if let Some(mib) = std::env::var("LOGBENCH_CHUNK_MIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        opts.chunk_bytes = mib << 20;
+    }
+    let mut r = LogReader::open_with(
         &[PathBuf::from(file)],
         ParseConfig::new(Some(chrono_tz::UTC)),
+        opts,
     )
     .expect("open");
     let mut n = 0u64;

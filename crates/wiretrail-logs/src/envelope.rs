@@ -466,6 +466,16 @@ fn lookup_str<'v>(v: &'v Value, path: &str) -> Option<&'v str> {
     lookup(v, path).and_then(Value::as_str)
 }
 
+/// Where the shipper read a document's line: Filebeat's `log.file.path`
+/// and `log.offset` (nested, dotted or mixed keys; an offset may be a
+/// number or a numeric string).
+pub fn shipped_from(doc: &Value) -> (Option<String>, Option<u64>) {
+    let path = lookup_str(doc, "log.file.path").map(str::to_owned);
+    let offset =
+        lookup(doc, "log.offset").and_then(|o| o.as_u64().or_else(|| o.as_str()?.parse().ok()));
+    (path, offset)
+}
+
 /// A Filebeat / Elasticsearch document (the `_source` of a hit).
 pub fn document(v: &Value) -> Result<Envelope<'static>, String> {
     let msg = lookup_str(v, "message").ok_or("document has no `message`")?;

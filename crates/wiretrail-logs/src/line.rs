@@ -5,7 +5,7 @@ use crate::config::ParseConfig;
 use crate::envelope::{self, Envelope};
 use crate::goerr::parse_borrowed;
 use crate::record::{ProxyError, Source};
-use crate::time::{go_date, PartialStamp};
+use crate::time::{go_clock, go_date, PartialStamp, Stamp, TimeOfDay};
 use memchr::memmem::Finder;
 use serde_json::Value;
 use std::sync::LazyLock;
@@ -50,18 +50,51 @@ pub fn parse_line(line: &[u8], origin: Source, cfg: &ParseConfig) -> Parsed {
 }
 
 /// One Elasticsearch/Filebeat document (`_source` of a hit); origin is
-/// `Source::Elasticsearch{index,id}`.
+/// `Source::Elasticsearch{index,id,..}`. An Elasticsearch origin without
+/// `path`/`offset` takes them from the document's `log.file.path` and
+/// `log.offset` ([`envelope::shipped_from`]); other origins are kept as given.
 pub fn parse_document(doc: &Value, origin: Source, cfg: &ParseConfig) -> Parsed {
+    let origin = match origin {
+        Source::Elasticsearch {
+            index,
+            id,
+            path,
+            offset,
+        } => {
+            let (p, o) = envelope::shipped_from(doc);
+            Source::Elasticsearch {
+                index,
+                id,
+                path: path.or(p),
+                offset: offset.or(o),
+            }
+        }
+        other => other,
+    };
     match envelope::document(doc) {
         Ok(env) => finish(env, origin, cfg),
         Err(why) => Parsed::Malformed(why),
     }
 }
 
+/// Go `log`'s own stamp, from the text before the phrase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GoStamp {
+    /// `Ldate`: `2006/01/02 15:04:05[.000000]`.
+    Dated(PartialStamp),
+    /// `Ltime` or `Lmicroseconds` without `Ldate`: `15:04:05[.000000]`.
+    Clock(TimeOfDay),
+}
+
 /// Go `log`'s own stamp in the text before the phrase: after an optional
 /// `log.SetPrefix` prefix, before `file.go:12: ` and an `Lmsgprefix` prefix.
-pub(crate) fn go_stamp(pre: &str) -> Option<PartialStamp> {
-    let b = pre.as_bytes();
+pub(crate) fn go_stamp(pre: &str) -> Option<GoStamp> {
+    go_dated(pre.as_bytes())
+        .map(GoStamp::Dated)
+        .or_else(|| go_time_of_day(pre.as_bytes()).map(GoStamp::Clock))
+}
+
+fn go_dated(b: &[u8]) -> Option<PartialStamp> {
     let mut from = 0;
     while from + 19 <= b.len() {
         let i = from + b[from..].iter().position(u8::is_ascii_digit)?;
@@ -75,38 +108,48 @@ pub(crate) fn go_stamp(pre: &str) -> Option<PartialStamp> {
     None
 }
 
+/// The first `15:04:05[.000000] ` that starts a token: not inside a longer
+/// number or clock, and not the time half of some other date format
+/// (`2023-05-05 17:33:07`, `2023-05-05T17:33:07`), which is not Go's.
+fn go_time_of_day(b: &[u8]) -> Option<TimeOfDay> {
+    let mut from = 0;
+    while from + 9 <= b.len() {
+        let i = from + b[from..].iter().position(u8::is_ascii_digit)?;
+        let starts_token = i == 0 || !matches!(b[i - 1], b'0'..=b'9' | b':' | b'.' | b',');
+        if starts_token && b.get(i + 2) == Some(&b':') && !after_date(&b[..i]) {
+            if let Ok((_, t)) = go_clock(&b[i..]) {
+                return Some(t);
+            }
+        }
+        from = i + 1;
+    }
+    None
+}
+
+/// `before` ends with `2023-05-05 `, `2023/05/05T`, ...
+fn after_date(before: &[u8]) -> bool {
+    let Some(tail) = before.len().checked_sub(11).map(|s| &before[s..]) else {
+        return false;
+    };
+    let d = |r: std::ops::Range<usize>| tail[r].iter().all(u8::is_ascii_digit);
+    d(0..4)
+        && matches!(tail[4], b'-' | b'/')
+        && d(5..7)
+        && tail[7] == tail[4]
+        && d(8..10)
+        && matches!(tail[10], b' ' | b'T')
+}
+
 pub(crate) fn finish(env: Envelope<'_>, origin: Source, cfg: &ParseConfig) -> Parsed {
     let Some(at) = PHRASE_FINDER.find(env.msg.as_bytes()) else {
         return Parsed::NotProxyError;
     };
     let pre = &env.msg[..at];
     let text = env.msg[at + PHRASE.len()..].trim_end_matches(['\r', '\n', ' ']);
-    let go = go_stamp(pre);
-
-    // The most precise stamp wins; on a tie one that printed its zone, then
-    // one that printed its year.
-    let rank = |s: &PartialStamp| (s.precision, s.offset.is_some(), s.year.is_some());
-    let best = env.stamps.iter().chain(go.iter()).copied().max_by_key(rank);
-    let Some(best) = best else {
-        return Parsed::Malformed(format!(
-            "no timestamp in the line (envelope {:?})",
-            env.kind
-        ));
+    let stamp = match when(&env, go_stamp(pre), cfg) {
+        Ok(s) => s,
+        Err(why) => return Parsed::Malformed(why),
     };
-    // A year-less winner takes its year from Go's own date when there is one.
-    let hint = match (best.year, go) {
-        (None, Some(g)) => g.resolve(cfg, None).map(|s| s.ts),
-        _ => None,
-    };
-    let Some(stamp) = best.resolve(cfg, hint) else {
-        return Parsed::Malformed(format!(
-            "impossible date {:04}-{:02}-{:02}",
-            best.year.or(cfg.year).unwrap_or(0),
-            best.month,
-            best.day
-        ));
-    };
-
     let g = parse_borrowed(text);
     let own = |s: Option<&str>| s.map(str::to_owned);
     Parsed::Error(ProxyError {
@@ -123,5 +166,49 @@ pub(crate) fn finish(env: Envelope<'_>, origin: Source, cfg: &ParseConfig) -> Pa
         class: g.class,
         message: text.to_owned(),
         source: origin,
+    })
+}
+
+/// The line's instant from the envelope's stamps and Go's own.
+fn when(env: &Envelope<'_>, go: Option<GoStamp>, cfg: &ParseConfig) -> Result<Stamp, String> {
+    let (dated, clock) = match go {
+        Some(GoStamp::Dated(d)) => (Some(d), None),
+        Some(GoStamp::Clock(c)) => (None, Some(c)),
+        None => (None, None),
+    };
+    // The most precise stamp wins; on a tie one that printed its zone, then
+    // one that printed its year.
+    let rank = |s: &PartialStamp| (s.precision, s.offset.is_some(), s.year.is_some());
+    let best = env
+        .stamps
+        .iter()
+        .chain(dated.iter())
+        .copied()
+        .max_by_key(rank);
+    let Some(best) = best else {
+        // Only Go's time of day: the date is inferred before the reference.
+        return clock
+            .and_then(|c| c.before_reference(cfg))
+            .ok_or_else(|| format!("no timestamp in the line (envelope {:?})", env.kind));
+    };
+    // A year-less winner takes its year from Go's own date when there is one.
+    let hint = match (best.year, dated) {
+        (None, Some(g)) => g.resolve(cfg, None).map(|s| s.ts),
+        _ => None,
+    };
+    let stamp = best.resolve(cfg, hint).ok_or_else(|| {
+        format!(
+            "impossible date {:04}-{:02}-{:02}",
+            best.year.or(cfg.year).unwrap_or(0),
+            best.month,
+            best.day
+        )
+    })?;
+    // Go's time of day, when finer, refines the envelope's stamp.
+    Ok(match clock {
+        Some(c) if c.precision > stamp.precision => {
+            c.refine(stamp, best.offset, cfg).unwrap_or(stamp)
+        }
+        _ => stamp,
     })
 }

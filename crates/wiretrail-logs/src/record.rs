@@ -94,9 +94,24 @@ impl TimePrecision {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Source {
-    File { file: String, line: u64 },
-    Elasticsearch { index: String, id: String },
-    Stdin { line: u64 },
+    File {
+        file: String,
+        line: u64,
+    },
+    Elasticsearch {
+        index: String,
+        id: String,
+        /// The shipper's `log.file.path`: the file the line was read from
+        /// on its host. Not printed when the document had none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        /// The shipper's `log.offset`: the line's byte offset in `path`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+    },
+    Stdin {
+        line: u64,
+    },
 }
 
 /// One `http: proxy error: ...` line, parsed.

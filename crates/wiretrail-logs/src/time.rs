@@ -54,6 +54,118 @@ impl Stamp {
 /// not exact, and a stamp a few minutes "in the future" is not a year old.
 const YEAR_SLACK: Duration = Duration::minutes(10);
 
+/// How far a Go time of day may land from the envelope's stamp and still be
+/// taken as the same moment (see [`TimeOfDay::refine`]). Shippers stamp a
+/// line milliseconds to seconds after the program wrote it (Filebeat: when
+/// it harvested the line); zones differ by whole quarter hours, so a window
+/// narrower than 15 minutes cannot accept a time of day read in the wrong
+/// zone.
+pub const CLOCK_SLACK: Duration = Duration::minutes(5);
+
+/// Go `log`'s stamp with `Ltime` (or `Lmicroseconds`) but without `Ldate`:
+/// `15:04:05` or `15:04:05.000000`. The date and the zone are not printed;
+/// Go's clock is the process's local zone, or UTC with `LUTC`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeOfDay {
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    /// Only the digits the source printed (zero beyond them).
+    pub nanos: u32,
+    pub precision: TimePrecision,
+}
+
+impl TimeOfDay {
+    fn on(&self, date: NaiveDate, offset: Option<FixedOffset>) -> PartialStamp {
+        PartialStamp {
+            year: Some(date.year()),
+            month: date.month(),
+            day: date.day(),
+            hour: self.hour,
+            minute: self.minute,
+            second: self.second,
+            nanos: self.nanos,
+            precision: self.precision,
+            offset,
+        }
+    }
+
+    /// This time of day on `date`, `date - 1` and `date + 1` in the
+    /// configured zone (`offset: None`) or a fixed offset.
+    fn around<'a>(
+        &'a self,
+        date: NaiveDate,
+        offset: Option<FixedOffset>,
+        cfg: &'a ParseConfig,
+    ) -> impl Iterator<Item = DateTime<Utc>> + 'a {
+        [date.pred_opt(), Some(date), date.succ_opt()]
+            .into_iter()
+            .flatten()
+            .filter_map(move |d| self.on(d, offset).instant(d.year(), cfg))
+    }
+
+    /// Put Go's finer time of day onto an envelope's coarser `env` stamp.
+    ///
+    /// The date comes from the envelope: of the envelope's local day, the
+    /// day before and the day after, the one that puts the instant closest
+    /// to `env` (a line written at 23:59:59.9 and stamped 00:00:00 by its
+    /// shipper belongs to the earlier day). Go's clock reads the process's
+    /// zone, which nothing on the line names: the configured zone is tried
+    /// first (as for every zone-less stamp), then `env_offset`, the offset
+    /// the envelope printed (right when the shipper and the process share a
+    /// zone: journald short-iso and RFC 5424 from the same host, a UTC
+    /// container behind CRI or Docker). A reading counts only when it lands
+    /// within [`CLOCK_SLACK`] of `[env, env + its precision)`; when none
+    /// does, the zone is not the process's and `None` keeps the envelope's
+    /// stamp. The result keeps `env.assumed`: the instant rests on the
+    /// envelope's stamp, Go only adds digits within the quarter hour, which
+    /// no zone changes.
+    pub fn refine(
+        &self,
+        env: Stamp,
+        env_offset: Option<FixedOffset>,
+        cfg: &ParseConfig,
+    ) -> Option<Stamp> {
+        let lo = env.ts - CLOCK_SLACK;
+        let hi = env.ts + Duration::nanoseconds(env.precision.width_ns()) + CLOCK_SLACK;
+        let zone = cfg.zone();
+        let configured = (None, env.ts.with_timezone(&zone).date_naive());
+        let printed = env_offset.map(|o| (Some(o), env.ts.with_timezone(&o).date_naive()));
+        std::iter::once(configured)
+            .chain(printed)
+            .find_map(|(off, date)| {
+                self.around(date, off, cfg)
+                    .min_by_key(|t| (*t - env.ts).abs())
+                    .filter(|t| (lo..hi).contains(t))
+            })
+            .map(|ts| Stamp {
+                ts,
+                precision: self.precision,
+                assumed: env.assumed,
+            })
+    }
+
+    /// With no other stamp on the line: the latest date that puts this time
+    /// of day, in the configured zone, at or before `cfg.reference` (plus
+    /// the same 10 minutes of slack as the year guess). `cfg.year` plays no
+    /// part: a year does not name a day.
+    pub fn before_reference(&self, cfg: &ParseConfig) -> Option<Stamp> {
+        let limit = cfg.reference + YEAR_SLACK;
+        let today = cfg.reference.with_timezone(&cfg.zone()).date_naive();
+        // Yesterday always qualifies; the day before covers odd DST days.
+        let days = (-2..=1).filter_map(|n| today.checked_add_signed(Duration::days(n)));
+        let ts = days
+            .filter_map(|d| self.on(d, None).instant(d.year(), cfg))
+            .filter(|t| *t <= limit)
+            .max()?;
+        Some(Stamp {
+            ts,
+            precision: self.precision,
+            assumed: true,
+        })
+    }
+}
+
 /// Precision of a fraction printed with `digits` digits.
 pub fn precision_of(digits: usize) -> TimePrecision {
     match digits {
@@ -277,6 +389,23 @@ pub(crate) fn go_date(i: In<'_>) -> IResult<In<'_>, PartialStamp> {
             nanos: n,
             precision: precision_of(digits),
             offset: None,
+        },
+    ))
+}
+
+/// Go `log`'s `15:04:05[.000000]` without `Ldate`, and the space Go always
+/// writes after it.
+pub(crate) fn go_clock(i: In<'_>) -> IResult<In<'_>, TimeOfDay> {
+    let (i, (hour, minute, second, nanos, digits)) = clock(i)?;
+    let (i, _) = char(' ').parse(i)?;
+    Ok((
+        i,
+        TimeOfDay {
+            hour,
+            minute,
+            second,
+            nanos,
+            precision: precision_of(digits),
         },
     ))
 }

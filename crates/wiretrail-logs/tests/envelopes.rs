@@ -159,17 +159,32 @@ fn go_lutc_needs_the_zone_configured() {
 #[test]
 fn elasticsearch_document_keeps_its_origin() {
     let doc: serde_json::Value = serde_json::from_str(&format!(
-        r#"{{"@timestamp":"2023-05-05T09:33:07.481Z","message":"2023/05/05 17:33:07 http: proxy error: {RST}","host":{{"name":"gw1"}},"log.file":{{"path":"/var/log/p.log"}}}}"#
+        r#"{{"@timestamp":"2023-05-05T09:33:07.481Z","message":"2023/05/05 17:33:07 http: proxy error: {RST}","host":{{"name":"gw1"}},"log.file":{{"path":"/var/log/p.log"}},"log.offset":88213}}"#
     ))
     .unwrap();
     let origin = Source::Elasticsearch {
         index: "logs-1".into(),
         id: "abc".into(),
+        path: None,
+        offset: None,
     };
     let Parsed::Error(e) = parse_document(&doc, origin.clone(), &cfg()) else {
         panic!("not parsed")
     };
-    assert_eq!(e.source, origin);
+    // The shipper's file and offset join the hit's index and id.
+    assert_eq!(
+        e.source,
+        Source::Elasticsearch {
+            index: "logs-1".into(),
+            id: "abc".into(),
+            path: Some("/var/log/p.log".into()),
+            offset: Some(88213),
+        }
+    );
+    assert_eq!(
+        serde_json::to_string(&e.source).unwrap(),
+        r#"{"index":"logs-1","id":"abc","path":"/var/log/p.log","offset":88213}"#
+    );
     assert_eq!(e.host.as_deref(), Some("gw1"));
     assert_eq!(ts(&e), "2023-05-05T09:33:07.481Z");
     let no_msg = serde_json::json!({"@timestamp": "2023-05-05T09:33:07Z"});

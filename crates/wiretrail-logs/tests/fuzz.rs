@@ -143,6 +143,8 @@ fn exercise(input: &[u8], cfg: &ParseConfig) {
             Source::Elasticsearch {
                 index: "i".into(),
                 id: "1".into(),
+                path: None,
+                offset: None,
             },
             cfg,
         );

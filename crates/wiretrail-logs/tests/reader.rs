@@ -105,9 +105,9 @@ fn many_buffers_line_numbers_and_no_final_newline() {
 #[test]
 fn cri_partial_lines_are_joined_per_stream() {
     let text = "\
-2023-05-05T09:33:07.100000000Z stderr P 2023/05/05 17:33:07 http: pro
+2023-05-05T09:33:07.100000000Z stderr P 2023/05/05 17:33:07 http: proxy error: read tcp 10.1.1.5:5
 2023-05-05T09:33:07.100000001Z stdout F unrelated stdout line between the parts
-2023-05-05T09:33:07.100000002Z stderr P xy error: read tcp 10.1.1.5:51392->10.2.2.9:8080: 
+2023-05-05T09:33:07.100000002Z stderr P 1392->10.2.2.9:8080: 
 2023-05-05T09:33:07.100000003Z stderr F read: connection reset by peer
 2023-05-05T09:33:08.000000000Z stdout F 2023/05/05 17:33:08 http: proxy error: EOF
 ";

@@ -355,7 +355,7 @@ fn error_lines(p: &mut Painter<'_>, n: usize, e: &DiagnosedError) -> io::Result<
 pub(crate) fn source_text(s: &Source) -> String {
     match s {
         Source::File { file, line } => format!("{}:{line}", visible(file)),
-        Source::Elasticsearch { index, id } => format!("es:{}/{}", visible(index), visible(id)),
+        Source::Elasticsearch { index, id, .. } => format!("es:{}/{}", visible(index), visible(id)),
         Source::Stdin { line } => format!("stdin:{line}"),
     }
 }

@@ -51,7 +51,18 @@ pub fn run(args: LogsArgs) -> CmdResult {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut n = 0u64;
-    for rec in reader.by_ref() {
+    loop {
+        // Flush whenever we would wait: `journalctl -f | wiretrail logs -`
+        // shows each error as it comes, a big file is still written in blocks.
+        if !reader.ready() {
+            if let Err(e) = out.flush() {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    return Ok(ExitCode::from(EXIT_FOUND));
+                }
+                return Err(e.into());
+            }
+        }
+        let Some(rec) = reader.next() else { break };
         n += 1;
         let written = match args.format {
             OutFormat::Json => serde_json::to_writer(&mut out, &rec)
@@ -89,7 +100,7 @@ fn text_line(r: &ProxyError) -> String {
     let src = match &r.source {
         Source::File { file, line } => format!("{file}:{line}"),
         Source::Stdin { line } => format!("<stdin>:{line}"),
-        Source::Elasticsearch { index, id } => format!("{index}/{id}"),
+        Source::Elasticsearch { index, id, .. } => format!("{index}/{id}"),
     };
     format!(
         "{ts}{} {:<11} {:<8} {} -> {}  {}  [{who}] {src}",

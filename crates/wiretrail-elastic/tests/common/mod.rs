@@ -232,7 +232,8 @@ pub fn corpus(n: usize, tag: &str) -> Corpus {
         let id = format!("{tag}-e{i}");
         docs.push((id.clone(), json!({ "@timestamp": t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "message": go_line(t, 30000 + (i as u32 % 30000), i), "host": { "name": format!("proxy-{}", i % 2) },
-            "log": { "file": { "path": "/var/log/proxy.log" } } })));
+            "log": { "file": { "path": "/var/log/proxy.log" }, "offset": 4096 * i },
+            "agent": { "ephemeral_id": "8d4b6c0e", "version": "8.11.1" } })));
         expected.push(id);
     }
     for i in 0..n / 20 {
