@@ -270,3 +270,76 @@ fn docker_parts_are_joined_with_the_first_parts_time() {
     );
     assert_eq!(r.stats().lines, 3);
 }
+
+mod arbitrary {
+    //! Random mixes of container parts, whole lines, garbage and non-UTF-8
+    //! bytes: whatever they are, every chunking reads them alike.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        let stamp = (0u64..5000).prop_map(cri_stamp);
+        let stream = prop_oneof![Just("stdout"), Just("stderr")];
+        let text = prop_oneof![
+            (0u64..100).prop_map(go_error),
+            (0u64..100).prop_map(go_noise),
+            "[ -~]{0,60}",
+            Just("http: proxy error: EOF".to_owned()),
+        ];
+        prop_oneof![
+            (
+                stamp.clone(),
+                stream.clone(),
+                prop_oneof![Just("P"), Just("F")],
+                text.clone()
+            )
+                .prop_map(|(t, s, tag, x)| format!("{t} {s} {tag} {x}\n").into_bytes()),
+            (stream, text.clone(), any::<bool>(), 0u64..100).prop_map(|(s, x, whole, i)| {
+                docker_line(&if whole { format!("{x}\n") } else { x }, s, i).into_bytes()
+            }),
+            text.prop_map(|x| format!("May 05 17:33:07 gw1 proxy[812]: {x}\n").into_bytes()),
+            proptest::collection::vec(any::<u8>(), 0..80).prop_map(|mut b| {
+                b.retain(|&c| c != b'\n');
+                b.push(b'\n');
+                b
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn any_chunking_reads_the_same(
+            pieces in proptest::collection::vec(piece(), 1..400),
+            chunk in 4096usize..20_000,
+            threads in 1usize..4,
+            cut_last_newline in any::<bool>(),
+        ) {
+            let mut text: Vec<u8> = pieces.concat();
+            if cut_last_newline {
+                text.pop();
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("any.log");
+            std::fs::write(&path, &text).unwrap();
+            let (want, want_stats) = read(&path, 1, 8 << 20);
+            let (got, stats) = read(&path, threads, chunk);
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(stats, want_stats);
+            let mut r = LogReader::from_reader_with(
+                &path.display().to_string(),
+                Box::new(std::io::Cursor::new(text.clone())),
+                cfg(),
+                ReadOptions { threads, chunk_bytes: chunk },
+            );
+            let streamed: Vec<ProxyError> = r.by_ref().collect();
+            let (mapped, _) = read(&path, 1, 8 << 20);
+            // A stream's year-less stamps use cfg's reference, a file's its
+            // mtime: compare what does not depend on that.
+            prop_assert_eq!(streamed.len(), mapped.len());
+            let unterminated = text.last().is_some_and(|&c| c != b'\n');
+            let newlines = text.iter().filter(|&&c| c == b'\n').count() as u64;
+            prop_assert_eq!(r.stats().lines, newlines + u64::from(unterminated));
+        }
+    }
+}

@@ -106,10 +106,24 @@ pub const LOOKBACK: usize = 64 << 10;
 ///
 /// `c` is a line start in `data` (just after a newline). Looking back at most
 /// [`LOOKBACK`] bytes, find for each stream whether its last line before `c`
-/// is an unfinished part; if so, return the start of that line's first part,
-/// so the whole line goes to the next chunk. Returns `c` when nothing is open
-/// or when moving would leave nothing before the boundary.
+/// is an unfinished part; if so, move before that line's first part, so the
+/// whole line goes to the next chunk. Moving back can open the other stream's
+/// line again (its closing part now lies after the boundary), so this repeats
+/// until nothing is open. Returns `c` when nothing is open or when moving
+/// would leave nothing before the boundary.
 pub(crate) fn clean_cut(data: &[u8], c: usize) -> usize {
+    let mut at = c;
+    loop {
+        match open_from(data, at) {
+            Some(earlier) if earlier > 0 && earlier < at => at = earlier,
+            Some(0) => return c,
+            _ => return at,
+        }
+    }
+}
+
+/// The start of the earliest unfinished split line before `c`, if any.
+fn open_from(data: &[u8], c: usize) -> Option<usize> {
     #[derive(Clone, Copy, PartialEq)]
     enum State {
         Unknown,
@@ -143,19 +157,13 @@ pub(crate) fn clean_cut(data: &[u8], c: usize) -> usize {
         }
         end = start;
     }
-    let cut = state
+    state
         .iter()
         .filter_map(|s| match s {
             State::Open(at) | State::Found(at) => Some(*at),
             _ => None,
         })
         .min()
-        .unwrap_or(c);
-    if cut == 0 {
-        c
-    } else {
-        cut
-    }
 }
 
 #[cfg(test)]
@@ -165,6 +173,7 @@ mod tests {
     const CRI_P: &str = "2023-05-05T09:33:07.1Z stderr P abc\n";
     const CRI_F: &str = "2023-05-05T09:33:07.2Z stderr F def\n";
     const CRI_OUT: &str = "2023-05-05T09:33:07.3Z stdout F xyz\n";
+    const CRI_OUT_P: &str = "2023-05-05T09:33:07.4Z stdout P uvw\n";
 
     #[test]
     fn parts_are_classified() {
@@ -193,6 +202,11 @@ mod tests {
         // stderr P, stdout F, stderr P | cut: both stderr parts move.
         let text = format!("{CRI_F}{CRI_P}{CRI_OUT}{CRI_P}{CRI_F}");
         let c = CRI_F.len() + CRI_P.len() + CRI_OUT.len() + CRI_P.len();
+        assert_eq!(clean_cut(text.as_bytes(), c), CRI_F.len());
+        // Moving back for one stream reopens the other: stdout P, stderr P,
+        // stdout F | the boundary goes before both.
+        let text = format!("{CRI_F}{CRI_OUT_P}{CRI_P}{CRI_OUT}{CRI_F}");
+        let c = CRI_F.len() + CRI_OUT_P.len() + CRI_P.len() + CRI_OUT.len();
         assert_eq!(clean_cut(text.as_bytes(), c), CRI_F.len());
         // After the closing F nothing is open.
         assert_eq!(clean_cut(text.as_bytes(), text.len()), text.len());
