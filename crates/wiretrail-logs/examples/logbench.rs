@@ -9,6 +9,10 @@
 //! Each run prints one line: `mode bytes lines errors seconds MB/s lines/s`.
 //! `scripts/bench-logs.sh` runs all of them plus `rg` on one file.
 
+/// The allocator the `wiretrail` binary uses (see its `main.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Instant;
