@@ -55,6 +55,11 @@ for i in $(seq "$RUNS"); do
   [ "$i" -le 2 ] && run regex "$BIN" regex "$FILE"
 done
 
+# Memory is flat: the same reader over a quarter of the file.
+head -c $((SIZE / 4)) "$FILE" > "$TMP/quarter.log"
+/usr/bin/time -f '%M' -o "$TMP/quarter.rss" "$BIN" wiretrail "$TMP/quarter.log" > /dev/null
+rm -f "$TMP/quarter.log"
+
 secs() { cut -d' ' -f1 "$TMP/$1.best"; }
 for n in wiretrail wiretrail-1t regex rg-c rg; do
   read -r s rss rest < "$TMP/$n.best"
@@ -65,3 +70,5 @@ awk -v w="$(secs wiretrail)" -v w1="$(secs wiretrail-1t)" -v re="$(secs regex)" 
   printf "ratios: wiretrail vs regex baseline %.1fx (target >= 3x); share of rg -c speed %.0f%%, of rg printing lines %.0f%% (target >= 50%%)\n", re / w, 100 * rc / w, 100 * r / w
   printf "        one worker: vs regex %.1fx; share of rg -c %.0f%%, of rg %.0f%%\n", re / w1, 100 * rc / w1, 100 * r / w1
 }'
+awk -v q="$(cat "$TMP/quarter.rss")" -v f="$(cut -d' ' -f2 "$TMP/wiretrail.best")" -v b="$SIZE" \
+  'BEGIN { printf "memory: peak RSS %d KB over %.0f MB, %d KB over %.0f MB\n", q, b / 4e6, f, b / 1e6 }'

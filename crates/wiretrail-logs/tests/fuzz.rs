@@ -8,6 +8,7 @@
 //! is replayed by `regressions` from then on.
 
 use std::path::PathBuf;
+use wiretrail_logs::reader::ReadOptions;
 use wiretrail_logs::{
     parse_document, parse_go_error, parse_line, LogReader, ParseConfig, Parsed, Source,
 };
@@ -191,26 +192,50 @@ fn fuzz_envelopes_and_go_errors() {
         }
         batch.extend_from_slice(&input);
         batch.push(b'\n');
-        // Stream the inputs through the reader too (CRI joining, counting).
-        if batch.len() > 64 << 10 || i + 1 == iters {
+        // Stream the inputs through the reader too (CRI/Docker joining,
+        // counting), once whole and once cut into chunks on two workers: the
+        // two must agree (a worker's panic would show as a failure).
+        if batch.len() > 256 << 10 || i + 1 == iters {
             let bytes = std::mem::take(&mut batch);
             let lines = bytes.iter().filter(|b| **b == b'\n').count() as u64;
             let copy = bytes.clone();
-            let r = std::panic::catch_unwind(|| {
-                let mut rd = LogReader::from_reader(
-                    "fuzz",
-                    Box::new(std::io::Cursor::new(copy)),
-                    cfg.clone(),
-                );
-                let n = rd.by_ref().count() as u64;
-                assert_eq!(rd.stats().proxy_errors, n);
-                assert_eq!(rd.stats().lines, lines, "every line counted");
-            });
+            let chunk = (64 << 10) + rng.below(64 << 10);
+            let r = std::panic::catch_unwind(|| reader_agrees(&copy, &cfg, chunk, Some(lines)));
             if r.is_err() {
                 panic!("reader: input saved to {}", save_crash(&bytes).display());
             }
         }
     }
+}
+
+/// Read `bytes` whole on one worker and cut into chunks of `chunk` bytes on
+/// two: the records and counts must agree, nothing may fail.
+fn reader_agrees(bytes: &[u8], cfg: &ParseConfig, chunk: usize, lines: Option<u64>) {
+    let read = |opts: ReadOptions| {
+        let mut rd = LogReader::from_reader_with(
+            "fuzz",
+            Box::new(std::io::Cursor::new(bytes.to_vec())),
+            cfg.clone(),
+            opts,
+        );
+        let recs: Vec<_> = rd.by_ref().collect();
+        (recs, rd.stats().clone())
+    };
+    let (whole, ws) = read(ReadOptions {
+        threads: 1,
+        chunk_bytes: 16 << 20,
+    });
+    assert_eq!(ws.proxy_errors, whole.len() as u64);
+    if let Some(lines) = lines {
+        assert_eq!(ws.lines, lines, "every line counted");
+    }
+    assert!(ws.failures.is_empty(), "{:?}", ws.failures);
+    let (cut, cs) = read(ReadOptions {
+        threads: 2,
+        chunk_bytes: chunk,
+    });
+    assert_eq!(cut, whole, "chunks of {chunk} bytes");
+    assert_eq!(cs, ws, "chunks of {chunk} bytes");
 }
 
 /// Inputs that once crashed (or were interesting) stay fixed.
@@ -225,12 +250,9 @@ fn regressions() {
         for line in bytes.split(|b| *b == b'\n') {
             exercise(line, &cfg);
         }
-        let mut rd = LogReader::from_reader(
-            "regression",
-            Box::new(std::io::Cursor::new(bytes)),
-            cfg.clone(),
-        );
-        let _ = rd.by_ref().count();
+        for chunk in [4096, 75_991] {
+            reader_agrees(&bytes, &cfg, chunk, None);
+        }
         n += 1;
     }
     assert!(n > 0, "no regression fixtures in {}", dir.display());

@@ -109,6 +109,8 @@ fn absorb(stats: &mut LogStats, rs: &wiretrail_logs::ReadStats) {
     stats.unparsed += rs.unparsed;
     stats.problems.extend(rs.samples.iter().cloned());
     stats.problems.extend(rs.failures.iter().cloned());
+    // A live log: what was left for the next run.
+    stats.problems.extend(rs.growing.iter().cloned());
 }
 
 /// Correlation settings from the pipeline.

@@ -139,5 +139,8 @@ fn summary(s: &ReadStats) -> String {
     for f in &s.failures {
         let _ = writeln!(o, "  input failed: {f}");
     }
+    for g in &s.growing {
+        let _ = writeln!(o, "  note: {g}");
+    }
     o
 }

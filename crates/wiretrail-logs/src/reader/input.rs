@@ -19,6 +19,9 @@ pub(crate) struct InputInfo {
     pub stdin: bool,
     /// The configuration with this input's reference time.
     pub cfg: ParseConfig,
+    /// The input is a journald JSON export (judged by its first line; set by
+    /// the producer before it hands out the input's first chunk).
+    pub journald: std::sync::atomic::AtomicBool,
 }
 
 /// Something to read, in order.

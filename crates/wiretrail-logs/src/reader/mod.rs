@@ -55,6 +55,9 @@ pub struct ReadStats {
     /// Inputs that failed while being read (`file: why`); the rest of that
     /// input is lost, the other inputs are still read.
     pub failures: Vec<String>,
+    /// Files that grew while read (a live log): what was read and what was
+    /// left for the next run. Not failures.
+    pub growing: Vec<String>,
 }
 
 fn pairs_as_strings<S: serde::Serializer>(
@@ -98,13 +101,14 @@ pub struct ReadOptions {
 }
 
 impl Default for ReadOptions {
-    /// One worker per core ([`THREADS_ENV`] overrides), 16 MiB chunks (fewer
-    /// maps: each costs page faults and an unmap).
+    /// One worker per core up to 8 (by then memory bandwidth, not CPU, is the
+    /// limit; [`THREADS_ENV`] overrides), 16 MiB chunks (fewer maps: each
+    /// costs page faults and an unmap).
     fn default() -> Self {
         let threads = std::env::var(THREADS_ENV)
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)));
         ReadOptions {
             threads: threads.clamp(1, 64),
             chunk_bytes: 16 << 20,
@@ -295,6 +299,32 @@ impl LogReader {
                 self.base = 0;
             }
             Msg::Failure(f) => st.failures.push(f),
+            Msg::Unterminated { info } => st.growing.push(format!(
+                "{}: the last line has no newline and the file was written less than \
+                 {} s ago: it was read as it is, but may be unfinished",
+                info.name,
+                produce::FRESH.as_secs()
+            )),
+            Msg::Growing {
+                info,
+                read,
+                size,
+                now,
+            } => st.growing.push(if read < size {
+                format!(
+                    "{}: still being written ({size} bytes when opened, {now} now): read \
+                     {read} bytes; the unfinished last line and what follows are left for \
+                     the next read",
+                    info.name
+                )
+            } else {
+                format!(
+                    "{}: still being written ({size} bytes when opened, {now} now): the \
+                     {} bytes appended meanwhile are left for the next read",
+                    info.name,
+                    now - size
+                )
+            }),
             Msg::Overlong { info, bytes } => {
                 st.lines += 1;
                 st.bytes += bytes;

@@ -8,16 +8,19 @@
 //! exist at once: memory stays bounded however large the input.
 
 use super::input::{map_window, open_file, sniff, Input, InputInfo, Opened};
-use super::scan::{scan_chunk, ChunkOut};
+use super::scan::{journald_export, scan_chunk, ChunkOut};
 use super::split::clean_cut;
 use super::{LogError, MAX_LINE};
 use crate::config::ParseConfig;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// A file modified more recently than this may still be written.
+pub(crate) const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
 /// Window starts are multiples of this (a multiple of every page size).
 const ALIGN: u64 = 64 << 10;
 
@@ -35,6 +38,18 @@ pub(crate) enum Msg {
     Chunk {
         info: Arc<InputInfo>,
         out: ChunkOut,
+    },
+    /// The last line of a file written moments ago has no newline.
+    Unterminated {
+        info: Arc<InputInfo>,
+    },
+    /// A file grew while read (someone is writing it): it was read up to
+    /// `read` of the `size` bytes it had when opened; it has `now`.
+    Growing {
+        info: Arc<InputInfo>,
+        read: u64,
+        size: u64,
+        now: u64,
     },
 }
 
@@ -148,8 +163,14 @@ impl Producer {
     }
 
     fn input(&mut self, input: Input) -> Result<(), Gone> {
-        let info =
-            |name: String, stdin: bool, cfg: ParseConfig| Arc::new(InputInfo { name, stdin, cfg });
+        let info = |name: String, stdin: bool, cfg: ParseConfig| {
+            Arc::new(InputInfo {
+                name,
+                stdin,
+                cfg,
+                journald: AtomicBool::new(false),
+            })
+        };
         match input {
             Input::Stdin => match sniff(Box::new(io::stdin())) {
                 Ok(rd) => {
@@ -205,7 +226,46 @@ impl Producer {
                     return self.note(m);
                 }
             };
+            if pos == 0 {
+                info.journald
+                    .store(journald_export(&map), Ordering::Relaxed);
+            }
             let cut = if pos + want == len {
+                let data = &map[off..];
+                let now = file.metadata().map_or(len, |m| m.len());
+                if now > len && data.last() != Some(&b'\n') {
+                    // Being written: the unterminated last line is most likely
+                    // unfinished. Leave it for the next read, say so.
+                    let keep = memchr::memrchr(b'\n', data).map_or(0, |p| p + 1);
+                    if keep > 0 {
+                        let bytes = Bytes::Map {
+                            map,
+                            start: off,
+                            end: off + keep,
+                        };
+                        self.task(info, bytes, pos, false)?;
+                    }
+                    return self.note(Msg::Growing {
+                        info: Arc::clone(info),
+                        read: pos + keep as u64,
+                        size: len,
+                        now,
+                    });
+                }
+                if data.last() != Some(&b'\n') {
+                    // Not seen growing, but written a moment ago: the line is
+                    // read as it is, and the reader is told it may be cut.
+                    let age = file
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok());
+                    if age.is_some_and(|a| a < FRESH) {
+                        self.note(Msg::Unterminated {
+                            info: Arc::clone(info),
+                        })?;
+                    }
+                }
                 want as usize
             } else if let Some(p) = memchr::memrchr(b'\n', &map[off..]) {
                 clean_cut(&map[off..], p + 1)
@@ -258,7 +318,15 @@ impl Producer {
             self.task(info, bytes, pos, last)?;
             pos += cut as u64;
         }
-        Ok(())
+        match file.metadata() {
+            Ok(m) if m.len() > len => self.note(Msg::Growing {
+                info: Arc::clone(info),
+                read: len,
+                size: len,
+                now: m.len(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// A stream, in buffers of about `chunk` bytes.
@@ -269,8 +337,13 @@ impl Producer {
         let mut offset = 0u64;
         // Inside a line longer than MAX_LINE: bytes skipped so far.
         let mut skipping: Option<u64> = None;
+        let mut first = true;
         loop {
             let (eof, err) = fill(&mut rd, &mut buf, chunk, info.stdin);
+            if std::mem::take(&mut first) {
+                info.journald
+                    .store(journald_export(&buf), Ordering::Relaxed);
+            }
             if let Some(skipped) = skipping.as_mut() {
                 match memchr::memchr(b'\n', &buf) {
                     Some(p) => {

@@ -23,23 +23,27 @@ const RECORD_BLOCK: usize = 256;
 /// Bytes scanned at a time: about an L2 cache.
 const BLOCK: usize = 256 << 10;
 
-/// What to look for. The second runs only where journald JSON is in use,
-/// judged by a block's first line (a file holds one envelope).
+/// What to look for: the phrase everywhere; in a journald JSON export
+/// (an input whose first line is a journald record) also `"MESSAGE":[`, a
+/// message journald kept as an array of bytes because it is not UTF-8. The
+/// choice is made per input, not per block, so the result does not depend on
+/// where chunks and blocks begin.
 ///
 /// No search looks for CRI `P` or Docker partial entries: a split line is
 /// joined when the part holding the phrase opens it, and runtimes split at
 /// 16 KiB while Go's `log` puts the phrase within the first hundred bytes.
 /// A part that holds the phrase further on is still found (with its own
 /// stamp); only a phrase cut in two by the split is missed.
-/// The phrase without its trailing `: `. Only lines holding the whole phrase
-/// are proxy errors (see `parse_line`), and the longer needle gives the
-/// search rarer bytes to look for than `proxy error` (which every
+///
+/// The phrase is searched without its trailing `: `: only lines holding the
+/// whole phrase are proxy errors (see `parse_line`), and the longer needle
+/// gives the search rarer bytes to look for than `proxy error` (which every
 /// `proxy[812]:` of a journald log would nearly match): 15 % faster.
 static PHRASE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"http: proxy error"));
 
-/// journald JSON keeps a non-UTF-8 MESSAGE as an array of bytes: find
-/// `"MESSAGE":[`. A single-byte search for `[` runs several times faster than
-/// a substring search, and `[` is rare in journald's own keys.
+/// `"MESSAGE":[` in a journald export. A single-byte search for `[` runs
+/// several times faster than a substring search, and `[` is rare in
+/// journald's own keys.
 fn find_byte_message(hay: &[u8]) -> Option<usize> {
     const KEY: &[u8] = b"\"MESSAGE\":";
     let mut from = 0;
@@ -55,6 +59,12 @@ fn find_byte_message(hay: &[u8]) -> Option<usize> {
 
 static JOURNALD_KEY: LazyLock<Finder<'static>> =
     LazyLock::new(|| Finder::new(b"\"__REALTIME_TIMESTAMP\""));
+
+/// Whether an input whose first bytes are `head` is a journald JSON export.
+pub(crate) fn journald_export(head: &[u8]) -> bool {
+    let line = &head[..memchr::memchr(b'\n', head).unwrap_or(head.len())];
+    line.first() == Some(&b'{') && JOURNALD_KEY.find(line).is_some()
+}
 
 /// What a worker found in one chunk.
 #[derive(Debug, Default)]
@@ -184,8 +194,10 @@ impl Worker<'_> {
     /// Complete lines (the last may lack its newline at end of input).
     fn block(&mut self, region: &[u8]) {
         let first_line = self.line;
-        let head = &region[..memchr::memchr(b'\n', region).unwrap_or(region.len())];
-        let journald = head.first() == Some(&b'{') && JOURNALD_KEY.find(head).is_some();
+        let journald = self
+            .info
+            .journald
+            .load(std::sync::atomic::Ordering::Relaxed);
         let enabled = [true, journald];
         let mut pos = 0;
         let mut counted = 0;
