@@ -217,13 +217,14 @@ pub fn investigate(
         progress,
     )?;
     progress.incidents(analysis.report.incidents.len() as u64);
+    // Bars off the terminal before the report is printed on it.
+    progress.finish();
     let written = write_outputs(&analysis, &req.outputs, stdout, req.text_out.as_deref())?;
     let published = if req.publish && req.pipeline.outputs.elasticsearch {
         Some(crate::adapters::publish(&analysis.report, &req.pipeline)?)
     } else {
         None
     };
-    progress.finish();
     Ok(InvestigateOutcome {
         analysis,
         written,

@@ -43,17 +43,28 @@ pub struct Bars {
     files: ProgressBar,
     bytes: ProgressBar,
     incidents: AtomicU64,
+    /// Clear the bars at the end (an investigation prints its report next).
+    clear: bool,
 }
 
 impl Bars {
     pub fn new(chunks_total: u64) -> Bars {
+        Bars::with_top(
+            ProgressBar::new(chunks_total),
+            "{prefix:>9} [{bar:30}] {pos}/{len} {msg}",
+            "chunks",
+        )
+    }
+
+    /// The top line (`chunks`, or a spinner), then files and bytes.
+    fn with_top(top: ProgressBar, template: &str, prefix: &'static str) -> Bars {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let style = |t: &str| {
             ProgressStyle::with_template(t).unwrap_or_else(|_| ProgressStyle::default_bar())
         };
-        let chunks = multi.add(ProgressBar::new(chunks_total));
-        chunks.set_style(style("{prefix:>9} [{bar:30}] {pos}/{len} {msg}"));
-        chunks.set_prefix("chunks");
+        top.set_style(style(template));
+        top.set_prefix(prefix);
+        let chunks = multi.add(top);
         let files = multi.add(ProgressBar::new(0));
         files.set_style(style("{prefix:>9} [{bar:30}] {pos}/{len}"));
         files.set_prefix("files");
@@ -68,7 +79,23 @@ impl Bars {
             files,
             bytes,
             incidents: AtomicU64::new(0),
+            clear: false,
         }
+    }
+}
+
+impl Bars {
+    /// One investigation: a spinner with the stage instead of a chunk bar,
+    /// then the capture files and bytes.
+    pub fn spinner() -> Bars {
+        let mut b = Bars::with_top(
+            ProgressBar::new_spinner(),
+            "{prefix:>9} {spinner} {msg} ({elapsed})",
+            "wiretrail",
+        );
+        b.clear = true;
+        b.chunks.enable_steady_tick(Duration::from_millis(120));
+        b
     }
 }
 
@@ -96,9 +123,13 @@ impl Progress for Bars {
         self.chunks.set_position(done);
     }
     fn finish(&self) {
-        self.chunks.finish();
-        self.files.finish();
-        self.bytes.finish();
+        for bar in [&self.chunks, &self.files, &self.bytes] {
+            if self.clear {
+                bar.finish_and_clear();
+            } else {
+                bar.finish();
+            }
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use wiretrail_pipeline::investigate::{
     apply_overrides, investigate, resolve_window, InvestigateRequest, Overrides,
 };
 use wiretrail_pipeline::outputs::{Format, OutputPlan};
-use wiretrail_pipeline::progress::{Progress, Silent};
+use wiretrail_pipeline::progress::{Bars, Progress, Silent};
 use wiretrail_pipeline::{CratesEngine, Pipeline};
 
 /// Inputs shared by investigate, batch and serve: a pipeline file and/or flags.
@@ -101,6 +101,9 @@ pub struct InvestigateArgs {
     /// Do not publish to the pipeline's Elasticsearch output.
     #[arg(long)]
     pub no_publish: bool,
+    /// No progress bars (they show only when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
     /// Colour: auto (a terminal without NO_COLOR), always, never.
     #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub color: String,
@@ -175,7 +178,13 @@ pub fn run(a: InvestigateArgs) -> CmdResult {
         text_out,
         publish: !a.no_publish,
     };
-    let progress: Arc<dyn Progress> = Arc::new(Silent);
+    // Bars on a terminal (tens of GB of captures take a while); nothing in
+    // scripts and webhooks, whose stderr is a log.
+    let progress: Arc<dyn Progress> = if !a.no_progress && std::io::stderr().is_terminal() {
+        Arc::new(Bars::spinner())
+    } else {
+        Arc::new(Silent)
+    };
     let mut stdout = std::io::stdout().lock();
     let out = investigate(&CratesEngine, &req, &progress, &mut stdout)?;
     for p in &out.written {
