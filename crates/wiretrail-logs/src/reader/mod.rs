@@ -96,14 +96,16 @@ pub enum LogError {
 pub struct ReadOptions {
     /// Worker threads scanning and parsing chunks.
     pub threads: usize,
-    /// Bytes per chunk (a memory-mapped window, or a stream buffer).
+    /// Bytes per chunk (a memory-mapped window, or a stream buffer); at most
+    /// `MAX_LINE / 2`.
     pub chunk_bytes: usize,
 }
 
 impl Default for ReadOptions {
     /// One worker per core up to 8 (by then memory bandwidth, not CPU, is the
-    /// limit; [`THREADS_ENV`] overrides), 16 MiB chunks (fewer maps: each
-    /// costs page faults and an unmap).
+    /// limit; [`THREADS_ENV`] overrides), 8 MiB chunks (the largest allowed:
+    /// a chunk may not exceed half of [`MAX_LINE`], so that only its first
+    /// line can be longer than that).
     fn default() -> Self {
         let threads = std::env::var(THREADS_ENV)
             .ok()
@@ -111,7 +113,7 @@ impl Default for ReadOptions {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)));
         ReadOptions {
             threads: threads.clamp(1, 64),
-            chunk_bytes: 16 << 20,
+            chunk_bytes: MAX_LINE / 2,
         }
     }
 }

@@ -160,14 +160,13 @@ pub(crate) fn scan_chunk(info: &InputInfo, data: &[u8], last: bool) -> ChunkOut 
     };
     let mut pos = 0;
     while pos < data.len() {
+        // The block ends at the first newline past BLOCK bytes: searching
+        // forward touches pages in the order the scan will, where looking back
+        // from the block's end would fault its last page in first.
         let end = if data.len() - pos <= BLOCK {
             data.len()
         } else {
-            match memchr::memrchr(b'\n', &data[pos..pos + BLOCK]) {
-                Some(p) => pos + p + 1,
-                None => memchr::memchr(b'\n', &data[pos + BLOCK..])
-                    .map_or(data.len(), |p| pos + BLOCK + p + 1),
-            }
+            memchr::memchr(b'\n', &data[pos + BLOCK..]).map_or(data.len(), |p| pos + BLOCK + p + 1)
         };
         w.block(&data[pos..end]);
         pos = end;
