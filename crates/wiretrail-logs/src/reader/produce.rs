@@ -4,8 +4,9 @@
 //! streams (stdin, gzip, zstd, a caller's reader) into buffers.
 //!
 //! Every message gets a sequence number; the consumer puts results back in
-//! that order. A permit is taken per message, so at most `in_flight` chunks
-//! exist at once: memory stays bounded however large the input.
+//! that order. A permit is taken per message, so at most `2 × workers + 2`
+//! messages (chunks among them) exist at once: memory stays bounded however
+//! large the input.
 
 use super::input::{map_window, open_file, sniff, Input, InputInfo, Opened};
 use super::scan::{journald_export, scan_chunk, ChunkOut};
