@@ -48,17 +48,19 @@ impl Rng {
 const MSS: u32 = 1448;
 const T0_NS: i64 = 1_683_306_000_000_000_000; // 2023-05-05 17:00:00 UTC
 
+/// What to generate. `pub(crate)`: the `extract` bench links this file in
+/// (`#[path]`) and calls [`run`] directly.
 #[derive(Debug, Clone)]
-struct Args {
-    out: PathBuf,
-    nodes: usize,
-    bytes: u64,
-    duration_s: u64,
-    files: u64,
-    seed: u64,
+pub(crate) struct Args {
+    pub(crate) out: PathBuf,
+    pub(crate) nodes: usize,
+    pub(crate) bytes: u64,
+    pub(crate) duration_s: u64,
+    pub(crate) files: u64,
+    pub(crate) seed: u64,
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let (num, mult) = match s.as_bytes().last() {
         Some(b'K' | b'k') => (&s[..s.len() - 1], 1u64 << 10),
         Some(b'M' | b'm') => (&s[..s.len() - 1], 1 << 20),
@@ -116,7 +118,8 @@ fn main() {
     }
 }
 
-fn run(a: &Args) -> std::io::Result<()> {
+/// Write `flows.tsv` and one directory of rotated captures per node.
+pub(crate) fn run(a: &Args) -> std::io::Result<()> {
     std::fs::create_dir_all(&a.out)?;
     let mut flows = BufWriter::new(std::fs::File::create(a.out.join("flows.tsv"))?);
     writeln!(flows, "node\tproxy\tbackend\tfirst_ns\tlast_ns\tpackets")?;
