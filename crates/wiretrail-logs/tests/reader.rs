@@ -211,6 +211,40 @@ fn overlong_line_is_skipped_counted_and_sampled() {
 }
 
 #[test]
+fn a_mapped_file_skips_overlong_lines_and_reads_long_ones() {
+    // Longer than a chunk (8 MiB) but within MAX_LINE: read, phrase and all;
+    // longer than MAX_LINE: skipped, counted, sampled, like a stream does.
+    let long_error = format!(
+        "{}{}",
+        L1.trim_end(),
+        " x".repeat(5 << 20) // the Go error text runs on: still one record
+    );
+    let mut text = Vec::new();
+    text.extend_from_slice(L1.as_bytes());
+    text.extend_from_slice(long_error.as_bytes());
+    text.push(b'\n');
+    text.extend(std::iter::repeat_n(
+        b'x',
+        wiretrail_logs::reader::MAX_LINE + (3 << 20),
+    ));
+    text.push(b'\n');
+    text.extend_from_slice(L2.as_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.log");
+    std::fs::write(&path, &text).unwrap();
+    let mut r = LogReader::open(std::slice::from_ref(&path), cfg()).unwrap();
+    let recs = read_all(&mut r);
+    assert_eq!(recs.iter().map(line_of).collect::<Vec<_>>(), [1, 2, 4]);
+    let s = r.stats();
+    assert_eq!((s.lines, s.unparsed, s.bytes), (4, 1, text.len() as u64));
+    assert!(
+        s.samples[0].ends_with("long.log:3: line longer than 16777216 bytes, skipped"),
+        "{:?}",
+        s.samples
+    );
+}
+
+#[test]
 fn mapped_windows_and_streams_agree() {
     // Over one 32 MiB map window, so lines straddle a window boundary.
     let mut text = String::with_capacity(40 << 20);

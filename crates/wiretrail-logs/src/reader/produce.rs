@@ -54,6 +54,16 @@ pub(crate) enum Msg {
     },
 }
 
+/// What [`Producer::long_line`] made of a line longer than a chunk.
+enum Long {
+    /// The line (up to its newline, or the end of the file) as a chunk.
+    Chunk(memmap2::Mmap, usize),
+    /// Longer than [`MAX_LINE`]: skipped up to this offset, said so.
+    Skipped(u64),
+    /// The file could not be read further: said so.
+    Failed,
+}
+
 /// Bytes of one chunk: a window of a map, or a buffer.
 enum Bytes {
     Map {
@@ -231,93 +241,39 @@ impl Producer {
                 info.journald
                     .store(journald_export(&map), Ordering::Relaxed);
             }
-            let cut = if pos + want == len {
-                let data = &map[off..];
-                let now = file.metadata().map_or(len, |m| m.len());
-                if now > len && data.last() != Some(&b'\n') {
-                    // Being written: the unterminated last line is most likely
-                    // unfinished. Leave it for the next read, say so.
-                    let keep = memchr::memrchr(b'\n', data).map_or(0, |p| p + 1);
-                    if keep > 0 {
-                        let bytes = Bytes::Map {
-                            map,
-                            start: off,
-                            end: off + keep,
-                        };
-                        self.task(info, bytes, pos, false)?;
-                    }
-                    return self.note(Msg::Growing {
-                        info: Arc::clone(info),
-                        read: pos + keep as u64,
-                        size: len,
-                        now,
-                    });
+            let (map, cut) = if pos + want == len {
+                match self.file_end(info, file, &map[off..], len)? {
+                    Some(keep) => (map, keep),
+                    None => (map, want as usize),
                 }
-                if data.last() != Some(&b'\n') {
-                    // Not seen growing, but written a moment ago: the line is
-                    // read as it is, and the reader is told it may be cut.
-                    let age = file
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok());
-                    if age.is_some_and(|a| a < FRESH) {
-                        self.note(Msg::Unterminated {
-                            info: Arc::clone(info),
-                        })?;
-                    }
-                }
-                want as usize
             } else if let Some(p) = memchr::memrchr(b'\n', &map[off..]) {
-                clean_cut(&map[off..], p + 1)
+                let cut = clean_cut(&map[off..], p + 1);
+                (map, cut)
             } else {
-                // A line longer than a chunk: map up to the longest line kept.
                 drop(map);
-                let big = (MAX_LINE as u64 + 1).min(len - pos);
-                let map = match map_window(file, aligned, pos - aligned + big) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        let m = self.read_failure(info, pos, e);
-                        return self.note(m);
-                    }
-                };
-                let cut = match memchr::memchr(b'\n', &map[off..]) {
-                    Some(p) => p + 1,
-                    None if pos + big == len && big <= MAX_LINE as u64 => big as usize,
-                    None => {
-                        let end = match skip_line(file, pos + big, len, self.chunk as u64) {
-                            Ok(end) => end,
-                            Err(e) => {
-                                let m = self.read_failure(info, pos, e);
-                                return self.note(m);
-                            }
-                        };
-                        self.note(Msg::Overlong {
-                            info: Arc::clone(info),
-                            bytes: end - pos,
-                        })?;
+                match self.long_line(info, file, pos, len)? {
+                    Long::Chunk(map, cut) => (map, cut),
+                    Long::Skipped(end) => {
                         pos = end;
                         continue;
                     }
-                };
-                let last = pos + cut as u64 == len;
-                let bytes = Bytes::Map {
-                    map,
-                    start: off,
-                    end: off + cut,
-                };
-                self.task(info, bytes, pos, last)?;
-                pos += cut as u64;
-                continue;
+                    Long::Failed => return Ok(()),
+                }
             };
-            let last = pos + cut as u64 == len;
+            let end = pos + cut as u64;
             let bytes = Bytes::Map {
                 map,
                 start: off,
                 end: off + cut,
             };
-            self.task(info, bytes, pos, last)?;
-            pos += cut as u64;
+            if cut > 0 {
+                self.task(info, bytes, pos, end == len)?;
+            }
+            if end < len && pos + want == len {
+                // `file_end` left an unfinished line and said so.
+                return Ok(());
+            }
+            pos = end;
         }
         match file.metadata() {
             Ok(m) if m.len() > len => self.note(Msg::Growing {
@@ -327,6 +283,88 @@ impl Producer {
                 now: m.len(),
             }),
             _ => Ok(()),
+        }
+    }
+
+    /// The last window of a file whose last line has no newline: is someone
+    /// still writing it? If it grew since it was opened, the line is most
+    /// likely unfinished: `Some(bytes to keep)` (up to the last newline) and a
+    /// note say so. Written a moment ago but not grown: read as it is, with a
+    /// note that it may be cut. Otherwise `None`: take the window whole.
+    fn file_end(
+        &mut self,
+        info: &Arc<InputInfo>,
+        file: &File,
+        data: &[u8],
+        len: u64,
+    ) -> Result<Option<usize>, Gone> {
+        if data.last() == Some(&b'\n') {
+            return Ok(None);
+        }
+        let md = file.metadata().ok();
+        let now = md.as_ref().map_or(len, |m| m.len());
+        if now > len {
+            let keep = memchr::memrchr(b'\n', data).map_or(0, |p| p + 1);
+            let read = len - (data.len() - keep) as u64;
+            self.note(Msg::Growing {
+                info: Arc::clone(info),
+                read,
+                size: len,
+                now,
+            })?;
+            return Ok(Some(keep));
+        }
+        let age = md
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|a| a < FRESH) {
+            self.note(Msg::Unterminated {
+                info: Arc::clone(info),
+            })?;
+        }
+        Ok(None)
+    }
+
+    /// No newline within a chunk from `pos`: map up to the longest line kept
+    /// and take that line as a chunk of its own, or skip it when it is longer.
+    fn long_line(
+        &mut self,
+        info: &Arc<InputInfo>,
+        file: &File,
+        pos: u64,
+        len: u64,
+    ) -> Result<Long, Gone> {
+        let aligned = pos - pos % ALIGN;
+        let off = (pos - aligned) as usize;
+        let big = (MAX_LINE as u64 + 1).min(len - pos);
+        let map = match map_window(file, aligned, pos - aligned + big) {
+            Ok(m) => m,
+            Err(e) => {
+                let m = self.read_failure(info, pos, e);
+                self.note(m)?;
+                return Ok(Long::Failed);
+            }
+        };
+        match memchr::memchr(b'\n', &map[off..]) {
+            Some(p) => Ok(Long::Chunk(map, p + 1)),
+            None if pos + big == len && big <= MAX_LINE as u64 => {
+                Ok(Long::Chunk(map, big as usize))
+            }
+            None => {
+                let end = match skip_line(file, pos + big, len, self.chunk as u64) {
+                    Ok(end) => end,
+                    Err(e) => {
+                        let m = self.read_failure(info, pos, e);
+                        self.note(m)?;
+                        return Ok(Long::Failed);
+                    }
+                };
+                self.note(Msg::Overlong {
+                    info: Arc::clone(info),
+                    bytes: end - pos,
+                })?;
+                Ok(Long::Skipped(end))
+            }
         }
     }
 
