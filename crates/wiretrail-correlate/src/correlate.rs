@@ -617,7 +617,7 @@ fn timeline(
                 out.push(TimelineEvent {
                     t_ns: p.ref_ts,
                     node: o.node.to_string(),
-                    body: EventBody::Packet {
+                    body: EventBody::Packet(PacketEvent {
                         dir: o.dir,
                         flags: o.flags,
                         seq: o.seq,
@@ -635,7 +635,7 @@ fn timeline(
                         file: p.file(),
                         frame: o.frame,
                         marks,
-                    },
+                    }),
                 });
             }
         }
@@ -651,15 +651,7 @@ fn timeline(
         });
     }
     out.sort_by(|a, b| {
-        let fa = match &a.body {
-            EventBody::Packet { frame, .. } => *frame,
-            EventBody::Log { error, .. } => *error as u64,
-        };
-        let fb = match &b.body {
-            EventBody::Packet { frame, .. } => *frame,
-            EventBody::Log { error, .. } => *error as u64,
-        };
-        (a.t_ns, &a.node, fa).cmp(&(b.t_ns, &b.node, fb))
+        (a.t_ns, &a.node, a.body.order_key()).cmp(&(b.t_ns, &b.node, b.body.order_key()))
     });
     out
 }

@@ -198,34 +198,58 @@ pub enum Mark {
     StrayRst,
 }
 
+/// One packet on the timeline, as a node captured it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PacketEvent {
+    pub dir: Direction,
+    pub flags: TcpFlags,
+    pub seq: u32,
+    pub ack: u32,
+    pub len: u32,
+    pub window: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsval: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsecr: Option<u32>,
+    /// Sequence numbers relative to the proxy's ISN on this connection, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rel_seq: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rel_ack: Option<u32>,
+    pub file: String,
+    pub frame: u64,
+    pub marks: Vec<Mark>,
+}
+
+/// What a timeline row is. Internally tagged: a packet's fields sit beside
+/// `"type": "packet"` in the JSON, as they did when the variant held them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventBody {
-    Packet {
-        dir: Direction,
-        flags: TcpFlags,
-        seq: u32,
-        ack: u32,
-        len: u32,
-        window: u16,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        tsval: Option<u32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        tsecr: Option<u32>,
-        /// Sequence numbers relative to the proxy's ISN on this connection, when known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        rel_seq: Option<u32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        rel_ack: Option<u32>,
-        file: String,
-        frame: u64,
-        marks: Vec<Mark>,
-    },
+    Packet(PacketEvent),
     Log {
         /// Index into the incident's `errors`.
         error: usize,
         message: String,
     },
+}
+
+impl EventBody {
+    /// Orders rows that share a time and node: a packet's frame, a log
+    /// line's error index.
+    pub fn order_key(&self) -> u64 {
+        match self {
+            EventBody::Packet(p) => p.frame,
+            EventBody::Log { error, .. } => *error as u64,
+        }
+    }
+
+    pub fn packet(&self) -> Option<&PacketEvent> {
+        match self {
+            EventBody::Packet(p) => Some(p),
+            EventBody::Log { .. } => None,
+        }
+    }
 }
 
 /// One row of the cross-node timeline, on the reference clock.

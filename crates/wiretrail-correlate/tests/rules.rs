@@ -5,7 +5,9 @@ mod common;
 
 use common::*;
 use wiretrail_capture::Direction::{ToBackend as TB, ToProxy as TP};
-use wiretrail_correlate::model::{Cause, EventBody, FindingKind, Mark, NodeRole, OffsetMethod};
+use wiretrail_correlate::model::{
+    Cause, EventBody, FindingKind, Mark, NodeRole, OffsetMethod, PacketEvent,
+};
 use wiretrail_correlate::{plan, CorrelateConfig, NodeInput};
 use wiretrail_logs::{ErrorClass, TimePrecision};
 
@@ -523,7 +525,9 @@ fn duplicate_capture_versus_real_retransmission() {
         inc.timeline
             .iter()
             .find_map(|e| match &e.body {
-                EventBody::Packet { frame, marks, .. } if *frame == f => Some(marks.clone()),
+                EventBody::Packet(PacketEvent { frame, marks, .. }) if *frame == f => {
+                    Some(marks.clone())
+                }
                 _ => None,
             })
             .unwrap()
@@ -901,7 +905,9 @@ fn segment_acked_by_owner_but_captured_only_elsewhere() {
         .timeline
         .iter()
         .find_map(|e| match &e.body {
-            EventBody::Packet { frame, marks, .. } if e.node == "mirror" && *frame == seg => {
+            EventBody::Packet(PacketEvent { frame, marks, .. })
+                if e.node == "mirror" && *frame == seg =>
+            {
                 Some(marks.clone())
             }
             _ => None,

@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use wiretrail_capture::Direction::{ToBackend as TB, ToProxy as TP};
-use wiretrail_correlate::model::{Cause, EventBody, FindingKind, Mark, OffsetMethod};
+use wiretrail_correlate::model::{Cause, EventBody, FindingKind, Mark, OffsetMethod, PacketEvent};
 use wiretrail_logs::{ErrorClass, TimePrecision};
 
 const PI: u32 = 1_000_000_000; // proxy ISN
@@ -226,7 +226,7 @@ fn seed_copies_are_capture_duplicates_not_retransmissions() {
     let inc = &report.incidents[0];
     let mut dups = 0;
     for ev in &inc.timeline {
-        if let EventBody::Packet { marks, .. } = &ev.body {
+        if let EventBody::Packet(PacketEvent { marks, .. }) = &ev.body {
             assert!(!marks.contains(&Mark::Retransmission), "{ev:?}");
             assert!(!marks.contains(&Mark::DupAck), "{ev:?}");
             dups += usize::from(marks.contains(&Mark::CaptureDuplicate));
@@ -242,12 +242,7 @@ fn seed_copies_are_capture_duplicates_not_retransmissions() {
         .timeline
         .iter()
         .find_map(|ev| match &ev.body {
-            EventBody::Packet {
-                frame: 3113698,
-                rel_seq,
-                marks,
-                ..
-            } => Some((*rel_seq, marks.clone())),
+            EventBody::Packet(p) if p.frame == 3113698 => Some((p.rel_seq, p.marks.clone())),
             _ => None,
         })
         .unwrap();
@@ -278,7 +273,7 @@ fn seed_same_tsval_on_two_nodes_sets_the_clock() {
     let t = |f: u64| {
         inc.timeline
             .iter()
-            .find(|e| matches!(e.body, EventBody::Packet { frame, .. } if frame == f))
+            .find(|e| matches!(e.body, EventBody::Packet(PacketEvent { frame, .. }) if frame == f))
             .unwrap()
             .t_ns
     };

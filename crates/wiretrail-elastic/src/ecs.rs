@@ -12,7 +12,7 @@ use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use wiretrail_capture::{Direction, TcpFlags};
-use wiretrail_correlate::model::{EventBody, Incident, Report, TimelineEvent};
+use wiretrail_correlate::model::{EventBody, Incident, PacketEvent, Report, TimelineEvent};
 
 /// Bump when the templates change; `setup` compares it with the cluster's.
 pub const TEMPLATE_VERSION: i64 = 1;
@@ -172,7 +172,7 @@ pub fn incident_doc(report: &Report, inc: &Incident, index: &str) -> EsDoc {
 
 fn event_key(ev: &TimelineEvent) -> String {
     match &ev.body {
-        EventBody::Packet { file, frame, .. } => {
+        EventBody::Packet(PacketEvent { file, frame, .. }) => {
             format!("packet\0{}\0{}\0{}", ev.node, file, frame)
         }
         EventBody::Log { error, .. } => format!("log\0{error}"),
@@ -223,28 +223,16 @@ fn event_doc(
     w.insert("cause".into(), json!(inc.verdict.cause.as_str()));
     w.insert("node".into(), json!(ev.node));
     let (message, etype, outcome, from_proxy) = match &ev.body {
-        EventBody::Packet {
-            dir,
-            flags,
-            seq,
-            ack,
-            len,
-            window,
-            tsval,
-            tsecr,
-            rel_seq,
-            rel_ack,
-            file,
-            frame,
-            marks,
-        } => {
-            let names = flag_names(*flags);
+        EventBody::Packet(p) => {
+            let names = flag_names(p.flags);
             w.insert("event_type".into(), json!("packet"));
             w.insert("packet".into(), json!({
-                "dir": enum_str(dir), "flags": names, "flag_bits": flags.0, "seq": seq, "ack": ack, "len": len,
-                "window": window, "tsval": tsval, "tsecr": tsecr, "rel_seq": rel_seq, "rel_ack": rel_ack,
-                "file": file, "frame": frame, "marks": marks.iter().map(enum_str).collect::<Vec<_>>() }));
-            let arrow = if *dir == Direction::ToBackend {
+                "dir": enum_str(&p.dir), "flags": names, "flag_bits": p.flags.0, "seq": p.seq, "ack": p.ack,
+                "len": p.len, "window": p.window, "tsval": p.tsval, "tsecr": p.tsecr, "rel_seq": p.rel_seq,
+                "rel_ack": p.rel_ack, "file": p.file, "frame": p.frame,
+                "marks": p.marks.iter().map(enum_str).collect::<Vec<_>>() }));
+            let to_backend = p.dir == Direction::ToBackend;
+            let arrow = if to_backend {
                 "proxy → backend"
             } else {
                 "backend → proxy"
@@ -252,19 +240,20 @@ fn event_doc(
             let mut msg = format!(
                 "{arrow} [{}] seq={} ack={} win={} len={}",
                 names.join(","),
-                rel_seq.unwrap_or(*seq),
-                rel_ack.unwrap_or(*ack),
-                window,
-                len
+                p.rel_seq.unwrap_or(p.seq),
+                p.rel_ack.unwrap_or(p.ack),
+                p.window,
+                p.len
             );
-            if !marks.is_empty() {
-                let m: Vec<String> = marks
+            if !p.marks.is_empty() {
+                let m: Vec<String> = p
+                    .marks
                     .iter()
                     .map(|m| enum_str(m).as_str().unwrap_or("").to_string())
                     .collect();
                 msg.push_str(&format!(" ({})", m.join(", ")));
             }
-            (msg, "connection", None, *dir == Direction::ToBackend)
+            (msg, "connection", None, to_backend)
         }
         EventBody::Log { error, message } => {
             w.insert("event_type".into(), json!("log"));

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use wiretrail_capture::PacketObs;
-use wiretrail_correlate::model::{EventBody, Incident, Report};
+use wiretrail_correlate::model::{EventBody, Incident, PacketEvent, Report};
 
 /// What `--format` asks for on stdout (or in `--out`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -243,7 +243,7 @@ fn slice_rows<'a>(
 ) -> Vec<SliceRow<'a>> {
     let mut rows: Vec<SliceRow<'a>> = Vec::new();
     for ev in &inc.timeline {
-        if let EventBody::Packet { file, frame, .. } = &ev.body {
+        if let EventBody::Packet(PacketEvent { file, frame, .. }) = &ev.body {
             if let Some(p) = by_key.get(&(ev.node.as_str(), Path::new(file), *frame)) {
                 rows.push(SliceRow {
                     t_ns: ev.t_ns,

@@ -5,8 +5,8 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use wiretrail_capture::{Direction, Nanos, TcpFlags};
 use wiretrail_correlate::model::{
-    ClockOffset, EventBody, FindingKind, Incident, Mark, NodeRole, OffsetMethod, Report,
-    TimelineEvent,
+    ClockOffset, EventBody, FindingKind, Incident, Mark, NodeRole, OffsetMethod, PacketEvent,
+    Report, TimelineEvent,
 };
 
 /// tshark's flag list: `[SYN, ACK]`, `[PSH, ACK]`, `[RST]`, in its bit order.
@@ -146,6 +146,25 @@ pub fn seq_text(rel: Option<u32>, raw: u32) -> String {
     }
 }
 
+/// A packet's sequence number as every view shows it.
+pub fn packet_seq(p: &PacketEvent) -> String {
+    seq_text(p.rel_seq, p.seq)
+}
+
+/// A packet's acknowledgement as every view shows it: `-` without ACK.
+pub fn packet_ack(p: &PacketEvent) -> String {
+    if p.flags.ack() {
+        seq_text(p.rel_ack, p.ack)
+    } else {
+        "-".to_owned()
+    }
+}
+
+/// An optional number, or `-`.
+pub fn opt_text(v: Option<u32>) -> String {
+    v.map_or_else(|| "-".to_owned(), |x| x.to_string())
+}
+
 /// How an event should stand out, shared by the terminal colours and the
 /// HTML classes so both tell the same story.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +195,7 @@ impl RowClass {
 pub fn row_class(ev: &TimelineEvent) -> RowClass {
     match &ev.body {
         EventBody::Log { .. } => RowClass::Log,
-        EventBody::Packet { flags, marks, .. } => {
+        EventBody::Packet(PacketEvent { flags, marks, .. }) => {
             if marks.contains(&Mark::CaptureDuplicate) {
                 RowClass::Duplicate
             } else if flags.rst() || marks.contains(&Mark::StrayRst) {
@@ -198,7 +217,7 @@ pub fn row_class(ev: &TimelineEvent) -> RowClass {
 pub fn priority(ev: &TimelineEvent) -> u8 {
     match &ev.body {
         EventBody::Log { .. } => 0,
-        EventBody::Packet { flags, marks, .. } => {
+        EventBody::Packet(PacketEvent { flags, marks, .. }) => {
             if marks.contains(&Mark::CaptureDuplicate) {
                 3
             } else if flags.rst()
@@ -296,7 +315,7 @@ pub fn offsets_for<'r>(report: &'r Report, inc: &Incident) -> Vec<&'r ClockOffse
 pub fn node_names(inc: &Incident) -> Vec<String> {
     let mut names: Vec<String> = inc.nodes.iter().map(|n| n.name.clone()).collect();
     for ev in &inc.timeline {
-        if matches!(ev.body, EventBody::Packet { .. }) && !names.contains(&ev.node) {
+        if matches!(ev.body, EventBody::Packet(_)) && !names.contains(&ev.node) {
             names.push(ev.node.clone());
         }
     }
@@ -307,7 +326,7 @@ pub fn node_names(inc: &Incident) -> Vec<String> {
 pub fn files_by_node(inc: &Incident) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for ev in &inc.timeline {
-        if let EventBody::Packet { file, .. } = &ev.body {
+        if let EventBody::Packet(PacketEvent { file, .. }) = &ev.body {
             let pos = match out.iter().position(|(n, _)| n == &ev.node) {
                 Some(p) => p,
                 None => {

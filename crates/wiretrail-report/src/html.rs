@@ -241,7 +241,7 @@ fn incident(h: &mut String, report: &Report, inc: &Incident, n: usize) {
     let packets = inc
         .timeline
         .iter()
-        .filter(|e| matches!(e.body, EventBody::Packet { .. }))
+        .filter(|e| matches!(e.body, EventBody::Packet(_)))
         .count();
     if inc.timeline.len() > drawn_cap {
         let _ = write!(
@@ -425,39 +425,23 @@ fn row(h: &mut String, ev: &TimelineEvent, base: i64) {
                 text(message)
             );
         }
-        EventBody::Packet {
-            dir,
-            flags,
-            seq,
-            ack,
-            len,
-            window,
-            tsval,
-            tsecr,
-            rel_seq,
-            rel_ack,
-            file,
-            frame,
-            marks,
-        } => {
-            let opt = |v: &Option<u32>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+        EventBody::Packet(p) => {
             let _ = write!(
                 h,
                 r#"<tr class="{class}"><td class="num">{rel}</td><td>{abs}</td><td>{node}</td><td>{arrow}</td><td>{flags}</td><td class="num">{seq}</td><td class="num">{ack}</td><td class="num">{len}</td><td class="num">{window}</td><td class="num">{tsval}</td><td class="num">{tsecr}</td><td title="{file_attr}">{file_short}#{frame}</td><td>{marks}</td></tr>"#,
                 node = text(&ev.node),
-                arrow = describe::arrow(*dir),
-                flags = describe::flags_text(*flags),
-                seq = describe::seq_text(*rel_seq, *seq),
-                ack = if flags.ack() {
-                    describe::seq_text(*rel_ack, *ack)
-                } else {
-                    "-".into()
-                },
-                tsval = opt(tsval),
-                tsecr = opt(tsecr),
-                file_attr = attr(file),
-                file_short = text(file.rsplit('/').next().unwrap_or(file)),
-                marks = describe::marks_text(marks),
+                arrow = describe::arrow(p.dir),
+                flags = describe::flags_text(p.flags),
+                seq = describe::packet_seq(p),
+                ack = describe::packet_ack(p),
+                len = p.len,
+                window = p.window,
+                tsval = describe::opt_text(p.tsval),
+                tsecr = describe::opt_text(p.tsecr),
+                file_attr = attr(&p.file),
+                file_short = text(p.file.rsplit('/').next().unwrap_or(&p.file)),
+                frame = p.frame,
+                marks = describe::marks_text(&p.marks),
             );
         }
     }

@@ -52,28 +52,10 @@ enum Line<'a> {
 /// header fields.
 fn copies(a: &TimelineEvent, b: &TimelineEvent) -> bool {
     match (&a.body, &b.body) {
-        (
-            EventBody::Packet {
-                dir: d1,
-                flags: f1,
-                seq: s1,
-                ack: a1,
-                len: l1,
-                ..
-            },
-            EventBody::Packet {
-                dir: d2,
-                flags: f2,
-                seq: s2,
-                ack: a2,
-                len: l2,
-                marks,
-                ..
-            },
-        ) => {
-            marks.contains(&Mark::CaptureDuplicate)
+        (EventBody::Packet(p), EventBody::Packet(q)) => {
+            q.marks.contains(&Mark::CaptureDuplicate)
                 && a.node == b.node
-                && (d1, f1, s1, a1, l1) == (d2, f2, s2, a2, l2)
+                && (p.dir, p.flags, p.seq, p.ack, p.len) == (q.dir, q.flags, q.seq, q.ack, q.len)
         }
         _ => false,
     }
@@ -342,27 +324,14 @@ fn event(
                 dy = mid + 4.0,
             );
         }
-        EventBody::Packet {
-            dir,
-            flags,
-            seq,
-            ack,
-            len,
-            window,
-            rel_seq,
-            rel_ack,
-            file,
-            frame,
-            marks,
-            ..
-        } => {
+        EventBody::Packet(p) => {
             let (x_from, x_to, stub) = match lane_x(&ev.node) {
-                Some(nx) if !proxy_nodes.contains(&ev.node) => match dir {
+                Some(nx) if !proxy_nodes.contains(&ev.node) => match p.dir {
                     Direction::ToBackend => (PROXY_X, nx, false),
                     Direction::ToProxy => (nx, PROXY_X, false),
                 },
                 // Captured at the proxy: the far end is not known here.
-                _ => match dir {
+                _ => match p.dir {
                     Direction::ToBackend => (PROXY_X, PROXY_X + 80.0, true),
                     Direction::ToProxy => (PROXY_X + 80.0, PROXY_X, true),
                 },
@@ -371,7 +340,8 @@ fn event(
                 RowClass::Log | RowClass::Plain => "plain",
                 other => other.css(),
             };
-            let dash = if marks
+            let dash = if p
+                .marks
                 .iter()
                 .any(|m| matches!(m, Mark::StraySegment | Mark::StrayRst))
                 || stub
@@ -382,17 +352,17 @@ fn event(
             };
             let sign = if x_to > x_from { 1.0 } else { -1.0 };
             let (y1, y2) = (mid + 1.0, mid + 7.0);
-            let seq_s = describe::seq_text(*rel_seq, *seq);
-            let ack_s = if flags.ack() {
-                describe::seq_text(*rel_ack, *ack)
-            } else {
-                "-".to_owned()
-            };
+            let seq_s = describe::packet_seq(p);
+            let ack_s = describe::packet_ack(p);
             let tip = format!(
                 "{node} {file}#{frame} {flags} seq={seq_s} ack={ack_s} len={len} win={window} {marks}",
                 node = ev.node,
-                flags = describe::flags_text(*flags),
-                marks = describe::marks_text(marks)
+                file = p.file,
+                frame = p.frame,
+                len = p.len,
+                window = p.window,
+                flags = describe::flags_text(p.flags),
+                marks = describe::marks_text(&p.marks)
             );
             let _ = write!(
                 s,
@@ -403,12 +373,12 @@ fn event(
             );
             // Short label above the arrow, near its start so long arrows to
             // far lanes stay attributable.
-            let mut lbl = describe::flags_text(*flags);
+            let mut lbl = describe::flags_text(p.flags);
             lbl = lbl
                 .trim_matches(|c| c == '[' || c == ']')
                 .replace(", ", ",");
-            if *len > 0 {
-                let _ = write!(lbl, " {len}");
+            if p.len > 0 {
+                let _ = write!(lbl, " {}", p.len);
             }
             let lx = (x_from.min(x_to) + 105.0).min((x_from + x_to) / 2.0);
             let _ = write!(
@@ -416,7 +386,7 @@ fn event(
                 r#"<text class="lbl" x="{lx:.1}" y="{ly:.1}">{lbl}</text>"#,
                 ly = mid - 3.0,
             );
-            if flags.rst() {
+            if p.flags.rst() {
                 // A cross at the receiving end.
                 let cx = x_to - 12.0 * sign;
                 let _ = write!(
@@ -441,7 +411,7 @@ fn event(
                 );
                 bx += 28.0 * sign;
             }
-            if marks.contains(&Mark::Retransmission) {
+            if p.marks.contains(&Mark::Retransmission) {
                 let _ = write!(
                     s,
                     r#"<g class="badge rtx"><circle cx="{bx:.1}" cy="{cy:.1}" r="7"/><text x="{bx:.1}" y="{ty:.1}">R</text></g>"#,
@@ -450,11 +420,14 @@ fn event(
                 );
             }
             let mut detail = format!(
-                "{} #{frame} · {seq_s} / {ack_s} · {len} · {window}",
-                truncate(&ev.node, 14)
+                "{} #{} · {seq_s} / {ack_s} · {} · {}",
+                truncate(&ev.node, 14),
+                p.frame,
+                p.len,
+                p.window
             );
-            if !marks.is_empty() {
-                let _ = write!(detail, " · {}", describe::marks_text(marks));
+            if !p.marks.is_empty() {
+                let _ = write!(detail, " · {}", describe::marks_text(&p.marks));
             }
             if it.copies > 1 {
                 let _ = write!(detail, " (captured ×{})", it.copies);

@@ -12,7 +12,8 @@ use std::io::{self, Write};
 
 use chrono::SecondsFormat;
 use wiretrail_correlate::model::{
-    DiagnosedError, EventBody, Incident, IncidentNode, InputStats, Report, Summary, TimelineEvent,
+    DiagnosedError, EventBody, Incident, IncidentNode, InputStats, PacketEvent, Report, Summary,
+    TimelineEvent,
 };
 use wiretrail_logs::record::{Source, TimePrecision};
 
@@ -379,35 +380,17 @@ fn build_row(ev: &TimelineEvent, base: i64) -> Row {
             rel,
             text: format!("[{}] {}", error + 1, visible(message)),
         },
-        EventBody::Packet {
-            dir,
-            flags,
-            seq,
-            ack,
-            len,
-            window,
-            tsval,
-            rel_seq,
-            rel_ack,
-            frame,
-            ..
-        } => Cells::Packet([
+        EventBody::Packet(p) => Cells::Packet([
             rel,
             visible(&ev.node).into_owned(),
-            describe::arrow(*dir).to_owned(),
-            frame.to_string(),
-            describe::flags_text(*flags),
-            describe::seq_text(*rel_seq, *seq),
-            if flags.ack() {
-                describe::seq_text(*rel_ack, *ack)
-            } else {
-                "-".to_owned()
-            },
-            len.to_string(),
-            window.to_string(),
-            tsval
-                .map(|t| t.to_string())
-                .unwrap_or_else(|| "-".to_owned()),
+            describe::arrow(p.dir).to_owned(),
+            p.frame.to_string(),
+            describe::flags_text(p.flags),
+            describe::packet_seq(p),
+            describe::packet_ack(p),
+            p.len.to_string(),
+            p.window.to_string(),
+            describe::opt_text(p.tsval),
         ]),
     };
     Row { class, cells }
@@ -415,7 +398,7 @@ fn build_row(ev: &TimelineEvent, base: i64) -> Row {
 
 fn marks_of(ev: &TimelineEvent) -> String {
     match &ev.body {
-        EventBody::Packet { marks, .. } => describe::marks_text(marks),
+        EventBody::Packet(PacketEvent { marks, .. }) => describe::marks_text(marks),
         EventBody::Log { .. } => String::new(),
     }
 }

@@ -65,7 +65,7 @@ pub fn pkt(
     TimelineEvent {
         t_ns,
         node: node.to_owned(),
-        body: EventBody::Packet {
+        body: EventBody::Packet(PacketEvent {
             dir,
             flags: TcpFlags(flags),
             seq: sisn.wrapping_add(rel_seq),
@@ -83,7 +83,7 @@ pub fn pkt(
             file: file.to_owned(),
             frame,
             marks,
-        },
+        }),
     }
 }
 
@@ -672,7 +672,9 @@ pub fn hostile_report() -> Report {
     for ev in &mut inc.timeline {
         match &mut ev.body {
             EventBody::Log { message, .. } => *message = h.clone(),
-            EventBody::Packet { file, .. } => *file = format!("/captures/{}", HOSTILE[1]),
+            EventBody::Packet(PacketEvent { file, .. }) => {
+                *file = format!("/captures/{}", HOSTILE[1])
+            }
         }
         if ev.node == "backend-03" {
             ev.node = HOSTILE[3].into();
