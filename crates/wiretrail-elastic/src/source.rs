@@ -563,17 +563,12 @@ impl Scan {
                                     Err(e) => e,
                                 });
                             }
-                            self.reopens
-                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             tracing::warn!(
                                 slice = slice_id,
                                 "scroll answer lost ({why}): restarting from the last timestamp"
                             );
-                            if let Some(id) = scroll_id.take() {
-                                self.clear_scrolls(vec![id]).await;
-                            }
-                            self.set_scroll(slice_id, None);
-                            p.reopen(&req)?;
+                            self.restart_scroll(slice_id, &mut scroll_id, &mut p, &req)
+                                .await?;
                             tokio::time::sleep(self.client.retry_policy().backoff(lost_answers))
                                 .await;
                             continue;
@@ -582,12 +577,11 @@ impl Scan {
                 }
             };
             if a.status == 404 && is_context_missing(&a.body) && scroll_id.is_some() {
-                self.reopens
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(slice = slice_id, "scroll expired: restarting from the last timestamp on a newer view of the data");
+                // Expired: nothing left to clear.
                 scroll_id = None;
-                self.set_scroll(slice_id, None);
-                p.reopen(&req)?;
+                self.restart_scroll(slice_id, &mut scroll_id, &mut p, &req)
+                    .await?;
                 continue;
             }
             if !a.is_success() {
@@ -595,13 +589,8 @@ impl Scan {
             }
             let mut resp = a.body;
             if check_complete(&req, &resp)? {
-                self.reopens
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if let Some(id) = scroll_id.take() {
-                    self.clear_scrolls(vec![id]).await;
-                }
-                self.set_scroll(slice_id, None);
-                p.reopen(&req)?;
+                self.restart_scroll(slice_id, &mut scroll_id, &mut p, &req)
+                    .await?;
                 continue;
             }
             if let Some(id) = resp["_scroll_id"].as_str() {
@@ -619,6 +608,24 @@ impl Scan {
                 return Ok(());
             }
         }
+    }
+
+    /// Drop this slice's scroll (clearing it on the server when it still
+    /// exists) and resume from the last timestamp seen, on a new scroll.
+    async fn restart_scroll(
+        &self,
+        slice_id: u32,
+        scroll_id: &mut Option<String>,
+        p: &mut Progress,
+        req: &Req,
+    ) -> Result<(), EsError> {
+        self.reopens
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(id) = scroll_id.take() {
+            self.clear_scrolls(vec![id]).await;
+        }
+        self.set_scroll(slice_id, None);
+        p.reopen(req)
     }
 
     async fn clear_scrolls(&self, ids: Vec<String>) {
