@@ -304,13 +304,10 @@ fn json(line: &[u8]) -> Result<Envelope<'static>, String> {
         }
     }
     let v: Value = serde_json::from_slice(line).map_err(|e| format!("bad JSON: {e}"))?;
-    if v.get("MESSAGE").is_some() {
-        return Ok(journald_json(&v));
-    }
-    if v.get("log").is_some_and(Value::is_string)
-        && (v.get("time").is_some() || v.get("stream").is_some())
-    {
-        return docker(&v);
+    // A journald or Docker record with a field of an unusual type (a numeric
+    // `_PID`): the same reading, from the tree.
+    if let Some(env) = Probe::from_value(&v).envelope()? {
+        return Ok(env);
     }
     let src = v.get("_source").unwrap_or(&v);
     document(src)
@@ -341,7 +338,25 @@ struct Probe<'a> {
     time: Option<Cow<'a, str>>,
 }
 
-impl Probe<'_> {
+impl<'a> Probe<'a> {
+    /// The same fields from a parsed tree; a field of another type than a
+    /// string is absent.
+    fn from_value(v: &'a Value) -> Self {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(Cow::Borrowed);
+        Probe {
+            message: v.get("MESSAGE").cloned(),
+            realtime: s("__REALTIME_TIMESTAMP"),
+            hostname: s("_HOSTNAME"),
+            identifier: s("SYSLOG_IDENTIFIER"),
+            comm: s("_COMM"),
+            pid: s("_PID"),
+            syslog_pid: s("SYSLOG_PID"),
+            log: s("log"),
+            stream: s("stream"),
+            time: s("time"),
+        }
+    }
+
     /// `None`: neither journald nor Docker; let the general path decide.
     fn envelope(self) -> Result<Option<Envelope<'static>>, String> {
         if let Some(m) = self.message {
@@ -380,41 +395,6 @@ impl Probe<'_> {
     }
 }
 
-fn str_field<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
-    v.get(k).and_then(Value::as_str)
-}
-
-/// journald `-o json`: `MESSAGE` (a string, or an array of bytes when it is
-/// not UTF-8), `__REALTIME_TIMESTAMP` (µs since the epoch, as a string).
-fn journald_json(v: &Value) -> Envelope<'static> {
-    let msg = match v.get("MESSAGE") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(a)) => {
-            let bytes: Vec<u8> = a
-                .iter()
-                .filter_map(|x| x.as_u64())
-                .map(|x| x as u8)
-                .collect();
-            String::from_utf8_lossy(&bytes).into_owned()
-        }
-        _ => String::new(),
-    };
-    let mut env = Envelope::bare(EnvelopeKind::JournaldJson, Cow::Owned(msg));
-    let us = str_field(v, "__REALTIME_TIMESTAMP").and_then(|s| s.parse::<i64>().ok());
-    if let Some(ts) = us.and_then(chrono::DateTime::<Utc>::from_timestamp_micros) {
-        env.stamps
-            .push(exact_partial(ts, crate::record::TimePrecision::Microsecond));
-    }
-    env.host = str_field(v, "_HOSTNAME").map(str::to_owned);
-    env.process = str_field(v, "SYSLOG_IDENTIFIER")
-        .or_else(|| str_field(v, "_COMM"))
-        .map(str::to_owned);
-    env.pid = str_field(v, "_PID")
-        .or_else(|| str_field(v, "SYSLOG_PID"))
-        .and_then(|s| s.parse().ok());
-    env
-}
-
 /// A UTC instant as a stamp that printed everything.
 pub(crate) fn exact_partial(
     ts: chrono::DateTime<Utc>,
@@ -431,17 +411,6 @@ pub(crate) fn exact_partial(
         precision,
         offset: Some(chrono::FixedOffset::east_opt(0).expect("zero offset")),
     }
-}
-
-/// Docker json-file: `{"log":"...\n","stream":"stderr","time":"...Z"}`.
-fn docker(v: &Value) -> Result<Envelope<'static>, String> {
-    let msg = str_field(v, "log").unwrap_or_default().to_owned();
-    let mut env = Envelope::bare(EnvelopeKind::DockerJson, Cow::Owned(msg));
-    if let Some(t) = str_field(v, "time") {
-        env.stamps
-            .push(parse_rfc3339(t).ok_or_else(|| format!("bad Docker time {t:?}"))?);
-    }
-    Ok(env)
 }
 
 /// Look a dotted key up as nested objects, dotted keys, or any mix

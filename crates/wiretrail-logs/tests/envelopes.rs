@@ -255,3 +255,21 @@ fn non_utf8_bytes_do_not_stop_a_line() {
     assert_eq!(e.host.as_deref(), Some("gw\u{fffd}1"));
     assert_eq!(e.class, ErrorClass::Reset);
 }
+
+#[test]
+fn journald_and_docker_records_with_odd_field_types_read_the_same() {
+    // A numeric `_PID` and a numeric Docker `stream` do not fit the fast
+    // borrowed reading; the tree reading gives the same record, less the
+    // field of the wrong type.
+    let j = r#"{"__REALTIME_TIMESTAMP":"1683279187481516","_HOSTNAME":"gw1","SYSLOG_IDENTIFIER":"proxy","_PID":812,"MESSAGE":"2023/05/05 17:33:07 http: proxy error: EOF"}"#;
+    let e = parse_ok(j, &cfg());
+    assert_eq!(ts(&e), "2023-05-05T09:33:07.481516Z");
+    assert_eq!(
+        (e.host.as_deref(), e.process.as_deref(), e.pid),
+        (Some("gw1"), Some("proxy"), None)
+    );
+    let d = r#"{"log":"2023/05/05 17:33:07 http: proxy error: EOF\n","stream":2,"time":"2023-05-05T09:33:07.123456789Z"}"#;
+    let e = parse_ok(d, &cfg());
+    assert_eq!(ts(&e), "2023-05-05T09:33:07.123456789Z");
+    assert_eq!(e.class, ErrorClass::Eof);
+}
