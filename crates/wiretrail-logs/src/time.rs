@@ -77,10 +77,21 @@ pub struct TimeOfDay {
 
 impl TimeOfDay {
     fn on(&self, date: NaiveDate, offset: Option<FixedOffset>) -> PartialStamp {
+        self.with_date(Some(date.year()), date.month(), date.day(), offset)
+    }
+
+    /// This time of day with whatever date and offset a stamp printed.
+    pub(crate) fn with_date(
+        &self,
+        year: Option<i32>,
+        month: u32,
+        day: u32,
+        offset: Option<FixedOffset>,
+    ) -> PartialStamp {
         PartialStamp {
-            year: Some(date.year()),
-            month: date.month(),
-            day: date.day(),
+            year,
+            month,
+            day,
             hour: self.hour,
             minute: self.minute,
             second: self.second,
@@ -308,7 +319,7 @@ fn alt_char<'a>(i: In<'a>, set: &[u8]) -> IResult<In<'a>, u8> {
 }
 
 /// `15:04:05` with an optional fraction.
-pub(crate) fn clock(i: In<'_>) -> IResult<In<'_>, (u32, u32, u32, u32, usize)> {
+pub(crate) fn clock(i: In<'_>) -> IResult<In<'_>, TimeOfDay> {
     let (i, (h, _, m, _, s)) = (num(2), char(':'), num(2), char(':'), num(2)).parse(i)?;
     let (i, f) = opt(fraction).parse(i)?;
     let (n, d) = f.unwrap_or((0, 0));
@@ -318,7 +329,16 @@ pub(crate) fn clock(i: In<'_>) -> IResult<In<'_>, (u32, u32, u32, u32, usize)> {
             nom::error::ErrorKind::Verify,
         )));
     }
-    Ok((i, (h, m, s.min(59), n, d)))
+    Ok((
+        i,
+        TimeOfDay {
+            hour: h,
+            minute: m,
+            second: s.min(59),
+            nanos: n,
+            precision: precision_of(d),
+        },
+    ))
 }
 
 /// `Z`, `+08:00`, `+0800`, `-07`.
@@ -353,22 +373,9 @@ fn ymd(sep: char) -> impl FnMut(In<'_>) -> IResult<In<'_>, (i32, u32, u32)> {
 pub(crate) fn iso(i: In<'_>) -> IResult<In<'_>, PartialStamp> {
     let (i, (y, mo, d)) = ymd('-')(i)?;
     let (i, _) = alt_char(i, b"T ")?;
-    let (i, (h, mi, s, n, digits)) = clock(i)?;
+    let (i, t) = clock(i)?;
     let (i, off) = opt(offset).parse(i)?;
-    Ok((
-        i,
-        PartialStamp {
-            year: Some(y),
-            month: mo,
-            day: d,
-            hour: h,
-            minute: mi,
-            second: s,
-            nanos: n,
-            precision: precision_of(digits),
-            offset: off,
-        },
-    ))
+    Ok((i, t.with_date(Some(y), mo, d, off)))
 }
 
 /// Go `log`'s `2006/01/02 15:04:05[.000000]`; Go prints no zone (`LUTC`
@@ -376,38 +383,16 @@ pub(crate) fn iso(i: In<'_>) -> IResult<In<'_>, PartialStamp> {
 pub(crate) fn go_date(i: In<'_>) -> IResult<In<'_>, PartialStamp> {
     let (i, (y, mo, d)) = ymd('/')(i)?;
     let (i, _) = char(' ').parse(i)?;
-    let (i, (h, mi, s, n, digits)) = clock(i)?;
-    Ok((
-        i,
-        PartialStamp {
-            year: Some(y),
-            month: mo,
-            day: d,
-            hour: h,
-            minute: mi,
-            second: s,
-            nanos: n,
-            precision: precision_of(digits),
-            offset: None,
-        },
-    ))
+    let (i, t) = clock(i)?;
+    Ok((i, t.with_date(Some(y), mo, d, None)))
 }
 
 /// Go `log`'s `15:04:05[.000000]` without `Ldate`, and the space Go always
 /// writes after it.
 pub(crate) fn go_clock(i: In<'_>) -> IResult<In<'_>, TimeOfDay> {
-    let (i, (hour, minute, second, nanos, digits)) = clock(i)?;
+    let (i, t) = clock(i)?;
     let (i, _) = char(' ').parse(i)?;
-    Ok((
-        i,
-        TimeOfDay {
-            hour,
-            minute,
-            second,
-            nanos,
-            precision: precision_of(digits),
-        },
-    ))
+    Ok((i, t))
 }
 
 pub(crate) fn month_abbr(i: In<'_>) -> IResult<In<'_>, u32> {
@@ -436,27 +421,14 @@ pub(crate) fn bsd(i: In<'_>) -> IResult<In<'_>, PartialStamp> {
     let (i, d) = take_while_m_n(1, 2, |c: u8| c.is_ascii_digit()).parse(i)?;
     let day: u32 = d.iter().fold(0, |a, c| a * 10 + u32::from(c - b'0'));
     let (i, _) = tag(&b" "[..]).parse(i)?;
-    let (i, (h, mi, s, n, digits)) = clock(i)?;
+    let (i, t) = clock(i)?;
     if !(1..=31).contains(&day) {
         return Err(nom::Err::Error(nom::error::Error::new(
             i,
             nom::error::ErrorKind::Verify,
         )));
     }
-    Ok((
-        i,
-        PartialStamp {
-            year: None,
-            month: mo,
-            day,
-            hour: h,
-            minute: mi,
-            second: s,
-            nanos: n,
-            precision: precision_of(digits),
-            offset: None,
-        },
-    ))
+    Ok((i, t.with_date(None, mo, day, None)))
 }
 
 /// Parse a whole RFC 3339 string (Filebeat `@timestamp`, Docker `time`).
