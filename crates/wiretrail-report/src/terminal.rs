@@ -12,8 +12,8 @@ use std::io::{self, Write};
 
 use chrono::SecondsFormat;
 use wiretrail_correlate::model::{
-    DiagnosedError, EventBody, Incident, IncidentNode, InputStats, PacketEvent, Report, Summary,
-    TimelineEvent,
+    ClockOffset, DiagnosedError, EventBody, Incident, IncidentNode, InputStats, PacketEvent,
+    Report, Summary, TimelineEvent,
 };
 use wiretrail_logs::record::{Source, TimePrecision};
 
@@ -120,14 +120,7 @@ pub fn render_terminal(
         ),
     )?;
     for o in &report.clock_offsets {
-        p.line(
-            Style::None,
-            &format!(
-                "clock    {:<12} {}",
-                visible(&o.node),
-                describe::offset_text(o)
-            ),
-        )?;
+        p.line(Style::None, &clock_line(o))?;
     }
     p.line(
         Style::Dim,
@@ -252,14 +245,7 @@ fn incident(
         p.line(Style::None, &format!("{label} {}", node_line(node)))?;
     }
     for o in describe::offsets_for(report, inc) {
-        p.line(
-            Style::None,
-            &format!(
-                "clock    {:<12} {}",
-                visible(&o.node),
-                describe::offset_text(o)
-            ),
-        )?;
+        p.line(Style::None, &clock_line(o))?;
     }
     for (node, files) in describe::files_by_node(inc) {
         let files: Vec<String> = files.iter().map(|f| visible(f).into_owned()).collect();
@@ -394,6 +380,15 @@ fn build_row(ev: &TimelineEvent, base: i64) -> Row {
         ]),
     };
     Row { class, cells }
+}
+
+/// `clock    backend-02   -2.750005 s ±0.000017 s (shared_packets, ...)`
+fn clock_line(o: &ClockOffset) -> String {
+    format!(
+        "clock    {:<12} {}",
+        visible(&o.node),
+        describe::offset_text(o)
+    )
 }
 
 fn marks_of(ev: &TimelineEvent) -> String {
