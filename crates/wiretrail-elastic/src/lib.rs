@@ -33,27 +33,14 @@ pub use error::EsError;
 pub use sink::{publish, setup, ItemFailure, PublishSummary, TemplateState, TemplateStatus};
 pub use source::{fetch_errors, scan, FetchStats, Flavor, Hit, Malformed, ScanStats, TimeRange};
 
-use serde_json::Value;
 use std::ops::ControlFlow;
 use wiretrail_correlate::model::Report;
 use wiretrail_logs::{ParseConfig, ProxyError};
 
 /// A field by dotted path, whether the document stored it nested
-/// (`{"host":{"name":..}}`) or dotted (`{"host.name":..}`) (es-api.md A3.1).
-pub fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    let obj = v.as_object()?;
-    if let Some(x) = obj.get(path) {
-        return Some(x);
-    }
-    for (i, _) in path.match_indices('.') {
-        if let Some(child) = obj.get(&path[..i]) {
-            if let Some(x) = lookup(child, &path[i + 1..]) {
-                return Some(x);
-            }
-        }
-    }
-    None
-}
+/// (`{"host":{"name":..}}`) or dotted (`{"host.name":..}`) (es-api.md A3.1):
+/// the log crate's reading of Filebeat documents, the same rule.
+pub use wiretrail_logs::envelope::lookup;
 
 fn runtime() -> Result<tokio::runtime::Runtime, EsError> {
     tokio::runtime::Builder::new_multi_thread()

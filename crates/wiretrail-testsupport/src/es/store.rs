@@ -362,6 +362,8 @@ pub fn glob(pattern: &str, s: &str) -> bool {
 }
 
 /// A field by dotted path, whether the document stored it nested or dotted.
+/// Written here again on purpose: the server is the contract's oracle and
+/// does not borrow the client's reading of it.
 pub fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     let obj = v.as_object()?;
     if let Some(x) = obj.get(path) {
