@@ -69,6 +69,50 @@ pub struct NodeInput {
     pub pinned_offset_s: Option<f64>,
     /// Addresses the node answers for besides its own (the VIP).
     pub aliases: Vec<IpAddr>,
+    /// Capture data known to be lost (unreadable, truncated or missing
+    /// rotations, an unreachable host). A connection whose life meets one
+    /// of these spans is diagnosed as incomplete, never from what is left.
+    pub losses: Vec<CaptureLoss>,
+}
+
+/// Why capture data of a node was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LossReason {
+    /// The file exists but cannot be read (permission, I/O error).
+    Unreadable,
+    /// The file ends inside a record (cut mid-write, copied short).
+    Truncated,
+    /// A rotation is missing from the middle of a numbered or timed series.
+    Missing,
+    /// The file's header or records are not a capture format we read.
+    Corrupt,
+    /// The host holding the captures could not be reached.
+    Unreachable,
+}
+
+impl LossReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossReason::Unreadable => "unreadable",
+            LossReason::Truncated => "truncated",
+            LossReason::Missing => "missing",
+            LossReason::Corrupt => "corrupt",
+            LossReason::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// One stretch of a node's capture that is lost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureLoss {
+    /// The file (or source) the data was in.
+    pub file: String,
+    /// Node clock, ns since epoch. `None`: the span could not be bounded
+    /// (a lone unreadable file): it may hold any time.
+    pub span: Option<(Nanos, Nanos)>,
+    pub reason: LossReason,
+    /// What happened, for the report ("permission denied", "cut at byte 4096").
+    pub detail: String,
 }
 
 impl NodeInput {
@@ -80,6 +124,7 @@ impl NodeInput {
             coverage: Vec::new(),
             pinned_offset_s: None,
             aliases: Vec::new(),
+            losses: Vec::new(),
         }
     }
 

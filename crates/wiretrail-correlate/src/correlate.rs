@@ -30,7 +30,11 @@ pub fn correlate(
         ..InputStats::default()
     };
     for (i, why) in &plan.unjoinable {
-        inputs.problems.push(format!("error #{i}: {why}"));
+        inputs.problems.push(Problem::new(
+            ProblemKind::Unjoinable,
+            ProblemSource::Error { index: *i },
+            why.clone(),
+        ));
     }
 
     // Nodes: the pipeline's, plus any that only the packets name.
@@ -42,8 +46,10 @@ pub fn correlate(
         .filter(|n| !known.contains(n))
         .collect();
     for n in extra {
-        inputs.problems.push(format!(
-            "packets from node {n:?}, which the pipeline does not declare: role taken as other"
+        inputs.problems.push(Problem::new(
+            ProblemKind::Unexpected,
+            ProblemSource::Node { node: n.clone() },
+            "packets from a node the pipeline does not declare: role taken as other",
         ));
         nodes.push(NodeInput::new(n, NodeRole::Other));
     }
@@ -54,9 +60,13 @@ pub fn correlate(
         .filter(|p| p.query >= plan.queries.len())
         .count();
     if bad_query > 0 {
-        inputs.problems.push(format!(
-            "{bad_query} packets carry a query index outside the plan's {} queries: joined by 4-tuple only",
-            plan.queries.len()
+        inputs.problems.push(Problem::new(
+            ProblemKind::Unexpected,
+            ProblemSource::Run,
+            format!(
+                "{bad_query} packets carry a query index outside the plan's {} queries: joined by 4-tuple only",
+                plan.queries.len()
+            ),
         ));
     }
 
@@ -185,9 +195,11 @@ pub fn correlate(
         let mut tuple = None;
         for &ei in &pi.error_indices {
             let Some(e) = slots.get_mut(ei).and_then(Option::take) else {
-                inputs
-                    .problems
-                    .push(format!("plan names error #{ei}, which is not in the input"));
+                inputs.problems.push(Problem::new(
+                    ProblemKind::Unexpected,
+                    ProblemSource::Error { index: ei },
+                    "the plan names this error, which is not in the input",
+                ));
                 continue;
             };
             *by_hour
@@ -339,8 +351,10 @@ pub fn correlate(
     }
     let orphans = slots.iter().filter(|s| s.is_some()).count();
     if orphans > 0 {
-        inputs.problems.push(format!(
-            "{orphans} of {errors_n} errors belong to no planned incident"
+        inputs.problems.push(Problem::new(
+            ProblemKind::Unexpected,
+            ProblemSource::Run,
+            format!("{orphans} of {errors_n} errors belong to no planned incident"),
         ));
     }
 
@@ -554,6 +568,11 @@ fn cause_phrase(c: Cause) -> &'static str {
         Cause::ConnectTimeout => "connect timeout — SYN never answered",
         Cause::ResponseTimeout => "response timeout — request sent, no response before the proxy gave up",
         Cause::ClientCanceled => "client canceled — the client went away while the request was pending",
+        Cause::MiddleboxReset => "middlebox reset — a device between proxy and backend answered RST for the backend",
+        Cause::BackendStateLost => "backend state lost — the owning node lost its socket and answered a later segment with a stateless RST",
+        Cause::PmtuBlackhole => "path-MTU black hole — full-size segments never reached the backend",
+        Cause::AcceptQueueOverflow => "accept queue overflow — the backend never accepted a connection its kernel had completed",
+        Cause::MaxRequestsClose => "max-requests close — the backend closed the connection after a fixed number of requests",
         Cause::Unknown => "unknown",
     }
 }

@@ -548,6 +548,11 @@ pub(crate) fn cause_kind(c: Cause) -> FindingKind {
         Cause::ConnectTimeout => FindingKind::ConnectTimeout,
         Cause::ResponseTimeout => FindingKind::ResponseTimeout,
         Cause::ClientCanceled => FindingKind::ClientCanceled,
+        Cause::MiddleboxReset => FindingKind::MiddleboxReset,
+        Cause::BackendStateLost => FindingKind::BackendStateLost,
+        Cause::PmtuBlackhole => FindingKind::PmtuBlackhole,
+        Cause::AcceptQueueOverflow => FindingKind::AcceptQueueOverflow,
+        Cause::MaxRequestsClose => FindingKind::MaxRequestsClose,
         Cause::Unknown => FindingKind::CaptureGap,
     }
 }

@@ -32,7 +32,7 @@ pub mod plan;
 mod rst;
 mod timejoin;
 
-pub use config::{CorrelateConfig, NodeInput, ProxyHint};
+pub use config::{CaptureLoss, CorrelateConfig, LossReason, NodeInput, ProxyHint};
 pub use correlate::{correlate, incident_id};
 pub use model::{Cause, Report, SCHEMA_VERSION};
 pub use plan::{plan, Plan, PlannedIncident};

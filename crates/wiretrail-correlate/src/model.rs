@@ -9,7 +9,7 @@ use wiretrail_capture::{Direction, Nanos, TcpFlags};
 use wiretrail_logs::ProxyError;
 
 /// Bump the major part when a key changes meaning or disappears.
-pub const SCHEMA_VERSION: &str = "1.0";
+pub const SCHEMA_VERSION: &str = "2.0";
 
 /// Why the proxy answered 502, as one word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -23,10 +23,43 @@ pub enum Cause {
     ConnectTimeout,
     ResponseTimeout,
     ClientCanceled,
+    /// A device between proxy and backends (stateful firewall, NAT, load
+    /// balancer idle timer) answered RST for the backend.
+    MiddleboxReset,
+    /// The owner lost its socket without telling the proxy (crash, reboot,
+    /// killed process) and answers a later segment with a stateless RST.
+    BackendStateLost,
+    /// Full-size segments never arrive while smaller ones do; no ICMP
+    /// "fragmentation needed" reaches the sender.
+    PmtuBlackhole,
+    /// The backend's listen queue was full: the handshake completed on the
+    /// proxy's side but the server never accepted the connection.
+    AcceptQueueOverflow,
+    /// The backend closes a keep-alive connection after a fixed number of
+    /// requests without saying so; the proxy's next request crosses the close.
+    MaxRequestsClose,
     Unknown,
 }
 
 impl Cause {
+    /// Every cause, in the order reports list them.
+    pub const ALL: [Cause; 14] = [
+        Cause::FlowSplit,
+        Cause::StrayRst,
+        Cause::IdleRace,
+        Cause::BackendReset,
+        Cause::Refused,
+        Cause::ConnectTimeout,
+        Cause::ResponseTimeout,
+        Cause::ClientCanceled,
+        Cause::MiddleboxReset,
+        Cause::BackendStateLost,
+        Cause::PmtuBlackhole,
+        Cause::AcceptQueueOverflow,
+        Cause::MaxRequestsClose,
+        Cause::Unknown,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Cause::FlowSplit => "flow_split",
@@ -37,6 +70,11 @@ impl Cause {
             Cause::ConnectTimeout => "connect_timeout",
             Cause::ResponseTimeout => "response_timeout",
             Cause::ClientCanceled => "client_canceled",
+            Cause::MiddleboxReset => "middlebox_reset",
+            Cause::BackendStateLost => "backend_state_lost",
+            Cause::PmtuBlackhole => "pmtu_blackhole",
+            Cause::AcceptQueueOverflow => "accept_queue_overflow",
+            Cause::MaxRequestsClose => "max_requests_close",
             Cause::Unknown => "unknown",
         }
     }
@@ -55,6 +93,17 @@ pub enum FindingKind {
     ConnectTimeout,
     ResponseTimeout,
     ClientCanceled,
+    MiddleboxReset,
+    BackendStateLost,
+    PmtuBlackhole,
+    AcceptQueueOverflow,
+    MaxRequestsClose,
+    /// Many connections to one backend failed within a short time (restart,
+    /// deploy, state loss): a finding across errors, not a cause.
+    BackendMassFailure,
+    /// Many flows moved to another node at one instant (ECMP rehash after a
+    /// route change, VIP/ARP flux): a finding across errors, not a cause.
+    FlowRehash,
     /// The flow is not (fully) in the captures: a limit, never a cause.
     CaptureGap,
     /// A node recorded each packet twice (bond + member): not retransmissions.
@@ -296,6 +345,123 @@ pub struct Summary {
     pub patterns: Vec<String>,
 }
 
+/// What kind of trouble an input gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// Capture data for a span of time was lost (unreadable, truncated or
+    /// missing rotation, unreachable node): packets there are unknown.
+    CaptureGap,
+    /// A configured source (directory, file, glob, host) gave nothing usable.
+    UnusableSource,
+    /// Part of a file could not be decoded (bad record, cut header, snaplen
+    /// cut a TCP header): counted and skipped.
+    Undecodable,
+    /// Log lines that held no proxy error wiretrail could parse, or were refused.
+    UnparsedLines,
+    /// A file was still being written; what was left for the next read.
+    Growing,
+    /// A proxy error that cannot be joined to packets.
+    Unjoinable,
+    /// Packets or errors that fit nothing the run was told about.
+    Unexpected,
+    /// The Elasticsearch side (partial shards, retries that gave up, rejected documents).
+    Elasticsearch,
+    /// A limit of the run was reached (memory, rows, errors per window).
+    Limit,
+    /// A cache entry could not be read or written (the run went on without it).
+    Cache,
+}
+
+/// Where a problem was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ProblemSource {
+    /// A log input (file path, `-` for stdin).
+    Log {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line: Option<u64>,
+    },
+    /// A capture file or source of one node.
+    Capture {
+        node: String,
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+    },
+    /// A node as a whole (unreachable host, no usable source).
+    Node { node: String },
+    /// One Elasticsearch request (method and path, never credentials).
+    Elasticsearch { request: String },
+    /// One proxy error of the input (index into the errors read).
+    Error { index: usize },
+    /// The run itself.
+    Run,
+}
+
+/// One problem: what and where, so nothing is lost silently.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub source: ProblemSource,
+    /// One line saying what happened and what it means for the report.
+    pub message: String,
+    /// The stretch of time affected (capture gaps), when it is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<TimeSpan>,
+}
+
+impl Problem {
+    pub fn new(kind: ProblemKind, source: ProblemSource, message: impl Into<String>) -> Self {
+        Problem {
+            kind,
+            source,
+            message: message.into(),
+            span: None,
+        }
+    }
+
+    pub fn with_span(mut self, span: TimeSpan) -> Self {
+        self.span = Some(span);
+        self
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            ProblemSource::Log {
+                path,
+                line: Some(l),
+            } => write!(f, "{path}:{l}: ")?,
+            ProblemSource::Log { path, line: None } => write!(f, "{path}: ")?,
+            ProblemSource::Capture {
+                node,
+                path,
+                offset: Some(o),
+            } => write!(f, "{node}: {path} @{o}: ")?,
+            ProblemSource::Capture {
+                node,
+                path,
+                offset: None,
+            } => write!(f, "{node}: {path}: ")?,
+            ProblemSource::Node { node } => write!(f, "{node}: ")?,
+            ProblemSource::Elasticsearch { request } => write!(f, "elasticsearch {request}: ")?,
+            ProblemSource::Error { index } => write!(f, "error #{index}: ")?,
+            ProblemSource::Run => {}
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// A closed stretch of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeSpan {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
 /// What was read and what was skipped, so nothing is lost silently.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InputStats {
@@ -305,8 +471,8 @@ pub struct InputStats {
     pub capture_files_read: u64,
     pub capture_bytes_read: u64,
     pub packets_matched: u64,
-    /// One line per problem (file, offset, what).
-    pub problems: Vec<String>,
+    /// Every problem, typed (kind, where, what).
+    pub problems: Vec<Problem>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

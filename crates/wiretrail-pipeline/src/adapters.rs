@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use wiretrail_capture::catalog::{Catalog, NodeSpec};
 use wiretrail_capture::extract::{extract, ExtractOptions, ProgressEvent};
-use wiretrail_correlate::model::Report;
+use wiretrail_correlate::model::{Problem, ProblemKind, ProblemSource, Report};
 use wiretrail_correlate::{CorrelateConfig, NodeInput};
 use wiretrail_logs::{LogReader, ParseConfig, ProxyError};
 
@@ -240,6 +240,7 @@ pub fn analyse(
                 .unwrap_or_else(|| catalog.coverage(&n.name)),
             pinned_offset_s: n.clock_offset_s,
             aliases: n.aliases.clone(),
+            losses: Vec::new(),
         })
         .collect();
 
@@ -253,11 +254,19 @@ pub fn analyse(
     report.inputs.unparsed_lines = log_stats.unparsed;
     report.inputs.capture_files_read = files_read;
     report.inputs.capture_bytes_read = bytes_read + remote_bytes;
-    report
-        .inputs
-        .problems
-        .extend(log_stats.problems.iter().cloned());
-    report.inputs.problems.extend(problems);
+    // Transitional: the crates still report problems as lines; each is
+    // typed by the stage that produced it.
+    report.inputs.problems.extend(
+        log_stats
+            .problems
+            .iter()
+            .map(|m| Problem::new(ProblemKind::UnparsedLines, ProblemSource::Run, m.clone())),
+    );
+    report.inputs.problems.extend(
+        problems
+            .into_iter()
+            .map(|m| Problem::new(ProblemKind::Undecodable, ProblemSource::Run, m)),
+    );
     Ok(Analysis {
         report,
         packets: kept,

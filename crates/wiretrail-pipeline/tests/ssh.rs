@@ -332,7 +332,7 @@ fn remote_captures_over_ssh() {
         r.inputs
             .problems
             .iter()
-            .any(|p| p.contains("b9") && p.contains("unreachable")),
+            .any(|p| p.message.contains("b9") && p.message.contains("unreachable")),
         "{:?}",
         r.inputs.problems
     );

@@ -123,7 +123,7 @@ fn header(h: &mut String, r: &Report) {
     if !s.problems.is_empty() {
         let _ = write!(h, "<h3>Problems ({})</h3><ul>", s.problems.len());
         for p in &s.problems {
-            let _ = write!(h, "<li class=\"mono\">{}</li>", text(p));
+            let _ = write!(h, "<li class=\"mono\">{}</li>", text(&p.to_string()));
         }
         h.push_str("</ul>");
     }
@@ -193,7 +193,7 @@ fn summary(h: &mut String, s: &Summary) {
     if !s.patterns.is_empty() {
         h.push_str("<div><b>patterns</b><ul>");
         for p in &s.patterns {
-            let _ = write!(h, "<li>{}</li>", text(p));
+            let _ = write!(h, "<li>{}</li>", text(&p.to_string()));
         }
         h.push_str("</ul></div>");
     }

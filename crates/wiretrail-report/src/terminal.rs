@@ -599,7 +599,7 @@ fn inputs(p: &mut Painter<'_>, s: &InputStats) -> io::Result<()> {
     if !s.problems.is_empty() {
         p.line(Style::Yellow, &format!("problems ({}):", s.problems.len()))?;
         for pr in &s.problems {
-            p.line(Style::Yellow, &format!("  - {}", visible(pr)))?;
+            p.line(Style::Yellow, &format!("  - {}", visible(&pr.to_string())))?;
         }
     }
     Ok(())

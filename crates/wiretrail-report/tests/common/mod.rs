@@ -601,9 +601,27 @@ pub fn seed_report() -> Report {
         since: Utc.with_ymd_and_hms(2023, 5, 5, 17, 30, 0).unwrap(),
         until: Utc.with_ymd_and_hms(2023, 5, 5, 17, 45, 0).unwrap(),
         clock_offsets: vec![
-            ClockOffset { node: "backend-01".into(), offset_s: 0.0, uncertainty_s: 0.0, method: OffsetMethod::None, samples: 0 },
-            ClockOffset { node: "backend-02".into(), offset_s: 0.0, uncertainty_s: 0.0, method: OffsetMethod::None, samples: 0 },
-            ClockOffset { node: "backend-03".into(), offset_s: 0.0123, uncertainty_s: 0.00035, method: OffsetMethod::Tsval, samples: 412 },
+            ClockOffset {
+                node: "backend-01".into(),
+                offset_s: 0.0,
+                uncertainty_s: 0.0,
+                method: OffsetMethod::None,
+                samples: 0,
+            },
+            ClockOffset {
+                node: "backend-02".into(),
+                offset_s: 0.0,
+                uncertainty_s: 0.0,
+                method: OffsetMethod::None,
+                samples: 0,
+            },
+            ClockOffset {
+                node: "backend-03".into(),
+                offset_s: 0.0123,
+                uncertainty_s: 0.00035,
+                method: OffsetMethod::Tsval,
+                samples: 412,
+            },
         ],
         incidents: vec![seed_incident()],
         summary: Summary {
@@ -613,7 +631,9 @@ pub fn seed_report() -> Report {
             stray_nodes: stray,
             owner_nodes: owner,
             by_hour,
-            patterns: vec!["stray segment was the 2nd segment of a POST split at 1448 bytes in 1/1".into()],
+            patterns: vec![
+                "stray segment was the 2nd segment of a POST split at 1448 bytes in 1/1".into(),
+            ],
         },
         inputs: InputStats {
             log_lines: 84_213,
@@ -622,7 +642,15 @@ pub fn seed_report() -> Report {
             capture_files_read: 3,
             capture_bytes_read: 3 * 1_073_741_824,
             packets_matched: 36,
-            problems: vec!["/captures/backend-02/002.cap: truncated last record at byte 31457280112 (file still growing)".into()],
+            problems: vec![Problem::new(
+                ProblemKind::Growing,
+                ProblemSource::Capture {
+                    node: "backend-02".into(),
+                    path: "/captures/backend-02/002.cap".into(),
+                    offset: Some(31_457_280_112),
+                },
+                "truncated last record (file still growing)",
+            )],
         },
     }
 }
@@ -647,7 +675,15 @@ pub fn hostile_report() -> Report {
     r.summary.patterns.push(h.clone());
     r.summary.by_cause.insert(HOSTILE[1].into(), 1);
     r.summary.by_hour.insert(HOSTILE[3].into(), 2);
-    r.inputs.problems.push(h.clone());
+    r.inputs.problems.push(Problem::new(
+        ProblemKind::UnusableSource,
+        ProblemSource::Capture {
+            node: h.clone(),
+            path: h.clone(),
+            offset: None,
+        },
+        h.clone(),
+    ));
     r.clock_offsets[2].node = HOSTILE[2].into();
     let inc = &mut r.incidents[0];
     inc.id = HOSTILE[1].into();
