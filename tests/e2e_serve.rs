@@ -31,6 +31,10 @@ impl Drop for Server {
 
 impl Server {
     fn start(token: &str, runs_dir: &std::path::Path) -> Server {
+        Server::start_with(token, runs_dir, &[])
+    }
+
+    fn start_with(token: &str, runs_dir: &std::path::Path, extra: &[&str]) -> Server {
         let mut c = wt([
             "serve",
             "--pipeline",
@@ -42,6 +46,7 @@ impl Server {
             "--runs-dir",
             runs_dir.to_str().unwrap(),
         ]);
+        c.args(extra);
         c.env("WIRETRAIL_TOKEN", token)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -392,4 +397,157 @@ fn serve_without_a_token_refuses_to_start() {
     ]));
     o.expect_code(2);
     assert!(o.stderr.contains("loopback"), "{}", o.stderr);
+}
+
+/// D6: a duration no time can hold, in an alert body, used to drop the
+/// connection without an answer (a panic in the handler). Now a 400 naming
+/// the field.
+#[test]
+fn a_huge_window_in_an_alert_body_is_a_400_not_a_dropped_connection() {
+    let token = "e2e-8f3c1a9b7d2e4f60a5b1c3d7";
+    let runs = tempfile::tempdir().unwrap();
+    let srv = Server::start(token, runs.path());
+    for body in [
+        r#"{"at":"2026-11-25T00:34:00Z","window":"1000000000d"}"#,
+        r#"{"at":"2026-11-25T00:34:00Z","window":"200000d"}"#,
+        r#"{"since":"1764030780","window":"99999999999999999999s"}"#,
+    ] {
+        let r = request(
+            srv.addr,
+            "POST",
+            "/webhook",
+            Some(token),
+            Body::Full(body.as_bytes()),
+        );
+        assert_eq!(r.status, 400, "{body}: {r:?}");
+        let e = r.json();
+        assert!(s(&e, "error").contains("window"), "{body}: {}", short(&e));
+    }
+    // The server is still there, and nothing was queued.
+    let h = request(srv.addr, "GET", "/healthz", None, Body::None).json();
+    assert_eq!(h["queued"], 0);
+    assert!(!srv.log().contains("panicked"), "{}", srv.log());
+}
+
+/// A request head that never ends, sent on `n` connections.
+fn half_sent_heads(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            s.write_all(b"POST /webhook HTTP/1.1\r\nHost: slow\r\nContent-Type: appl")
+                .unwrap();
+            s
+        })
+        .collect()
+}
+
+/// Whether the server closed `s` (EOF, a reset, or a 408 answer) before
+/// `deadline`: a connection it keeps open times the read out.
+fn closed_by_server(s: &mut TcpStream, deadline: Instant) -> bool {
+    let left = deadline.saturating_duration_since(Instant::now());
+    s.set_read_timeout(Some(left.max(Duration::from_millis(10))))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // An answer (408) then the close.
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// D3: 300 loopback connections holding half-sent request heads, before
+/// any authentication. `/healthz` keeps answering, and the server cuts
+/// each of them off after its header timeout instead of keeping them
+/// forever (the defaults: no timeout at all, no cap).
+#[test]
+fn slow_clients_are_cut_off_and_healthz_keeps_answering() {
+    let token = "e2e-8f3c1a9b7d2e4f60a5b1c3d7";
+    let runs = tempfile::tempdir().unwrap();
+    // Defaults: this is what a user runs.
+    let srv = Server::start(token, runs.path());
+    let mut slow = half_sent_heads(srv.addr, 300);
+    let r = request(srv.addr, "GET", "/healthz", None, Body::None);
+    assert_eq!(r.status, 200, "{r:?}");
+    // The default header timeout is 10 s; a minute is a generous bound.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let kept: usize = slow
+        .iter_mut()
+        .map(|s| usize::from(!closed_by_server(s, deadline)))
+        .sum();
+    assert_eq!(kept, 0, "{kept} of 300 slow connections still open");
+
+    // A keep-alive connection that goes quiet after one request is closed
+    // too (the header timeout runs while it waits for the next request).
+    let mut ka = TcpStream::connect(srv.addr).unwrap();
+    ka.write_all(b"GET /healthz HTTP/1.1\r\nHost: ka\r\n\r\n")
+        .unwrap();
+    assert!(
+        closed_by_server(&mut ka, Instant::now() + Duration::from_secs(60)),
+        "an idle keep-alive connection is kept forever"
+    );
+    assert!(!srv.log().contains("panicked"), "{}", srv.log());
+}
+
+/// D3, the bounds made small: at most `--max-connections` are served at
+/// once (the rest wait in the listen queue, not in memory), a body that
+/// stops half way is answered 408 after `--body-timeout`, and `/healthz`
+/// answers once the slow heads have timed out.
+#[test]
+fn connection_cap_and_body_timeout() {
+    let token = "e2e-8f3c1a9b7d2e4f60a5b1c3d7";
+    let runs = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(
+        token,
+        runs.path(),
+        &[
+            "--max-connections",
+            "16",
+            "--header-timeout",
+            "1s",
+            "--body-timeout",
+            "1s",
+        ],
+    );
+    let mut slow = half_sent_heads(srv.addr, 40);
+    let r = request(srv.addr, "GET", "/healthz", None, Body::None);
+    assert_eq!(r.status, 200, "{r:?}");
+    let h = r.json();
+    assert_eq!(h["max_connections"], 16, "{}", short(&h));
+    assert!(
+        h["connections"].as_u64().unwrap() <= 16,
+        "{} connections served at once",
+        short(&h)
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for s in &mut slow {
+        assert!(closed_by_server(s, deadline));
+    }
+
+    // Authenticated, a body announced and never finished.
+    let mut b = TcpStream::connect(srv.addr).unwrap();
+    b.write_all(
+        format!(
+            "POST /webhook HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"at\":"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    b.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut raw = Vec::new();
+    let _ = b.read_to_end(&mut raw);
+    let r = parse_response(&raw);
+    assert_eq!(r.status, 408, "{r:?}");
+    let h = request(srv.addr, "GET", "/healthz", None, Body::None).json();
+    assert_eq!(h["queued"], 0);
 }

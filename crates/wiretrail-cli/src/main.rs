@@ -35,6 +35,11 @@ struct Cli {
     /// Diagnostics on stderr as text or JSON lines.
     #[arg(long, global = true, value_enum, default_value_t = cmd::LogFormat::Text)]
     log_format: cmd::LogFormat,
+    /// Colour on stdout and stderr: auto (each stream when it is a terminal
+    /// and NO_COLOR is unset), always, never. Default: the pipeline's
+    /// `outputs.color` for the report, auto for diagnostics.
+    #[arg(long, global = true, value_enum, value_name = "WHEN")]
+    color: Option<cmd::ColorWhen>,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,11 +69,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cmd::init_tracing(cli.quiet, cli.verbose, cli.log_format);
+    let color = cli.color.map(cmd::ColorWhen::choice);
+    cmd::init_tracing(cli.quiet, cli.verbose, cli.log_format, color);
     let result = match cli.command {
         Command::Logs(a) => cmd::logs::run(a),
         Command::Capture(c) => cmd::capture::run(c),
-        Command::Investigate(a) => cmd::investigate::run(a),
+        Command::Investigate(a) => cmd::investigate::run(a, color),
         Command::Batch(a) => cmd::batch::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Es(c) => cmd::es::run(c),

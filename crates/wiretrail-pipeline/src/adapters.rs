@@ -3,7 +3,7 @@
 //! is small so an API change there is one edit here.
 
 use crate::config::{CaptureLocation, LogSource, Node, Pipeline};
-use crate::engine::{filter_errors, Analysis, EngineError, LogBatch, LogStats};
+use crate::engine::{filter_errors, Analysis, EngineError, Keep, LogBatch, LogStats};
 use crate::progress::Progress;
 use crate::remote;
 use crate::time::Window;
@@ -19,7 +19,7 @@ fn parse_config(p: &Pipeline, window: &Window) -> ParseConfig {
     let mut cfg = ParseConfig::new(p.tz);
     cfg.year = p.year;
     // Year-less stamps are placed in the year that puts them nearest the window.
-    cfg.reference = window.until();
+    cfg.reference = window.until().to_utc();
     cfg
 }
 
@@ -47,7 +47,7 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, EngineError> {
 }
 
 /// The window's proxy errors from the pipeline's log source.
-pub fn read_errors(p: &Pipeline, window: &Window) -> Result<LogBatch, EngineError> {
+pub fn read_errors(p: &Pipeline, window: &Window, keep: Keep) -> Result<LogBatch, EngineError> {
     let cfg = parse_config(p, window);
     let mut stats = LogStats::default();
     let host = p.host_filter.as_deref();
@@ -55,13 +55,13 @@ pub fn read_errors(p: &Pipeline, window: &Window) -> Result<LogBatch, EngineErro
         LogSource::Files(paths) | LogSource::Journald(paths) if !paths.is_empty() => {
             let mut rd = LogReader::open(&expand(paths)?, cfg)
                 .map_err(|e| EngineError::Logs(e.to_string()))?;
-            let errs = filter_errors(&mut rd, window, host, &mut stats);
+            let errs = filter_errors(&mut rd, window, host, keep, &mut stats);
             absorb(&mut stats, rd.stats());
             errs
         }
         LogSource::Files(_) | LogSource::Journald(_) | LogSource::Stdin => {
             let mut rd = LogReader::stdin(cfg);
-            let errs = filter_errors(&mut rd, window, host, &mut stats);
+            let errs = filter_errors(&mut rd, window, host, keep, &mut stats);
             absorb(&mut stats, rd.stats());
             errs
         }
@@ -77,8 +77,8 @@ pub fn read_errors(p: &Pipeline, window: &Window) -> Result<LogBatch, EngineErro
                 }
             }
             let range = wiretrail_elastic::TimeRange {
-                since: window.since(),
-                until: window.until(),
+                since: window.since().to_utc(),
+                until: window.until().to_utc(),
             };
             let mut got = Vec::new();
             let mut problems = Vec::new();
@@ -90,13 +90,25 @@ pub fn read_errors(p: &Pipeline, window: &Window) -> Result<LogBatch, EngineErro
                     got.push(e);
                     std::ops::ControlFlow::Continue(())
                 },
-                |m| problems.push(format!("{m:?}")),
+                |m| {
+                    problems.push(Problem::new(
+                        ProblemKind::UnparsedLines,
+                        ProblemSource::Elasticsearch {
+                            request: format!("GET {}/_doc/{}", m.index, m.id),
+                        },
+                        format!("malformed proxy error document: {}", m.reason),
+                    ))
+                },
             )
             .map_err(|e| EngineError::Elastic(e.to_string()))?;
             stats.unparsed += problems.len() as u64;
             stats.problems.extend(problems.into_iter().take(20));
-            stats.problems.push(format!("elasticsearch: {fs:?}"));
-            let errs = filter_errors(got, window, host, &mut stats);
+            stats.problems.push(Problem::new(
+                ProblemKind::Elasticsearch,
+                ProblemSource::Run,
+                format!("fetch: {fs:?}"),
+            ));
+            let errs = filter_errors(got, window, host, keep, &mut stats);
             stats.lines = stats.proxy_errors + stats.unparsed;
             errs
         }
@@ -107,16 +119,55 @@ pub fn read_errors(p: &Pipeline, window: &Window) -> Result<LogBatch, EngineErro
 fn absorb(stats: &mut LogStats, rs: &wiretrail_logs::ReadStats) {
     stats.lines += rs.lines;
     stats.unparsed += rs.unparsed;
-    stats.problems.extend(rs.samples.iter().cloned());
-    stats.problems.extend(rs.failures.iter().cloned());
+    // Transitional: the log reader reports these as lines (`file:line: why`,
+    // `file: why`); typed here until it types them itself.
+    let typed = |kind: ProblemKind, line: &String| {
+        let (source, message) = log_source(line);
+        Problem::new(kind, source, message)
+    };
+    stats.problems.extend(
+        rs.samples
+            .iter()
+            .map(|l| typed(ProblemKind::UnparsedLines, l)),
+    );
+    stats.problems.extend(
+        rs.failures
+            .iter()
+            .map(|l| typed(ProblemKind::UnusableSource, l)),
+    );
     // A live log: what was left for the next run.
-    stats.problems.extend(rs.growing.iter().cloned());
+    stats
+        .problems
+        .extend(rs.growing.iter().map(|l| typed(ProblemKind::Growing, l)));
+}
+
+/// `PATH:LINE: what` → a log source with its line; anything else is the
+/// run's, whole.
+fn log_source(text: &str) -> (ProblemSource, String) {
+    let mut from = 0;
+    while let Some(i) = text[from..].find(':').map(|i| from + i) {
+        let rest = &text[i + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && rest[digits..].starts_with(": ") {
+            if let Ok(line) = rest[..digits].parse() {
+                return (
+                    ProblemSource::Log {
+                        path: text[..i].to_string(),
+                        line: Some(line),
+                    },
+                    rest[digits + 2..].to_string(),
+                );
+            }
+        }
+        from = i + 1;
+    }
+    (ProblemSource::Run, text.to_string())
 }
 
 /// Correlation settings from the pipeline.
 pub fn correlate_config(p: &Pipeline) -> CorrelateConfig {
     let mut c = CorrelateConfig::default();
-    let std = |d: chrono::Duration| d.to_std().unwrap_or_default();
+    let std = |d: crate::time::Duration| d.to_std();
     if let Some(d) = p.correlate.incident_gap {
         c.incident_gap = std(d);
     }
@@ -171,35 +222,38 @@ pub fn analyse(
     );
 
     let mut specs = Vec::new();
-    let mut problems: Vec<String> = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
     let mut remote_coverage = std::collections::HashMap::new();
     let mut remote_bytes = 0u64;
     for n in &p.nodes {
         match &n.captures {
             CaptureLocation::Local(path) => specs.push(NodeSpec::new(
-                n.name.clone(),
+                n.name.to_string(),
                 [path.to_string_lossy().into_owned()],
             )),
-            CaptureLocation::Ssh(t) => match fetched.get(&n.name) {
+            CaptureLocation::Ssh(t) => match fetched.get(n.name.as_str()) {
                 Some(Ok(f)) => {
                     remote_bytes += f.bytes_transferred;
-                    problems.extend(f.notes.iter().map(|x| format!("{}: {x}", n.name)));
+                    problems.extend(f.problems.iter().cloned());
                     if !f.files.is_empty() {
                         specs.push(NodeSpec::new(
-                            n.name.clone(),
+                            n.name.to_string(),
                             f.files.iter().map(|x| x.to_string_lossy().into_owned()),
                         ));
                     }
-                    remote_coverage.insert(n.name.clone(), f.coverage.clone());
+                    remote_coverage.insert(n.name.to_string(), f.coverage.clone());
                 }
                 Some(Err(e)) => {
-                    problems.push(format!(
-                        "{}: {t} unreachable: {e}; its part is a capture gap",
-                        n.name
+                    problems.push(Problem::new(
+                        ProblemKind::CaptureGap,
+                        ProblemSource::Node {
+                            node: n.name.to_string(),
+                        },
+                        format!("{t} unreachable: {e}; its part is a capture gap"),
                     ));
                     // A coverage that meets no window: correlation reports
                     // a capture_gap for this node instead of "not seen".
-                    remote_coverage.insert(n.name.clone(), vec![(0, 0)]);
+                    remote_coverage.insert(n.name.to_string(), vec![(0, 0)]);
                 }
                 None => {}
             },
@@ -209,7 +263,13 @@ pub fn analyse(
     progress.stage("cataloging captures");
     let catalog = Catalog::build(&specs, Some(&cache_root.join("catalog")))
         .map_err(|e| EngineError::Capture(e.to_string()))?;
-    problems.extend(catalog.cache_problems().iter().cloned());
+    // Transitional (capture side): these are still lines.
+    problems.extend(
+        catalog
+            .cache_problems()
+            .iter()
+            .map(|m| Problem::new(ProblemKind::Cache, ProblemSource::Run, m.clone())),
+    );
 
     let prog2 = progress.clone();
     let opts = ExtractOptions {
@@ -224,7 +284,11 @@ pub fn analyse(
     };
     progress.stage(&format!("extracting {} flows", plan.queries.len()));
     let ex = extract(&catalog, &plan.queries, &opts);
-    problems.extend(ex.problems.iter().cloned());
+    problems.extend(
+        ex.problems
+            .iter()
+            .map(|m| Problem::new(ProblemKind::Undecodable, ProblemSource::Run, m.clone())),
+    );
     let files_read: u64 = ex.stats.iter().map(|s| s.files_read as u64).sum();
     let bytes_read: u64 = ex.stats.iter().map(|s| s.bytes_read).sum();
 
@@ -232,12 +296,12 @@ pub fn analyse(
         .nodes
         .iter()
         .map(|n| NodeInput {
-            name: n.name.clone(),
+            name: n.name.to_string(),
             role: n.role,
             coverage: remote_coverage
-                .get(&n.name)
+                .get(n.name.as_str())
                 .cloned()
-                .unwrap_or_else(|| catalog.coverage(&n.name)),
+                .unwrap_or_else(|| catalog.coverage(n.name.as_str())),
             pinned_offset_s: n.clock_offset_s,
             aliases: n.aliases.clone(),
             losses: Vec::new(),
@@ -248,25 +312,17 @@ pub fn analyse(
     let packets = ex.packets;
     let kept = packets.clone();
     let mut report: Report = wiretrail_correlate::correlate(errors, &plan, packets, &nodes, &cfg);
-    report.since = window.since();
-    report.until = window.until();
+    report.since = window.since().to_utc();
+    report.until = window.until().to_utc();
     report.inputs.log_lines = log_stats.lines;
     report.inputs.unparsed_lines = log_stats.unparsed;
     report.inputs.capture_files_read = files_read;
     report.inputs.capture_bytes_read = bytes_read + remote_bytes;
-    // Transitional: the crates still report problems as lines; each is
-    // typed by the stage that produced it.
-    report.inputs.problems.extend(
-        log_stats
-            .problems
-            .iter()
-            .map(|m| Problem::new(ProblemKind::UnparsedLines, ProblemSource::Run, m.clone())),
-    );
-    report.inputs.problems.extend(
-        problems
-            .into_iter()
-            .map(|m| Problem::new(ProblemKind::Undecodable, ProblemSource::Run, m)),
-    );
+    report
+        .inputs
+        .problems
+        .extend(log_stats.problems.iter().cloned());
+    report.inputs.problems.extend(problems);
     Ok(Analysis {
         report,
         packets: kept,
@@ -282,4 +338,30 @@ pub fn publish(report: &Report, p: &Pipeline) -> Result<String, EngineError> {
     let s = wiretrail_elastic::publish_blocking(es, report)
         .map_err(|e| EngineError::Elastic(e.to_string()))?;
     Ok(format!("{s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_problem_lines_are_typed_with_their_place() {
+        assert_eq!(
+            log_source("/var/log/a:b.log:12: no proxy address"),
+            (
+                ProblemSource::Log {
+                    path: "/var/log/a:b.log".into(),
+                    line: Some(12)
+                },
+                "no proxy address".to_string()
+            )
+        );
+        assert_eq!(
+            log_source("proxy.log: permission denied"),
+            (
+                ProblemSource::Run,
+                "proxy.log: permission denied".to_string()
+            )
+        );
+    }
 }

@@ -15,8 +15,7 @@
 //! `hostname`, `host.name`, `instance` (port stripped), so the investigation
 //! reads only that proxy's errors.
 
-use crate::time::{parse_duration, parse_time, Window};
-use chrono::{DateTime, Duration, Utc};
+use crate::time::{parse_duration, parse_time, Duration, Timestamp, Window};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -58,7 +57,7 @@ pub struct AlertDefaults {
     pub before: Duration,
     pub after: Duration,
     /// Used when the body has no time at all (Grafana legacy).
-    pub received: DateTime<Utc>,
+    pub received: Timestamp,
 }
 
 const HOST_LABELS: &[&str] = &["proxy", "host", "hostname", "host.name", "instance"];
@@ -76,10 +75,12 @@ pub fn parse_alert(body: &[u8], d: &AlertDefaults) -> Result<AlertRequest, Alert
     }
 }
 
+/// A time in any form [`parse_time`] reads (zone-less ones are refused: a
+/// webhook has no `--tz`), or a number of epoch milliseconds.
 fn time_field(
     obj: &serde_json::Map<String, Value>,
     key: &str,
-) -> Result<Option<DateTime<Utc>>, AlertError> {
+) -> Result<Option<Timestamp>, AlertError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -92,7 +93,7 @@ fn time_field(
         // Epoch milliseconds, as Kibana's `{{date}}` can be configured to send.
         Some(Value::Number(n)) => n
             .as_i64()
-            .and_then(DateTime::<Utc>::from_timestamp_millis)
+            .and_then(Timestamp::from_millis)
             .map(Some)
             .ok_or_else(|| AlertError::BadField {
                 field: key.to_string(),
@@ -149,8 +150,8 @@ fn parse_alertmanager(
     if alerts.is_empty() {
         return Err(AlertError::NoAlerts);
     }
-    let mut first: Option<DateTime<Utc>> = None;
-    let mut last: Option<DateTime<Utc>> = None;
+    let mut first: Option<Timestamp> = None;
+    let mut last: Option<Timestamp> = None;
     let mut labels = BTreeMap::new();
     let mut names = Vec::new();
     let mut all_resolved = true;
@@ -163,8 +164,17 @@ fn parse_alertmanager(
             field: format!("alerts[{i}].startsAt"),
             reason: "missing".into(),
         })?;
-        // Alertmanager sends `0001-01-01T00:00:00Z` for "still firing".
-        let ends = time_field(a, "endsAt")?.filter(|t| t.timestamp() > 0);
+        // Alertmanager sends `0001-01-01T00:00:00Z` for "still firing"
+        // (outside what a Timestamp holds, so not parsed).
+        let firing = a
+            .get("endsAt")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.starts_with("0001-01-01"));
+        let ends = if firing {
+            None
+        } else {
+            time_field(a, "endsAt")?.filter(|t| t.as_nanos() > 0)
+        };
         first = Some(first.map_or(starts, |f| f.min(starts)));
         let end = ends.unwrap_or(starts);
         last = Some(last.map_or(end, |l| l.max(end)));
@@ -184,7 +194,9 @@ fn parse_alertmanager(
         last.ok_or(AlertError::NoAlerts)?,
     );
     // An alert fires after the errors it counts: look `before` ahead of its start.
-    let window = Window::new(first - d.before, last.max(first) + d.after)?;
+    let since = Window::around(first, d.before, Duration::ZERO)?.since();
+    let until = Window::around(last.max(first), Duration::ZERO, d.after)?.until();
+    let window = Window::new(since, until)?;
     let grafana =
         obj.contains_key("orgId") || obj.contains_key("title") && obj.contains_key("state");
     Ok(AlertRequest {
@@ -215,7 +227,7 @@ fn parse_grafana_legacy(
         .unwrap_or_default();
     Ok(AlertRequest {
         kind: "grafana_legacy",
-        window: Window::new(d.received - d.before, d.received + d.after)?,
+        window: Window::around(d.received, d.before, d.after)?,
         host: host_from(&labels),
         labels,
         names,
@@ -227,7 +239,7 @@ fn parse_generic(
     obj: &serde_json::Map<String, Value>,
     d: &AlertDefaults,
 ) -> Result<AlertRequest, AlertError> {
-    let pick = |keys: &[&str]| -> Result<Option<DateTime<Utc>>, AlertError> {
+    let pick = |keys: &[&str]| -> Result<Option<Timestamp>, AlertError> {
         for k in keys {
             if let Some(t) = time_field(obj, k)? {
                 return Ok(Some(t));
@@ -259,9 +271,17 @@ fn parse_generic(
     };
     let window = match (since, until, at) {
         (Some(s), Some(u), _) => Window::new(s, u)?,
-        (Some(s), None, _) => Window::new(s, s + before + d.after)?,
-        (None, Some(u), _) => Window::new(u - before, u)?,
-        (None, None, Some(t)) => Window::new(t - before, t + d.after)?,
+        (Some(s), None, _) => Window::starting(
+            s,
+            before
+                .checked_add(d.after)
+                .ok_or_else(|| AlertError::BadField {
+                    field: "window".into(),
+                    reason: format!("{before} is too long"),
+                })?,
+        )?,
+        (None, Some(u), _) => Window::ending(u, before)?,
+        (None, None, Some(t)) => Window::around(t, before, d.after)?,
         (None, None, None) => return Err(AlertError::NoTime),
     };
     let mut labels = BTreeMap::new();

@@ -35,17 +35,29 @@
 //! checkpoint (one pretty JSON object rewritten after every chunk) is not
 //! read; such a run must be started over with `--fresh`.
 //!
+//! Files are written through `.NAME.tmp-PID` temporaries and a rename; a
+//! run killed mid-write (`kill -9`, a power loss) leaves its temporary
+//! behind, and the next run removes those of processes that no longer run
+//! from the output, chunk, slice and checkpoint directories before it starts.
+//!
+//! Memory: the log read holds the records of every error of the range to
+//! do (bursts are cut over all of them); each chunk analyses at most
+//! `correlate.max_errors` of them (the earliest), the rest are named in a
+//! `limit` problem of that chunk's report.
+//!
 //! At the end the chunk reports are merged into the day report
 //! (`report.json`, `report.html`) and a day summary (by cause, node, hour).
 
 pub mod journal;
 
 use crate::config::Pipeline;
-use crate::engine::{Engine, EngineError};
-use crate::outputs::{write_atomic, write_json, write_slices, OutputError};
+use crate::engine::{cap_errors, Engine, EngineError, Keep};
+use crate::outputs::{
+    remove_stale_temporaries, write_atomic, write_json, write_slices, OutputError,
+};
 use crate::progress::Progress;
-use crate::time::Window;
-use chrono::{DateTime, Duration, Utc};
+use crate::time::{Duration, Timestamp, Window};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -124,6 +136,8 @@ pub struct BatchOutcome {
     /// What this run's log read saw (not part of the report: a resumed run
     /// reads only the remaining range).
     pub log_stats: crate::engine::LogStats,
+    /// Temporary files of a killed run removed before this one started.
+    pub removed_temporaries: Vec<PathBuf>,
 }
 
 fn fingerprint(p: &Pipeline, o: &BatchOptions) -> String {
@@ -135,7 +149,7 @@ fn fingerprint(p: &Pipeline, o: &BatchOptions) -> String {
         p.correlate,
         p.tz,
         o.window,
-        o.chunk.num_seconds(),
+        o.chunk.as_secs(),
         p.name
     );
     let h = text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
@@ -145,7 +159,10 @@ fn fingerprint(p: &Pipeline, o: &BatchOptions) -> String {
 }
 
 fn chunk_file_name(w: &Window) -> String {
-    format!("chunks/{}.json", w.since().format("%Y%m%dT%H%M%SZ"))
+    format!(
+        "chunks/{}.json",
+        w.since().to_utc().format("%Y%m%dT%H%M%SZ")
+    )
 }
 
 /// Cut time-sorted `errors` into bursts (each error at most `gap` after the
@@ -156,17 +173,21 @@ fn bucket_bursts(
     chunks: &[Window],
     errors: Vec<ProxyError>,
     gap: Duration,
-) -> Vec<(Vec<ProxyError>, Option<DateTime<Utc>>)> {
-    let mut buckets: Vec<(Vec<ProxyError>, Option<DateTime<Utc>>)> =
+) -> Vec<(Vec<ProxyError>, Option<Timestamp>)> {
+    let mut buckets: Vec<(Vec<ProxyError>, Option<Timestamp>)> =
         vec![(Vec::new(), None); chunks.len()];
-    let mut burst: Option<(usize, DateTime<Utc>)> = None;
+    let mut burst: Option<(usize, Timestamp)> = None;
     for e in errors {
-        let t = e.timestamp;
+        // Read inside the range, so always representable.
+        let Some(t) = Timestamp::from_utc(e.timestamp) else {
+            burst = None;
+            continue;
+        };
         let owner = match burst {
-            Some((owner, last)) if t - last <= gap => Some(owner),
+            Some((owner, last)) if t.duration_since(last).is_some_and(|d| d <= gap) => Some(owner),
             _ => {
                 let i = chunks.partition_point(|c| c.until() <= t);
-                (i < chunks.len() && chunks[i].contains(t)).then_some(i)
+                (i < chunks.len() && chunks[i].contains(e.timestamp)).then_some(i)
             }
         };
         let Some(owner) = owner else {
@@ -198,10 +219,24 @@ pub fn run_batch(
         format: journal::FORMAT.into(),
         version: journal::VERSION,
         fingerprint: fingerprint(p, o),
-        since: o.window.since(),
-        until: o.window.until(),
-        chunk_s: o.chunk.num_seconds(),
+        since: o.window.since().to_utc(),
+        until: o.window.until().to_utc(),
+        chunk_s: o.chunk.as_secs() as i64,
     };
+    // A run killed with `kill -9` (or a power loss) can leave the
+    // temporaries of atomic writes behind; nothing refers to them.
+    let mut removed_temporaries = Vec::new();
+    let mut dirs = vec![
+        o.out_dir.clone(),
+        o.out_dir.join("chunks"),
+        o.out_dir.join("slices"),
+    ];
+    if let Some(d) = cp_path.parent().filter(|d| !dirs.iter().any(|x| x == d)) {
+        dirs.push(d.to_path_buf());
+    }
+    for d in &dirs {
+        removed_temporaries.extend(remove_stale_temporaries(d));
+    }
     let opened = journal::Journal::open(&cp_path, &header, o.fresh)?;
     if let Some(w) = &opened.warning {
         tracing::warn!("{w}");
@@ -217,10 +252,11 @@ pub fn run_batch(
     }
     let done: std::collections::BTreeSet<DateTime<Utc>> =
         cp.completed.iter().map(|c| c.since).collect();
+    let keep = Keep::from_limit(p.correlate.max_errors);
     // Errors up to here were carried into a chunk already done.
     let carried_done = cp.completed.iter().filter_map(|c| c.carried_until).max();
     let todo: Vec<usize> = (0..chunks.len())
-        .filter(|&i| !done.contains(&chunks[i].since()))
+        .filter(|&i| !done.contains(&chunks[i].since().to_utc()))
         .collect();
     let gap = Duration::from_std(crate::adapters::correlate_config(p).incident_gap)
         .unwrap_or(Duration::MAX);
@@ -234,7 +270,9 @@ pub fn run_batch(
         let span =
             Window::new(chunks[first].since(), o.window.until()).expect("chunks are non-empty");
         progress.stage(&format!("reading logs for {span}"));
-        let batch = engine.read_errors(p, &span)?;
+        // Every error of the range: bursts are cut over all of them, and
+        // the limit applies per chunk.
+        let batch = engine.read_errors(p, &span, Keep::All)?;
         log_stats = batch.stats;
         let mut errors = batch.errors;
         errors.retain(|e| carried_done.is_none_or(|c| e.timestamp > c));
@@ -255,7 +293,7 @@ pub fn run_batch(
         let (errors, carried_until) = std::mem::take(&mut buckets[i]);
         let n_errors = errors.len() as u64;
         let carried = match carried_until {
-            Some(t) => format!(", carried on to {}", t.to_rfc3339()),
+            Some(t) => format!(", carried on to {t}"),
             None => String::new(),
         };
         progress.stage(&format!(
@@ -265,8 +303,8 @@ pub fn run_batch(
         ));
         let record = if errors.is_empty() {
             ChunkRecord {
-                since: w.since(),
-                until: w.until(),
+                since: w.since().to_utc(),
+                until: w.until().to_utc(),
                 file: None,
                 errors: 0,
                 incidents: 0,
@@ -274,20 +312,22 @@ pub fn run_batch(
             }
         } else {
             // The analysis covers the carried errors too.
-            let aw = match carried_until {
-                Some(t) => Window::new(w.since(), t + Duration::nanoseconds(1))
-                    .expect("carried past the chunk's end"),
+            let aw = match carried_until.and_then(|t| t.checked_add(Duration::from_nanos(1))) {
+                Some(end) => Window::new(w.since(), end).expect("carried past the chunk's end"),
                 None => w,
             };
             // Log line counts belong to a read, not to a chunk: chunk
             // reports carry none, so a resumed run writes the same files.
-            let a = engine.analyse(
+            // The limit does: it is the chunk's.
+            let (errors, limited) = cap_errors(errors, keep, &aw);
+            let mut a = engine.analyse(
                 p,
                 &aw,
                 errors,
                 &crate::engine::LogStats::default(),
                 progress,
             )?;
+            a.report.inputs.problems.extend(limited);
             let rel = chunk_file_name(&w);
             write_atomic(&o.out_dir.join(&rel), |f| write_json(&a.report, f))?;
             if o.slices {
@@ -295,12 +335,12 @@ pub fn run_batch(
             }
             progress.incidents(a.report.incidents.len() as u64);
             ChunkRecord {
-                since: w.since(),
-                until: w.until(),
+                since: w.since().to_utc(),
+                until: w.until().to_utc(),
                 file: Some(rel),
                 errors: n_errors,
                 incidents: a.report.incidents.len() as u64,
-                carried_until,
+                carried_until: carried_until.map(Timestamp::to_utc),
             }
         };
         journal.append(&record, record.file.is_some())?;
@@ -329,6 +369,7 @@ pub fn run_batch(
         chunks_resumed: resumed,
         written,
         log_stats,
+        removed_temporaries,
     })
 }
 
@@ -339,8 +380,8 @@ pub fn merge(out_dir: &Path, cp: &Checkpoint, window: &Window) -> Result<Report,
     let mut report = Report {
         schema_version: wiretrail_correlate::SCHEMA_VERSION.to_string(),
         generated_at: Utc::now(),
-        since: window.since(),
-        until: window.until(),
+        since: window.since().to_utc(),
+        until: window.until().to_utc(),
         clock_offsets: Vec::new(),
         incidents: Vec::new(),
         summary: Summary::default(),

@@ -9,8 +9,7 @@
 //! pipeline can be run from anywhere.
 
 use crate::diag::{explain_serde_message, SpanError};
-use crate::time::{parse_duration, Dur};
-use chrono::Duration;
+use crate::time::{parse_duration, parse_tz, Duration};
 use chrono_tz::Tz;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -120,11 +119,11 @@ pub mod raw {
     #[serde(deny_unknown_fields)]
     pub struct Correlate {
         /// Errors on one proxy→backend closer than this form one incident.
-        pub incident_gap: Option<Dur>,
+        pub incident_gap: Option<Duration>,
         /// How far around each error to look for its connection in captures.
-        pub slack: Option<Dur>,
+        pub slack: Option<Duration>,
         /// Largest clock offset between nodes to consider.
-        pub max_clock_offset: Option<Dur>,
+        pub max_clock_offset: Option<Duration>,
         /// The proxy's address on the backend side: lets errors whose line
         /// prints no socket (timeouts, `context canceled`, `EOF`) be joined
         /// to connections by time.
@@ -133,15 +132,19 @@ pub mod raw {
         /// same time joins.
         #[serde(default)]
         pub upstreams: Vec<Spanned<String>>,
+        /// Proxy errors analysed per window (an investigation, a batch
+        /// chunk, a webhook run); the later ones are counted and named in a
+        /// `limit` problem. Default 50000; 0 = no limit.
+        pub max_errors: Option<usize>,
     }
 
     #[derive(Debug, Default, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct WindowDefaults {
         /// How far before `--at` to look (default 5m).
-        pub before: Option<Dur>,
+        pub before: Option<Duration>,
         /// How far after `--at` to look (default 30s).
-        pub after: Option<Dur>,
+        pub after: Option<Duration>,
         /// A pinned window (for recorded data such as the demo): used when
         /// no time flag and no alert gives one. Same forms as the flags.
         pub at: Option<String>,
@@ -195,7 +198,7 @@ pub mod raw {
     #[serde(deny_unknown_fields)]
     pub struct Batch {
         /// Size of the pieces a day is cut into (default 1h).
-        pub chunk: Option<Dur>,
+        pub chunk: Option<Duration>,
         /// Where chunk reports, the day report and the checkpoint go.
         pub out_dir: Option<String>,
         /// Default: `<out_dir>/checkpoint.json`.
@@ -217,6 +220,21 @@ pub mod raw {
         pub concurrency: Option<Spanned<usize>>,
         /// Where each run's outputs go (`<dir>/<run id>/`); default: the pipeline's outputs.
         pub runs_dir: Option<String>,
+        /// Run directories kept under `runs_dir` (oldest removed first; default 500).
+        pub runs_keep: Option<usize>,
+        /// Run directories older than this are removed (default 30d).
+        pub runs_max_age: Option<Duration>,
+        /// Finished runs remembered for `GET /runs/<id>` (default 1000).
+        pub keep_runs: Option<usize>,
+        /// Time a client has to send a request's head (default 10s); also
+        /// how long an idle keep-alive connection is kept.
+        pub header_timeout: Option<Duration>,
+        /// Time a client has to send a request's body (default 30s).
+        pub body_timeout: Option<Duration>,
+        /// Connections served at once; more wait in the listen queue (default 256).
+        pub max_connections: Option<usize>,
+        /// Requests on one keep-alive connection before it is closed (default 100).
+        pub max_requests_per_connection: Option<u32>,
     }
 }
 
@@ -337,6 +355,21 @@ impl SshTarget {
         if host.is_empty() {
             return Err("no host: write ssh://[user@]host[:port]/dir".into());
         }
+        // `ssh` reads an argument beginning with `-` as an option
+        // (`-oProxyCommand=...` runs a command here): never a destination.
+        for (what, v) in [("host", Some(host.as_str())), ("user", user.as_deref())] {
+            let Some(v) = v else { continue };
+            if v.starts_with('-') {
+                return Err(format!(
+                    "the {what} `{v}` begins with `-`, which ssh would read as an option"
+                ));
+            }
+            if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(format!(
+                    "the {what} {v:?} contains spaces or control characters"
+                ));
+            }
+        }
         if dir.contains(['\'', '\n', '\0']) {
             return Err("the directory may not contain quotes or newlines".into());
         }
@@ -375,9 +408,101 @@ impl std::fmt::Display for SshTarget {
     }
 }
 
+/// A node's name, checked once for every place it goes: file names
+/// (slices, caches), the remote `--node NAME=DIR` argument, pcapng interface
+/// names, Elasticsearch documents. Letters, digits, `-`, `_`, `.`, starting
+/// with a letter or digit, at most 64 characters; not `log`, the origin of a
+/// timeline's log rows.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeName(String);
+
+/// Why a string is not a [`NodeName`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{name}` is not a usable node name: {why}")]
+pub struct NodeNameError {
+    pub name: String,
+    pub why: &'static str,
+}
+
+impl NodeName {
+    pub const MAX_LEN: usize = 64;
+    /// The hint shown with a refusal.
+    pub const RULE: &'static str =
+        "use letters, digits, `-`, `_`, `.` (and not `log`, which names log events)";
+
+    pub fn new(name: &str) -> Result<NodeName, NodeNameError> {
+        let refuse = |why| {
+            Err(NodeNameError {
+                name: name.to_string(),
+                why,
+            })
+        };
+        let Some(first) = name.chars().next() else {
+            return refuse("it is empty");
+        };
+        if name.chars().count() > Self::MAX_LEN {
+            return refuse("longer than 64 characters");
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return refuse("only letters, digits, `-`, `_` and `.` are allowed");
+        }
+        if !first.is_ascii_alphanumeric() {
+            return refuse("it must start with a letter or a digit");
+        }
+        if name == "log" {
+            return refuse("`log` names the log events of a timeline");
+        }
+        Ok(NodeName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for NodeName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for NodeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for NodeName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for NodeName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for NodeName {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+impl From<NodeName> for String {
+    fn from(n: NodeName) -> String {
+        n.0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
-    pub name: String,
+    pub name: NodeName,
     pub role: NodeRole,
     pub captures: CaptureLocation,
     pub aliases: Vec<IpAddr>,
@@ -386,13 +511,33 @@ pub struct Node {
     pub remote_extract: RemoteExtract,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CorrelateSettings {
     pub incident_gap: Option<Duration>,
     pub slack: Option<Duration>,
     pub max_clock_offset: Option<Duration>,
     pub proxy_ip: Option<IpAddr>,
     pub upstreams: Vec<std::net::SocketAddr>,
+    /// Proxy errors analysed per window; `None`: no limit.
+    pub max_errors: Option<usize>,
+}
+
+impl Default for CorrelateSettings {
+    fn default() -> Self {
+        CorrelateSettings {
+            incident_gap: None,
+            slack: None,
+            max_clock_offset: None,
+            proxy_ip: None,
+            upstreams: Vec::new(),
+            max_errors: Some(crate::engine::DEFAULT_MAX_ERRORS),
+        }
+    }
+}
+
+/// `max_errors` as written (0 = no limit) to the setting.
+pub fn max_errors_setting(n: usize) -> Option<usize> {
+    (n > 0).then_some(n)
 }
 
 /// Terminal rows per incident unless `max_rows_per_incident` says otherwise.
@@ -412,8 +557,8 @@ pub struct WindowSettings {
 impl Default for WindowSettings {
     fn default() -> Self {
         WindowSettings {
-            before: Duration::minutes(5),
-            after: Duration::seconds(30),
+            before: Duration::from_mins(5),
+            after: Duration::from_secs(30),
             at: None,
             since: None,
             until: None,
@@ -423,6 +568,20 @@ impl Default for WindowSettings {
 
 pub use raw::ColorChoice;
 pub use raw::RemoteExtract;
+
+impl ColorChoice {
+    /// Whether to colour a stream: `always` and `never` say so (over
+    /// `NO_COLOR` too: a flag is the user's latest word); `auto` colours a
+    /// terminal unless `NO_COLOR` is set to anything but the empty string
+    /// (<https://no-color.org>).
+    pub fn enabled(self, is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => is_terminal && no_color.is_none_or(|v| v.is_empty()),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outputs {
@@ -466,6 +625,8 @@ pub struct ServeSettings {
     pub queue: usize,
     pub concurrency: usize,
     pub runs_dir: Option<PathBuf>,
+    pub retention: Retention,
+    pub limits: ConnLimits,
 }
 
 impl Default for ServeSettings {
@@ -478,6 +639,77 @@ impl Default for ServeSettings {
             queue: 16,
             concurrency: 1,
             runs_dir: None,
+            retention: Retention::default(),
+            limits: ConnLimits::default(),
+        }
+    }
+}
+
+impl ServeSettings {
+    /// A value that cannot work, said plainly (`None`: all usable).
+    pub fn check(&self) -> Option<String> {
+        let l = &self.limits;
+        if l.max_connections == 0 {
+            return Some("serve.max_connections = 0 would serve no one".into());
+        }
+        if l.header_timeout.is_zero() || l.body_timeout.is_zero() {
+            return Some("serve.header_timeout and body_timeout must be longer than 0s".into());
+        }
+        if l.max_requests_per_connection == 0 {
+            return Some("serve.max_requests_per_connection must be at least 1".into());
+        }
+        if self.retention.runs_keep == 0 || self.retention.keep_runs == 0 {
+            return Some(
+                "serve.runs_keep and keep_runs must be at least 1 (the run being answered)".into(),
+            );
+        }
+        None
+    }
+}
+
+/// What `serve` keeps of finished runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Finished runs answered by `GET /runs/<id>` (queued and running ones
+    /// are always kept).
+    pub keep_runs: usize,
+    /// Run directories kept under `runs_dir`, newest first.
+    pub runs_keep: usize,
+    /// Run directories older than this are removed.
+    pub runs_max_age: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep_runs: 1000,
+            runs_keep: 500,
+            runs_max_age: Duration::from_hours(30 * 24),
+        }
+    }
+}
+
+/// Bounds on what one client can hold of the server before (and after) it
+/// is authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// To send a request's head; also the longest idle keep-alive wait.
+    pub header_timeout: Duration,
+    /// To send a request's body.
+    pub body_timeout: Duration,
+    /// Connections served at once; the rest wait in the listen queue.
+    pub max_connections: usize,
+    /// Requests on one keep-alive connection before it is closed.
+    pub max_requests_per_connection: u32,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 256,
+            max_requests_per_connection: 100,
         }
     }
 }
@@ -500,7 +732,7 @@ impl Pipeline {
             window: WindowSettings::default(),
             outputs: Outputs::default(),
             batch: BatchSettings {
-                chunk: Duration::hours(1),
+                chunk: Duration::from_hours(1),
                 out_dir: base_dir.join("wiretrail-batch"),
                 checkpoint: None,
             },
@@ -599,7 +831,7 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
     };
 
     let tz = match &f.tz {
-        Some(tz) => Some(tz.get_ref().parse::<Tz>().map_err(|_| {
+        Some(tz) => Some(parse_tz(tz.get_ref()).map_err(|_| {
             at_hint(
                 tz.span(),
                 format!("`{}` is not a time zone", tz.get_ref()),
@@ -673,14 +905,8 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
     let mut nodes: Vec<Node> = Vec::new();
     for n in f.nodes {
         let n = n.into_inner();
-        let name = n.name.get_ref().trim().to_string();
-        if name.is_empty() || name.contains(['/', '\\', '\n']) || name == "log" {
-            return Err(at_hint(
-                n.name.span(),
-                format!("`{}` is not a usable node name", n.name.get_ref()),
-                "use letters, digits, `-`, `_`, `.` (and not `log`, which names log events)",
-            ));
-        }
+        let name = NodeName::new(n.name.get_ref().trim())
+            .map_err(|e| at_hint(n.name.span(), e.to_string(), NodeName::RULE))?;
         if nodes.iter().any(|m| m.name == name) {
             return Err(at(n.name.span(), format!("node `{name}` is defined twice")));
         }
@@ -752,17 +978,21 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
         })?);
     }
     let correlate = CorrelateSettings {
-        incident_gap: f.correlate.incident_gap.map(|d| d.0),
-        slack: f.correlate.slack.map(|d| d.0),
-        max_clock_offset: f.correlate.max_clock_offset.map(|d| d.0),
+        incident_gap: f.correlate.incident_gap,
+        slack: f.correlate.slack,
+        max_clock_offset: f.correlate.max_clock_offset,
         proxy_ip,
         upstreams,
+        max_errors: match f.correlate.max_errors {
+            Some(n) => max_errors_setting(n),
+            None => Some(crate::engine::DEFAULT_MAX_ERRORS),
+        },
     };
 
     let defaults = WindowSettings::default();
     let window = WindowSettings {
-        before: f.window.before.map(|d| d.0).unwrap_or(defaults.before),
-        after: f.window.after.map(|d| d.0).unwrap_or(defaults.after),
+        before: f.window.before.unwrap_or(defaults.before),
+        after: f.window.after.unwrap_or(defaults.after),
         at: f.window.at,
         since: f.window.since,
         until: f.window.until,
@@ -800,11 +1030,11 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
         f.batch.out_dir.as_deref().unwrap_or("wiretrail-batch"),
     );
     let batch = BatchSettings {
-        chunk: f.batch.chunk.map(|d| d.0).unwrap_or(Duration::hours(1)),
+        chunk: f.batch.chunk.unwrap_or(Duration::from_hours(1)),
         checkpoint: f.batch.checkpoint.as_deref().map(|p| resolve(&base, p)),
         out_dir,
     };
-    if batch.chunk < Duration::minutes(1) {
+    if batch.chunk < Duration::from_mins(1) {
         return Err(ConfigError::Invalid(Box::new(SpanError::new(
             path,
             src,
@@ -842,7 +1072,28 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
             None => sd.concurrency,
         },
         runs_dir: s.runs_dir.as_deref().map(|p| resolve(&base, p)),
+        retention: Retention {
+            keep_runs: s.keep_runs.unwrap_or(sd.retention.keep_runs),
+            runs_keep: s.runs_keep.unwrap_or(sd.retention.runs_keep),
+            runs_max_age: s.runs_max_age.unwrap_or(sd.retention.runs_max_age),
+        },
+        limits: ConnLimits {
+            header_timeout: s.header_timeout.unwrap_or(sd.limits.header_timeout),
+            body_timeout: s.body_timeout.unwrap_or(sd.limits.body_timeout),
+            max_connections: s.max_connections.unwrap_or(sd.limits.max_connections),
+            max_requests_per_connection: s
+                .max_requests_per_connection
+                .unwrap_or(sd.limits.max_requests_per_connection),
+        },
     };
+    if let Some(e) = serve.check() {
+        return Err(ConfigError::Invalid(Box::new(SpanError::new(
+            path,
+            src,
+            src.find("[serve]").map(|i| i..i + 7),
+            e,
+        ))));
+    }
 
     Ok(Pipeline {
         name: f.name.unwrap_or_else(|| {
@@ -884,8 +1135,9 @@ pub fn parse_node_flag(s: &str, base: &Path) -> Result<Node, String> {
     } else {
         CaptureLocation::Local(resolve(base, loc))
     };
+    let name = NodeName::new(name).map_err(|e| format!("{e} ({})", NodeName::RULE))?;
     let mut node = Node {
-        name: name.to_string(),
+        name,
         role: NodeRole::Backend,
         captures,
         aliases: Vec::new(),
@@ -910,12 +1162,7 @@ pub fn parse_node_flag(s: &str, base: &Path) -> Result<Node, String> {
             "offset" => {
                 let o: f64 = match v.parse() {
                     Ok(o) => o,
-                    Err(_) => {
-                        parse_duration(v)
-                            .map_err(|e| e.to_string())?
-                            .num_milliseconds() as f64
-                            / 1000.0
-                    }
+                    Err(_) => parse_duration(v).map_err(|e| e.to_string())?.as_secs_f64(),
                 };
                 node.clock_offset_s = Some(o);
             }
@@ -953,6 +1200,45 @@ mod tests {
         assert!(SshTarget::parse("ssh://host").is_err());
         assert!(SshTarget::parse("ssh://host:xx/d").is_err());
         assert!(SshTarget::parse("ssh:///d").is_err());
+        // D15: nothing ssh would take for an option.
+        for bad in [
+            "ssh://-oProxyCommand=touch${IFS}x/d",
+            "ssh://-oProxyCommand=x@host/d",
+            "ssh://-p/d",
+            "ssh://user@-host:22/d",
+            "ssh://us er@host/d",
+            "ssh://host\tx/d",
+        ] {
+            let e = SshTarget::parse(bad).unwrap_err();
+            assert!(e.contains("`-`") || e.contains("spaces"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn colour_only_where_it_is_wanted() {
+        let set = Some(std::ffi::OsStr::new("1"));
+        let empty = Some(std::ffi::OsStr::new(""));
+        assert!(ColorChoice::Auto.enabled(true, None));
+        assert!(ColorChoice::Auto.enabled(true, empty));
+        assert!(!ColorChoice::Auto.enabled(true, set));
+        assert!(!ColorChoice::Auto.enabled(false, None));
+        assert!(ColorChoice::Always.enabled(false, set));
+        assert!(!ColorChoice::Never.enabled(true, None));
+    }
+
+    #[test]
+    fn node_names() {
+        for good in ["b1", "backend-01", "proxy_2.dc1", "9x"] {
+            assert_eq!(NodeName::new(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "", "log", "..", ".hidden", "-x", "a/b", "a b", "a\nb", "a:b", "b\u{e9}",
+        ] {
+            assert!(NodeName::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(NodeName::new(&"x".repeat(65)).is_err());
+        let e = parse_node_flag("log=/d", Path::new("/")).unwrap_err();
+        assert!(e.contains("`log`") && e.contains("node name"), "{e}");
     }
 
     #[test]

@@ -9,13 +9,40 @@
 use crate::config::Pipeline;
 use crate::progress::Progress;
 use crate::time::Window;
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use wiretrail_capture::PacketObs;
-use wiretrail_correlate::model::Report;
+use wiretrail_correlate::model::{Problem, ProblemKind, ProblemSource, Report, TimeSpan};
 use wiretrail_logs::ProxyError;
 
+/// Proxy errors analysed per window unless `correlate.max_errors` (or
+/// `--max-errors`) says otherwise. Each analysed error costs a few KiB at
+/// the peak (its record, its flow query, its connection views, its rows in
+/// the report): 50 000 keep an investigation near 200 MB.
+pub const DEFAULT_MAX_ERRORS: usize = 50_000;
+
+/// How many of a window's errors are kept for analysis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Every one (batch reads a whole range this way and caps each chunk).
+    All,
+    /// The earliest N; the later ones are counted, not held, and said in a
+    /// typed `limit` problem.
+    Earliest(usize),
+}
+
+impl Keep {
+    /// From a `max_errors` setting (`None`: no limit).
+    pub fn from_limit(max: Option<usize>) -> Keep {
+        match max {
+            Some(n) => Keep::Earliest(n),
+            None => Keep::All,
+        }
+    }
+}
+
 /// What reading the log source saw, so nothing is dropped silently.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LogStats {
     pub lines: u64,
     pub proxy_errors: u64,
@@ -25,8 +52,12 @@ pub struct LogStats {
     pub outside_window: u64,
     /// Proxy errors from another host than the one asked for.
     pub other_host: u64,
-    /// One line per problem (file:line: what).
-    pub problems: Vec<String>,
+    /// Proxy errors of the window past the limit ([`Keep::Earliest`]):
+    /// counted, not analysed.
+    #[serde(default)]
+    pub over_limit: u64,
+    /// Every problem of the read, typed (what, where).
+    pub problems: Vec<Problem>,
 }
 
 /// The proxy errors of a window.
@@ -67,8 +98,13 @@ pub enum EngineError {
 /// (serve runs two investigations at once; batch runs chunks in order).
 pub trait Engine: Send + Sync {
     /// The pipeline's proxy errors inside `window` (and from `pipeline.host_filter`
-    /// only, when set), in time order.
-    fn read_errors(&self, pipeline: &Pipeline, window: &Window) -> Result<LogBatch, EngineError>;
+    /// only, when set), in time order; past `keep`, only counted.
+    fn read_errors(
+        &self,
+        pipeline: &Pipeline,
+        window: &Window,
+        keep: Keep,
+    ) -> Result<LogBatch, EngineError>;
 
     /// Plan, read every node's captures once for all incidents, correlate.
     fn analyse(
@@ -86,8 +122,13 @@ pub trait Engine: Send + Sync {
 pub struct CratesEngine;
 
 impl Engine for CratesEngine {
-    fn read_errors(&self, pipeline: &Pipeline, window: &Window) -> Result<LogBatch, EngineError> {
-        crate::adapters::read_errors(pipeline, window)
+    fn read_errors(
+        &self,
+        pipeline: &Pipeline,
+        window: &Window,
+        keep: Keep,
+    ) -> Result<LogBatch, EngineError> {
+        crate::adapters::read_errors(pipeline, window, keep)
     }
 
     fn analyse(
@@ -102,14 +143,28 @@ impl Engine for CratesEngine {
     }
 }
 
-/// Keep the errors of `window` from `host` (when given), counting the rest.
+/// Keep the errors of `window` from `host` (when given), counting the rest,
+/// in time order; with [`Keep::Earliest`], never more than twice the limit
+/// is held while reading, and the errors past it are only counted (and a
+/// `limit` problem says so in `stats`).
 pub fn filter_errors(
     errors: impl IntoIterator<Item = ProxyError>,
     window: &Window,
     host: Option<&str>,
+    keep: Keep,
     stats: &mut LogStats,
 ) -> Vec<ProxyError> {
     let mut out = Vec::new();
+    // The earliest of the errors dropped so far.
+    let mut first_dropped: Option<DateTime<Utc>> = None;
+    let mut dropped = 0u64;
+    let mut trim = |out: &mut Vec<ProxyError>, n: usize| {
+        out.sort_by_key(|e| e.timestamp);
+        for e in out.drain(n.min(out.len())..) {
+            dropped += 1;
+            first_dropped = Some(first_dropped.map_or(e.timestamp, |f| f.min(e.timestamp)));
+        }
+    };
     for e in errors {
         stats.proxy_errors += 1;
         if !window.contains(e.timestamp) {
@@ -123,7 +178,69 @@ pub fn filter_errors(
             }
         }
         out.push(e);
+        if let Keep::Earliest(n) = keep {
+            if out.len() >= n.saturating_mul(2).max(1024) {
+                trim(&mut out, n);
+            }
+        }
     }
-    out.sort_by_key(|e| e.timestamp);
+    match keep {
+        Keep::Earliest(n) => trim(&mut out, n),
+        Keep::All => out.sort_by_key(|e| e.timestamp),
+    }
+    if let Some(first) = first_dropped {
+        stats.over_limit += dropped;
+        stats
+            .problems
+            .push(limit_problem(out.len(), dropped, first, window));
+    }
     out
+}
+
+/// Keep the earliest errors of time-sorted `errors` (batch: per chunk);
+/// the problem says what was left out.
+pub fn cap_errors(
+    mut errors: Vec<ProxyError>,
+    keep: Keep,
+    window: &Window,
+) -> (Vec<ProxyError>, Option<Problem>) {
+    let Keep::Earliest(n) = keep else {
+        return (errors, None);
+    };
+    if errors.len() <= n {
+        return (errors, None);
+    }
+    let dropped = errors.split_off(n);
+    let first = dropped
+        .iter()
+        .map(|e| e.timestamp)
+        .min()
+        .expect("something was dropped");
+    let p = limit_problem(errors.len(), dropped.len() as u64, first, window);
+    (errors, Some(p))
+}
+
+/// The `limit` problem: how many were analysed, how many from when on were
+/// not, and how to widen it.
+fn limit_problem(
+    kept: usize,
+    dropped: u64,
+    first_dropped: DateTime<Utc>,
+    window: &Window,
+) -> Problem {
+    use chrono::SecondsFormat::AutoSi;
+    let from = first_dropped.to_rfc3339_opts(AutoSi, true);
+    Problem::new(
+        ProblemKind::Limit,
+        ProblemSource::Run,
+        format!(
+            "{} proxy errors in {window}: the {kept} earliest were analysed, the {dropped} from {from} on were not \
+             (at most {kept} per window); narrow the window (--since/--until) or raise correlate.max_errors (--max-errors, 0 = no limit)",
+            kept as u64 + dropped
+        ),
+    )
+    .with_span(TimeSpan {
+        since: first_dropped,
+        until: window.until().to_utc(),
+    })
 }

@@ -7,12 +7,10 @@
 
 use crate::alert::AlertRequest;
 use crate::config::{parse_node_flag, LogSource, Pipeline};
-use crate::engine::{Analysis, Engine, EngineError};
+use crate::engine::{Analysis, Engine, EngineError, Keep};
 use crate::outputs::{write_outputs, OutputError, OutputPlan};
 use crate::progress::Progress;
-use crate::time::{parse_duration, parse_time, Window};
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
+use crate::time::{parse_duration, parse_time, parse_tz, Timestamp, Window};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,11 +52,7 @@ fn usage(s: impl Into<String>) -> InvestigateError {
 /// Apply everything but the window to the pipeline.
 pub fn apply_overrides(mut p: Pipeline, o: &Overrides) -> Result<Pipeline, InvestigateError> {
     if let Some(tz) = &o.tz {
-        p.tz = Some(tz.parse::<Tz>().map_err(|_| {
-            usage(format!(
-                "--tz `{tz}` is not a time zone: use e.g. Asia/Shanghai or UTC"
-            ))
-        })?);
+        p.tz = Some(parse_tz(tz).map_err(|e| usage(format!("--tz: {e}")))?);
     }
     if !o.logs.is_empty() {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
@@ -84,11 +78,21 @@ pub fn apply_overrides(mut p: Pipeline, o: &Overrides) -> Result<Pipeline, Inves
                 return Err(usage(format!("--node {name}: the pipeline has no such node{hint}; define one with --node {name}=DIR")));
             }
         }
-        p.nodes.retain(|n| picks.iter().any(|k| **k == n.name));
+        p.nodes.retain(|n| picks.iter().any(|k| n.name == **k));
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let mut defined: Vec<crate::config::NodeName> = Vec::new();
     for d in defs {
-        let n = parse_node_flag(d, &cwd).map_err(|e| usage(format!("--node: {e}")))?;
+        let n = parse_node_flag(d, &cwd).map_err(|e| usage(format!("--node {d}: {e}")))?;
+        // One flag replaces a pipeline node of its name; two flags of one
+        // name are a mistake, not "the last one wins".
+        if defined.contains(&n.name) {
+            return Err(usage(format!(
+                "--node {}: the node `{}` is given twice; give each node once",
+                d, n.name
+            )));
+        }
+        defined.push(n.name.clone());
         match p.nodes.iter_mut().find(|m| m.name == n.name) {
             Some(m) => *m = n,
             None => p.nodes.push(n),
@@ -98,18 +102,23 @@ pub fn apply_overrides(mut p: Pipeline, o: &Overrides) -> Result<Pipeline, Inves
 }
 
 /// The window from flags, else from the alert; `--window` alone means "the
-/// last D up to now".
+/// last D up to now". All arithmetic is checked: a window outside the
+/// times wiretrail can represent is a usage error naming the flags.
 pub fn resolve_window(
     p: &Pipeline,
     o: &Overrides,
     alert: Option<&AlertRequest>,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> Result<Window, InvestigateError> {
     let t = |s: &str, flag: &str| parse_time(s, p.tz).map_err(|e| usage(format!("{flag}: {e}")));
-    let d = |s: &str| parse_duration(s).map_err(|e| usage(format!("--window: {e}")));
     let before = match &o.window {
-        Some(w) => d(w)?,
+        Some(w) => parse_duration(w).map_err(|e| usage(format!("--window: {e}")))?,
         None => p.window.before,
+    };
+    // Which flags decided the window, for the message when it cannot be.
+    let with_window = |what: &str| match &o.window {
+        Some(w) => format!("{what} with --window {w}"),
+        None => what.to_string(),
     };
     // No time flag and no alert: fall back to the window the pipeline pins.
     let pinned = o.day.is_none()
@@ -122,42 +131,44 @@ pub fn resolve_window(
     } else {
         (&o.since, &o.until, &o.at)
     };
-    let w = match (&o.day, since, until, at) {
-        (Some(day), None, None, None) => {
-            Window::day(day, p.tz).map_err(|e| usage(format!("--day: {e}")))?
-        }
-        (Some(_), ..) => {
-            return Err(usage(
-                "--day cannot be combined with --since, --until or --at",
-            ))
-        }
-        (None, Some(_), _, Some(_)) | (None, _, Some(_), Some(_)) => {
-            return Err(usage("--at cannot be combined with --since/--until"))
-        }
-        (None, Some(s), Some(u), None) => {
-            Window::new(t(s, "--since")?, t(u, "--until")?).map_err(|e| usage(e.to_string()))?
-        }
-        (None, Some(s), None, None) => {
-            let s = t(s, "--since")?;
-            let u = if o.window.is_some() { s + before } else { now };
-            Window::new(s, u).map_err(|e| usage(e.to_string()))?
-        }
-        (None, None, Some(u), None) => {
-            let u = t(u, "--until")?;
-            Window::new(u - before, u).map_err(|e| usage(e.to_string()))?
-        }
-        (None, None, None, Some(at)) => Window::around(t(at, "--at")?, before, p.window.after)
-            .map_err(|e| usage(e.to_string()))?,
-        (None, None, None, None) => match (alert, &o.window) {
-            (Some(a), _) => a.window,
-            (None, Some(_)) => Window::new(now - before, now).map_err(|e| usage(e.to_string()))?,
-            (None, None) => {
+    let w =
+        match (&o.day, since, until, at) {
+            (Some(day), None, None, None) => {
+                Window::day(day, p.tz).map_err(|e| usage(format!("--day: {e}")))?
+            }
+            (Some(_), ..) => {
                 return Err(usage(
-                    "which time? give --at T [--window 5m], --since T --until T, or --alert FILE",
+                    "--day cannot be combined with --since, --until or --at",
                 ))
             }
-        },
-    };
+            (None, Some(_), _, Some(_)) | (None, _, Some(_), Some(_)) => {
+                return Err(usage("--at cannot be combined with --since/--until"))
+            }
+            (None, Some(s), Some(u), None) => {
+                Window::new(t(s, "--since")?, t(u, "--until")?).map_err(|e| usage(e.to_string()))?
+            }
+            (None, Some(s), None, None) => {
+                let s = t(s, "--since")?;
+                if o.window.is_some() {
+                    Window::starting(s, before)
+                        .map_err(|e| usage(format!("{}: {e}", with_window("--since"))))?
+                } else {
+                    Window::new(s, now).map_err(|e| usage(format!("--since: {e}")))?
+                }
+            }
+            (None, None, Some(u), None) => Window::ending(t(u, "--until")?, before)
+                .map_err(|e| usage(format!("{}: {e}", with_window("--until"))))?,
+            (None, None, None, Some(at)) => Window::around(t(at, "--at")?, before, p.window.after)
+                .map_err(|e| usage(format!("{}: {e}", with_window("--at"))))?,
+            (None, None, None, None) => match (alert, &o.window) {
+                (Some(a), _) => a.window,
+                (None, Some(_)) => Window::ending(now, before)
+                    .map_err(|e| usage(format!("{}: {e}", with_window("now"))))?,
+                (None, None) => return Err(usage(
+                    "which time? give --at T [--window 5m], --since T --until T, or --alert FILE",
+                )),
+            },
+        };
     Ok(w)
 }
 
@@ -206,7 +217,8 @@ pub fn investigate(
 ) -> Result<InvestigateOutcome, InvestigateError> {
     check_runnable(&req.pipeline)?;
     progress.stage(&format!("reading logs for {}", req.window));
-    let logs = engine.read_errors(&req.pipeline, &req.window)?;
+    let keep = Keep::from_limit(req.pipeline.correlate.max_errors);
+    let logs = engine.read_errors(&req.pipeline, &req.window, keep)?;
     tracing::info!(errors = logs.errors.len(), lines = logs.stats.lines, window = %req.window, "logs read");
     progress.stage(&format!("analysing {} proxy errors", logs.errors.len()));
     let analysis = engine.analyse(

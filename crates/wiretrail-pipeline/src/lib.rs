@@ -31,3 +31,5 @@ pub mod time;
 
 pub use config::Pipeline;
 pub use engine::{CratesEngine, Engine};
+/// The typed problems a run reports (`report.inputs.problems`).
+pub use wiretrail_correlate::model::{Problem, ProblemKind, ProblemSource};

@@ -99,6 +99,73 @@ fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
     }
 }
 
+/// The temporary sibling `path` is written through: `.NAME.tmp-PID`, hidden,
+/// and naming the process that writes it, so a later run can tell a
+/// leftover of a killed run from a file being written now.
+pub fn temporary_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// The process id in a [`temporary_path`] file name.
+fn temporary_owner(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?;
+    let (name, pid) = rest.rsplit_once(".tmp-")?;
+    if name.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether process `pid` runs; `None` where that cannot be told (no /proc).
+fn process_alive(pid: u32) -> Option<bool> {
+    let proc = Path::new("/proc");
+    proc.join("self")
+        .exists()
+        .then(|| proc.join(pid.to_string()).exists())
+}
+
+/// Remove the [`temporary_path`] files in `dir` left by processes that no
+/// longer run (a `kill -9`, a power loss): their contents were never
+/// renamed into place, so nothing refers to them. Files of a running
+/// process (another wiretrail writing into the same directory), or of any
+/// other name, are left alone; where liveness cannot be told, only those
+/// untouched for a day are removed. Returns what was removed.
+pub fn remove_stale_temporaries(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(temporary_owner) else {
+            continue;
+        };
+        if pid == me || !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let stale = match process_alive(pid) {
+            Some(alive) => !alive,
+            None => e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(86_400)),
+        };
+        if stale && std::fs::remove_file(e.path()).is_ok() {
+            tracing::info!(file = %e.path().display(), pid, "removed the temporary file of a run that no longer runs");
+            removed.push(e.path());
+        }
+    }
+    removed.sort();
+    removed
+}
+
 /// Write `path` through a temporary sibling and a rename.
 pub fn write_atomic(
     path: &Path,
@@ -107,11 +174,7 @@ pub fn write_atomic(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(werr(path))?;
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = temporary_path(path);
     let result = (|| {
         let file = std::fs::File::create(&tmp)?;
         let mut w = std::io::BufWriter::new(file);
@@ -299,4 +362,31 @@ pub fn safe_file_name(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporaries_are_recognised_by_name_and_owner() {
+        assert_eq!(temporary_owner(".report.json.tmp-4242"), Some(4242));
+        assert_eq!(temporary_owner(".a.b.tmp-1.tmp-7"), Some(7));
+        for other in [
+            "report.json.tmp-4242",
+            ".report.json.tmp-",
+            ".report.json.tmp-12x",
+            "..tmp-5",
+            ".report.json",
+            "notes.tmp",
+        ] {
+            assert_eq!(temporary_owner(other), None, "{other}");
+        }
+        let p = temporary_path(Path::new("/d/chunks/x.json"));
+        assert_eq!(
+            temporary_owner(p.file_name().unwrap().to_str().unwrap()),
+            Some(std::process::id())
+        );
+        assert_eq!(p.parent(), Some(Path::new("/d/chunks")));
+    }
 }

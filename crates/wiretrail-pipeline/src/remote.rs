@@ -5,7 +5,8 @@
 //! so a missing key fails at once instead of prompting.
 //!
 //! Per node, in parallel with the other nodes, one round trip lists the
-//! directory (`find -printf`: size, mtime, name) and says which of
+//! directory (`find -printf`: size, mtime, name, each record ended by a NUL
+//! byte, the one byte a file name cannot hold) and says which of
 //! `wiretrail` and `tcpdump` the host has. Only the rotated files whose span
 //! can overlap a window are considered: a rotated file's span is taken from
 //! the listing alone (it ends at its mtime, the last packet written, and
@@ -23,7 +24,13 @@
 //! so a re-run over the same windows transfers nothing; the local catalog
 //! then indexes and caches them like any local capture.
 //! A node that cannot be reached is an `Err`, which the caller turns into a
-//! capture gap for that node while the other nodes go on.
+//! capture gap for that node while the other nodes go on. What went wrong
+//! short of that (a remote tool that failed, a file that could not be
+//! fetched) is a typed [`Problem`] of the node.
+//!
+//! The destination is passed after `--`, and [`SshTarget::parse`] refuses a
+//! host or user beginning with `-`: nothing in a capture location can become
+//! an ssh option.
 
 use crate::config::{CaptureLocation, Node, RemoteExtract, SshTarget};
 use crate::progress::Progress;
@@ -33,6 +40,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use wiretrail_capture::{FlowQuery, Nanos};
+use wiretrail_correlate::model::{Problem, ProblemKind, ProblemSource};
 
 /// What was brought over for one node.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -48,7 +56,9 @@ pub struct Fetched {
     /// `extract` (ran wiretrail there), `tcpdump` (filtered there) or
     /// `copy`.
     pub mode: &'static str,
-    pub notes: Vec<String>,
+    /// What did not go as planned (a remote tool that failed, a file that
+    /// could not be fetched), each of this node.
+    pub problems: Vec<Problem>,
     /// Which remote file each local file holds (all or, for `tcpdump`,
     /// the filtered part of it); empty for `extract`.
     pub origins: Vec<(PathBuf, String)>,
@@ -184,35 +194,55 @@ pub fn select(
     (chosen, merged)
 }
 
-/// Parse `find -printf '%s %T@ %f\n'` output.
-pub fn parse_listing(text: &str) -> Result<Vec<RemoteFile>, String> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.is_empty() {
+/// A listing: the files, and the names that are not UTF-8 (skipped, and
+/// said so: they cannot be named in a report).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listing {
+    pub files: Vec<RemoteFile>,
+    pub unusable_names: Vec<String>,
+}
+
+/// Parse `find -printf '%s %T@ %f\0'` output: one record per NUL-ended
+/// entry, so a name may hold newlines and spaces.
+pub fn parse_listing(bytes: &[u8]) -> Result<Listing, String> {
+    let mut out = Listing::default();
+    for (i, rec) in bytes.split(|&b| b == 0).enumerate() {
+        if rec.is_empty() {
             continue;
         }
-        let mut it = line.splitn(3, ' ');
+        let shown = || String::from_utf8_lossy(rec).into_owned();
+        let mut it = rec.splitn(3, |&b| b == b' ');
         let (Some(size), Some(mtime), Some(name)) = (it.next(), it.next(), it.next()) else {
-            return Err(format!("line {}: `{line}`", i + 1));
+            return Err(format!("record {}: {:?}", i + 1, shown()));
         };
-        let size: u64 = size
-            .parse()
-            .map_err(|_| format!("line {}: size `{size}`", i + 1))?;
-        let (secs, frac) = mtime.split_once('.').unwrap_or((mtime, "0"));
-        let secs: i64 = secs
-            .parse()
-            .map_err(|_| format!("line {}: mtime `{mtime}`", i + 1))?;
-        let frac9: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-        let nanos: i64 = frac9
-            .parse()
-            .map_err(|_| format!("line {}: mtime `{mtime}`", i + 1))?;
-        out.push(RemoteFile {
-            name: name.to_string(),
-            size,
-            mtime: secs * 1_000_000_000 + nanos,
-        });
+        let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_string);
+        let size: u64 = text(size)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("record {}: size in {:?}", i + 1, shown()))?;
+        let mtime = text(mtime)
+            .and_then(|m| parse_mtime(&m))
+            .ok_or_else(|| format!("record {}: mtime in {:?}", i + 1, shown()))?;
+        match std::str::from_utf8(name) {
+            Ok(name) => out.files.push(RemoteFile {
+                name: name.to_string(),
+                size,
+                mtime,
+            }),
+            Err(_) => out
+                .unusable_names
+                .push(String::from_utf8_lossy(name).into_owned()),
+        }
     }
     Ok(out)
+}
+
+/// `find`'s `%T@`: seconds with a fraction, to nanoseconds.
+fn parse_mtime(m: &str) -> Option<Nanos> {
+    let (secs, frac) = m.split_once('.').unwrap_or((m, "0"));
+    let secs: i64 = secs.parse().ok()?;
+    let frac9: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+    let nanos: i64 = frac9.parse().ok()?;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 /// Single-quote for the remote POSIX shell.
@@ -236,8 +266,11 @@ fn ssh_command(t: &SshTarget, extra: &[String]) -> Command {
         c.args(["-p", &p.to_string()]);
     }
     c.args(extra);
-    c.arg(t.destination());
+    // Options end here: the destination cannot be read as one (and after
+    // `--` ssh reads no options past the destination either, so the remote
+    // command follows it directly).
     c.arg("--");
+    c.arg(t.destination());
     c.stdin(Stdio::null());
     c
 }
@@ -283,7 +316,9 @@ fn run_to_file(
         path: dest.to_path_buf(),
         source,
     };
-    let tmp = dest.with_extension(format!("part-{}", std::process::id()));
+    // Hidden, and named so a later run can tell whose it was (see
+    // `outputs::remove_stale_temporaries`).
+    let tmp = crate::outputs::temporary_path(dest);
     let mut child = ssh_command(t, extra)
         .arg(remote_cmd)
         .stdout(Stdio::piped())
@@ -352,24 +387,29 @@ pub struct HostTools {
 }
 
 /// The one remote command that probes the tools and lists `dir`: `tool`
-/// lines first (a listing line starts with a digit, so they cannot be
-/// confused), then `find`'s, whose exit status is the command's. Run by
-/// `sh -c` so a login shell such as fish or csh does not matter.
+/// records first (a listing record starts with a digit, so they cannot be
+/// confused), then `find`'s, whose exit status is the command's; every
+/// record ends with a NUL byte. Run by `sh -c` so a login shell such as
+/// fish or csh does not matter.
 pub fn listing_command(dir: &str) -> String {
     let script = format!(
-        "for t in wiretrail tcpdump /usr/sbin/tcpdump; do p=$(command -v \"$t\" 2>/dev/null) && echo \"tool ${{t##*/}} $p\"; done; \
-         find {}/ -maxdepth 1 -type f -printf '%s %T@ %f\\n'",
+        "for t in wiretrail tcpdump /usr/sbin/tcpdump; do p=$(command -v \"$t\" 2>/dev/null) && printf 'tool %s %s\\0' \"${{t##*/}}\" \"$p\"; done; \
+         find {}/ -maxdepth 1 -type f -printf '%s %T@ %f\\0'",
         sh_quote(dir)
     );
     format!("sh -c {}", sh_quote(&script))
 }
 
-/// Split [`listing_command`]'s output into the tools and the listing text.
-pub fn parse_probe(text: &str) -> (HostTools, String) {
+/// Split [`listing_command`]'s output into the tools and the listing.
+pub fn parse_probe(out: &[u8]) -> (HostTools, Vec<u8>) {
     let mut tools = HostTools::default();
-    let mut listing = String::new();
-    for line in text.lines() {
-        match line.strip_prefix("tool ").and_then(|r| r.split_once(' ')) {
+    let mut listing = Vec::with_capacity(out.len());
+    for rec in out.split(|&b| b == 0).filter(|r| !r.is_empty()) {
+        let tool = std::str::from_utf8(rec)
+            .ok()
+            .and_then(|r| r.strip_prefix("tool "))
+            .and_then(|r| r.split_once(' '));
+        match tool {
             Some(("wiretrail", p)) => {
                 tools.wiretrail.get_or_insert_with(|| p.to_string());
             }
@@ -377,8 +417,8 @@ pub fn parse_probe(text: &str) -> (HostTools, String) {
                 tools.tcpdump.get_or_insert_with(|| p.to_string());
             }
             _ => {
-                listing.push_str(line);
-                listing.push('\n');
+                listing.extend_from_slice(rec);
+                listing.push(0);
             }
         }
     }
@@ -535,6 +575,28 @@ fn seal(dest: &Path, meta: &Path, stamp: &str, mtime: Nanos) -> Result<(), Remot
     })
 }
 
+fn node_problem(node: &Node, kind: ProblemKind, message: String) -> Problem {
+    Problem::new(
+        kind,
+        ProblemSource::Node {
+            node: node.name.to_string(),
+        },
+        message,
+    )
+}
+
+fn capture_problem(node: &Node, remote_path: &str, kind: ProblemKind, message: String) -> Problem {
+    Problem::new(
+        kind,
+        ProblemSource::Capture {
+            node: node.name.to_string(),
+            path: remote_path.to_string(),
+            offset: None,
+        },
+        message,
+    )
+}
+
 /// Fetch one node's part of the windows.
 pub fn fetch_node(
     node: &Node,
@@ -549,14 +611,18 @@ pub fn fetch_node(
         path: dir.clone(),
         source,
     })?;
+    // What a killed run left half-copied here is never used (a cache hit
+    // needs the `.remote` note written after the rename): remove it.
+    crate::outputs::remove_stale_temporaries(&dir);
     let out = run(
         t,
         &node.ssh_options,
         "list captures",
         &listing_command(&t.dir),
     )?;
-    let (tools, listing) = parse_probe(&String::from_utf8_lossy(&out));
-    let files = parse_listing(&listing).map_err(|e| RemoteError::Listing(t.to_string(), e))?;
+    let (tools, listing) = parse_probe(&out);
+    let listing = parse_listing(&listing).map_err(|e| RemoteError::Listing(t.to_string(), e))?;
+    let files = listing.files;
     let remote_dir_bytes = files
         .iter()
         .filter(|f| is_capture_name(&f.name))
@@ -568,11 +634,24 @@ pub fn fetch_node(
         remote_dir_bytes,
         ..Fetched::default()
     };
-    if windows.is_empty() || chosen.is_empty() {
+    for name in listing.unusable_names {
+        fetched.problems.push(node_problem(
+            node,
+            ProblemKind::UnusableSource,
+            format!("{t}: skipped {name:?}: its name is not UTF-8"),
+        ));
+    }
+    if windows.is_empty() {
         fetched.mode = "copy";
-        fetched
-            .notes
-            .push(format!("no capture file of {t} overlaps the windows"));
+        return Ok(fetched);
+    }
+    if chosen.is_empty() {
+        fetched.mode = "copy";
+        fetched.problems.push(node_problem(
+            node,
+            ProblemKind::CaptureGap,
+            format!("no capture file of {t} overlaps the windows"),
+        ));
         return Ok(fetched);
     }
 
@@ -614,8 +693,10 @@ fn fetch_chosen(
                     fetched.mode = "extract";
                     return Ok(fetched);
                 }
-                Err(e) => fetched.notes.push(format!(
-                    "remote extract failed, filtering or copying files instead: {e}"
+                Err(e) => fetched.problems.push(node_problem(
+                    node,
+                    ProblemKind::UnusableSource,
+                    format!("remote extract failed, filtering or copying files instead: {e}"),
                 )),
             }
         }
@@ -625,8 +706,12 @@ fn fetch_chosen(
         (RemoteExtract::Copy, _) => None,
         (_, None) => {
             if node.remote_extract == RemoteExtract::Tcpdump {
-                fetched.notes.push(format!(
-                    "remote_extract = \"tcpdump\" but {t} has no tcpdump: copying whole files"
+                fetched.problems.push(node_problem(
+                    node,
+                    ProblemKind::UnusableSource,
+                    format!(
+                        "remote_extract = \"tcpdump\" but {t} has no tcpdump: copying whole files"
+                    ),
                 ));
             }
             None
@@ -639,9 +724,13 @@ fn fetch_chosen(
                 Some((td.as_str(), f))
             }
             None => {
-                fetched.notes.push(format!(
-                    "no capture filter fits {} queries: copying whole files",
-                    queries.len()
+                fetched.problems.push(node_problem(
+                    node,
+                    ProblemKind::Limit,
+                    format!(
+                        "no capture filter fits {} queries (at most {MAX_FILTER_LEN} characters): copying whole files",
+                        queries.len()
+                    ),
                 ));
                 None
             }
@@ -651,13 +740,18 @@ fn fetch_chosen(
     fetched.mode = if filter.is_some() { "tcpdump" } else { "copy" };
     let qdir = sh_quote(&t.dir);
     for f in chosen {
-        if f.name.contains(['/', '\n']) {
-            fetched
-                .notes
-                .push(format!("skipped file with an unusable name: {:?}", f.name));
+        let remote_path = format!("{}/{}", t.dir.trim_end_matches('/'), f.name);
+        // `find -printf %f` prints no `/`; a listing that does is not to be
+        // trusted with a path.
+        if f.name.contains('/') {
+            fetched.problems.push(capture_problem(
+                node,
+                &remote_path,
+                ProblemKind::UnusableSource,
+                format!("skipped {:?}: not a plain file name", f.name),
+            ));
             continue;
         }
-        let remote_path = format!("{}/{}", t.dir.trim_end_matches('/'), f.name);
         if let Some((td, filter)) = &filter {
             match fetch_filtered(node, t, td, filter, f, &remote_path, dir) {
                 Ok((dest, n)) => {
@@ -672,9 +766,11 @@ fn fetch_chosen(
                         code: Some(255), ..
                     },
                 ) => return Err(e),
-                Err(e) => fetched.notes.push(format!(
-                    "tcpdump on {t} could not filter {}, copying it whole: {e}",
-                    f.name
+                Err(e) => fetched.problems.push(capture_problem(
+                    node,
+                    &remote_path,
+                    ProblemKind::UnusableSource,
+                    format!("tcpdump on {t} could not filter it, copying it whole: {e}"),
                 )),
             }
         }
@@ -827,7 +923,7 @@ pub fn fetch_nodes(
             .iter()
             .filter_map(|n| match &n.captures {
                 CaptureLocation::Ssh(t) => Some((
-                    n.name.clone(),
+                    n.name.to_string(),
                     s.spawn(move || fetch_node(n, t, queries, slack, cache)),
                 )),
                 CaptureLocation::Local(_) => None,
@@ -901,8 +997,10 @@ mod tests {
 
     #[test]
     fn listing_and_quoting() {
-        let l = parse_listing("1234 1683279187.5000000000 cap 1.pcap\n99 1683279188 b.pcapng\n")
-            .unwrap();
+        let l =
+            parse_listing(b"1234 1683279187.5000000000 cap 1.pcap\x0099 1683279188 b.pcapng\x00")
+                .unwrap()
+                .files;
         assert_eq!(
             l[0],
             RemoteFile {
@@ -912,7 +1010,16 @@ mod tests {
             }
         );
         assert_eq!(l[1].mtime, 1683279188 * S);
-        assert!(parse_listing("x y\n").is_err());
+        assert!(parse_listing(b"x y\x00").is_err());
+        // D14: names may hold newlines, even ones that look like records;
+        // a name that is not UTF-8 is set aside, not fatal.
+        let l = parse_listing(b"1 1683279187 a\nb.pcap\x002 1683279188 c.pcap\n3 1683279189 d.pcap\x004 1683279190 \xff.pcap\x00")
+            .unwrap();
+        assert_eq!(
+            l.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            ["a\nb.pcap", "c.pcap\n3 1683279189 d.pcap"]
+        );
+        assert_eq!(l.unusable_names, ["\u{fffd}.pcap"]);
         assert_eq!(sh_quote("it's"), "'it'\\''s'");
         assert!(is_capture_name("ring_00012_20230505173307.pcapng"));
         assert!(is_capture_name("cap.pcap3"));
@@ -970,7 +1077,7 @@ mod tests {
     #[test]
     fn probe_and_tcpdump_commands() {
         let (tools, listing) = parse_probe(
-            "tool tcpdump /usr/bin/tcpdump\ntool tcpdump /usr/sbin/tcpdump\n12 1683279187 cap.pcap\n",
+            b"tool tcpdump /usr/bin/tcpdump\0tool tcpdump /usr/sbin/tcpdump\x0012 1683279187 cap.pcap\0",
         );
         assert_eq!(
             tools,
@@ -979,7 +1086,7 @@ mod tests {
                 tcpdump: Some("/usr/bin/tcpdump".into())
             }
         );
-        assert_eq!(parse_listing(&listing).unwrap().len(), 1);
+        assert_eq!(parse_listing(&listing).unwrap().files.len(), 1);
         assert!(listing_command("/cap dir").starts_with("sh -c '"));
         assert_eq!(
             tcpdump_command("/usr/bin/tcpdump", "/d/c.pcap", "tcp"),
@@ -991,6 +1098,23 @@ mod tests {
         assert_eq!(filtered_name("cap-05.pcap.gz"), "cap-05.pcap");
         assert_eq!(filtered_name("cap.pcap.zst3"), "cap.pcap3");
         assert_eq!(filtered_name("cap.pcap7"), "cap.pcap7");
+    }
+
+    /// D15: options end before the destination; the remote command
+    /// follows it directly.
+    #[test]
+    fn the_destination_comes_after_the_end_of_options() {
+        let t = SshTarget::parse("ssh://cap@backend-01:2222/var/cap").unwrap();
+        let c = ssh_command(&t, &["-F".into(), "cfg".into()]);
+        let args: Vec<String> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let dd = args.iter().position(|a| a == "--").unwrap();
+        assert_eq!(args[dd + 1], "cap@backend-01");
+        assert_eq!(args.len(), dd + 2, "{args:?}");
+        assert!(args[..dd].ends_with(&["-F".to_string(), "cfg".to_string()]));
+        assert!(args[..dd].contains(&"2222".to_string()));
     }
 
     #[test]

@@ -6,32 +6,51 @@
 //!   read), `413` past the body bound, `400` for a body that names no time,
 //!   `503` when the queue is full.
 //! - `GET /runs/{id}`: that run's state and result.
-//! - `GET /healthz`: liveness plus queue and run counters (no token).
+//! - `GET /healthz`: liveness plus queue, run and connection counters (no token).
 //!
 //! Investigations run on blocking threads, `concurrency` (1 or 2) at a time,
 //! from a bounded queue; each is logged (tracing) with its window, incidents
 //! and duration, and writes the pipeline's outputs (per run under
 //! `runs_dir/<id>/` when set).
+//!
+//! Before a client is authenticated it can hold only bounded resources
+//! ([`ConnLimits`]): at most `max_connections` connections are served at
+//! once (the others wait in the kernel's listen queue, costing us nothing);
+//! each must send its request head within `header_timeout` (also the
+//! longest a keep-alive connection may sit idle) and its body within
+//! `body_timeout` (else `408`); a keep-alive connection is closed after
+//! `max_requests_per_connection` requests. HTTP/1.1 only: webhook senders
+//! speak it, and HTTP/2's preface would be read without a deadline.
+//!
+//! What is kept of finished runs is bounded too ([`Retention`]): the last
+//! `keep_runs` finished runs answer `GET /runs/{id}` (queued and running ones
+//! always do; an alert refused with `503` is not a run and evicts nothing),
+//! and `runs_dir` keeps the newest `runs_keep` run directories no older than
+//! `runs_max_age`.
 
 use crate::alert::{parse_alert, AlertDefaults};
-use crate::config::Pipeline;
+pub use crate::config::{ConnLimits, Retention};
+use crate::config::{Pipeline, ServeSettings};
 use crate::engine::Engine;
 use crate::investigate::{investigate, InvestigateRequest};
 use crate::outputs::OutputPlan;
 use crate::progress::{Progress, Silent};
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use crate::time::Timestamp;
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
+use hyper::service::Service as _;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -45,6 +64,24 @@ pub struct ServeOptions {
     pub concurrency: usize,
     /// Each run's outputs under `<runs_dir>/<run id>/`; else the pipeline's outputs.
     pub runs_dir: Option<PathBuf>,
+    pub retention: Retention,
+    pub limits: ConnLimits,
+}
+
+impl Default for ServeOptions {
+    /// The pipeline defaults, without a token.
+    fn default() -> Self {
+        let d = ServeSettings::default();
+        ServeOptions {
+            token: None,
+            max_body_bytes: d.max_body_bytes,
+            queue: d.queue,
+            concurrency: d.concurrency,
+            runs_dir: d.runs_dir,
+            retention: d.retention,
+            limits: d.limits,
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -78,10 +115,9 @@ struct Shared {
     running: AtomicU64,
     completed: AtomicU64,
     failed: AtomicU64,
+    /// Connections being served now.
+    connections: AtomicU64,
 }
-
-/// Runs kept for `GET /runs/{id}`.
-const KEEP_RUNS: usize = 200;
 
 impl Shared {
     fn update(&self, id: &str, f: impl FnOnce(&mut RunState)) {
@@ -89,7 +125,84 @@ impl Shared {
         if let Some(r) = runs.iter_mut().find(|r| r.id == id) {
             f(r);
         }
+        forget_finished(&mut runs, self.opts.retention.keep_runs);
     }
+
+    /// Ids of the runs still to finish, whose directories must stay.
+    fn live_ids(&self) -> Vec<String> {
+        let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        runs.iter()
+            .filter(|r| !finished(r))
+            .map(|r| r.id.clone())
+            .collect()
+    }
+}
+
+fn finished(r: &RunState) -> bool {
+    matches!(r.state, "done" | "failed")
+}
+
+/// Keep the last `keep` finished runs (oldest forgotten first); queued and
+/// running ones are never forgotten (there are at most queue + concurrency).
+fn forget_finished(runs: &mut VecDeque<RunState>, keep: usize) {
+    let mut done = runs.iter().filter(|r| finished(r)).count();
+    while done > keep {
+        let Some(i) = runs.iter().position(finished) else {
+            break;
+        };
+        runs.remove(i);
+        done -= 1;
+    }
+}
+
+/// Whether a directory name is a run id (`20260101T000000Z-0001`): only
+/// those are ever removed from `runs_dir`.
+fn is_run_id(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 21
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z'
+        && b[16] == b'-'
+        && b[17..].iter().all(u8::is_ascii_digit)
+}
+
+/// Apply the retention to `runs_dir`: keep the newest `runs_keep` run
+/// directories no older than `runs_max_age`, never one in `live`, never
+/// anything whose name is not a run id. Returns what was removed.
+pub fn prune_runs_dir(dir: &Path, r: &Retention, live: &[String]) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<(String, PathBuf, Option<std::time::SystemTime>)> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let modified = e.metadata().and_then(|m| m.modified()).ok();
+            is_run_id(&name).then(|| (name, e.path(), modified))
+        })
+        .collect();
+    // Newest first: ids start with their UTC time.
+    runs.sort_by(|a, b| b.0.cmp(&a.0));
+    let max_age = r.runs_max_age.to_std();
+    let mut removed = Vec::new();
+    for (i, (name, path, modified)) in runs.into_iter().enumerate() {
+        if live.contains(&name) {
+            continue;
+        }
+        let too_old = modified
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age > max_age);
+        if (i >= r.runs_keep || too_old) && std::fs::remove_dir_all(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    if !removed.is_empty() {
+        tracing::info!(dir = %dir.display(), removed = removed.len(), keep = r.runs_keep, max_age = %r.runs_max_age, "old run directories removed");
+    }
+    removed
 }
 
 /// Serve on `listener` until `shutdown` resolves.
@@ -112,25 +225,110 @@ pub async fn serve(
         running: AtomicU64::new(0),
         completed: AtomicU64::new(0),
         failed: AtomicU64::new(0),
+        connections: AtomicU64::new(0),
     });
+    if let Some(dir) = &opts.runs_dir {
+        let (dir, r) = (dir.clone(), opts.retention);
+        let _ = tokio::task::spawn_blocking(move || prune_runs_dir(&dir, &r, &[])).await;
+    }
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     for _ in 0..opts.concurrency.clamp(1, 2) {
         tokio::spawn(worker(shared.clone(), rx.clone()));
     }
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "wiretrail serve listening");
-    axum::serve(listener, router(shared))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(shared.clone());
+    let limits = opts.limits;
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // A free slot before accepting: at the cap, connections wait in the
+        // kernel's listen queue, not in our memory.
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, mostly: wait a little, not spin.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let conn = connection(stream, app.clone(), limits);
+        let watched = graceful.watch(conn);
+        let shared = shared.clone();
+        shared.connections.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            if let Err(e) = watched.await {
+                tracing::debug!("connection closed: {e}");
+            }
+            shared.connections.fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
+        });
+    }
+    drop(listener);
+    // Let the connections finish what they are answering, briefly.
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {
+            tracing::warn!("connections still open at shutdown: closed");
+        }
+    }
+    Ok(())
+}
+
+/// One HTTP/1.1 connection with the head timeout (also the idle keep-alive
+/// timeout) and the per-connection request bound.
+fn connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    limits: ConnLimits,
+) -> hyper::server::conn::http1::Connection<
+    TokioIo<tokio::net::TcpStream>,
+    impl hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = Response,
+            Error = std::convert::Infallible,
+            Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send,
+        > + Send,
+> {
+    let inner = hyper_util::service::TowerToHyperService::new(app);
+    let served = Arc::new(AtomicU32::new(0));
+    let max = limits.max_requests_per_connection;
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let n = served.fetch_add(1, Ordering::Relaxed) + 1;
+        let answer = inner.call(req.map(axum::body::Body::new));
+        async move {
+            let mut resp = answer.await?;
+            if n >= max {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(resp)
+        }
+    });
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout.to_std())
+        .keep_alive(true)
+        // Heads larger than this are refused (431); bodies are bounded
+        // separately by `max_body_bytes`.
+        .max_buf_size(64 * 1024);
+    b.serve_connection(TokioIo::new(stream), svc)
 }
 
 fn router(shared: Arc<Shared>) -> Router {
-    let limit = shared.opts.max_body_bytes;
     let hooks = Router::new()
         .route("/alertmanager", post(receive))
         .route("/webhook", post(receive))
         .route("/runs/{id}", get(run_state))
-        .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), auth));
     Router::new()
         .route("/healthz", get(healthz))
@@ -191,6 +389,8 @@ async fn healthz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
         "running": s.running.load(Ordering::Relaxed),
         "completed": s.completed.load(Ordering::Relaxed),
         "failed": s.failed.load(Ordering::Relaxed),
+        "connections": s.connections.load(Ordering::Relaxed),
+        "max_connections": s.opts.limits.max_connections,
         "pipeline": s.pipeline.name,
     }))
 }
@@ -203,16 +403,48 @@ async fn run_state(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<String>) -
     }
 }
 
-async fn receive(
-    State(s): State<Arc<Shared>>,
-    _headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
+/// Read the body within `body_timeout` and `max_body_bytes`.
+async fn read_body(s: &Shared, req: Request) -> Result<axum::body::Bytes, Response> {
+    let limit = s.opts.max_body_bytes;
+    let wait = s.opts.limits.body_timeout;
+    match tokio::time::timeout(wait.to_std(), axum::body::to_bytes(req.into_body(), limit)).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(c) = cause {
+                if c.is::<http_body_util::LengthLimitError>() {
+                    return Err(too_large(limit));
+                }
+                cause = c.source();
+            }
+            Err((
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("reading the body: {e}")})),
+            )
+                .into_response())
+        }
+        Err(_) => {
+            tracing::warn!("refused: body not received within {wait}");
+            Err((
+                StatusCode::REQUEST_TIMEOUT,
+                [(header::CONNECTION, "close")],
+                Json(json!({"error": format!("body not received within {wait}")})),
+            )
+                .into_response())
+        }
+    }
+}
+
+async fn receive(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    let body = match read_body(&s, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let p = &s.pipeline;
     let defaults = AlertDefaults {
         before: p.window.before,
         after: p.window.after,
-        received: Utc::now(),
+        received: Timestamp::now(),
     };
     let alert = match parse_alert(&body, &defaults) {
         Ok(a) => a,
@@ -223,6 +455,17 @@ async fn receive(
             )
                 .into_response()
         }
+    };
+    // A place in the queue first: an alert refused with 503 is not a run
+    // and must not push a finished run out of `/runs`.
+    let Ok(slot) = s.tx.try_reserve() else {
+        tracing::warn!(kind = alert.kind, window = %alert.window, "refused: queue full");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "60")],
+            Json(json!({"error": "queue full, retry later"})),
+        )
+            .into_response();
     };
     let n = s.seq.fetch_add(1, Ordering::Relaxed) + 1;
     let id = format!("{}-{n:04}", Utc::now().format("%Y%m%dT%H%M%SZ"));
@@ -244,8 +487,8 @@ async fn receive(
         id: id.clone(),
         state: "queued",
         kind: alert.kind,
-        since: alert.window.since().to_rfc3339(),
-        until: alert.window.until().to_rfc3339(),
+        since: alert.window.since().to_string(),
+        until: alert.window.until().to_string(),
         host: pipeline.host_filter.clone(),
         incidents: None,
         causes: BTreeMap::new(),
@@ -265,34 +508,20 @@ async fn receive(
     {
         let mut runs = s.runs.lock().unwrap_or_else(|e| e.into_inner());
         runs.push_back(state.clone());
-        while runs.len() > KEEP_RUNS {
-            runs.pop_front();
-        }
+        forget_finished(&mut runs, s.opts.retention.keep_runs);
     }
-    match s.tx.try_send(job) {
-        Ok(()) => {
-            s.queued.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(run = %id, kind = alert.kind, window = %alert.window, host = ?alert.host, alerts = ?alert.names, "alert queued");
-            eprintln!(
-                "wiretrail: run {id} queued: {} alert, window {}, host {:?}",
-                alert.kind, alert.window, alert.host
-            );
-            (StatusCode::ACCEPTED, Json(json!({"run": id, "since": state.since, "until": state.until, "host": state.host}))).into_response()
-        }
-        Err(_) => {
-            s.update(&id, |r| {
-                r.state = "failed";
-                r.error = Some("queue full".into());
-            });
-            tracing::warn!(run = %id, "refused: queue full");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "60")],
-                Json(json!({"error": "queue full, retry later"})),
-            )
-                .into_response()
-        }
-    }
+    s.queued.fetch_add(1, Ordering::Relaxed);
+    slot.send(job);
+    tracing::info!(run = %id, kind = alert.kind, window = %alert.window, host = ?alert.host, alerts = ?alert.names, "alert queued");
+    eprintln!(
+        "wiretrail: run {id} queued: {} alert, window {}, host {:?}",
+        alert.kind, alert.window, alert.host
+    );
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"run": id, "since": state.since, "until": state.until, "host": state.host})),
+    )
+        .into_response()
 }
 
 async fn worker(s: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
@@ -365,6 +594,10 @@ async fn worker(s: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>
                 });
             }
         }
+        if let Some(dir) = s.opts.runs_dir.clone() {
+            let (r, live) = (s.opts.retention, s.live_ids());
+            let _ = tokio::task::spawn_blocking(move || prune_runs_dir(&dir, &r, &live)).await;
+        }
     }
 }
 
@@ -391,5 +624,71 @@ pub fn load_token(file: Option<&std::path::Path>, env: &str) -> Result<Option<St
         Ok(t) if t.trim().len() >= 16 => Ok(Some(t.trim().to_string())),
         Ok(_) => Err(format!("${env}: token shorter than 16 characters")),
         Err(_) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, state: &'static str) -> RunState {
+        RunState {
+            id: id.into(),
+            state,
+            kind: "generic",
+            since: String::new(),
+            until: String::new(),
+            host: None,
+            incidents: None,
+            causes: BTreeMap::new(),
+            written: Vec::new(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn only_finished_runs_are_forgotten_oldest_first() {
+        let mut runs: VecDeque<RunState> = [
+            run("a", "done"),
+            run("b", "running"),
+            run("c", "failed"),
+            run("d", "queued"),
+            run("e", "done"),
+        ]
+        .into();
+        forget_finished(&mut runs, 1);
+        let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["b", "d", "e"]);
+    }
+
+    #[test]
+    fn runs_dir_retention_removes_only_old_run_directories() {
+        let d = tempfile::tempdir().unwrap();
+        let ids = [
+            "20260101T000000Z-0001",
+            "20260101T000001Z-0002",
+            "20260101T000002Z-0003",
+            "20260101T000003Z-0004",
+        ];
+        for id in ids {
+            std::fs::create_dir_all(d.path().join(id)).unwrap();
+            std::fs::write(d.path().join(id).join("report.json"), "{}").unwrap();
+        }
+        std::fs::create_dir_all(d.path().join("keep-me")).unwrap();
+        std::fs::write(d.path().join("20260101T000000Z-0009"), "a file").unwrap();
+        let r = Retention {
+            keep_runs: 10,
+            runs_keep: 2,
+            runs_max_age: crate::time::Duration::from_hours(1),
+        };
+        // The oldest is still running: kept whatever the count says.
+        let removed = prune_runs_dir(d.path(), &r, &[ids[0].to_string()]);
+        assert_eq!(removed, vec![d.path().join(ids[1])]);
+        for keep in [ids[0], ids[2], ids[3], "keep-me", "20260101T000000Z-0009"] {
+            assert!(d.path().join(keep).exists(), "{keep}");
+        }
+        assert!(is_run_id("20260101T000003Z-12345"));
+        assert!(!is_run_id("20260101T000003Z-"));
+        assert!(!is_run_id("../20260101T000003Z-0001"));
     }
 }

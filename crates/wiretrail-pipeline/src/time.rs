@@ -1,20 +1,192 @@
-//! Times, durations and windows as people type them.
+//! Times, durations and windows as people type them: the one vocabulary of
+//! every command (`investigate`, `batch`, `serve`'s webhook bodies,
+//! `capture`, `es`) and of pipeline files.
 //!
-//! Times: RFC 3339 (`2023-05-05T09:33:07Z`), or `2023-05-05 17:33:07` followed
-//! by a zone (`+08:00`, `+0800`, `Z`, `UTC`, `Asia/Shanghai`). A stamp without
-//! a zone takes the pipeline's `tz`; with no `tz` either it is refused, because
-//! guessing a zone silently shifts every window by hours.
+//! Times ([`parse_time`]):
+//! - RFC 3339: `2023-05-05T09:33:07Z`, `2023-05-05T17:33:07.25+08:00`;
+//! - `2023-05-05 17:33:07` (or `T`, seconds and fraction optional) followed
+//!   by a zone: `+08:00`, `+0800`, `Z`, `UTC`, `Asia/Shanghai`;
+//! - a bare date `2023-05-05` (its midnight), with the same optional zone;
+//! - epoch seconds: `1683279187`, `1683279187.25`.
 //!
-//! Durations: `90s`, `5m`, `1h30m`, `500ms`, `2d`.
+//! A stamp without a zone takes the pipeline's `tz` (or `--tz`); with no `tz`
+//! either it is refused, because guessing a zone silently shifts every
+//! window by hours.
+//!
+//! Durations ([`parse_duration`]): `90s`, `5m`, `1h30m`, `500ms`, `2d`.
+//!
+//! Everything is parsed once into [`Timestamp`] and [`Duration`], whose
+//! arithmetic is checked: a window that would start before 1677 or end after
+//! 2262 (the range of a nanosecond count in an `i64`, which captures use) is
+//! an error naming the input, never a panic or a wrapped value. chrono's
+//! `DateTime` and f64 seconds appear only at the edges (log records, reports,
+//! Elasticsearch ranges).
 
-use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+/// An instant: nanoseconds since the Unix epoch, UTC.
+///
+/// The range is that of an `i64` count of nanoseconds,
+/// 1677-09-21T00:12:43.145224192Z ..= 2262-04-11T23:47:16.854775807Z, which
+/// is what capture timestamps hold; a time outside it is refused when it is
+/// parsed, and arithmetic that would leave it returns `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub const MIN: Timestamp = Timestamp(i64::MIN);
+    pub const MAX: Timestamp = Timestamp(i64::MAX);
+
+    pub const fn from_nanos(ns: i64) -> Timestamp {
+        Timestamp(ns)
+    }
+
+    /// Nanoseconds since the epoch (a capture's `Nanos`).
+    pub const fn as_nanos(self) -> i64 {
+        self.0
+    }
+
+    /// `None` outside [`Timestamp::MIN`] ..= [`Timestamp::MAX`].
+    pub fn from_utc(t: DateTime<Utc>) -> Option<Timestamp> {
+        t.timestamp_nanos_opt().map(Timestamp)
+    }
+
+    /// Epoch milliseconds (what Kibana can send), `None` out of range.
+    pub fn from_millis(ms: i64) -> Option<Timestamp> {
+        ms.checked_mul(1_000_000).map(Timestamp)
+    }
+
+    pub fn to_utc(self) -> DateTime<Utc> {
+        DateTime::from_timestamp_nanos(self.0)
+    }
+
+    /// The clock now. (Until 2262.)
+    pub fn now() -> Timestamp {
+        Timestamp::from_utc(Utc::now()).unwrap_or(Timestamp::MAX)
+    }
+
+    pub fn checked_add(self, d: Duration) -> Option<Timestamp> {
+        self.0.checked_add_unsigned(d.0).map(Timestamp)
+    }
+
+    pub fn checked_sub(self, d: Duration) -> Option<Timestamp> {
+        self.0.checked_sub_unsigned(d.0).map(Timestamp)
+    }
+
+    /// How long after `earlier` this is; `None` when it is before it.
+    pub fn duration_since(self, earlier: Timestamp) -> Option<Duration> {
+        (self >= earlier).then(|| Duration(self.0.abs_diff(earlier.0)))
+    }
+
+    /// Seconds since the epoch, for outputs that want them.
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / NANOS_PER_SEC as f64
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC, with as many fraction digits as needed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            &self
+                .to_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        )
+    }
+}
+
+/// A length of time, never negative, in nanoseconds (up to ~584 years,
+/// longer than any window a [`Timestamp`] can hold).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Duration(u64);
+
+impl Duration {
+    pub const ZERO: Duration = Duration(0);
+    pub const MAX: Duration = Duration(u64::MAX);
+
+    pub const fn from_nanos(ns: u64) -> Duration {
+        Duration(ns)
+    }
+    pub const fn from_millis(ms: u32) -> Duration {
+        Duration(ms as u64 * 1_000_000)
+    }
+    pub const fn from_secs(s: u32) -> Duration {
+        Duration(s as u64 * NANOS_PER_SEC)
+    }
+    pub const fn from_mins(m: u32) -> Duration {
+        Duration(m as u64 * 60 * NANOS_PER_SEC)
+    }
+    pub const fn from_hours(h: u32) -> Duration {
+        Duration(h as u64 * 3600 * NANOS_PER_SEC)
+    }
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+    /// Whole seconds (rounded down).
+    pub const fn as_secs(self) -> u64 {
+        self.0 / NANOS_PER_SEC
+    }
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / NANOS_PER_SEC as f64
+    }
+    pub const fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+    pub fn checked_add(self, other: Duration) -> Option<Duration> {
+        self.0.checked_add(other.0).map(Duration)
+    }
+    pub fn to_std(self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.0)
+    }
+    /// `None` past [`Duration::MAX`].
+    pub fn from_std(d: std::time::Duration) -> Option<Duration> {
+        u64::try_from(d.as_nanos()).ok().map(Duration)
+    }
+}
+
+impl fmt::Display for Duration {
+    /// The form [`parse_duration`] reads (`1h30m`, `250ms`), nanoseconds
+    /// below a millisecond.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut ns = self.0;
+        if ns == 0 {
+            return f.write_str("0s");
+        }
+        for (unit, size) in [
+            ("d", 86_400 * NANOS_PER_SEC),
+            ("h", 3_600 * NANOS_PER_SEC),
+            ("m", 60 * NANOS_PER_SEC),
+            ("s", NANOS_PER_SEC),
+            ("ms", 1_000_000),
+            ("ns", 1),
+        ] {
+            if ns >= size {
+                write!(f, "{}{unit}", ns / size)?;
+                ns %= size;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A duration in a pipeline file (`"5m"`).
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+const TIME_FORMS: &str = "use RFC 3339 (`2023-05-05T09:33:07Z`), `2023-05-05 17:33:07 +08:00`, a date (`2023-05-05`) or epoch seconds (`1683279187`)";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TimeError {
-    #[error("`{0}` is not a time: use RFC 3339 (`2023-05-05T09:33:07Z`) or `2023-05-05 17:33:07 +08:00`")]
+    #[error("`{0}` is not a time: {TIME_FORMS}")]
     BadTime(String),
     #[error(
         "`{0}` has no zone: write it as `{0} +08:00` (or `{0} Asia/Shanghai`), or set `tz` / --tz"
@@ -22,18 +194,56 @@ pub enum TimeError {
     NoZone(String),
     #[error("`{zone}` in `{input}` is not a zone: use an offset like `+08:00` or an IANA name like `Asia/Shanghai`")]
     BadZone { input: String, zone: String },
+    #[error("`{0}` is not a time zone: use an IANA name such as `Asia/Shanghai`, `Europe/Berlin` or `UTC`")]
+    BadTz(String),
     #[error("`{0}` does not exist in that zone (skipped by a daylight-saving change)")]
     Nonexistent(String),
     #[error(
         "`{0}` is ambiguous in that zone (repeated by a daylight-saving change): give an offset"
     )]
     Ambiguous(String),
+    #[error("`{0}` is outside the times wiretrail can represent (1677-09-21 .. 2262-04-11, those of capture timestamps)")]
+    OutOfRange(String),
     #[error("`{0}` is not a duration: use e.g. `90s`, `5m`, `1h30m`, `500ms`, `2d`")]
     BadDuration(String),
+    #[error(
+        "`{0}` is longer than any window wiretrail can hold (at most about 584 years, `213503d`)"
+    )]
+    DurationTooLong(String),
     #[error("`{0}` is not a day: use YYYY-MM-DD")]
     BadDay(String),
     #[error("empty window: `since` ({since}) is not before `until` ({until})")]
-    EmptyWindow { since: String, until: String },
+    EmptyWindow { since: Timestamp, until: Timestamp },
+    #[error("the window {what} {limit}, outside the times wiretrail can represent (1677-09-21 .. 2262-04-11)")]
+    WindowOutOfRange {
+        /// `would start before` / `would end after`.
+        what: &'static str,
+        limit: &'static str,
+    },
+}
+
+const EARLIEST: &str = "1677-09-21";
+const LATEST: &str = "2262-04-11";
+
+fn starts_too_early() -> TimeError {
+    TimeError::WindowOutOfRange {
+        what: "would start before",
+        limit: EARLIEST,
+    }
+}
+
+fn ends_too_late() -> TimeError {
+    TimeError::WindowOutOfRange {
+        what: "would end after",
+        limit: LATEST,
+    }
+}
+
+/// Parse an IANA zone name (`--tz`, the pipeline's `tz`).
+pub fn parse_tz(s: &str) -> Result<Tz, TimeError> {
+    s.trim()
+        .parse::<Tz>()
+        .map_err(|_| TimeError::BadTz(s.to_string()))
 }
 
 /// Parse a zone name or offset (`UTC`, `Z`, `+08:00`, `Asia/Shanghai`).
@@ -81,55 +291,92 @@ pub enum Zone {
 }
 
 impl Zone {
-    fn resolve(&self, naive: NaiveDateTime, input: &str) -> Result<DateTime<Utc>, TimeError> {
+    fn resolve(&self, naive: NaiveDateTime, input: &str) -> Result<Timestamp, TimeError> {
         let r = match self {
             Zone::Fixed(o) => o.from_local_datetime(&naive).map(|t| t.with_timezone(&Utc)),
             Zone::Named(tz) => tz
                 .from_local_datetime(&naive)
                 .map(|t| t.with_timezone(&Utc)),
         };
-        match r {
-            LocalResult::Single(t) => Ok(t),
-            LocalResult::None => Err(TimeError::Nonexistent(input.to_string())),
-            LocalResult::Ambiguous(..) => Err(TimeError::Ambiguous(input.to_string())),
-        }
+        let t = match r {
+            LocalResult::Single(t) => t,
+            LocalResult::None => return Err(TimeError::Nonexistent(input.to_string())),
+            LocalResult::Ambiguous(..) => return Err(TimeError::Ambiguous(input.to_string())),
+        };
+        Timestamp::from_utc(t).ok_or_else(|| TimeError::OutOfRange(input.to_string()))
     }
 }
 
-/// Parse a time as users write it; `default_tz` applies to zone-less stamps.
-pub fn parse_time(input: &str, default_tz: Option<Tz>) -> Result<DateTime<Utc>, TimeError> {
-    let s = input.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    // `YYYY-MM-DD[ T]HH:MM[:SS[.frac]]` then an optional zone.
-    let owned;
-    let s = if s.len() >= 16
-        && s.is_char_boundary(16)
-        && s.as_bytes().get(16) != Some(&b':')
-        && s.as_bytes().get(13) == Some(&b':')
+/// Epoch seconds with an optional fraction of up to 9 digits.
+fn parse_epoch(s: &str, input: &str) -> Option<Result<Timestamp, TimeError>> {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    if secs.is_empty()
+        || !secs.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || (s.contains('.') && frac.is_empty())
     {
-        // No seconds: `2023-05-05 17:33 +08:00` means 17:33:00.
-        owned = format!("{}:00{}", &s[..16], &s[16..]);
-        owned.as_str()
-    } else {
-        s
-    };
+        return None;
+    }
+    if frac.len() > 9 {
+        return Some(Err(TimeError::BadTime(input.to_string())));
+    }
+    let out_of_range = || TimeError::OutOfRange(input.to_string());
+    let frac_ns: i64 = format!("{frac:0<9}").parse().ok()?;
+    let ns = secs
+        .parse::<i64>()
+        .ok()
+        .and_then(|s| s.checked_mul(NANOS_PER_SEC as i64))
+        .and_then(|n| n.checked_add(frac_ns))
+        .map(Timestamp)
+        .ok_or_else(out_of_range);
+    Some(ns)
+}
+
+/// Parse a time as users write it (see the module doc); `default_tz`
+/// applies to zone-less stamps.
+pub fn parse_time(input: &str, default_tz: Option<Tz>) -> Result<Timestamp, TimeError> {
+    let s = input.trim();
+    if let Some(r) = parse_epoch(s, input) {
+        return r;
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Timestamp::from_utc(t.with_timezone(&Utc))
+            .ok_or_else(|| TimeError::OutOfRange(input.to_string()));
+    }
     let b = s.as_bytes();
-    if b.len() < 19 || !(b[10] == b' ' || b[10] == b'T') {
+    // A bare date, `YYYY-MM-DD[ zone]`: its midnight.
+    let is_date = b.len() >= 10
+        && s.is_char_boundary(10)
+        && NaiveDate::parse_from_str(&s[..10], "%Y-%m-%d").is_ok();
+    if !is_date {
         return Err(TimeError::BadTime(input.to_string()));
     }
-    let mut end = 19;
-    if b.get(19) == Some(&b'.') {
-        end = 20;
-        while end < b.len() && b[end].is_ascii_digit() {
-            end += 1;
-        }
-    }
-    let stamp = s[..end].replacen('T', " ", 1);
-    let naive = NaiveDateTime::parse_from_str(&stamp, "%Y-%m-%d %H:%M:%S%.f")
-        .map_err(|_| TimeError::BadTime(input.to_string()))?;
-    let zone_text = s[end..].trim();
+    let has_time = b.len() > 11 && matches!(b[10], b' ' | b'T') && b[11].is_ascii_digit();
+    let (naive, zone_text) = if !has_time {
+        let d = NaiveDate::parse_from_str(&s[..10], "%Y-%m-%d")
+            .map_err(|_| TimeError::BadTime(input.to_string()))?;
+        (d.and_time(chrono::NaiveTime::MIN), s[10..].trim())
+    } else {
+        // `HH:MM[:SS[.frac]]` then an optional zone.
+        let time_len = {
+            let t = &b[11..];
+            let mut n = t
+                .iter()
+                .take_while(|c| c.is_ascii_digit() || **c == b':')
+                .count();
+            if t.get(n) == Some(&b'.') {
+                n += 1 + t[n + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            }
+            n
+        };
+        let end = 11 + time_len;
+        let stamp = format!("{} {}", &s[..10], &s[11..end]);
+        let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(&stamp, f).ok())
+            .ok_or_else(|| TimeError::BadTime(input.to_string()))?;
+        (naive, s[end..].trim())
+    };
     let zone = if zone_text.is_empty() {
         match default_tz {
             Some(tz) => Zone::Named(tz),
@@ -144,116 +391,86 @@ pub fn parse_time(input: &str, default_tz: Option<Tz>) -> Result<DateTime<Utc>, 
     zone.resolve(naive, input)
 }
 
-/// Parse `90s`, `5m`, `1h30m`, `500ms`, `2d` (components in any order, summed).
+/// Parse `90s`, `5m`, `1h30m`, `500ms`, `2d` (components in any order,
+/// summed). A duration longer than a [`Duration`] holds (about 584 years)
+/// is [`TimeError::DurationTooLong`].
 pub fn parse_duration(input: &str) -> Result<Duration, TimeError> {
     let bad = || TimeError::BadDuration(input.to_string());
+    let too_long = || TimeError::DurationTooLong(input.to_string());
     let s = input.trim();
     if s.is_empty() {
         return Err(bad());
     }
-    let mut total_ms: i64 = 0;
+    let mut total: u64 = 0;
     let mut rest = s;
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(|c| c.is_ascii_digit()).count();
         if digits == 0 {
             return Err(bad());
         }
-        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
+        let number = &rest[..digits];
         rest = &rest[digits..];
         let unit_len = rest.bytes().take_while(|c| c.is_ascii_alphabetic()).count();
-        let unit_ms = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
+        let unit_ns: u64 = match &rest[..unit_len] {
+            "ms" => 1_000_000,
+            "s" => NANOS_PER_SEC,
+            "m" => 60 * NANOS_PER_SEC,
+            "h" => 3_600 * NANOS_PER_SEC,
+            "d" => 86_400 * NANOS_PER_SEC,
             _ => return Err(bad()),
         };
         rest = &rest[unit_len..];
-        total_ms = n
-            .checked_mul(unit_ms)
-            .and_then(|v| total_ms.checked_add(v))
-            .ok_or_else(bad)?;
+        // All digits: a parse failure is an overflow.
+        let n: u64 = number.parse().map_err(|_| too_long())?;
+        total = n
+            .checked_mul(unit_ns)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(too_long)?;
     }
-    Ok(Duration::milliseconds(total_ms))
-}
-
-/// Print a duration the way [`parse_duration`] reads it.
-pub fn format_duration(d: Duration) -> String {
-    let mut ms = d.num_milliseconds();
-    if ms == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    if ms < 0 {
-        out.push('-');
-        ms = -ms;
-    }
-    for (unit, size) in [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ] {
-        if ms >= size {
-            out.push_str(&format!("{}{unit}", ms / size));
-            ms %= size;
-        }
-    }
-    out
-}
-
-/// A duration field in a pipeline file (`"5m"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_duration(&s)
-            .map(Dur)
-            .map_err(serde::de::Error::custom)
-    }
+    Ok(Duration(total))
 }
 
 /// A half-open time window `[since, until)`, never empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Window {
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
+    since: Timestamp,
+    until: Timestamp,
 }
 
 impl Window {
-    pub fn new(since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Window, TimeError> {
+    pub fn new(since: Timestamp, until: Timestamp) -> Result<Window, TimeError> {
         if since >= until {
-            return Err(TimeError::EmptyWindow {
-                since: since.to_rfc3339(),
-                until: until.to_rfc3339(),
-            });
+            return Err(TimeError::EmptyWindow { since, until });
         }
         Ok(Window { since, until })
     }
 
-    /// The window ending `after` past `at` and starting `before` ahead of it.
-    pub fn around(
-        at: DateTime<Utc>,
-        before: Duration,
-        after: Duration,
-    ) -> Result<Window, TimeError> {
-        Window::new(at - before, at + after)
+    /// From `before` ahead of `at` to `after` past it.
+    pub fn around(at: Timestamp, before: Duration, after: Duration) -> Result<Window, TimeError> {
+        Window::new(
+            at.checked_sub(before).ok_or_else(starts_too_early)?,
+            at.checked_add(after).ok_or_else(ends_too_late)?,
+        )
+    }
+
+    /// The `len` up to `until`.
+    pub fn ending(until: Timestamp, len: Duration) -> Result<Window, TimeError> {
+        Window::around(until, len, Duration::ZERO)
+    }
+
+    /// The `len` from `since` on.
+    pub fn starting(since: Timestamp, len: Duration) -> Result<Window, TimeError> {
+        Window::around(since, Duration::ZERO, len)
     }
 
     /// A calendar day in `tz` (UTC when none).
     pub fn day(day: &str, tz: Option<Tz>) -> Result<Window, TimeError> {
         let d = NaiveDate::parse_from_str(day.trim(), "%Y-%m-%d")
             .map_err(|_| TimeError::BadDay(day.to_string()))?;
-        let start = d
-            .and_hms_opt(0, 0, 0)
-            .ok_or_else(|| TimeError::BadDay(day.to_string()))?;
+        let start = d.and_time(chrono::NaiveTime::MIN);
         let next = d
             .succ_opt()
-            .and_then(|n| n.and_hms_opt(0, 0, 0))
+            .map(|n| n.and_time(chrono::NaiveTime::MIN))
             .ok_or_else(|| TimeError::BadDay(day.to_string()))?;
         let zone = tz.map(Zone::Named).unwrap_or(Zone::Fixed(
             chrono::FixedOffset::east_opt(0).expect("0 is valid"),
@@ -261,29 +478,31 @@ impl Window {
         Window::new(zone.resolve(start, day)?, zone.resolve(next, day)?)
     }
 
-    pub fn since(&self) -> DateTime<Utc> {
+    pub fn since(&self) -> Timestamp {
         self.since
     }
-    pub fn until(&self) -> DateTime<Utc> {
+    pub fn until(&self) -> Timestamp {
         self.until
     }
+    /// Whether a log record's stamp falls inside.
     pub fn contains(&self, t: DateTime<Utc>) -> bool {
-        t >= self.since && t < self.until
+        Timestamp::from_utc(t).is_some_and(|t| t >= self.since && t < self.until)
     }
     pub fn len(&self) -> Duration {
-        self.until - self.since
+        self.until
+            .duration_since(self.since)
+            .expect("a window is never empty")
     }
-    /// Cut into consecutive pieces of at most `chunk` (the last may be shorter).
+    /// Cut into consecutive pieces of at most `chunk` (the last may be
+    /// shorter); a zero chunk is the whole window.
     pub fn chunks(&self, chunk: Duration) -> Vec<Window> {
-        let chunk = if chunk <= Duration::zero() {
-            self.len()
-        } else {
-            chunk
-        };
         let mut out = Vec::new();
         let mut t = self.since;
         while t < self.until {
-            let end = (t + chunk).min(self.until);
+            let end = match t.checked_add(chunk) {
+                Some(e) if !chunk.is_zero() => e.min(self.until),
+                _ => self.until,
+            };
             out.push(Window {
                 since: t,
                 until: end,
@@ -293,22 +512,16 @@ impl Window {
         out
     }
     pub fn since_ns(&self) -> i64 {
-        self.since.timestamp_nanos_opt().unwrap_or(i64::MIN)
+        self.since.as_nanos()
     }
     pub fn until_ns(&self) -> i64 {
-        self.until.timestamp_nanos_opt().unwrap_or(i64::MAX)
+        self.until.as_nanos()
     }
 }
 
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use chrono::SecondsFormat::AutoSi;
-        write!(
-            f,
-            "{} .. {}",
-            self.since.to_rfc3339_opts(AutoSi, true),
-            self.until.to_rfc3339_opts(AutoSi, true)
-        )
+        write!(f, "{} .. {}", self.since, self.until)
     }
 }
 
@@ -316,9 +529,11 @@ impl fmt::Display for Window {
 mod tests {
     use super::*;
 
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    fn utc(s: &str) -> Timestamp {
+        Timestamp::from_utc(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)).unwrap()
     }
+
+    const SEC: Duration = Duration::from_secs(1);
 
     #[test]
     fn times_in_every_spelling() {
@@ -331,6 +546,8 @@ mod tests {
             "2023-05-05 17:33:07 Asia/Shanghai",
             "2023-05-05 09:33:07 UTC",
             "2023-05-05 09:33:07Z",
+            "1683279187",
+            " 1683279187.0 ",
         ] {
             assert_eq!(parse_time(s, None).unwrap(), want, "{s}");
         }
@@ -339,31 +556,80 @@ mod tests {
             "2023-05-05T09:33Z",
             "2023-05-05 09:33",
         ] {
-            let want = want - Duration::seconds(7);
+            let want = want.checked_sub(Duration::from_secs(7)).unwrap();
             assert_eq!(parse_time(s, Some(chrono_tz::UTC)).unwrap(), want, "{s}");
         }
-        assert_eq!(parse_time("2023-05-05T09:33:07Z", None).unwrap(), want);
         let tz: Tz = "Asia/Shanghai".parse().unwrap();
         assert_eq!(parse_time("2023-05-05 17:33:07", Some(tz)).unwrap(), want);
+        let quarter = want.checked_add(Duration::from_millis(250)).unwrap();
         assert_eq!(
             parse_time("2023-05-05 17:33:07.250 +08:00", None).unwrap(),
-            want + Duration::milliseconds(250)
+            quarter
         );
+        assert_eq!(parse_time("1683279187.25", None).unwrap(), quarter);
+        assert_eq!(
+            parse_time("1683279187.000000001", None).unwrap().as_nanos(),
+            1_683_279_187_000_000_001
+        );
+        // Bare dates: midnight, in the zone given or the default one.
+        assert_eq!(
+            parse_time("2023-05-05", Some(tz)).unwrap(),
+            utc("2023-05-04T16:00:00Z")
+        );
+        assert_eq!(
+            parse_time("2023-05-05 +08:00", None).unwrap(),
+            utc("2023-05-04T16:00:00Z")
+        );
+        assert_eq!(
+            parse_time("2023-05-05 UTC", None).unwrap(),
+            utc("2023-05-05T00:00:00Z")
+        );
+        assert_eq!(want.to_string(), "2023-05-05T09:33:07Z");
+        assert_eq!(quarter.to_string(), "2023-05-05T09:33:07.250Z");
     }
 
     #[test]
-    fn zone_less_time_is_refused_without_tz() {
+    fn bad_times_say_what_is_wrong() {
         let e = parse_time("2023-05-05 17:33:07", None).unwrap_err();
         assert!(matches!(e, TimeError::NoZone(_)));
         assert!(e.to_string().contains("+08:00"));
         assert!(matches!(
+            parse_time("2023-05-05", None),
+            Err(TimeError::NoZone(_))
+        ));
+        assert!(matches!(
             parse_time("2023-05-05 17:33:07 Mars/Base", None),
             Err(TimeError::BadZone { .. })
         ));
-        assert!(matches!(
-            parse_time("yesterday", None),
-            Err(TimeError::BadTime(_))
-        ));
+        for s in [
+            "yesterday",
+            "",
+            "2023-13-05",
+            "17:33:07",
+            "1683279187.",
+            "1.2.3",
+            "1683279187.1234567891",
+            "-5",
+        ] {
+            let e = parse_time(s, Some(chrono_tz::UTC)).unwrap_err();
+            assert!(matches!(e, TimeError::BadTime(_)), "{s}: {e:?}");
+            assert!(e.to_string().contains("epoch seconds"), "{e}");
+        }
+        // Outside what a capture timestamp holds: refused, not wrapped.
+        for s in [
+            "99999999999",
+            "1600-01-01T00:00:00Z",
+            "2263-01-01 00:00:00 +00:00",
+            "9999-12-31",
+        ] {
+            assert!(
+                matches!(
+                    parse_time(s, Some(chrono_tz::UTC)),
+                    Err(TimeError::OutOfRange(_))
+                ),
+                "{s}"
+            );
+        }
     }
 
     #[test]
@@ -381,18 +647,58 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("5m").unwrap(), Duration::minutes(5));
-        assert_eq!(parse_duration("90s").unwrap(), Duration::seconds(90));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::minutes(90));
-        assert_eq!(
-            parse_duration("500ms").unwrap(),
-            Duration::milliseconds(500)
-        );
-        assert_eq!(parse_duration("2d").unwrap(), Duration::days(2));
-        for bad in ["", "5", "m", "5x", "1h 30m", "-5m"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_mins(5));
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_mins(90));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2d").unwrap(), Duration::from_hours(48));
+        for bad in ["", "5", "m", "5x", "1h 30m", "-5m", "1.5h"] {
+            assert!(
+                matches!(parse_duration(bad), Err(TimeError::BadDuration(_))),
+                "{bad}"
+            );
         }
-        assert_eq!(format_duration(Duration::minutes(90)), "1h30m");
+        for huge in ["1000000000d", "300000d", "99999999999999999999s"] {
+            let e = parse_duration(huge).unwrap_err();
+            assert!(matches!(e, TimeError::DurationTooLong(_)), "{huge}: {e:?}");
+            assert!(e.to_string().contains(huge));
+        }
+        assert_eq!(
+            parse_duration("213503d").unwrap().as_secs(),
+            213_503 * 86_400
+        );
+        assert_eq!(Duration::from_mins(90).to_string(), "1h30m");
+        assert_eq!(
+            parse_duration("1d2h3m4s5ms").unwrap().to_string(),
+            "1d2h3m4s5ms"
+        );
+        assert_eq!(Duration::ZERO.to_string(), "0s");
+    }
+
+    #[test]
+    fn arithmetic_is_checked() {
+        let at = utc("2026-11-25T00:34:00Z");
+        let huge = parse_duration("200000d").unwrap();
+        assert_eq!(
+            Window::around(at, huge, SEC),
+            Err(TimeError::WindowOutOfRange {
+                what: "would start before",
+                limit: EARLIEST
+            })
+        );
+        assert!(Window::starting(at, huge).is_err());
+        assert!(Window::around(at, Duration::MAX, Duration::MAX).is_err());
+        assert_eq!(Timestamp::MAX.checked_add(Duration::from_nanos(1)), None);
+        assert_eq!(Timestamp::MIN.checked_sub(Duration::from_nanos(1)), None);
+        assert_eq!(
+            Timestamp::MIN.checked_add(Duration::MAX),
+            Some(Timestamp::from_nanos(i64::MAX))
+        );
+        let w = Window::around(at, Duration::from_mins(5), Duration::from_secs(30)).unwrap();
+        assert_eq!(w.len(), Duration::from_secs(330));
+        assert_eq!(at.duration_since(w.since()), Some(Duration::from_mins(5)));
+        assert_eq!(w.since().duration_since(at), None);
+        assert!(Timestamp::from_millis(i64::MAX).is_none());
     }
 
     #[test]
@@ -401,10 +707,16 @@ mod tests {
         let w = Window::day("2023-05-05", Some(tz)).unwrap();
         assert_eq!(w.since(), utc("2023-05-04T16:00:00Z"));
         assert_eq!(w.until(), utc("2023-05-05T16:00:00Z"));
-        let c = w.chunks(Duration::hours(5));
+        let c = w.chunks(Duration::from_hours(5));
         assert_eq!(c.len(), 5);
-        assert_eq!(c[4].len(), Duration::hours(4));
+        assert_eq!(c[4].len(), Duration::from_hours(4));
         assert_eq!(c[0].until(), c[1].since());
+        assert_eq!(w.chunks(Duration::ZERO), vec![w]);
+        assert_eq!(w.chunks(Duration::MAX), vec![w]);
         assert!(Window::new(w.until(), w.since()).is_err());
+        assert!(w.contains(w.since().to_utc()));
+        assert!(!w.contains(w.until().to_utc()));
+        // Outside the representable range: not contained, not a panic.
+        assert!(!w.contains(DateTime::<Utc>::MAX_UTC));
     }
 }

@@ -1,9 +1,9 @@
 //! Alert bodies as Alertmanager, Grafana and Kibana send them.
 
 mod common;
-use chrono::Duration;
-use common::utc;
+use common::ts as utc;
 use wiretrail_pipeline::alert::{parse_alert, AlertDefaults, AlertError};
+use wiretrail_pipeline::time::Duration;
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -16,8 +16,8 @@ fn fixture(name: &str) -> Vec<u8> {
 
 fn defaults() -> AlertDefaults {
     AlertDefaults {
-        before: Duration::minutes(5),
-        after: Duration::seconds(30),
+        before: Duration::from_mins(5),
+        after: Duration::from_secs(30),
         received: utc("2023-05-05T10:00:00Z"),
     }
 }
@@ -104,4 +104,45 @@ fn bad_bodies_say_why() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("empty window"), "{e}");
+}
+
+/// D6 and the one time vocabulary: webhook times take every form the
+/// command line takes, and a window no time can hold is an error naming
+/// the field, never a panic (which dropped the connection unanswered).
+#[test]
+fn alert_times_in_every_form_and_huge_windows_refused() {
+    let d = defaults();
+    for body in [
+        r#"{"at": "1683279187"}"#,
+        r#"{"at": "2023-05-05 17:33:07 +08:00"}"#,
+        r#"{"at": 1683279187000}"#,
+    ] {
+        let a = parse_alert(body.as_bytes(), &d).unwrap();
+        assert_eq!(a.window.since(), utc("2023-05-05T09:28:07Z"), "{body}");
+    }
+    let a = parse_alert(
+        br#"{"since": "2023-05-05 +00:00", "until": "2023-05-06 +00:00"}"#,
+        &d,
+    )
+    .unwrap();
+    assert_eq!(a.window.len(), Duration::from_hours(24));
+    for body in [
+        r#"{"at": "2023-05-05T09:33:07Z", "window": "1000000000d"}"#,
+        r#"{"at": "2023-05-05T09:33:07Z", "window": "200000d"}"#,
+        r#"{"since": "2023-05-05T09:33:07Z", "window": "213503d"}"#,
+        r#"{"until": "1683279187", "window": "99999999999999999999s"}"#,
+    ] {
+        let e = parse_alert(body.as_bytes(), &d).unwrap_err().to_string();
+        assert!(e.contains("window"), "{body}: {e}");
+    }
+    // Epoch milliseconds outside a timestamp, a zone-less time (a webhook
+    // has no --tz): refused with the field.
+    let e = parse_alert(br#"{"at": 9223372036854775807}"#, &d)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`at`"), "{e}");
+    let e = parse_alert(br#"{"at": "2023-05-05 17:33:07"}"#, &d)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`at`") && e.contains("no zone"), "{e}");
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use wiretrail_pipeline::batch::{run_batch, write_day_summary, BatchError, BatchOptions};
 use wiretrail_pipeline::config::Pipeline;
 use wiretrail_pipeline::progress::{Progress, Silent};
-use wiretrail_pipeline::time::Window;
+use wiretrail_pipeline::time::{Duration as Len, Window};
 
 /// A day of errors: 3 per hour in 8 of the 24 hours.
 fn day_errors() -> Vec<wiretrail_logs::ProxyError> {
@@ -31,7 +31,7 @@ fn day_errors() -> Vec<wiretrail_logs::ProxyError> {
 fn opts(out: &Path) -> BatchOptions {
     BatchOptions {
         window: Window::day("2023-05-05", None).unwrap(),
-        chunk: Duration::hours(1),
+        chunk: Len::from_hours(1),
         out_dir: out.to_path_buf(),
         checkpoint: None,
         fresh: false,
@@ -230,10 +230,10 @@ fn grouping_engine() -> FakeEngine {
 
 /// Incidents as one investigation over the whole day groups them.
 fn whole_day_incidents() -> serde_json::Value {
-    use wiretrail_pipeline::engine::{Engine, LogStats};
+    use wiretrail_pipeline::engine::{Engine, Keep, LogStats};
     let e = grouping_engine();
     let day = Window::day("2023-05-05", None).unwrap();
-    let errors = e.read_errors(&pipeline(), &day).unwrap().errors;
+    let errors = e.read_errors(&pipeline(), &day, Keep::All).unwrap().errors;
     let a = e
         .analyse(&pipeline(), &day, errors, &LogStats::default(), &silent())
         .unwrap();
@@ -256,7 +256,7 @@ fn incident_across_chunk_boundaries_is_one_incident() {
         .collect();
     assert_eq!(ids.len(), 4, "{ids:?}");
     assert_eq!((ids[0].1, ids[2].1), (4, 12), "{ids:?}");
-    for chunk in [Duration::hours(1), Duration::minutes(1)] {
+    for chunk in [Len::from_hours(1), Len::from_mins(1)] {
         let dir = tempfile::tempdir().unwrap();
         let mut o = opts(dir.path());
         o.chunk = chunk;
@@ -272,7 +272,7 @@ fn incident_across_chunk_boundaries_is_one_incident() {
         // The chunk where a burst starts analyses all of it; the chunks it
         // was carried into have nothing left and write no file.
         let files = chunk_files(dir.path());
-        let want_files = if chunk == Duration::hours(1) {
+        let want_files = if chunk == Len::from_hours(1) {
             vec![
                 "20230505T000000Z.json",
                 "20230505T010000Z.json",
@@ -303,7 +303,7 @@ fn journal_lines(dir: &Path) -> Vec<String> {
 
 #[test]
 fn carried_burst_survives_interrupt_crash_and_torn_journal() {
-    for chunk in [Duration::hours(1), Duration::minutes(1)] {
+    for chunk in [Len::from_hours(1), Len::from_mins(1)] {
         let whole = tempfile::tempdir().unwrap();
         let mut o = opts(whole.path());
         o.chunk = chunk;
@@ -418,4 +418,57 @@ fn corrupt_or_old_checkpoints_are_refused_with_a_hint() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("format-1") && e.contains("--fresh"), "{e}");
+}
+
+/// The error limit keeps the earliest errors of the window even when the
+/// input is not in time order (several files), holding at most twice the
+/// limit while reading, and says what it left out.
+#[test]
+fn the_error_limit_keeps_the_earliest_and_says_what_it_dropped() {
+    use wiretrail_pipeline::engine::{filter_errors, Keep, LogStats};
+    let day = Window::day("2023-05-05", None).unwrap();
+    let start = utc("2023-05-05T00:00:00Z");
+    // 5000 errors a second apart, newest first, plus one outside the day.
+    let mut input: Vec<_> = (0..5000)
+        .rev()
+        .map(|i| {
+            proxy_error(
+                start + Duration::seconds(i),
+                20000 + (i % 40000) as u16,
+                i as u64,
+            )
+        })
+        .collect();
+    input.push(proxy_error(utc("2023-05-06T01:00:00Z"), 1, 9999));
+    let mut stats = LogStats::default();
+    let kept = filter_errors(input, &day, None, Keep::Earliest(100), &mut stats);
+    assert_eq!(kept.len(), 100);
+    assert_eq!(kept[0].timestamp, start);
+    assert_eq!(kept[99].timestamp, start + Duration::seconds(99));
+    assert_eq!((stats.over_limit, stats.outside_window), (4900, 1));
+    assert_eq!(stats.problems.len(), 1);
+    let p = &stats.problems[0];
+    assert_eq!(p.kind, wiretrail_correlate::model::ProblemKind::Limit);
+    assert!(
+        p.message.contains("5000 proxy errors")
+            && p.message.contains("the 100 earliest")
+            && p.message.contains("the 4900 from 2023-05-05T00:01:40Z on"),
+        "{}",
+        p.message
+    );
+    assert_eq!(p.span.unwrap().since, start + Duration::seconds(100));
+    // No limit: everything, sorted.
+    let mut stats = LogStats::default();
+    let all = filter_errors(
+        (0..50)
+            .rev()
+            .map(|i| proxy_error(start + Duration::seconds(i), 1, 1)),
+        &day,
+        None,
+        Keep::All,
+        &mut stats,
+    );
+    assert_eq!(all.len(), 50);
+    assert!(all.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+    assert!(stats.problems.is_empty());
 }

@@ -4,7 +4,7 @@
 //! published back, twice, without duplicates.
 
 mod common;
-use common::{utc, FakeEngine};
+use common::{ts, FakeEngine};
 use serde_json::json;
 use std::sync::Arc;
 use wiretrail_pipeline::config::{LogSource, Pipeline};
@@ -61,8 +61,10 @@ fn logs_from_elasticsearch_and_reports_back() {
     .unwrap();
     let p = Pipeline::load(&file).unwrap();
     assert_eq!(p.logs, LogSource::Elasticsearch);
-    let w = Window::new(utc("2023-05-05T09:30:00Z"), utc("2023-05-05T09:40:00Z")).unwrap();
-    let logs = CratesEngine.read_errors(&p, &w).unwrap();
+    let w = Window::new(ts("2023-05-05T09:30:00Z"), ts("2023-05-05T09:40:00Z")).unwrap();
+    let logs = CratesEngine
+        .read_errors(&p, &w, wiretrail_pipeline::engine::Keep::All)
+        .unwrap();
     let ports: Vec<&str> = logs
         .errors
         .iter()

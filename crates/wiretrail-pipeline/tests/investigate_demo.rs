@@ -35,7 +35,7 @@ fn demo_pipeline_finds_the_flow_split() {
         ..Overrides::default()
     };
     let p = apply_overrides(p, &o).unwrap();
-    let window = resolve_window(&p, &o, None, chrono::Utc::now()).unwrap();
+    let window = resolve_window(&p, &o, None, wiretrail_pipeline::time::Timestamp::now()).unwrap();
     let outputs = OutputPlan::from_outputs(
         &p.outputs,
         Some(Format::Json),

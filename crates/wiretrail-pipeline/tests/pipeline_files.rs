@@ -65,7 +65,10 @@ fn shipped_pipelines_load() {
         3
     );
     let daily = Pipeline::load(&shipped("daily-batch.toml")).unwrap();
-    assert_eq!(daily.batch.chunk, chrono::Duration::hours(1));
+    assert_eq!(
+        daily.batch.chunk,
+        wiretrail_pipeline::time::Duration::from_hours(1)
+    );
     assert!(matches!(daily.logs, LogSource::Journald(_)));
 }
 
@@ -76,7 +79,10 @@ fn good_minimal_pipeline() {
     std::fs::write(&p, GOOD).unwrap();
     let pl = Pipeline::load(&p).unwrap();
     assert_eq!(pl.name, "p");
-    assert_eq!(pl.window.before, chrono::Duration::minutes(5));
+    assert_eq!(
+        pl.window.before,
+        wiretrail_pipeline::time::Duration::from_mins(5)
+    );
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! over the fetched files.
 //!
 //! Needs Debian's openssh-server (`/usr/sbin/sshd`) and `ssh-keygen`; skips
-//! loudly when they are missing or sshd will not start. Changes nothing
+//! loudly when they are missing or sshd will not start, and fails instead in
+//! CI (`CI=true`, `WIRETRAIL_REQUIRE_ALL=1`). Changes nothing
 //! system-wide except creating sshd's privilege-separation directory
 //! `/run/sshd` when it is absent (the package normally creates it at boot).
 
@@ -17,13 +18,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wiretrail_capture::FlowQuery;
+use wiretrail_correlate::model::{ProblemKind, ProblemSource};
 use wiretrail_pipeline::config::{
     parse_node_flag, CaptureLocation, LogSource, Pipeline, RemoteExtract,
 };
-use wiretrail_pipeline::engine::Engine;
+use wiretrail_pipeline::engine::{Engine, Keep};
 use wiretrail_pipeline::progress::{Progress, Silent};
 use wiretrail_pipeline::remote::fetch_node;
-use wiretrail_pipeline::time::Window;
+use wiretrail_pipeline::time::{Timestamp, Window};
 use wiretrail_pipeline::CratesEngine;
 
 const BASE: i64 = 1_683_244_800; // 2023-05-05T00:00:00Z
@@ -44,7 +46,7 @@ impl Drop for Sshd {
 }
 
 fn skip(why: &str) {
-    eprintln!("SKIP ssh tests: {why}");
+    common::require_or_skip(false, &format!("ssh tests: {why}"));
 }
 
 fn free_port() -> u16 {
@@ -311,11 +313,11 @@ fn remote_captures_over_ssh() {
     p.cache_dir = Some(tmp.path().join("cache2"));
     p.nodes = vec![node.clone(), dead];
     let w = Window::new(
-        chrono::DateTime::from_timestamp(BASE + 5 * 3600, 0).unwrap(),
-        chrono::DateTime::from_timestamp(BASE + 6 * 3600, 0).unwrap(),
+        Timestamp::from_nanos((BASE + 5 * 3600) * S),
+        Timestamp::from_nanos((BASE + 6 * 3600) * S),
     )
     .unwrap();
-    let logs = CratesEngine.read_errors(&p, &w).unwrap();
+    let logs = CratesEngine.read_errors(&p, &w, Keep::All).unwrap();
     assert_eq!(logs.errors.len(), 1);
     let progress: Arc<dyn Progress> = Arc::new(Silent);
     let a = CratesEngine
@@ -328,11 +330,14 @@ fn remote_captures_over_ssh() {
     assert!(b1.saw_connection && b1.covered, "{:?}", inc.nodes);
     let b9 = inc.nodes.iter().find(|n| n.name == "b9").unwrap();
     assert!(!b9.saw_connection && !b9.covered, "{:?}", inc.nodes);
+    // The dead node is a typed capture gap of that node.
     assert!(
         r.inputs
             .problems
             .iter()
-            .any(|p| p.message.contains("b9") && p.message.contains("unreachable")),
+            .any(|p| p.kind == ProblemKind::CaptureGap
+                && p.source == ProblemSource::Node { node: "b9".into() }
+                && p.message.contains("unreachable")),
         "{:?}",
         r.inputs.problems
     );
@@ -360,6 +365,57 @@ fn remote_captures_over_ssh() {
         "ssh investigation verdict: {:?} ({})",
         inc.verdict.cause, inc.verdict.summary
     );
+}
+
+/// D14: one remote file whose name holds a newline used to make the whole
+/// listing "not understood" and the node unreachable. The listing is
+/// NUL-separated now: the node is read, that file included.
+#[test]
+fn a_newline_in_a_remote_file_name_does_not_hide_the_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(sshd) = start_sshd(tmp.path(), None) else {
+        return;
+    };
+    let caps = tmp.path().join("remote-captures");
+    capture_dir(&caps);
+    // A careless rotation script's names: a newline, and a line-like name
+    // that would pass for a listing record of its own.
+    let odd = ["odd\nname.pcap", "odd2.pcap\n12 1683266400 fake.pcap"];
+    for name in odd {
+        let p = caps.join(name);
+        std::fs::copy(caps.join("cap-05.pcap"), &p).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + Duration::from_secs((BASE + 6 * 3600) as u64))
+            .unwrap();
+    }
+    let mut node = ssh_node(&sshd, "b1", sshd.port, &caps);
+    node.remote_extract = RemoteExtract::Copy;
+    let CaptureLocation::Ssh(target) = node.captures.clone() else {
+        panic!()
+    };
+    let q = FlowQuery {
+        proxy_port: Some(51392),
+        proxy_ip: None,
+        backend: None,
+        since: (BASE + 5 * 3600 + 1700) * S,
+        until: (BASE + 5 * 3600 + 1810) * S,
+    };
+    let f = fetch_node(&node, &target, &[q], 10 * S, &tmp.path().join("cache"))
+        .unwrap_or_else(|e| panic!("the node is lost to one file name: {e}"));
+    let mut names: Vec<String> = f
+        .files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["cap-05.pcap", odd[0], odd[1]], "{f:?}");
+    let want = std::fs::read(caps.join("cap-05.pcap")).unwrap();
+    for p in &f.files {
+        assert_eq!(std::fs::read(p).unwrap(), want, "{}", p.display());
+    }
 }
 
 /// The `wiretrail` binary next to this test's build, if it was built.
@@ -396,7 +452,7 @@ fn remote_extract_when_wiretrail_is_installed_there() {
         until: (BASE + 5 * 3600 + 1810) * S,
     };
     let f = fetch_node(&node, &target, &[q], 10 * S, &tmp.path().join("cache")).unwrap();
-    assert_eq!(f.mode, "extract", "{:?}", f.notes);
+    assert_eq!(f.mode, "extract", "{:?}", f.problems);
     // The host cached its catalog where we told it to, not in a home directory.
     assert!(tmp.path().join("remote-cache/wiretrail").exists());
     assert_eq!(f.files.len(), 1);
@@ -424,11 +480,11 @@ fn investigate(
     p.cache_dir = Some(tmp.join(cache));
     p.nodes = nodes;
     let w = Window::new(
-        chrono::DateTime::from_timestamp(BASE + 5 * 3600, 0).unwrap(),
-        chrono::DateTime::from_timestamp(BASE + 6 * 3600, 0).unwrap(),
+        Timestamp::from_nanos((BASE + 5 * 3600) * S),
+        Timestamp::from_nanos((BASE + 6 * 3600) * S),
     )
     .unwrap();
-    let logs = CratesEngine.read_errors(&p, &w).unwrap();
+    let logs = CratesEngine.read_errors(&p, &w, Keep::All).unwrap();
     assert_eq!(logs.errors.len(), 1);
     let progress: Arc<dyn Progress> = Arc::new(Silent);
     CratesEngine
@@ -489,8 +545,8 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
     // Auto: no wiretrail there, so tcpdump filters each overlapping file.
     node.remote_extract = RemoteExtract::Auto;
     let td = fetch(&node, "cache-td");
-    assert_eq!(td.mode, "tcpdump", "{:?}", td.notes);
-    assert!(td.notes.is_empty(), "{:?}", td.notes);
+    assert_eq!(td.mode, "tcpdump", "{:?}", td.problems);
+    assert!(td.problems.is_empty(), "{:?}", td.problems);
     assert_eq!(td.files.len(), 1);
     // Same name as the remote file, and the remote path is recorded.
     assert!(td.files[0].ends_with("cap-05.pcap"), "{:?}", td.files);
@@ -550,7 +606,7 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
         &tmp.path().join("cache-coarse"),
     )
     .unwrap();
-    assert_eq!(coarse.mode, "tcpdump", "{:?}", coarse.notes);
+    assert_eq!(coarse.mode, "tcpdump", "{:?}", coarse.problems);
     assert_eq!(
         std::fs::read(&coarse.files[0]).unwrap(),
         std::fs::read(&td.files[0]).unwrap()
@@ -589,7 +645,7 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
         &tmp.path().join("cache-gz"),
     )
     .unwrap();
-    assert_eq!(g.mode, "tcpdump", "{:?}", g.notes);
+    assert_eq!(g.mode, "tcpdump", "{:?}", g.problems);
     assert!(g.files[0].ends_with("cap-05.pcap"), "{:?}", g.files);
     assert_eq!(
         std::fs::read(&g.files[0]).unwrap(),

@@ -32,8 +32,10 @@ pub struct BatchArgs {
     /// The day, YYYY-MM-DD, in the pipeline's zone (--tz).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub day: Option<String>,
+    /// Range start: RFC 3339, `2023-05-05 17:33:07 +08:00`, a date, or epoch seconds.
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
+    /// Range end, same forms.
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
     /// Chunk size (default: the pipeline's batch.chunk, else 1h).
@@ -69,7 +71,12 @@ pub fn run(a: BatchArgs) -> CmdResult {
     if o.day.is_none() && (o.since.is_none() || o.until.is_none()) {
         return Err("give --day YYYY-MM-DD or both --since and --until".into());
     }
-    let window = resolve_window(&pipeline, &o, None, chrono::Utc::now())?;
+    let window = resolve_window(
+        &pipeline,
+        &o,
+        None,
+        wiretrail_pipeline::time::Timestamp::now(),
+    )?;
     let chunk = match &a.chunk {
         Some(c) => parse_duration(c).map_err(|e| format!("--chunk: {e}"))?,
         None => pipeline.batch.chunk,
@@ -96,6 +103,17 @@ pub fn run(a: BatchArgs) -> CmdResult {
     let chunks = window.chunks(chunk).len() as u64;
     let progress: Arc<dyn Progress> = Arc::from(progress::auto(a.no_progress, chunks));
     let out = run_batch(&CratesEngine, &pipeline, &opts, &progress)?;
+    if !out.removed_temporaries.is_empty() {
+        eprintln!(
+            "wiretrail: removed {} temporary file(s) left by a run that was killed: {}",
+            out.removed_temporaries.len(),
+            out.removed_temporaries
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let mut stdout = std::io::stdout().lock();
     write_day_summary(&out.report, &mut stdout)?;
     for p in &out.written {
@@ -108,6 +126,22 @@ pub fn run(a: BatchArgs) -> CmdResult {
     );
     for p in ls.problems.iter().take(10) {
         eprintln!("wiretrail: logs: {p}");
+    }
+    let limited: Vec<_> = out
+        .report
+        .inputs
+        .problems
+        .iter()
+        .filter(|p| p.kind == wiretrail_pipeline::ProblemKind::Limit)
+        .collect();
+    for p in limited.iter().take(10) {
+        eprintln!("wiretrail: limit: {p}");
+    }
+    if limited.len() > 10 {
+        eprintln!(
+            "wiretrail: limit: {} more chunks reached the limit (report.json lists them)",
+            limited.len() - 10
+        );
     }
     eprintln!(
         "wiretrail: {} chunks ({} run now, {} from the checkpoint)",

@@ -4,7 +4,7 @@
 //! `WIRETRAIL_ES_API_KEY`, `WIRETRAIL_ES_BEARER`, or `--credentials-file`.
 
 use super::{CmdResult, EXIT_FAILED, EXIT_FOUND, EXIT_NONE};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -77,7 +77,8 @@ pub struct FetchArgs {
     /// Index names or patterns, comma-separated.
     #[arg(long, default_value = "logs-*,filebeat-*")]
     pub index: String,
-    /// Start (inclusive): RFC 3339, or `YYYY-MM-DD[ HH:MM[:SS]]` in --tz.
+    /// Start (inclusive): RFC 3339, `YYYY-MM-DD[ HH:MM[:SS]]` with a zone or in --tz, a
+    /// date, or epoch seconds.
     #[arg(long)]
     pub since: String,
     /// End (exclusive), same forms; default now.
@@ -160,38 +161,12 @@ pub fn run(cmd: EsCmd) -> CmdResult {
     }
 }
 
-/// RFC 3339, or a zone-less date/time read in `tz`.
+/// A time in the one vocabulary (`wiretrail_pipeline::time`): RFC 3339,
+/// `2023-05-05 17:33:07 +08:00`, a date, epoch seconds; zone-less ones in `tz`.
 fn parse_time(s: &str, tz: Option<chrono_tz::Tz>, flag: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let naive = [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ]
-    .iter()
-    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-    .or_else(|| {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-    });
-    let Some(naive) = naive else {
-        return Err(format!(
-            "{flag} {s:?}: expected RFC 3339 (2023-05-05T17:30:00Z) or YYYY-MM-DD[ HH:MM[:SS]]"
-        ));
-    };
-    let Some(tz) = tz else {
-        return Err(format!(
-            "{flag} {s:?} has no zone: add one (Z, +08:00) or give --tz"
-        ));
-    };
-    tz.from_local_datetime(&naive)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .ok_or_else(|| format!("{flag} {s:?} does not exist in {tz}"))
+    wiretrail_pipeline::time::parse_time(s, tz)
+        .map(|t| t.to_utc())
+        .map_err(|e| format!("{flag}: {e}"))
 }
 
 async fn fetch(a: FetchArgs) -> CmdResult {
@@ -369,5 +344,12 @@ mod tests {
             .unwrap_err()
             .contains("no zone"));
         assert!(parse_time("yesterday", None, "--since").is_err());
+        // The same forms as every other command.
+        assert_eq!(
+            parse_time("1683307800", None, "--since")
+                .unwrap()
+                .to_rfc3339(),
+            "2023-05-05T17:30:00+00:00"
+        );
     }
 }

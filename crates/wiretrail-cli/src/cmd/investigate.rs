@@ -1,6 +1,6 @@
 //! `wiretrail investigate`: the errors of one window, after an alert.
 
-use super::{CmdResult, EXIT_FOUND, EXIT_NONE};
+use super::{colour, CmdResult, ColorChoice, Stream, EXIT_FOUND, EXIT_NONE};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +39,11 @@ pub struct InputArgs {
     /// A backend socket the proxy dials (the VIP and port); repeatable.
     #[arg(long = "upstream", value_name = "IP:PORT")]
     pub upstreams: Vec<std::net::SocketAddr>,
+    /// Proxy errors analysed per window (investigation, batch chunk, webhook run); the later
+    /// ones are counted and named in a `limit` problem. 0 = no limit. Default: the pipeline's
+    /// `correlate.max_errors`, else 50000.
+    #[arg(long, value_name = "N")]
+    pub max_errors: Option<usize>,
 }
 
 impl InputArgs {
@@ -53,6 +58,9 @@ impl InputArgs {
         }
         if !self.upstreams.is_empty() {
             p.correlate.upstreams = self.upstreams.clone();
+        }
+        if let Some(n) = self.max_errors {
+            p.correlate.max_errors = wiretrail_pipeline::config::max_errors_setting(n);
         }
         Ok(p)
     }
@@ -73,7 +81,7 @@ pub struct InvestigateArgs {
     #[command(flatten)]
     pub input: InputArgs,
     /// The alert time: look --window before it (default 5m) and 30s after.
-    /// RFC 3339 or `2023-05-05 17:33:07 +08:00`.
+    /// RFC 3339, `2023-05-05 17:33:07 +08:00`, a date, or epoch seconds.
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// How far before --at (or --until) to look: `5m`, `90s`, `1h30m`.
@@ -104,24 +112,14 @@ pub struct InvestigateArgs {
     /// No progress bars (they show only when stderr is a terminal).
     #[arg(long)]
     pub no_progress: bool,
-    /// Colour: auto (a terminal without NO_COLOR), always, never.
-    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
-    pub color: String,
     /// Terminal rows per incident (the telling ones are kept; 0 = all). The JSON and HTML
     /// reports always hold every row. Default: the pipeline's `max_rows_per_incident`, else 120.
     #[arg(long, value_name = "N")]
     pub max_rows: Option<usize>,
 }
 
-pub fn want_color(flag: &str) -> bool {
-    match flag {
-        "always" => true,
-        "never" => false,
-        _ => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    }
-}
-
-pub fn run(a: InvestigateArgs) -> CmdResult {
+/// `color`: the global `--color`, when given.
+pub fn run(a: InvestigateArgs, color: Option<ColorChoice>) -> CmdResult {
     let o = Overrides {
         since: a.since.clone(),
         until: a.until.clone(),
@@ -149,7 +147,7 @@ pub fn run(a: InvestigateArgs) -> CmdResult {
             let d = AlertDefaults {
                 before: pipeline.window.before,
                 after: pipeline.window.after,
-                received: chrono::Utc::now(),
+                received: wiretrail_pipeline::time::Timestamp::now(),
             };
             let alert = parse_alert(&body, &d).map_err(|e| format!("--alert {src}: {e}"))?;
             if pipeline.host_filter.is_none() {
@@ -160,9 +158,14 @@ pub fn run(a: InvestigateArgs) -> CmdResult {
         }
         None => None,
     };
-    let window = resolve_window(&pipeline, &o, alert.as_ref(), chrono::Utc::now())?;
+    let window = resolve_window(
+        &pipeline,
+        &o,
+        alert.as_ref(),
+        wiretrail_pipeline::time::Timestamp::now(),
+    )?;
     let format: Format = a.format.parse()?;
-    let color = want_color(&a.color) && a.out.is_none();
+    let color = a.out.is_none() && colour(color.unwrap_or(pipeline.outputs.color), Stream::Stdout);
     let outputs = OutputPlan::from_outputs(
         &pipeline.outputs,
         Some(format),
@@ -193,6 +196,18 @@ pub fn run(a: InvestigateArgs) -> CmdResult {
     if let Some(p) = &out.published {
         eprintln!("wiretrail: published: {p}");
     }
+    // A limit reached changes what the report covers: say it here too,
+    // whatever the format.
+    for p in out
+        .analysis
+        .report
+        .inputs
+        .problems
+        .iter()
+        .filter(|p| p.kind == wiretrail_pipeline::ProblemKind::Limit)
+    {
+        eprintln!("wiretrail: limit: {p}");
+    }
     let n = out.analysis.report.incidents.len();
     eprintln!(
         "wiretrail: {n} incident(s) in {window}",
@@ -211,6 +226,7 @@ const AFTER_HELP: &str = "Examples:
       --since '2023-05-05 17:30:00' --until '2023-05-05 17:40:00' --format json --out report.json
   wiretrail investigate -p prod.toml --alert alertmanager-payload.json --pcap-dir slices/
 
-Times: RFC 3339 or `2023-05-05 17:33:07 +08:00` (zone-less times take --tz / the pipeline's tz).
-Durations: 90s, 5m, 1h30m.
+Times: RFC 3339, `2023-05-05 17:33:07 +08:00`, a date `2023-05-05` (its midnight), or epoch
+seconds `1683279187[.25]`; zone-less times take --tz / the pipeline's tz.
+Durations: 90s, 5m, 1h30m, 500ms, 2d.
 Exit status: 0 incidents found, 1 none found, 2 failed.";

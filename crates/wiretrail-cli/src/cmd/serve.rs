@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use wiretrail_pipeline::investigate::{apply_overrides, Overrides};
 use wiretrail_pipeline::serve::{is_loopback, load_token, serve, ServeOptions};
+use wiretrail_pipeline::time::{parse_duration, Duration};
 use wiretrail_pipeline::CratesEngine;
 
 /// Receive Alertmanager / Grafana / generic JSON webhooks and investigate each alert.
@@ -52,6 +53,26 @@ pub struct ServeArgs {
     /// Write each run's outputs under DIR/<run id>/.
     #[arg(long, value_name = "DIR")]
     pub runs_dir: Option<PathBuf>,
+    /// Run directories kept under --runs-dir, newest first (default 500).
+    #[arg(long, value_name = "N")]
+    pub runs_keep: Option<usize>,
+    /// Run directories older than this are removed (default 30d).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub runs_max_age: Option<Duration>,
+    /// Time a client has to send a request's head, and the longest an idle
+    /// keep-alive connection is kept (default 10s).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub header_timeout: Option<Duration>,
+    /// Time a client has to send a request's body (default 30s).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub body_timeout: Option<Duration>,
+    /// Connections served at once; more wait in the listen queue (default 256).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
 }
 
 pub fn run(a: ServeArgs) -> CmdResult {
@@ -62,8 +83,20 @@ pub fn run(a: ServeArgs) -> CmdResult {
         host: a.input.host.clone(),
         ..Overrides::default()
     };
-    let pipeline = apply_overrides(a.input.pipeline()?, &o)?;
+    let mut pipeline = apply_overrides(a.input.pipeline()?, &o)?;
     wiretrail_pipeline::investigate::check_runnable(&pipeline)?;
+    {
+        let s = &mut pipeline.serve;
+        let (r, l) = (&mut s.retention, &mut s.limits);
+        r.runs_keep = a.runs_keep.unwrap_or(r.runs_keep);
+        r.runs_max_age = a.runs_max_age.unwrap_or(r.runs_max_age);
+        l.header_timeout = a.header_timeout.unwrap_or(l.header_timeout);
+        l.body_timeout = a.body_timeout.unwrap_or(l.body_timeout);
+        l.max_connections = a.max_connections.unwrap_or(l.max_connections);
+        if let Some(e) = s.check() {
+            return Err(e.into());
+        }
+    }
     let s = &pipeline.serve;
     let listen = a.listen.unwrap_or(s.listen);
     let token_env = a.token_env.clone().unwrap_or_else(|| s.token_env.clone());
@@ -95,6 +128,8 @@ pub fn run(a: ServeArgs) -> CmdResult {
         queue: a.queue.unwrap_or(s.queue),
         concurrency: a.concurrency.map(usize::from).unwrap_or(s.concurrency),
         runs_dir: a.runs_dir.clone().or_else(|| s.runs_dir.clone()),
+        retention: s.retention,
+        limits: s.limits,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -8,16 +8,47 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use wiretrail_correlate::model::*;
 use wiretrail_logs::{ErrorClass, ProxyError, Source, TimePrecision};
 use wiretrail_pipeline::config::Pipeline;
-use wiretrail_pipeline::engine::{Analysis, Engine, EngineError, LogBatch, LogStats};
+use wiretrail_pipeline::engine::{Analysis, Engine, EngineError, Keep, LogBatch, LogStats};
 use wiretrail_pipeline::progress::Progress;
 use wiretrail_pipeline::time::Window;
 
+/// Whether a test that lacks a tool or input must fail instead of skipping:
+/// in CI (`CI` set to anything but `false`/`0`, or `WIRETRAIL_REQUIRE_ALL=1`,
+/// which `.ci/run` sets).
+pub fn skip_is_failure() -> bool {
+    let on = |var: &str| {
+        std::env::var(var)
+            .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+    };
+    on("WIRETRAIL_REQUIRE_ALL") || on("CI")
+}
+
+/// `available`, or: in CI a failure naming `what`, elsewhere a loud skip
+/// (returns false). The same rule as `wiretrail_testsupport::require_or_skip`
+/// (kept here until that lands on main).
+pub fn require_or_skip(available: bool, what: &str) -> bool {
+    if available {
+        return true;
+    }
+    assert!(
+        !skip_is_failure(),
+        "missing in CI (CI / WIRETRAIL_REQUIRE_ALL make a skip a failure): {what}"
+    );
+    eprintln!("\n!!! SKIPPING: {what}\n");
+    false
+}
+
 pub fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// `utc` as a [`Timestamp`](wiretrail_pipeline::time::Timestamp).
+pub fn ts(s: &str) -> wiretrail_pipeline::time::Timestamp {
+    wiretrail_pipeline::time::Timestamp::from_utc(utc(s)).unwrap()
 }
 
 /// A `read: connection reset by peer` error as the logs crate would parse it.
@@ -42,6 +73,32 @@ pub fn proxy_error(ts: DateTime<Utc>, port: u16, line: u64) -> ProxyError {
     }
 }
 
+/// A door analyses wait at while it is shut (to hold a run "running").
+#[derive(Debug, Default)]
+pub struct Gate {
+    shut: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Gate {
+    pub fn new() -> Arc<Gate> {
+        Arc::new(Gate::default())
+    }
+    pub fn shut(&self) {
+        *self.shut.lock().unwrap() = true;
+    }
+    pub fn open(&self) {
+        *self.shut.lock().unwrap() = false;
+        self.cv.notify_all();
+    }
+    pub fn pass(&self) {
+        let mut shut = self.shut.lock().unwrap();
+        while *shut {
+            shut = self.cv.wait(shut).unwrap();
+        }
+    }
+}
+
 /// A deterministic engine: its log source is a fixed list of errors, and
 /// analysis makes one incident per error (cause from the port's parity).
 /// It can fail on the Nth analysis, or raise a cancel flag after it.
@@ -55,6 +112,8 @@ pub struct FakeEngine {
     pub cancel_after: Option<(usize, Arc<AtomicBool>)>,
     pub windows: Mutex<Vec<Window>>,
     pub hosts: Mutex<Vec<Option<String>>>,
+    /// Analyses wait here while it is shut.
+    pub gate: Option<Arc<Gate>>,
 }
 
 impl FakeEngine {
@@ -67,12 +126,13 @@ impl FakeEngine {
             cancel_after: None,
             windows: Mutex::new(Vec::new()),
             hosts: Mutex::new(Vec::new()),
+            gate: None,
         }
     }
 }
 
 impl Engine for FakeEngine {
-    fn read_errors(&self, p: &Pipeline, w: &Window) -> Result<LogBatch, EngineError> {
+    fn read_errors(&self, p: &Pipeline, w: &Window, keep: Keep) -> Result<LogBatch, EngineError> {
         self.hosts.lock().unwrap().push(p.host_filter.clone());
         let mut stats = LogStats {
             lines: self.errors.len() as u64 * 10,
@@ -82,6 +142,7 @@ impl Engine for FakeEngine {
             self.errors.clone(),
             w,
             p.host_filter.as_deref(),
+            keep,
             &mut stats,
         );
         Ok(LogBatch { errors, stats })
@@ -95,6 +156,9 @@ impl Engine for FakeEngine {
         _s: &LogStats,
         _pr: &Arc<dyn Progress>,
     ) -> Result<Analysis, EngineError> {
+        if let Some(g) = &self.gate {
+            g.pass();
+        }
         let n = self.analysed.fetch_add(1, Ordering::SeqCst) + 1;
         self.windows.lock().unwrap().push(*w);
         if self.fail_at == Some(n) {
@@ -172,8 +236,8 @@ impl Engine for FakeEngine {
         let report = Report {
             schema_version: wiretrail_correlate::SCHEMA_VERSION.into(),
             generated_at: Utc::now(),
-            since: w.since(),
-            until: w.until(),
+            since: w.since().to_utc(),
+            until: w.until().to_utc(),
             clock_offsets: vec![],
             inputs: InputStats {
                 proxy_errors: incidents.len() as u64,
