@@ -521,6 +521,7 @@ pub fn seed_incident() -> Incident {
             cause: Cause::FlowSplit,
             confidence: 0.9,
             summary: "one connection's segments reached two nodes behind 198.51.100.80: backend-01 had the handshake and the data, backend-03 got the 104-byte tail of the POST and answered RST".into(),
+            remedy: None,
         },
         findings: vec![
             Finding {
@@ -558,6 +559,8 @@ pub fn seed_incident() -> Incident {
                 owner_node: Some("backend-01".into()),
                 stray_nodes: vec!["backend-03".into()],
                 evidence: vec![log, stray, rst],
+                proofs: vec![],
+                remedy: None,
             },
             connection: vec![
                 ConnectionView {
@@ -652,6 +655,7 @@ pub fn seed_report() -> Report {
                 "truncated last record (file still growing)",
             )],
         },
+        events: vec![],
     }
 }
 
@@ -931,6 +935,7 @@ pub fn backend_reset_incident() -> Incident {
             summary:
                 "backend-02 accepted the request, ACKed it, and reset the connection 607 ms later"
                     .into(),
+            remedy: None,
         },
         findings: vec![Finding {
             kind: FindingKind::BackendReset,
@@ -967,6 +972,8 @@ pub fn backend_reset_incident() -> Incident {
                 owner_node: Some(n.into()),
                 stray_nodes: vec![],
                 evidence: vec![rst],
+                proofs: vec![],
+                remedy: None,
             },
             connection: vec![ConnectionView {
                 node: n.into(),
