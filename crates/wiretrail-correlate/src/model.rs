@@ -171,6 +171,7 @@ pub enum ProofKind {
     TtlDiffers,
     MacDiffers,
     SenderIsPeer,
+    OwnerSent,
     IdleBefore,
     OwnerNeverSawRequest,
     Retransmitted,

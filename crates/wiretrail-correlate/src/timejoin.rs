@@ -204,6 +204,9 @@ pub(crate) fn outcome(
                 [Some(n)] => Some(n.to_string()),
                 _ => None,
             };
+            // No candidate names a node (the proxy's capture alone): the
+            // node was never going to be named; only the connection is unknown.
+            let unnamed = names.iter().all(Option::is_none);
             let cause = all[0].hit.cause;
             let same_cause = all.iter().all(|s| s.hit.cause == cause);
             let ports: Vec<String> = all
@@ -228,6 +231,18 @@ pub(crate) fn outcome(
             };
             let base = all.iter().map(|s| s.hit.confidence()).fold(f64::INFINITY, f64::min);
             let (cause, confidence, summary) = match (&one_node, same_cause) {
+                (None, true) if unnamed => (
+                    cause,
+                    ((base - if paired { PAIRED_PENALTY } else { UNPAIRED_PENALTY }).max(0.0) * 1000.0)
+                        .round()
+                        / 1000.0,
+                    format!(
+                        "{}: {} connections around the log's time tell this story equally (ports {}){pairing}; which one this line is cannot be told from its timestamp",
+                        cause.as_str(),
+                        all.len(),
+                        ports.join(", ")
+                    ),
+                ),
                 (Some(n), true) => (
                     cause,
                     // Which connection is unknown; the node and cause are

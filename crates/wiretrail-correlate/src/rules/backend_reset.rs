@@ -98,12 +98,17 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
             return None;
         }
         hit = hit.proof(Proof::SenderIsPeer { rst: r, peer });
-    } else if let Some(pv) = parts.proxy {
-        if let Some(&j) = pv.pkts.iter().find(|&&j| rst::same_packet(ctx, r, j)) {
-            hit.at = (ctx.t(j), ctx.t(j));
+    } else {
+        hit = hit.proof(Proof::OwnerSent {
+            node: view.node.to_string(),
+            rst: r,
+        });
+        if let Some(pv) = parts.proxy {
+            if let Some(&j) = pv.pkts.iter().find(|&&j| rst::same_packet(ctx, r, j)) {
+                hit.at = (ctx.t(j), ctx.t(j));
+            }
         }
     }
-    let _ = view;
     Some(hit)
 }
 

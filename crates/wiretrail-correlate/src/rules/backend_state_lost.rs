@@ -66,7 +66,10 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
             if !served_before(ctx, o, ctx.t(a)) {
                 continue;
             }
-            let mut hit = hit(ctx, Some(&o.node), r, a, sends);
+            let mut hit = hit(ctx, Some(&o.node), r, a, sends).proof(Proof::OwnerSent {
+                node: o.node.to_string(),
+                rst: r,
+            });
             match (o.facts.syn, o.facts.synack) {
                 (Some(syn), Some(synack)) => {
                     hit = hit.proof(Proof::Handshake {

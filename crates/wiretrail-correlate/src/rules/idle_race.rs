@@ -132,7 +132,8 @@ fn by_unread_request(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
             idle_ns / 1_000_000
         ),
     )
-    .proof(Proof::UnreadRequestRst { req, rst: r, idle_ns });
+    .proof(Proof::UnreadRequestRst { req, rst: r, idle_ns })
+    .proof(Proof::AbortRst { rst: r });
     hit.idle_ns = Some(idle_ns);
     Some(hit)
 }

@@ -128,6 +128,8 @@ pub(crate) enum Proof {
     /// The RST arrived with the peer's own MAC and TTL, where MACs name
     /// hosts: the owner sent it.
     SenderIsPeer { rst: Pk, peer: Pk },
+    /// The RST is in the owner's own capture: the owner sent it.
+    OwnerSent { node: Name, rst: Pk },
     /// The connection was idle this long before the segment that failed.
     IdleBefore { last: Pk, next: Pk, idle_ns: Nanos },
     /// The owner's capture covers `[from, to]` and holds neither the
@@ -226,6 +228,8 @@ impl Proof {
             // flux): supporting only.
             Proof::MacDiffers { .. } => 0.10,
             Proof::SenderIsPeer { .. } => 0.20,
+            // Its own capture holds it: no doubt who sent it.
+            Proof::OwnerSent { .. } => 0.25,
             // Long idle gaps are when state-tracking devices forget flows;
             // gaps near a known idle timer say more.
             Proof::IdleBefore { idle_ns, .. } => {
@@ -241,7 +245,7 @@ impl Proof {
             Proof::FinAfterResponse { .. } => 0.40,
             Proof::RequestCrossedFin { .. } => 0.25,
             Proof::RstAfterClose { .. } => 0.10,
-            Proof::UnreadRequestRst { .. } => 0.55,
+            Proof::UnreadRequestRst { .. } => 0.50,
             Proof::RequestsServed { .. } => 0.10,
             Proof::SameRequestCount { .. } => 0.15,
             Proof::Refusal { .. } => 0.80,
@@ -275,6 +279,7 @@ impl Proof {
             Proof::TtlDiffers { .. } => ProofKind::TtlDiffers,
             Proof::MacDiffers { .. } => ProofKind::MacDiffers,
             Proof::SenderIsPeer { .. } => ProofKind::SenderIsPeer,
+            Proof::OwnerSent { .. } => ProofKind::OwnerSent,
             Proof::IdleBefore { .. } => ProofKind::IdleBefore,
             Proof::OwnerNeverSawRequest { .. } => ProofKind::OwnerNeverSawRequest,
             Proof::Retransmitted { .. } => ProofKind::Retransmitted,
@@ -377,6 +382,7 @@ impl Proof {
                 (*peer, format!("the owner's packets: MAC {}, TTL {}", mac(ctx, *peer), ctx.pkts[*peer].obs.ttl)),
                 (*rst, "the RST has the owner's MAC and TTL, and MACs name hosts on this segment: the owner sent it".into()),
             ],
+            Proof::OwnerSent { node, rst } => vec![(*rst, format!("sent by {node}, the owner: its own capture holds it"))],
             Proof::IdleBefore { last, next, idle_ns } => {
                 let timer = near_known_timer(*idle_ns)
                     .map(|t| format!(" — near {t}'s idle timer"))
@@ -485,6 +491,7 @@ impl Proof {
             Proof::TtlDiffers { rst_ttl, peer_ttl, .. } => format!("RST TTL {rst_ttl} vs the backend's {peer_ttl}"),
             Proof::MacDiffers { .. } => "the RST's source MAC is not the backend's".into(),
             Proof::SenderIsPeer { .. } => "the RST carries the owner's MAC and TTL".into(),
+            Proof::OwnerSent { node, .. } => format!("{node}'s own capture holds the RST"),
             Proof::IdleBefore { idle_ns, .. } => match near_known_timer(*idle_ns) {
                 Some(t) => format!("idle {:.1} s before the failing segment, near {t}'s idle timer", s(*idle_ns)),
                 None => format!("idle {:.1} s before the failing segment", s(*idle_ns)),
