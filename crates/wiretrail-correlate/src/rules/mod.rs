@@ -21,6 +21,8 @@ mod backend_reset;
 mod backend_state_lost;
 mod client_canceled;
 mod connect_timeout;
+#[cfg(test)]
+mod docs;
 mod flow_split;
 mod idle_race;
 mod max_requests_close;
