@@ -689,7 +689,17 @@ pub fn hostile_report() -> Report {
         h.clone(),
     ));
     r.clock_offsets[2].node = HOSTILE[2].into();
+    let mut ev = r.incidents[0].findings[0].clone();
+    ev.summary = h.clone();
+    r.events.push(ev);
     let inc = &mut r.incidents[0];
+    inc.verdict.remedy = Some(h.clone());
+    inc.errors[0].diagnosis.remedy = Some(h.clone());
+    inc.errors[0].diagnosis.proofs.push(ProofRecord {
+        proof: ProofKind::StatelessRst,
+        weight: 0.2,
+        note: h.clone(),
+    });
     inc.id = HOSTILE[1].into();
     inc.proxy = HOSTILE[0].into();
     inc.backend = HOSTILE[4].into();
