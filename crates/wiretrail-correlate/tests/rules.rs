@@ -1094,3 +1094,87 @@ fn refused_joined_by_time_names_the_refusing_node_or_says_it_cannot() {
     // The healthy connection is no candidate.
     assert!(!f.summary.contains("40303"));
 }
+
+#[test]
+fn dial_timeout_joined_by_time_names_the_node_holding_the_syns() {
+    // SYNs dropped at backend-02 (its capture still holds them: taps see
+    // ingress before the firewall); Go gives up 10 s after the first SYN
+    // and prints no proxy port.
+    let mut s = Sim::new(44800);
+    let n = "backend-02";
+    let syns: Vec<u64> = [50.0, 51.0, 53.0, 57.0]
+        .iter()
+        .map(|&at| s.add(P::new(n, t(at), TB, "S", PI, 0, 0).id(9).ts(500, 0).win(64240)))
+        .collect();
+    // A healthy connection to backend-01 in the same window tells no story.
+    let mut ok = Sim::new(44801);
+    handshake(&mut ok, "backend-01", t(58.0), 600);
+    let mut pkts = s.pkts;
+    pkts.extend(ok.pkts);
+    let mut nodes = backends(3);
+    for node in &mut nodes {
+        node.pinned_offset_s = Some(0.0);
+    }
+    let e = error(
+        "2024-03-01T10:01:00Z",
+        TimePrecision::Second,
+        "dial tcp 10.0.0.100:80: i/o timeout",
+        ErrorClass::Timeout,
+        12,
+    );
+    let r = run(vec![e], pkts, &nodes);
+    let d = &r.incidents[0].errors[0].diagnosis;
+    assert_eq!(d.cause, Cause::ConnectTimeout, "{d:?}");
+    assert_eq!(d.owner_node.as_deref(), Some(n));
+    let frames: Vec<u64> = d
+        .evidence
+        .iter()
+        .filter(|e| e.node == n)
+        .map(|e| e.frame)
+        .collect();
+    assert_eq!(frames, syns);
+    assert!(d.confidence >= 0.8, "{}", d.confidence);
+}
+
+#[test]
+fn pmtu_blackhole_joined_by_time_from_a_canceled_context() {
+    // The proxy's capture and backend-02's: the handshake and a small
+    // segment reach backend-02, the 1448-byte one never does; the proxy
+    // retransmits it until the client gives up (`context canceled`, no
+    // socket in the line: joined by time through the configured upstream).
+    let mut s = Sim::new(44900);
+    let b = "backend-02";
+    for node in ["proxy", b] {
+        handshake(&mut s, node, t(70.0), 700);
+        s.add(P::new(node, t(70.001), TB, "PA", PI + 1, BI + 1, 200).id(3));
+        s.add(P::new(node, t(70.0012), TP, "A", BI + 1, PI + 201, 0));
+    }
+    for at in [70.002, 70.25, 70.7, 71.6, 73.4, 77.0] {
+        s.add(P::new("proxy", t(at), TB, "A", PI + 201, BI + 1, 1448).id(4));
+    }
+    s.add(P::new("proxy", t(78.0), TB, "FA", PI + 1649, BI + 1, 0).id(5));
+    // MSS 1460 less the timestamp option both SYNs carry: 1448.
+    for p in s.pkts.iter_mut().filter(|p| p.flags.syn()) {
+        p.opts.mss = Some(1460);
+    }
+    let mut nodes = vec![NodeInput::new("proxy", NodeRole::Proxy)];
+    nodes.extend(backends(3));
+    let mut cfg = CorrelateConfig::default();
+    cfg.proxies.push(wiretrail_correlate::ProxyHint {
+        host: None,
+        ip: Some("10.0.0.10".parse().unwrap()),
+        upstreams: vec!["10.0.0.100:80".parse().unwrap()],
+    });
+    let e = error(
+        "2024-03-01T10:01:18Z",
+        TimePrecision::Second,
+        "context canceled",
+        ErrorClass::Canceled,
+        13,
+    );
+    let r = common::run_cfg(vec![e], s.pkts, &nodes, &cfg);
+    let d = &r.incidents[0].errors[0].diagnosis;
+    assert_eq!(d.cause, Cause::PmtuBlackhole, "{d:#?}");
+    assert_eq!(d.owner_node.as_deref(), Some(b));
+    assert!(d.confidence >= 0.8, "{}", d.confidence);
+}
