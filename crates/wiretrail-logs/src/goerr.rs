@@ -212,7 +212,9 @@ pub fn classify(text: &str) -> ErrorClass {
 fn http2_class(t: &str) -> Option<ErrorClass> {
     if t.starts_with("http2: server sent GOAWAY and closed the connection") {
         Some(ErrorClass::Eof)
-    } else if t == "http2: client connection lost" || t == "http2: timeout awaiting response headers" {
+    } else if t == "http2: client connection lost"
+        || t == "http2: timeout awaiting response headers"
+    {
         Some(ErrorClass::Timeout)
     } else if t.starts_with("stream error: stream ID ") {
         Some(ErrorClass::Other)

@@ -77,17 +77,16 @@ fn check(name: &str, text: &str, w: Want) {
     assert_eq!(e.syscall.as_deref(), w.syscall, "{name}: syscall of {line}");
     // Go's own stamp, to the microsecond, in the generator's year.
     assert_eq!(e.time_precision, wiretrail_logs::TimePrecision::Microsecond);
-    assert_eq!(
-        chrono::Datelike::year(&e.timestamp),
-        2026,
-        "{name}: {line}"
-    );
+    assert_eq!(chrono::Datelike::year(&e.timestamp), 2026, "{name}: {line}");
     assert!(matches!(e.source, Source::File { line: 1, .. }));
 }
 
 macro_rules! fixture {
     ($name:literal) => {
-        ($name, include_str!(concat!("fixtures/go126/", $name, ".log")))
+        (
+            $name,
+            include_str!(concat!("fixtures/go126/", $name, ".log")),
+        )
     };
 }
 
@@ -95,7 +94,18 @@ macro_rules! fixture {
 fn reset_read() {
     let (n, t) = fixture!("reset");
     use ErrorClass::*;
-    check(n, t, want(Reset, Some("read"), true, true, Some("read"), "read tcp 127.0.0.1:"));
+    check(
+        n,
+        t,
+        want(
+            Reset,
+            Some("read"),
+            true,
+            true,
+            Some("read"),
+            "read tcp 127.0.0.1:",
+        ),
+    );
 }
 
 #[test]
@@ -162,7 +172,14 @@ fn dial_timeouts_from_go_and_from_the_kernel() {
     check(
         n,
         t,
-        want(ErrorClass::Timeout, Some("dial"), false, true, Some("dial"), "dial tcp 127.0.0.1:"),
+        want(
+            ErrorClass::Timeout,
+            Some("dial"),
+            false,
+            true,
+            Some("dial"),
+            "dial tcp 127.0.0.1:",
+        ),
     );
     assert!(t.trim_end().ends_with(": i/o timeout"));
     // The kernel gave up after its SYN retries (ETIMEDOUT from connect).
@@ -170,7 +187,14 @@ fn dial_timeouts_from_go_and_from_the_kernel() {
     check(
         n,
         t,
-        want(ErrorClass::Timeout, Some("dial"), false, true, Some("connect"), "dial tcp 127.0.0.1:"),
+        want(
+            ErrorClass::Timeout,
+            Some("dial"),
+            false,
+            true,
+            Some("connect"),
+            "dial tcp 127.0.0.1:",
+        ),
     );
     assert!(t.trim_end().ends_with(": connect: connection timed out"));
 }
@@ -178,7 +202,18 @@ fn dial_timeouts_from_go_and_from_the_kernel() {
 #[test]
 fn client_went_away() {
     let (n, t) = fixture!("context-canceled");
-    check(n, t, want(ErrorClass::Canceled, None, false, false, None, "context canceled"));
+    check(
+        n,
+        t,
+        want(
+            ErrorClass::Canceled,
+            None,
+            false,
+            false,
+            None,
+            "context canceled",
+        ),
+    );
 }
 
 #[test]
@@ -200,7 +235,14 @@ fn http2_goaway_lost_connection_and_stream_reset() {
     check(
         n,
         t,
-        want(ErrorClass::Timeout, None, false, false, None, "http2: client connection lost"),
+        want(
+            ErrorClass::Timeout,
+            None,
+            false,
+            false,
+            None,
+            "http2: client connection lost",
+        ),
     );
     let (n, t) = fixture!("h2-stream-reset");
     check(
@@ -224,8 +266,18 @@ fn http2_goaway_lost_connection_and_stream_reset() {
 #[test]
 fn body_copy_errors_are_not_records_but_parse() {
     for (name, text, class, sockets) in [
-        ("body-copy-reset", include_str!("fixtures/go126/body-copy-reset.log"), ErrorClass::Reset, true),
-        ("body-copy-eof", include_str!("fixtures/go126/body-copy-eof.log"), ErrorClass::Eof, false),
+        (
+            "body-copy-reset",
+            include_str!("fixtures/go126/body-copy-reset.log"),
+            ErrorClass::Reset,
+            true,
+        ),
+        (
+            "body-copy-eof",
+            include_str!("fixtures/go126/body-copy-eof.log"),
+            ErrorClass::Eof,
+            false,
+        ),
     ] {
         let line = text.trim_end();
         assert_eq!(
