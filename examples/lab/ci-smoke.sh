@@ -102,8 +102,9 @@ for e in mb:
     if not e["owner_node"]: errs.append(f"middlebox_reset without owner: line {e['line']}")
     if "ttl" not in e["middlebox"]["differs"]:
         errs.append(f"line {e['line']}: the firewall's RST does not differ in TTL: {e['middlebox']}")
-    if any(x["node"] != "proxy" and "RST" in x["flags"] for x in e["evidence"]):
-        errs.append(f"line {e['line']}: a backend capture holds the RST")
+    if any(x["node"] != "proxy" and "RST" in x["flags"] and x["dir"] == "vip->proxy"
+           for x in e["evidence"]):
+        errs.append(f"line {e['line']}: a backend capture holds the RST the proxy got")
 print(f"lab smoke: middlebox-reset: {s['error_lines']} proxy errors; truth {s['by_cause']}; "
       f"owners {s['owner_nodes']}")
 for e in errs: print("  -", e)
