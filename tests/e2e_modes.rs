@@ -57,7 +57,7 @@ fn allowed(truth: &str, mode: Mode) -> Vec<&str> {
     v
 }
 
-const DATASETS: [&str; 10] = [
+const DATASETS: [&str; 18] = [
     "demo",
     "flow-split",
     "idle-race",
@@ -68,7 +68,56 @@ const DATASETS: [&str; 10] = [
     "gzip-old-rotations",
     "slow-backend",
     "client-cancel",
+    "middlebox-reset",
+    "backend-crash",
+    "pmtu-blackhole",
+    "syn-drop",
+    "accept-queue",
+    "accept-queue-abort",
+    "max-requests",
+    "ecmp-rehash",
 ];
+
+/// Lines the truth itself joined by time among several failing
+/// connections of different stories in the log's second: which line is
+/// which cannot be told from a one-second stamp, so `unknown` is honest and
+/// any cause of that second is as good as the truth's pairing.
+fn ambiguous_causes(truth: &Value) -> BTreeMap<u64, Vec<String>> {
+    let mut by_second: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    for e in arr(truth, "errors") {
+        if e["matched_by"].as_str() == Some("time") {
+            by_second.entry(s(e, "log_time")).or_default().push(e);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for lines in by_second.values() {
+        let mut causes: Vec<String> = lines.iter().map(|e| expected_cause(e)).collect();
+        for e in lines {
+            let candidates = e["candidate_causes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            causes.extend(candidates.iter().filter_map(Value::as_str).map(|c| {
+                if c == "proxy_abandoned" {
+                    expected_cause(e)
+                } else {
+                    c.to_string()
+                }
+            }));
+        }
+        causes.sort();
+        causes.dedup();
+        let flagged = lines
+            .iter()
+            .any(|e| e["ambiguous_connection"].as_bool() == Some(true));
+        if causes.len() > 1 || flagged {
+            for e in lines {
+                out.insert(e["line"].as_u64().expect("line"), causes.clone());
+            }
+        }
+    }
+    out
+}
 
 fn flags(ds: &str, mode: Mode) -> Vec<String> {
     let d = dataset_dir(ds);
@@ -122,8 +171,10 @@ fn every_dataset_in_every_capture_mode_is_honest() {
         let t = truth(ds);
         let by_line: BTreeMap<u64, &Value> = arr(&t, "errors")
             .iter()
+            .filter(|e| s(e, "cause") != "not_in_capture")
             .map(|e| (e["line"].as_u64().expect("line"), e))
             .collect();
+        let ambiguous = ambiguous_causes(&t);
         for mode in [Mode::All, Mode::Backends, Mode::Proxy] {
             let dir = tempfile::tempdir().unwrap();
             let out = dir.path().join("report.json");
@@ -141,7 +192,16 @@ fn every_dataset_in_every_capture_mode_is_honest() {
                 for e in arr(inc, "errors") {
                     let line = e["source"]["line"].as_u64().expect("line");
                     let Some(te) = by_line.get(&line) else {
-                        failures.push(format!("{ds}/{}: line {line} not in truth", mode.word()));
+                        // Lines the truth finds in no capture may say anything
+                        // but a confident cause.
+                        if num(&e["diagnosis"], "confidence") >= 0.7 {
+                            failures.push(format!(
+                                "{ds}/{}: line {line} is in no capture, yet {} at {}",
+                                mode.word(),
+                                s(&e["diagnosis"], "cause"),
+                                num(&e["diagnosis"], "confidence")
+                            ));
+                        }
                         continue;
                     };
                     seen += 1;
@@ -153,7 +213,28 @@ fn every_dataset_in_every_capture_mode_is_honest() {
                         .entry((want.clone(), mode.word(), ds.to_string()))
                         .or_default();
                     cell.errors += 1;
-                    let ok = allowed(&want, mode);
+                    let mut ok = allowed(&want, mode);
+                    // The report itself says several connections of the
+                    // log's second fit, with different stories: `unknown`,
+                    // with every candidate listed, is the honest answer.
+                    let listed = arr(d, "evidence").iter().any(|x| {
+                        x["note"]
+                            .as_str()
+                            .is_some_and(|n| n.starts_with("candidate "))
+                    });
+                    if listed && conf == 0.0 {
+                        ok.push("unknown");
+                    }
+                    // Without the proxy's capture nothing ties the backends'
+                    // clocks to the log's: a line joined by time may find
+                    // several connections within the clock's uncertainty.
+                    if mode == Mode::Backends && te["matched_by"].as_str() == Some("time") {
+                        ok.push("unknown");
+                    }
+                    if let Some(causes) = ambiguous.get(&line) {
+                        ok.extend(causes.iter().map(String::as_str));
+                        ok.push("unknown");
+                    }
                     if got == want {
                         cell.cause_truth += 1;
                     } else if ok.contains(&got) {
@@ -167,12 +248,15 @@ fn every_dataset_in_every_capture_mode_is_honest() {
                             mode.word()
                         ));
                     }
-                    if mode == Mode::All && got != want {
+                    if mode == Mode::All && got != want && !ambiguous.contains_key(&line) && !listed
+                    {
                         failures.push(format!(
                             "{ds}/all: line {line}: {got}, truth {want}: all captures must prove it"
                         ));
                     }
-                    if let Some(o) = d["owner_node"].as_str() {
+                    if let (Some(o), false) =
+                        (d["owner_node"].as_str(), ambiguous.contains_key(&line))
+                    {
                         cell.owner_named += 1;
                         if Some(o) == te["owner_node"].as_str() {
                             cell.owner_named_right += 1;

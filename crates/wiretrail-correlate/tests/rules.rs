@@ -1104,7 +1104,14 @@ fn dial_timeout_joined_by_time_names_the_node_holding_the_syns() {
     let n = "backend-02";
     let syns: Vec<u64> = [50.0, 51.0, 53.0, 57.0]
         .iter()
-        .map(|&at| s.add(P::new(n, t(at), TB, "S", PI, 0, 0).id(9).ts(500, 0).win(64240)))
+        .map(|&at| {
+            s.add(
+                P::new(n, t(at), TB, "S", PI, 0, 0)
+                    .id(9)
+                    .ts(500, 0)
+                    .win(64240),
+            )
+        })
         .collect();
     // A healthy connection to backend-01 in the same window tells no story.
     let mut ok = Sim::new(44801);

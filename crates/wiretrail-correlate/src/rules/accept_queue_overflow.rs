@@ -44,7 +44,6 @@ pub(crate) const RULE: Rule = Rule {
     remedy: "The backend accepts connections slower than they arrive: raise its listen backlog (and net.core.somaxconn), add accept capacity or instances, and watch `nstat TcpExtListenOverflows`.",
 };
 
-
 /// (the proxy's ACK completing the handshake, what followed it).
 fn overflow(ctx: &Ctx<'_>, v: &NodeView) -> Option<(Pk, Proof)> {
     let f = &v.facts;
@@ -126,10 +125,20 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
         let sends = super::sends_of(ctx, view, d, until);
         hit = hit.proof(Proof::RequestNeverAcked { seg: d, sends });
     }
-    // When the proxy saw the failure: the RST; else Go's own deadline, any
-    // time after the handshake while the request went unanswered.
-    hit.at = match proof {
-        Proof::ResetOnAccept { rst, .. } => (ctx.t(rst), ctx.t(rst)),
+    // When the proxy saw the failure: the RST; else Go's own deadline,
+    // which shows as the proxy's close once nothing it sent is left
+    // unacknowledged, and is any time after the handshake when its close
+    // stays queued behind the unanswered request.
+    let close = f
+        .proxy_fin
+        .into_iter()
+        .chain(f.proxy_rsts.iter().copied())
+        .map(|i| ctx.t(i))
+        .filter(|&t| t > ctx.t(ack))
+        .min();
+    hit.at = match (proof, close) {
+        (Proof::ResetOnAccept { rst, .. }, _) => (ctx.t(rst), ctx.t(rst)),
+        (_, Some(c)) => (c, c),
         _ => (ctx.t(ack), view.last_ref.max(ctx.t(ack))),
     };
     Some(hit)

@@ -21,11 +21,11 @@
 //! An idle gap of 200 ms or more before the close is [`super::idle_race`].
 
 use super::{Case, Proof, Rule, RuleHit, AFTER_RESPONSE_MAX_NS};
-use crate::ctx::Pk;
-use crate::rst::{self, RstForm};
 use crate::conn::NodeView;
 use crate::ctx::Ctx;
+use crate::ctx::Pk;
 use crate::model::Cause;
+use crate::rst::{self, RstForm};
 use wiretrail_capture::Nanos;
 
 pub(crate) const RULE: Rule = Rule {
@@ -65,7 +65,12 @@ fn by_fin(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
     let mut hit = RuleHit::new(Cause::MaxRequestsClose, tf, String::new())
         .proof(Proof::FinAfterResponse { resp, fin, gap_ns })
         .proof(Proof::RequestCrossedFin { req, fin });
-    if let Some(&r) = v.facts.backend_rsts.iter().find(|&&r| ctx.t(r) >= ctx.t(req)) {
+    if let Some(&r) = v
+        .facts
+        .backend_rsts
+        .iter()
+        .find(|&&r| ctx.t(r) >= ctx.t(req))
+    {
         hit = hit.proof(Proof::RstAfterClose { rst: r });
     }
     finish(ctx, v, &mut hit, fin, gap_ns);

@@ -525,7 +525,7 @@ impl Proof {
             Proof::RstAfterClose { .. } => "the late request was answered by RST".into(),
             Proof::UnreadRequestRst { idle_ns, .. } => format!("idle {} ms, then the close crossed the unread request (RST, no FIN)", idle_ns / 1_000_000),
             Proof::RequestsServed { n } => format!("the connection had served {n} requests"),
-            Proof::SameRequestCount { n, conns } => format!("the backend closed {conns} connections right after exactly {n} requests: a request budget"),
+            Proof::SameRequestCount { n, conns } => format!("{conns} failing connections were closed right after exactly {n} requests: a request budget"),
             Proof::Refusal { .. } => "SYN answered by RST/ACK".into(),
             Proof::SynsUnanswered { syns } => format!("{} SYNs, none answered", syns.len()),
             Proof::SynAckRepeated { .. } => "SYN-ACK repeated after the handshake completed".into(),
@@ -969,9 +969,10 @@ pub(crate) fn reset_on_accept(ctx: &Ctx<'_>, v: &NodeView, rst: Pk) -> Option<Pk
     if tr < ta || tr - ta > ON_ACCEPT_NS || !crate::rst::form(ctx, v, rst).is_stateless() {
         return None;
     }
-    let served = v.pkts.iter().any(|&i| {
-        !ctx.pkts[i].to_backend() && ctx.pkts[i].obs.payload_len > 0 && ctx.t(i) < tr
-    });
+    let served = v
+        .pkts
+        .iter()
+        .any(|&i| !ctx.pkts[i].to_backend() && ctx.pkts[i].obs.payload_len > 0 && ctx.t(i) < tr);
     let data_acked = f
         .proxy_data
         .iter()
@@ -1000,7 +1001,12 @@ pub(crate) fn served_before(ctx: &Ctx<'_>, v: &NodeView, t: Nanos) -> u32 {
     request_starts(ctx, v)
         .into_iter()
         .filter(|&s| ctx.t(s) < t)
-        .filter(|&s| v.facts.backend_data.iter().any(|&d| ctx.t(d) > ctx.t(s) && ctx.t(d) < t))
+        .filter(|&s| {
+            v.facts
+                .backend_data
+                .iter()
+                .any(|&d| ctx.t(d) > ctx.t(s) && ctx.t(d) < t)
+        })
         .count() as u32
 }
 
@@ -1017,7 +1023,12 @@ pub(crate) fn close_after_response(ctx: &Ctx<'_>, v: &NodeView) -> Option<(Pk, u
             .find(|&r| crate::rst::form(ctx, v, r) == crate::rst::RstForm::Abort)
     })?;
     let tc = ctx.t(close);
-    let last = f.backend_data.iter().map(|&d| ctx.t(d)).filter(|&t| t < tc).max()?;
+    let last = f
+        .backend_data
+        .iter()
+        .map(|&d| ctx.t(d))
+        .filter(|&t| t < tc)
+        .max()?;
     (tc - last <= AFTER_RESPONSE_MAX_NS).then(|| (close, served_before(ctx, v, tc)))
 }
 
@@ -1028,7 +1039,9 @@ pub(crate) fn run_facts(ctx: &Ctx<'_>, conns: &[crate::conn::Conn]) -> crate::ct
         let parts = Parts::of(ctx, c);
         // The owner's capture, else the proxy's (then the count is the
         // proxy's view of all backends together).
-        let Some(o) = parts.owner.or(parts.proxy) else { continue };
+        let Some(o) = parts.owner.or(parts.proxy) else {
+            continue;
+        };
         if let Some((_, n)) = close_after_response(ctx, o) {
             *facts
                 .closes_after
@@ -1041,15 +1054,24 @@ pub(crate) fn run_facts(ctx: &Ctx<'_>, conns: &[crate::conn::Conn]) -> crate::ct
     facts
 }
 
-/// How many connections `node` closed right after exactly `n` requests, when
-/// that is more than one: a request budget.
+/// How many connections were closed right after exactly `n` requests, when
+/// that is more than one: a request budget. Counted on `node` first; else
+/// across the backends (the captures hold only the failing connections, and
+/// a budget is usually the same setting on every backend of a pool).
 pub(crate) fn request_budget(ctx: &Ctx<'_>, node: &str, n: u32) -> Option<u32> {
-    ctx.facts
+    let here = ctx
+        .facts
         .closes_after
         .get(node)
         .and_then(|m| m.get(&n))
-        .copied()
-        .filter(|&k| k >= 2)
+        .copied();
+    let all: u32 = ctx
+        .facts
+        .closes_after
+        .values()
+        .filter_map(|m| m.get(&n))
+        .sum();
+    here.filter(|&k| k >= 2).or((all >= 2).then_some(all))
 }
 
 /// The peer had closed (FIN) on this view before `rst`: a RST to data after
