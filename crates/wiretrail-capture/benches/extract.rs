@@ -86,6 +86,7 @@ fn run() -> Result<()> {
         duration_s: 3600,
         files: 1,
         seed: SEED,
+        numbered: false,
     })
     .map_err(|e| format!("generating the capture: {e}"))?;
     let gen_secs = t.elapsed().as_secs_f64();
