@@ -300,8 +300,9 @@ pub struct CatalogOptions {
     /// Files up to this size are scanned instead of probed (a probe reads
     /// a few hundred KiB anyway).
     pub scan_below: u64,
-    /// The newest file of a node modified less than this long ago is being
-    /// written: its cut last record is not a loss.
+    /// The newest file of a node modified less than this long ago, with
+    /// packets from about when it was modified, is being written: its cut
+    /// last record is not a loss.
     pub live_for: Nanos,
     /// "Now", for deciding what is being written (tests); `None`: the clock.
     pub now: Option<Nanos>,
@@ -692,15 +693,19 @@ impl NodeCatalog {
                 }
             }
         }
-        // The file being written: the newest, plain, modified lately.
+        // The file being written: the newest, plain, modified lately, and
+        // by packets of about then (a copy of an old capture is modified
+        // lately too, but its packets are old).
         let growing = files
             .iter()
             .enumerate()
             .filter(|(_, f)| f.first_ts.is_some())
             .max_by_key(|(_, f)| f.first_ts)
             .filter(|(_, f)| {
+                let latest = f.last_ts.or(f.first_ts).unwrap_or(Nanos::MIN);
                 f.compression == Some(Compression::None)
                     && now.saturating_sub(f.mtime_ns) <= opts.live_for
+                    && f.mtime_ns.saturating_sub(latest).abs() <= opts.live_for
             })
             .map(|(i, _)| i);
 

@@ -268,13 +268,14 @@ fn the_rotation_being_written_is_growing_and_a_dead_one_is_cut() {
     let newest = dir.join("be1.pcap2");
     let data = std::fs::read(&newest).unwrap();
     std::fs::write(&newest, &data[..data.len() - 7]).unwrap();
-    let mtime = std::fs::metadata(&newest)
+    // tcpdump wrote its last (cut) record a moment after its last packet.
+    let mtime = spans[2].1 + 500_000_000;
+    std::fs::File::options()
+        .write(true)
+        .open(&newest)
         .unwrap()
-        .modified()
-        .unwrap()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as Nanos;
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime as u64))
+        .unwrap();
     let nodes = [node("be1", &dir)];
     // Written a second ago: being written. No loss, a `growing` note.
     let live = Catalog::build_with(
@@ -309,6 +310,26 @@ fn the_rotation_being_written_is_growing_and_a_dead_one_is_cut() {
     assert_eq!(l.span.unwrap().1, mtime);
     assert!(l.span.unwrap().0 < spans[2].1);
     assert_eq!(dead.nodes()[0].growing, None);
+    // Modified a second ago but holding packets of two hours before: a
+    // copy of a dead capture, not one being written.
+    let copied = spans[2].1 + 7_200_000_000_000;
+    std::fs::File::options()
+        .write(true)
+        .open(&newest)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(copied as u64))
+        .unwrap();
+    let copy = Catalog::build_with(
+        &nodes,
+        &CatalogOptions {
+            now: Some(copied + 1_000_000_000),
+            use_cache: false,
+            ..CatalogOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(copy.nodes()[0].growing, None);
+    assert!(loss_of(&copy, "be1.pcap2").is_some());
 }
 
 #[test]

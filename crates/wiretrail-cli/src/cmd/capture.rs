@@ -27,8 +27,9 @@ pub enum OutFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct CatalogArgs {
-    /// Index cache directory (default `$XDG_CACHE_HOME/wiretrail`, else
-    /// `~/.cache/wiretrail`); never written next to the captures.
+    /// Index cache directory (default `$XDG_CACHE_HOME/wiretrail/catalog`,
+    /// else `~/.cache/wiretrail/catalog`: the one `investigate` uses, so a
+    /// catalog built here serves it); never written next to the captures.
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
     /// Do not read or write the index cache.
@@ -61,6 +62,15 @@ pub enum CaptureCmd {
         /// Scan and index every file (not only probe it).
         #[arg(long)]
         full: bool,
+        /// Keep running and keep the catalogs current as files rotate in
+        /// (implies --full): every new or grown file is indexed within
+        /// --every seconds, so the first investigation after an alert finds
+        /// its window already indexed. Stop with Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: seconds between two looks at the directories.
+        #[arg(long, value_name = "SECS", default_value_t = 10.0, requires = "watch")]
+        every: f64,
         #[command(flatten)]
         catalog: CatalogArgs,
     },
@@ -198,7 +208,10 @@ fn build_catalog(
         .into());
     }
     let opts = CatalogOptions {
-        cache_dir: c.cache.clone(),
+        cache_dir: c
+            .cache
+            .clone()
+            .or_else(|| wiretrail_capture::catalog::default_cache_dir().map(|d| d.join("catalog"))),
         use_cache: !c.no_cache,
         join_gap: (c.join_gap * 1e9) as Nanos,
         detail,
@@ -258,7 +271,16 @@ pub fn run(cmd: CaptureCmd) -> CmdResult {
     match cmd {
         CaptureCmd::Index {
             nodes,
+            full: _,
+            watch: true,
+            every,
+            catalog,
+        } => watch(&nodes, &catalog, every),
+        CaptureCmd::Index {
+            nodes,
             full,
+            watch: false,
+            every: _,
             catalog,
         } => index(&nodes, &catalog, full),
         CaptureCmd::Extract {
@@ -381,6 +403,66 @@ fn index(nodes: &[NodeSpec], c: &CatalogArgs, full: bool) -> CmdResult {
         .iter()
         .any(|n| n.files.iter().any(|f| f.first_ts.is_some()));
     Ok(ExitCode::from(if any { EXIT_FOUND } else { EXIT_NONE }))
+}
+
+/// `capture index --watch`: index everything, then every `every` seconds
+/// whatever is new or grew, saying what changed, until killed. Each round
+/// is a catalog build over the cache: unchanged files cost a stat and a
+/// cache read, the file being written is read on from its last checkpoint.
+fn watch(nodes: &[NodeSpec], c: &CatalogArgs, every: f64) -> CmdResult {
+    if !(every.is_finite() && every > 0.0) {
+        return Err(format!("--every {every} must be a positive number of seconds").into());
+    }
+    if c.no_cache {
+        return Err("--watch keeps the index cache warm: it cannot run with --no-cache".into());
+    }
+    let mut seen: BTreeMap<PathBuf, (u64, i64)> = BTreeMap::new();
+    let mut first = true;
+    loop {
+        let cat = build_catalog(nodes, c, Detail::Full)?;
+        if first {
+            check_usable(&cat, None)?;
+        }
+        let mut lines = Vec::new();
+        for n in cat.nodes() {
+            for f in &n.files {
+                let now = (f.size, f.mtime_ns);
+                let what = match seen.insert(f.path.clone(), now) {
+                    None if first => continue,
+                    None => "new",
+                    Some(old) if old != now => "grew",
+                    Some(_) => continue,
+                };
+                lines.push(format!(
+                    "{} {}: {what}, {} indexed{}",
+                    n.name,
+                    file_name(f),
+                    fmt_bytes(f.size),
+                    f.last_ts
+                        .map(|t| format!(", up to {}", fmt_ts(t, c.tz)))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        if first {
+            let st = cat.stats();
+            lines.push(format!(
+                "watching {} files of {} node(s): {} from the cache, {} indexed ({} read); cache {}",
+                st.files,
+                cat.nodes().len(),
+                st.from_cache,
+                st.indexed,
+                fmt_bytes(st.bytes_read),
+                cat.cache_dir()
+                    .map_or_else(|| "off".to_string(), |d| d.display().to_string())
+            ));
+        }
+        if !lines.is_empty() {
+            print_out(&(lines.join("\n") + "\n"))?;
+        }
+        first = false;
+        std::thread::sleep(std::time::Duration::from_secs_f64(every));
+    }
 }
 
 fn fmt_ts(ns: Nanos, tz: Option<chrono_tz::Tz>) -> String {
