@@ -108,10 +108,12 @@ pub fn read_errors(p: &Pipeline, window: &Window) -> Result<LogBatch, EngineErro
 fn absorb(stats: &mut LogStats, rs: &wiretrail_logs::ReadStats) {
     stats.lines += rs.lines;
     stats.unparsed += rs.unparsed;
-    stats.problems.extend(rs.samples.iter().cloned());
-    stats.problems.extend(rs.failures.iter().cloned());
-    // A live log: what was left for the next run.
-    stats.problems.extend(rs.growing.iter().cloned());
+    // Unparsed lines, stamp conflicts, failed, growing (a live log: what
+    // was left for the next run) and skipped inputs, typed in
+    // `rs.problems` (kind, path, line); shown here as one line each.
+    stats
+        .problems
+        .extend(rs.problems.iter().map(ToString::to_string));
 }
 
 /// Correlation settings from the pipeline.

@@ -343,6 +343,7 @@ pub fn merge(out_dir: &Path, cp: &Checkpoint, window: &Window) -> Result<Report,
         until: window.until(),
         clock_offsets: Vec::new(),
         incidents: Vec::new(),
+        events: Vec::new(),
         summary: Summary::default(),
         inputs: InputStats::default(),
     };
@@ -361,6 +362,7 @@ pub fn merge(out_dir: &Path, cp: &Checkpoint, window: &Window) -> Result<Report,
         add_summary(&mut report.summary, &r.summary);
         add_inputs(&mut report.inputs, &r.inputs);
         report.incidents.extend(r.incidents);
+        report.events.extend(r.events);
     }
     Ok(report)
 }

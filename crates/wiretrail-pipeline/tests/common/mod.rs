@@ -147,6 +147,7 @@ impl Engine for FakeEngine {
                         cause,
                         confidence: 0.9,
                         summary: format!("{} on port {port}", cause.as_str()),
+                        remedy: None,
                     },
                     findings: vec![],
                     nodes: vec![],
@@ -157,6 +158,8 @@ impl Engine for FakeEngine {
                             owner_node: Some("backend-01".into()),
                             stray_nodes: stray,
                             evidence: vec![],
+                            proofs: vec![],
+                            remedy: None,
                         },
                         record: e,
                         connection: vec![],
@@ -181,6 +184,7 @@ impl Engine for FakeEngine {
             },
             incidents,
             summary,
+            events: vec![],
         };
         Ok(Analysis {
             report,
