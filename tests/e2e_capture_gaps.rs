@@ -161,9 +161,32 @@ fn an_unreadable_rotation_is_a_named_capture_gap_and_not_covered() {
         "stderr:\n{}",
         o.stderr
     );
-    // What correlation does with the loss (NodeInput.losses: "captures
-    // incomplete" for errors inside it) is correlation's own test; that the
-    // node's coverage no longer spans it is `capture index`'s below.
+    // Correlation gets the loss (NodeInput.losses): an error logged inside
+    // the lost span is not explained from the rotations that are left.
+    let lost = |t: &str| ("2026-11-25T00:34:04".."2026-11-25T00:34:18").contains(&t);
+    let mut inside = 0;
+    for inc in report["incidents"].as_array().unwrap() {
+        for e in inc["errors"].as_array().unwrap() {
+            if !e["timestamp"].as_str().is_some_and(lost) {
+                continue;
+            }
+            inside += 1;
+            let d = &e["diagnosis"];
+            assert_eq!(d["cause"], "unknown", "{}: {d}", e["timestamp"]);
+            assert!(
+                d["proofs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["proof"] == "capture_incomplete"
+                        && p["note"].as_str().is_some_and(|n| n.contains(MIDDLE))),
+                "{}: {d}",
+                e["timestamp"]
+            );
+        }
+    }
+    assert!(inside >= 3, "the demo logs errors inside the lost span");
+    // That the node's coverage no longer spans it: `capture index` below.
 }
 
 #[test]

@@ -18,9 +18,11 @@
 //!   the first packet after the period arrives, so names drift by up to a
 //!   second or so per period: consecutive names less than 1.5 periods apart
 //!   are neighbours (the period is the smallest step seen). A longer step
-//!   means a rotation is missing: deleted, or tcpdump captured nothing in
-//!   that period — which names cannot tell apart, so the stretch is a named
-//!   gap, never covered.
+//!   whose packets do not run on from one file into the next means a
+//!   rotation is missing: deleted, or tcpdump captured nothing in that
+//!   period — which names cannot tell apart, so the stretch is a named gap,
+//!   never covered. With two files left there is one step only: a deleted
+//!   file between them cannot be seen.
 
 use super::names::NameHint;
 use super::FileEntry;
@@ -197,21 +199,11 @@ fn timed_series(files: &[FileEntry], mut members: Vec<usize>, join_gap: Nanos) -
         .windows(2)
         .map(|w| name_time(&files[w[1]]).0 - name_time(&files[w[0]]).0)
         .collect();
-    // The period: the smallest step between names, unless the files' own
-    // packets show a shorter one (a file holds about one period: with only
-    // two files left, the step between their names may be two periods).
-    let by_names = steps.iter().copied().filter(|&d| d > 0).min().unwrap_or(0);
-    let longest_file = members
-        .iter()
-        .filter_map(|&i| files[i].covered_span())
-        .map(|(a, b)| (b - a + 999_999_999) / 1_000_000_000)
-        .max()
-        .unwrap_or(0);
-    let period = if longest_file >= 1 {
-        by_names.min(longest_file)
-    } else {
-        by_names
-    };
+    // The period: the smallest step between names. (Not the files' own
+    // packet spans: a quiet node's files hold a few seconds of a longer
+    // period.) Two files alone give one step, which is the period as far
+    // as names can tell: a file deleted between the only two is not seen.
+    let period = steps.iter().copied().filter(|&d| d > 0).min().unwrap_or(0);
     let holes = members
         .windows(2)
         .zip(&steps)
