@@ -121,7 +121,8 @@ pub fn correlate(
         .iter()
         .map(|(i, s)| (*i, s.as_str()))
         .collect();
-    let ctx = Ctx::new(&pkts, &nodes, &clock);
+    let mut ctx = Ctx::new(&pkts, &nodes, &clock);
+    ctx.facts = crate::rules::run_facts(&ctx, &conns);
     let errors_n = errors.len();
 
     // Errors joined by port choose their connection first: those are then
@@ -281,6 +282,7 @@ pub fn correlate(
     let mut incidents = Vec::new();
     let mut shapes: Vec<(String, usize, u64)> = Vec::new();
     let mut idles: Vec<(Cause, i64)> = Vec::new();
+    let mut budgets: Vec<u32> = Vec::new();
     for pi in &plan.incidents {
         let mut diagnosed = Vec::new();
         let mut findings: Vec<Finding> = Vec::new();
@@ -298,8 +300,11 @@ pub fn correlate(
                 summary,
                 stray_shape,
                 idle_ns,
-                requests: _,
+                requests,
             } = j.outcome;
+            if let (Some(n), Cause::MaxRequestsClose) = (requests, diagnosis.cause) {
+                budgets.push(n);
+            }
             if let Some(ns) = idle_ns {
                 if matches!(diagnosis.cause, Cause::IdleRace | Cause::MiddleboxReset) {
                     idles.push((diagnosis.cause, ns / 1_000_000));
@@ -422,7 +427,22 @@ pub fn correlate(
         ));
     }
 
-    let summary = summarize(&incidents, &shapes, &idles, by_hour);
+    let mut summary = summarize(&incidents, &shapes, &idles, by_hour);
+    if !budgets.is_empty() {
+        let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
+        for n in &budgets {
+            *counts.entry(*n).or_default() += 1;
+        }
+        let list: Vec<String> = counts
+            .iter()
+            .map(|(n, k)| format!("after {n} requests ×{k}"))
+            .collect();
+        summary.patterns.push(format!(
+            "max-requests closes: the backend closed {} ({} errors): its request budget; have it announce the close or raise it",
+            list.join(", "),
+            budgets.len()
+        ));
+    }
     let since = plan.incidents.iter().map(|i| i.since).min().unwrap_or(0);
     let until = plan.incidents.iter().map(|i| i.until).max().unwrap_or(0);
     Report {

@@ -70,8 +70,19 @@ impl Fingerprint {
     }
 }
 
+/// Facts about the whole run that single connections cannot show, read by
+/// the rules (filled by [`crate::rules::run_facts`]).
+#[derive(Debug, Default)]
+pub(crate) struct RunFacts {
+    /// Per backend node: request count → how many of its connections it
+    /// closed right after serving exactly that many (a request budget shows
+    /// as one count that keeps coming back).
+    pub closes_after: HashMap<String, std::collections::BTreeMap<u32, u32>>,
+}
+
 pub(crate) struct Ctx<'a> {
     pub pkts: &'a [Pkt],
+    pub facts: RunFacts,
     nodes: HashMap<&'a str, &'a NodeInput>,
     clock: &'a Clock,
     /// Per node, its packets' reference times, sorted: "did it capture
@@ -112,6 +123,7 @@ impl<'a> Ctx<'a> {
             .collect();
         Ctx {
             pkts,
+            facts: RunFacts::default(),
             nodes,
             clock,
             times,

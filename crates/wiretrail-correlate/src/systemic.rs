@@ -3,8 +3,7 @@
 //! moving to another node at one instant (an ECMP rehash after a route
 //! change, VIP/ARP flux). These are findings across errors, never causes;
 //! they also add typed proofs to the errors they explain (a lost socket is
-//! likelier when the same node lost many at once; a max-requests close is
-//! likelier when every failing connection served the same count).
+//! likelier when the same node lost many at once).
 
 use crate::ctx::{time, Ctx};
 use crate::diagnose::{log_evidence, Outcome};
@@ -48,7 +47,6 @@ pub(crate) fn events(_ctx: &Ctx<'_>, judged: &mut [Judged], errors: &[ProxyError
     let mut out = Vec::new();
     out.extend(node_bursts(judged, errors));
     out.extend(rehashes(judged, errors));
-    same_request_count(judged);
     out
 }
 
@@ -193,30 +191,6 @@ fn rehashes(judged: &[Judged], errors: &[ProxyError]) -> Vec<Event> {
             }
         })
         .collect()
-}
-
-/// Max-requests closes whose connections served the same count.
-fn same_request_count(judged: &mut [Judged]) {
-    let mut by_n: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for (i, j) in judged.iter().enumerate() {
-        if j.outcome.diagnosis.cause == Cause::MaxRequestsClose {
-            if let Some(n) = j.outcome.requests {
-                by_n.entry(n).or_default().push(i);
-            }
-        }
-    }
-    for (n, idx) in by_n {
-        if idx.len() < 2 {
-            continue;
-        }
-        let p = Proof::SameRequestCount {
-            n,
-            conns: idx.len() as u32,
-        };
-        for i in idx {
-            add_proof(&mut judged[i].outcome, &p);
-        }
-    }
 }
 
 /// Adds a proof to a rule's diagnosis and recomputes its confidence from

@@ -335,6 +335,29 @@ pub(crate) fn outcome(
             let mut o = crate::diagnose::diagnose_unjoinable(e, &summary);
             o.summary = summary;
             o.findings = findings;
+            // Captures that cover the moment and show no connection with an
+            // acknowledged, unanswered request contradict "the backend was
+            // slow" (a timeout) and "the client left while it worked" (a
+            // cancel): the request may never have reached it. The errno
+            // words (refused, a dial timeout) stay, unconfirmed.
+            let contradicted = !searched.is_empty()
+                && matches!(o.diagnosis.cause, Cause::ResponseTimeout | Cause::ClientCanceled);
+            if contradicted {
+                o.summary = format!(
+                    "{}; a request that never reached the backend (a path-MTU black hole, a full accept queue, a dead path) leaves no such connection: the cause is not named",
+                    o.summary
+                );
+                o.diagnosis.cause = Cause::Unknown;
+                o.diagnosis.confidence = 0.0;
+                o.diagnosis.proofs.clear();
+                o.diagnosis.remedy = None;
+            } else if !searched.is_empty() {
+                // Searched and not confirmed: the log's word, for what it is worth.
+                o.diagnosis.confidence = o.diagnosis.confidence.min(0.5);
+                for p in &mut o.diagnosis.proofs {
+                    p.weight = p.weight.min(0.5);
+                }
+            }
             o
         }
     }

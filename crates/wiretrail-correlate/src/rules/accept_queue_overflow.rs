@@ -20,28 +20,30 @@ use super::{Case, Proof, Rule, RuleHit};
 use crate::conn::NodeView;
 use crate::ctx::{Ctx, Pk};
 use crate::model::Cause;
-use crate::rst;
 use wiretrail_logs::{ErrorClass, ProxyError};
 
 pub(crate) const RULE: Rule = Rule {
     cause: Cause::AcceptQueueOverflow,
     explains: |e: &ProxyError| {
-        !super::is_dial(e)
-            && matches!(
-                e.class,
-                ErrorClass::Timeout
-                    | ErrorClass::Canceled
-                    | ErrorClass::Reset
-                    | ErrorClass::BrokenPipe
-                    | ErrorClass::Eof
-            )
+        // A RST on accept reaches Go while it is still dialling
+        // (`dial tcp …: connect: connection reset by peer`); otherwise the
+        // request hangs until a deadline.
+        if super::is_dial(e) {
+            return e.class == ErrorClass::Reset;
+        }
+        matches!(
+            e.class,
+            ErrorClass::Timeout
+                | ErrorClass::Canceled
+                | ErrorClass::Reset
+                | ErrorClass::BrokenPipe
+                | ErrorClass::Eof
+        )
     },
     check,
     remedy: "The backend accepts connections slower than they arrive: raise its listen backlog (and net.core.somaxconn), add accept capacity or instances, and watch `nstat TcpExtListenOverflows`.",
 };
 
-/// A RST this soon after the handshake answers the handshake itself.
-const ON_ACCEPT_NS: i64 = 1_000_000_000;
 
 /// (the proxy's ACK completing the handshake, what followed it).
 fn overflow(ctx: &Ctx<'_>, v: &NodeView) -> Option<(Pk, Proof)> {
@@ -68,40 +70,29 @@ fn overflow(ctx: &Ctx<'_>, v: &NodeView) -> Option<(Pk, Proof)> {
             && o.seq == sa_seq
             && ctx.t(i) > t_ack
     }) {
-        // ...and no data from the server, no ACK of request data.
+        // ...and nothing of the request acknowledged before it: the server
+        // had no established socket until then (it may accept later, when
+        // the queue has room, and answer late).
+        let t_again = ctx.t(again);
         let served = v.pkts.iter().any(|&i| {
             let o = &ctx.pkts[i].obs;
-            !ctx.pkts[i].to_backend() && o.payload_len > 0
+            !ctx.pkts[i].to_backend() && o.payload_len > 0 && ctx.t(i) < t_again
         });
         let req_acked = f
             .proxy_data
             .iter()
-            .any(|&d| super::acked(ctx, v, super::seg_end(ctx, d), ctx.t(d), i64::MAX).is_some());
+            .any(|&d| super::acked(ctx, v, super::seg_end(ctx, d), ctx.t(d), t_again).is_some());
         if !served && !req_acked {
             return Some((ack, Proof::SynAckRepeated { ack, synack: again }));
         }
     }
-    // A stateless RST answering the ACK or the first request segment, with
-    // no data of the proxy ever acknowledged (an established socket would
-    // have): the kernel reset the embryonic connection.
+    // A stateless RST right after the handshake, before the server ever
+    // acknowledged data: the kernel reset the embryonic connection.
     let &r = f
         .backend_rsts
         .iter()
-        .find(|&&r| ctx.t(r) - t_ack <= ON_ACCEPT_NS && ctx.t(r) >= t_ack)?;
-    let form = rst::form(ctx, v, r);
-    let answers = form.answers().filter(|_| form.is_stateless())?;
-    let first_data = f.proxy_data.first().copied();
-    if answers != ack && Some(answers) != first_data {
-        return None;
-    }
-    let data_acked = f
-        .proxy_data
-        .iter()
-        .any(|&d| super::acked(ctx, v, super::seg_end(ctx, d), ctx.t(d), ctx.t(r)).is_some());
-    let served = v.pkts.iter().any(|&i| {
-        !ctx.pkts[i].to_backend() && ctx.pkts[i].obs.payload_len > 0 && ctx.t(i) < ctx.t(r)
-    });
-    (!served && !data_acked).then_some((ack, Proof::ResetOnAccept { ack, rst: r }))
+        .find(|&&r| super::reset_on_accept(ctx, v, r).is_some())?;
+    Some((ack, Proof::ResetOnAccept { ack, rst: r }))
 }
 
 fn check(case: &Case<'_>) -> Option<RuleHit> {
@@ -127,24 +118,20 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
     )
     .owner(owner.as_deref())
     .proof(proof.clone());
-    // The request that went nowhere.
+    // The request that waited: sent again and again before an ACK, if any.
     let f = &view.facts;
     if let Some(&d) = f.proxy_data.first() {
-        let sends = super::sends_of(ctx, view, d, i64::MAX);
+        let until = super::acked(ctx, view, super::seg_end(ctx, d), ctx.t(d), i64::MAX)
+            .map_or(i64::MAX, |a| ctx.t(a));
+        let sends = super::sends_of(ctx, view, d, until);
         hit = hit.proof(Proof::RequestNeverAcked { seg: d, sends });
     }
-    // When the proxy saw the failure: the RST, else its own close.
-    let end = match proof {
-        Proof::ResetOnAccept { rst, .. } => ctx.t(rst),
-        _ => f
-            .proxy_fin
-            .into_iter()
-            .chain(f.proxy_rsts.iter().copied())
-            .map(|i| ctx.t(i))
-            .min()
-            .unwrap_or(view.last_ref),
+    // When the proxy saw the failure: the RST; else Go's own deadline, any
+    // time after the handshake while the request went unanswered.
+    hit.at = match proof {
+        Proof::ResetOnAccept { rst, .. } => (ctx.t(rst), ctx.t(rst)),
+        _ => (ctx.t(ack), view.last_ref.max(ctx.t(ack))),
     };
-    hit.at = (end, end);
     Some(hit)
 }
 

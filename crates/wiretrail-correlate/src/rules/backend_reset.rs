@@ -57,10 +57,21 @@ fn abort(ctx: &Ctx<'_>, v: &NodeView) -> Option<(Pk, Pk, Pk)> {
         else {
             continue;
         };
+        // A close right after the last response, with the whole next
+        // request in the socket, after exactly the node's request budget:
+        // the close crossed the request (`max_requests_close`).
+        let on_budget = super::close_after_response(ctx, v)
+            .is_some_and(|(c, n)| c == r && super::request_budget(ctx, &v.node, n).is_some());
+        if on_budget && super::request_complete_at(ctx, v, r) {
+            continue;
+        }
         let end = super::seg_end(ctx, first);
         if let Some(ack) = super::acked(ctx, v, end, ctx.t(first), tr) {
             return Some((r, first, ack));
         }
+        // Only the abort's own ACK field says the request arrived: that is
+        // an abort of a request in flight unless the close was an idle
+        // timer's (idle before the request: an idle race).
         let idle = super::last_packet_before(ctx, v, ctx.t(first))
             .is_some_and(|p| ctx.t(first) - ctx.t(p) >= IDLE_MIN_NS);
         if !idle && !seq_gt(end, ctx.pkts[r].obs.ack) {

@@ -81,6 +81,7 @@ fn samples() -> Vec<(Proof, &'static str)> {
         (Proof::SenderIsPeer { rst: 0, peer: 0 }, "the RST has the owner's MAC and TTL where MACs name hosts"),
         (Proof::OwnerSent { node: n(), rst: 0 }, "the RST is in the owner's own capture"),
         (Proof::IdleBefore { last: 0, next: 0, idle_ns: 3_000_000_000 }, "the connection was idle before the failing segment (0.15 when the gap matches a known cloud idle timer)"),
+        (Proof::IdleUntilError { last: 0, idle_ns: 3_000_000_000 }, "the owner's capture shows the connection idle up to the error (shown as `idle_before`)"),
         (Proof::OwnerNeverSawRequest { node: n(), from: 0, to: 0 }, "the owner's capture covers the time up to the error and holds neither the request nor a RST"),
         (Proof::Retransmitted { seg: 0, times: 2 }, "the answered segment had been sent before, unanswered"),
         (Proof::FinAfterIdle { fin: 0, last: 0, idle_ns: 1_000_000_000 }, "the owner closed (FIN) after at least 200 ms idle"),
@@ -89,7 +90,7 @@ fn samples() -> Vec<(Proof, &'static str)> {
         (Proof::RstAfterClose { rst: 0 }, "the late request was answered by RST"),
         (Proof::UnreadRequestRst { req: 0, rst: 0, idle_ns: 1_000_000_000 }, "after 200 ms idle, a request never acknowledged and the owner's RST (its close crossed the unread request)"),
         (Proof::RequestsServed { n: 100 }, "the requests the connection served, counted from its handshake"),
-        (Proof::SameRequestCount { n: 100, conns: 3 }, "other failing connections served exactly as many"),
+        (Proof::SameRequestCount { n: 100, conns: 3 }, "the backend closed several connections right after exactly as many requests: a request budget (from every connection of the run)"),
         (Proof::Refusal { syn: 0, rst: 0 }, "SYN answered by RST/ACK"),
         (Proof::SynsUnanswered { syns: vec![0] }, "SYNs never answered (+0.05 per retransmission, up to 3)"),
         (Proof::SynAckRepeated { ack: 0, synack: 0 }, "the server's SYN-ACK again after the handshake completed"),
@@ -122,6 +123,7 @@ fn samples() -> Vec<(Proof, &'static str)> {
             | Proof::SenderIsPeer { .. }
             | Proof::OwnerSent { .. }
             | Proof::IdleBefore { .. }
+            | Proof::IdleUntilError { .. }
             | Proof::OwnerNeverSawRequest { .. }
             | Proof::Retransmitted { .. }
             | Proof::FinAfterIdle { .. }

@@ -3,9 +3,12 @@
 //! `max_requests`, Go servers with a request budget) without saying so in
 //! the last response, and the proxy's next request crosses the close.
 //!
-//! **Signature**: the owner's FIN at most 100 ms after its last response
-//! (a close on a count, not on a timer: the connection never sat idle), the
-//! proxy's next request crossing it, usually answered by RST. Supporting:
+//! **Signature**: the owner's close at most 100 ms after its last response
+//! (a close on a count, not on a timer: the connection never sat idle),
+//! with the proxy's next request crossing it: a FIN the request arrives
+//! after (usually answered by RST), or — when the request was already in
+//! the socket, unread — the close going out as an abort (RST|ACK) instead
+//! of a FIN. Supporting:
 //! the number of requests the connection served, counted from its
 //! handshake, and the same number on other failing connections of the run
 //! (added across errors).
@@ -17,7 +20,9 @@
 //!
 //! An idle gap of 200 ms or more before the close is [`super::idle_race`].
 
-use super::{Case, Proof, Rule, RuleHit};
+use super::{Case, Proof, Rule, RuleHit, AFTER_RESPONSE_MAX_NS};
+use crate::ctx::Pk;
+use crate::rst::{self, RstForm};
 use crate::conn::NodeView;
 use crate::ctx::Ctx;
 use crate::model::Cause;
@@ -30,8 +35,6 @@ pub(crate) const RULE: Rule = Rule {
     remedy: "The backend closes connections after a fixed number of requests without `Connection: close`: make it announce the close (nginx and gunicorn do when configured to), raise its limit, or have the proxy retry requests that failed on a reused connection.",
 };
 
-/// A close this soon after a response was decided when the response was.
-const AFTER_RESPONSE_MAX_NS: Nanos = 100_000_000;
 /// A request sent at most this long before the FIN reached the proxy
 /// crossed it in flight.
 const CROSS_NS: Nanos = 100_000_000;
@@ -41,14 +44,15 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
     let parts = &case.parts;
     let owner = parts.owner.map(|o| o.node.to_string());
     for v in parts.owner.into_iter().chain(parts.proxy) {
-        if let Some(hit) = close_after_response(ctx, v) {
+        if let Some(hit) = by_fin(ctx, v).or_else(|| by_abort(ctx, v)) {
             return Some(hit.owner(owner.as_deref()));
         }
     }
     None
 }
 
-fn close_after_response(ctx: &Ctx<'_>, v: &NodeView) -> Option<crate::rules::RuleHit> {
+/// The owner's FIN right after a response, the next request crossing it.
+fn by_fin(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
     let fin = v.facts.backend_fin?;
     let tf = ctx.t(fin);
     let cross = if ctx.is_backend(&v.node) { 0 } else { CROSS_NS };
@@ -61,32 +65,70 @@ fn close_after_response(ctx: &Ctx<'_>, v: &NodeView) -> Option<crate::rules::Rul
     let mut hit = RuleHit::new(Cause::MaxRequestsClose, tf, String::new())
         .proof(Proof::FinAfterResponse { resp, fin, gap_ns })
         .proof(Proof::RequestCrossedFin { req, fin });
-    if let Some(&r) = v
-        .facts
-        .backend_rsts
-        .iter()
-        .find(|&&r| ctx.t(r) >= ctx.t(req))
-    {
+    if let Some(&r) = v.facts.backend_rsts.iter().find(|&&r| ctx.t(r) >= ctx.t(req)) {
         hit = hit.proof(Proof::RstAfterClose { rst: r });
     }
-    // Requests served, when the capture holds the connection from its start.
+    finish(ctx, v, &mut hit, fin, gap_ns);
+    Some(hit)
+}
+
+/// The owner's close crossed a request already whole in its socket: an
+/// abort (RST|ACK), no FIN, right after its last response. An application
+/// aborting the request it just read looks the same on one connection, so
+/// this needs the count to be the node's request budget (more connections
+/// closed after exactly as many requests).
+fn by_abort(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
+    let f = &v.facts;
+    if f.backend_fin.is_some() {
+        return None;
+    }
+    let (r, n) = super::close_after_response(ctx, v)?;
+    if rst::form(ctx, v, r) != RstForm::Abort || !super::request_complete_at(ctx, v, r) {
+        return None;
+    }
+    super::request_budget(ctx, &v.node, n)?;
+    let tr = ctx.t(r);
+    let resp = f
+        .backend_data
+        .iter()
+        .copied()
+        .filter(|&d| ctx.t(d) < tr)
+        .max_by_key(|&d| ctx.t(d))?;
+    let req = f
+        .proxy_data
+        .iter()
+        .copied()
+        .find(|&d| ctx.t(d) > ctx.t(resp) && ctx.t(d) <= tr)?;
+    let gap_ns = tr - ctx.t(resp);
+    let mut hit = RuleHit::new(Cause::MaxRequestsClose, tr, String::new())
+        .proof(Proof::FinAfterResponse {
+            resp,
+            fin: r,
+            gap_ns,
+        })
+        .proof(Proof::RequestCrossedFin { req, fin: r });
+    finish(ctx, v, &mut hit, r, gap_ns);
+    Some(hit)
+}
+
+/// Requests served, the node's budget, the summary.
+fn finish(ctx: &Ctx<'_>, v: &NodeView, hit: &mut RuleHit, close: Pk, gap_ns: Nanos) {
     if v.facts.syn.is_some() {
-        let n = super::request_starts(ctx, v)
-            .into_iter()
-            .filter(|&s| ctx.t(s) < ctx.t(req))
-            .count() as u32;
+        let n = super::served_before(ctx, v, ctx.t(close));
         hit.requests = Some(n);
-        hit = hit.proof(Proof::RequestsServed { n });
+        hit.proofs.push(Proof::RequestsServed { n });
+        if let Some(conns) = super::request_budget(ctx, &v.node, n) {
+            hit.proofs.push(Proof::SameRequestCount { n, conns });
+        }
     }
     hit.summary = format!(
         "max-requests close: the backend closed the connection {:.1} ms after its last response{}, with the proxy's next request already on its way",
         gap_ns as f64 / 1e6,
         hit.requests
-            .map(|n| format!(" (request #{n} on it)"))
+            .map(|n| format!(" (after {n} requests)"))
             .unwrap_or_default()
     );
     hit.idle_ns = Some(gap_ns);
-    Some(hit)
 }
 
 #[cfg(test)]
@@ -116,7 +158,7 @@ mod tests {
     }
 
     #[test]
-    fn close_on_a_count() {
+    fn close_after_a_response() {
         let k = budget();
         let e = k.err(0.216, "EOF");
         let h = k.verdict(&e).expect("fires");

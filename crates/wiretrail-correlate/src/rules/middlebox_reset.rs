@@ -151,16 +151,15 @@ fn from_backends(case: &Case<'_>) -> Option<RuleHit> {
     if idle_ns < MIDDLEBOX_IDLE_MIN_NS {
         return None;
     }
-    // The owner holds nothing of the connection after the idle gap began
-    // (no request, no RST of its own), and its capture covers that time.
-    if owner.pkts.iter().any(|&i| ctx.t(i) > ctx.t(last)) {
-        return None;
-    }
+    // By construction nothing of the connection reached the owner between
+    // the idle gap's start and the error (no request); nor did it reset
+    // anything around the error. Its capture must cover that time.
+    let slack = case.err.time_precision.width_ns() + 1_000_000_000;
     if owner
         .facts
         .backend_rsts
         .iter()
-        .any(|&r| ctx.t(r) >= ctx.t(last))
+        .any(|&r| ctx.t(r) >= ctx.t(last) && ctx.t(r) <= t_log + slack)
     {
         return None;
     }
@@ -181,7 +180,8 @@ fn from_backends(case: &Case<'_>) -> Option<RuleHit> {
         node: owner.node.to_string(),
         from,
         to,
-    });
+    })
+    .proof(Proof::IdleUntilError { last, idle_ns });
     hit.idle_ns = Some(idle_ns);
     // The log's time is only as exact as its precision.
     hit.at = (

@@ -134,6 +134,9 @@ pub(crate) enum Proof {
     OwnerSent { node: Name, rst: Pk },
     /// The connection was idle this long before the segment that failed.
     IdleBefore { last: Pk, next: Pk, idle_ns: Nanos },
+    /// The owner's capture shows the connection idle from `last` up to the
+    /// error's time.
+    IdleUntilError { last: Pk, idle_ns: Nanos },
     /// The owner's capture covers `[from, to]` and holds neither the
     /// failing request nor any RST of its own.
     OwnerNeverSawRequest { node: Name, from: Nanos, to: Nanos },
@@ -152,7 +155,8 @@ pub(crate) enum Proof {
     UnreadRequestRst { req: Pk, rst: Pk, idle_ns: Nanos },
     /// Requests the connection carried, counted from its handshake.
     RequestsServed { n: u32 },
-    /// Other failing connections of the run served exactly as many.
+    /// The owner closed this many of its connections right after exactly
+    /// `n` requests: a request budget.
     SameRequestCount { n: u32, conns: u32 },
     /// SYN answered by RST/ACK.
     Refusal { syn: Pk, rst: Pk },
@@ -164,7 +168,8 @@ pub(crate) enum Proof {
     /// The server answered the handshake's ACK (or the first request
     /// segment) with a RST: `tcp_abort_on_overflow`.
     ResetOnAccept { ack: Pk, rst: Pk },
-    /// Request data the peer never acknowledged, sent this many times.
+    /// Request data sent this many times before the peer acknowledged it
+    /// (if it ever did).
     RequestNeverAcked { seg: Pk, sends: u32 },
     /// A full-size segment sent again and again at one sequence number.
     FullSizeRetransmitted { seg: Pk, len: u32, sends: u32 },
@@ -204,6 +209,10 @@ pub(crate) enum Proof {
 /// crossed): an idle timeout, not an abort.
 pub(crate) const IDLE_MIN_NS: Nanos = 200_000_000;
 
+/// A close this soon after the owner's last response was decided when the
+/// response was (a request budget, a worker restart), not by an idle timer.
+pub(crate) const AFTER_RESPONSE_MAX_NS: Nanos = 100_000_000;
+
 /// Idle gaps at or above this, before the segment a middlebox answered,
 /// are long enough for a state-tracking device to have dropped the flow.
 pub(crate) const MIDDLEBOX_IDLE_MIN_NS: Nanos = 2_000_000_000;
@@ -234,7 +243,7 @@ impl Proof {
             Proof::OwnerSent { .. } => 0.25,
             // Long idle gaps are when state-tracking devices forget flows;
             // gaps near a known idle timer say more.
-            Proof::IdleBefore { idle_ns, .. } => {
+            Proof::IdleBefore { idle_ns, .. } | Proof::IdleUntilError { idle_ns, .. } => {
                 if near_known_timer(*idle_ns).is_some() {
                     0.15
                 } else {
@@ -251,7 +260,7 @@ impl Proof {
             Proof::RequestsServed { .. } => 0.10,
             Proof::SameRequestCount { .. } => 0.15,
             Proof::Refusal { .. } => 0.80,
-            Proof::SynsUnanswered { syns } => 0.55 + 0.05 * (syns.len().min(4) as f64 - 1.0),
+            Proof::SynsUnanswered { syns } => 0.60 + 0.05 * (syns.len().min(4) as f64 - 1.0),
             Proof::SynAckRepeated { .. } => 0.45,
             Proof::ResetOnAccept { .. } => 0.45,
             Proof::RequestNeverAcked { .. } => 0.20,
@@ -282,7 +291,7 @@ impl Proof {
             Proof::MacDiffers { .. } => ProofKind::MacDiffers,
             Proof::SenderIsPeer { .. } => ProofKind::SenderIsPeer,
             Proof::OwnerSent { .. } => ProofKind::OwnerSent,
-            Proof::IdleBefore { .. } => ProofKind::IdleBefore,
+            Proof::IdleBefore { .. } | Proof::IdleUntilError { .. } => ProofKind::IdleBefore,
             Proof::OwnerNeverSawRequest { .. } => ProofKind::OwnerNeverSawRequest,
             Proof::Retransmitted { .. } => ProofKind::Retransmitted,
             Proof::FinAfterIdle { .. } => ProofKind::FinAfterIdle,
@@ -395,6 +404,13 @@ impl Proof {
                 ]
             }
             Proof::OwnerNeverSawRequest { .. } => Vec::new(),
+            Proof::IdleUntilError { last, idle_ns } => vec![(
+                *last,
+                format!(
+                    "the owner's last packet of the connection, {:.1} s before the error",
+                    *idle_ns as f64 / 1e9
+                ),
+            )],
             Proof::Retransmitted { seg, times } => vec![(
                 *seg,
                 format!("the proxy had sent this segment {times} times, unanswered"),
@@ -448,7 +464,7 @@ impl Proof {
             ],
             Proof::RequestNeverAcked { seg, sends } => vec![(
                 *seg,
-                format!("request data sent {sends} time(s), never acknowledged"),
+                format!("request data sent {sends} time(s) before any acknowledgment"),
             )],
             Proof::FullSizeRetransmitted { seg, len, sends } => vec![(
                 *seg,
@@ -494,7 +510,7 @@ impl Proof {
             Proof::MacDiffers { .. } => "the RST's source MAC is not the backend's".into(),
             Proof::SenderIsPeer { .. } => "the RST carries the owner's MAC and TTL".into(),
             Proof::OwnerSent { node, .. } => format!("{node}'s own capture holds the RST"),
-            Proof::IdleBefore { idle_ns, .. } => match near_known_timer(*idle_ns) {
+            Proof::IdleBefore { idle_ns, .. } | Proof::IdleUntilError { idle_ns, .. } => match near_known_timer(*idle_ns) {
                 Some(t) => format!("idle {:.1} s before the failing segment, near {t}'s idle timer", s(*idle_ns)),
                 None => format!("idle {:.1} s before the failing segment", s(*idle_ns)),
             },
@@ -509,12 +525,12 @@ impl Proof {
             Proof::RstAfterClose { .. } => "the late request was answered by RST".into(),
             Proof::UnreadRequestRst { idle_ns, .. } => format!("idle {} ms, then the close crossed the unread request (RST, no FIN)", idle_ns / 1_000_000),
             Proof::RequestsServed { n } => format!("the connection had served {n} requests"),
-            Proof::SameRequestCount { n, conns } => format!("{conns} failing connections each served exactly {n} requests"),
+            Proof::SameRequestCount { n, conns } => format!("the backend closed {conns} connections right after exactly {n} requests: a request budget"),
             Proof::Refusal { .. } => "SYN answered by RST/ACK".into(),
             Proof::SynsUnanswered { syns } => format!("{} SYNs, none answered", syns.len()),
             Proof::SynAckRepeated { .. } => "SYN-ACK repeated after the handshake completed".into(),
             Proof::ResetOnAccept { .. } => "RST right after the handshake".into(),
-            Proof::RequestNeverAcked { sends, .. } => format!("request sent {sends} time(s), never acknowledged"),
+            Proof::RequestNeverAcked { sends, .. } => format!("request sent {sends} time(s) before any acknowledgment"),
             Proof::FullSizeRetransmitted { len, sends, .. } => format!("a {len}-byte segment sent {sends} times at one seq"),
             Proof::SmallerGotThrough { .. } => "smaller packets got through".into(),
             Proof::OwnerNeverGotFullSize { node, len } => format!("{node} received no segment of {len} bytes, only smaller ones"),
@@ -660,7 +676,14 @@ pub(crate) fn all_hits(case: &Case<'_>) -> Vec<RuleHit> {
             } else {
                 Proof::LogDisagrees { class }
             });
-            if !handshake_anywhere && !matches!(h.cause, Cause::FlowSplit | Cause::StrayRst) {
+            // A missing handshake weakens a story told about an established
+            // connection; handshake failures and splits are told without it.
+            if !handshake_anywhere
+                && !matches!(
+                    h.cause,
+                    Cause::FlowSplit | Cause::StrayRst | Cause::Refused | Cause::ConnectTimeout
+                )
+            {
                 h.proofs.push(Proof::NoHandshakeCaptured);
             }
             Some(h)
@@ -860,6 +883,11 @@ pub(crate) fn pending(ctx: &Ctx<'_>, v: &NodeView) -> Option<Pending> {
         .map(|d| seg_end(ctx, d))
         .reduce(|a, b| if seq_gt(b, a) { b } else { a })?;
     let ack = acked(ctx, v, end, ctx.t(start), horizon)?;
+    // Acknowledged at the first try: a request the peer needed sent again
+    // (a full accept queue, a lossy path) did not reach a working server.
+    if sends_of(ctx, v, start, ctx.t(ack)) > 1 {
+        return None;
+    }
     let late = f.backend_data.iter().copied().find(|&d| ctx.t(d) > horizon);
     Some(Pending {
         start,
@@ -914,6 +942,114 @@ pub(crate) fn crossing(
         Some(r) if ctx.t(r) <= tf - cross => None,
         _ => Some((resp, req)),
     }
+}
+
+/// A RST this soon after the handshake's ACK, with nothing of the proxy's
+/// acknowledged and no data served, answers the handshake itself.
+pub(crate) const ON_ACCEPT_NS: Nanos = 1_000_000_000;
+
+/// `rst` is a stateless RST the server sent within [`ON_ACCEPT_NS`] of the
+/// handshake's completion on this view, before it acknowledged any of the
+/// proxy's data or sent any: the listener had no socket to give the
+/// connection (`tcp_abort_on_overflow`). Returns the handshake's ACK.
+pub(crate) fn reset_on_accept(ctx: &Ctx<'_>, v: &NodeView, rst: Pk) -> Option<Pk> {
+    let f = &v.facts;
+    let synack = f.synack?;
+    let sa = ctx.pkts[synack].obs.seq;
+    let ack = v.pkts.iter().copied().find(|&i| {
+        let o = &ctx.pkts[i].obs;
+        ctx.pkts[i].to_backend()
+            && !o.flags.syn()
+            && !o.flags.rst()
+            && o.flags.ack()
+            && o.ack == sa.wrapping_add(1)
+            && ctx.t(i) > ctx.t(synack)
+    })?;
+    let (ta, tr) = (ctx.t(ack), ctx.t(rst));
+    if tr < ta || tr - ta > ON_ACCEPT_NS || !crate::rst::form(ctx, v, rst).is_stateless() {
+        return None;
+    }
+    let served = v.pkts.iter().any(|&i| {
+        !ctx.pkts[i].to_backend() && ctx.pkts[i].obs.payload_len > 0 && ctx.t(i) < tr
+    });
+    let data_acked = f
+        .proxy_data
+        .iter()
+        .any(|&d| acked(ctx, v, seg_end(ctx, d), ctx.t(d), tr).is_some());
+    (!served && !data_acked).then_some(ack)
+}
+
+/// When the abort `rst` went out, its ACK field (the receiver's `rcv_nxt`)
+/// covered every byte the proxy had sent: the request was whole in the
+/// socket, not arriving.
+pub(crate) fn request_complete_at(ctx: &Ctx<'_>, v: &NodeView, rst: Pk) -> bool {
+    let tr = ctx.t(rst);
+    let sent = v
+        .facts
+        .proxy_data
+        .iter()
+        .copied()
+        .filter(|&d| ctx.t(d) <= tr)
+        .map(|d| seg_end(ctx, d))
+        .reduce(|a, b| if seq_gt(b, a) { b } else { a });
+    sent.is_some_and(|end| !seq_gt(end, ctx.pkts[rst].obs.ack))
+}
+
+/// Requests the owner served on this view before `t` (requests it answered).
+pub(crate) fn served_before(ctx: &Ctx<'_>, v: &NodeView, t: Nanos) -> u32 {
+    request_starts(ctx, v)
+        .into_iter()
+        .filter(|&s| ctx.t(s) < t)
+        .filter(|&s| v.facts.backend_data.iter().any(|&d| ctx.t(d) > ctx.t(s) && ctx.t(d) < t))
+        .count() as u32
+}
+
+/// The owner's close of this view right after a response: (the close — its
+/// FIN, else an abort —, requests it had served). Only for views holding
+/// the handshake, where the count is whole.
+pub(crate) fn close_after_response(ctx: &Ctx<'_>, v: &NodeView) -> Option<(Pk, u32)> {
+    v.facts.syn?;
+    let f = &v.facts;
+    let close = f.backend_fin.or_else(|| {
+        f.backend_rsts
+            .iter()
+            .copied()
+            .find(|&r| crate::rst::form(ctx, v, r) == crate::rst::RstForm::Abort)
+    })?;
+    let tc = ctx.t(close);
+    let last = f.backend_data.iter().map(|&d| ctx.t(d)).filter(|&t| t < tc).max()?;
+    (tc - last <= AFTER_RESPONSE_MAX_NS).then(|| (close, served_before(ctx, v, tc)))
+}
+
+/// What the run shows across connections (see [`crate::ctx::RunFacts`]).
+pub(crate) fn run_facts(ctx: &Ctx<'_>, conns: &[crate::conn::Conn]) -> crate::ctx::RunFacts {
+    let mut facts = crate::ctx::RunFacts::default();
+    for c in conns {
+        let parts = Parts::of(ctx, c);
+        // The owner's capture, else the proxy's (then the count is the
+        // proxy's view of all backends together).
+        let Some(o) = parts.owner.or(parts.proxy) else { continue };
+        if let Some((_, n)) = close_after_response(ctx, o) {
+            *facts
+                .closes_after
+                .entry(o.node.to_string())
+                .or_default()
+                .entry(n)
+                .or_default() += 1;
+        }
+    }
+    facts
+}
+
+/// How many connections `node` closed right after exactly `n` requests, when
+/// that is more than one: a request budget.
+pub(crate) fn request_budget(ctx: &Ctx<'_>, node: &str, n: u32) -> Option<u32> {
+    ctx.facts
+        .closes_after
+        .get(node)
+        .and_then(|m| m.get(&n))
+        .copied()
+        .filter(|&k| k >= 2)
 }
 
 /// The peer had closed (FIN) on this view before `rst`: a RST to data after

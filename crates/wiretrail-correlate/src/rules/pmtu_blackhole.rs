@@ -130,19 +130,12 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
         "path-MTU black hole: the proxy's full-size segments ({full} bytes) never reached {} while smaller packets did; the sender kept retransmitting them and was never told to shrink them",
         hit.owner.as_deref().unwrap_or("the backend")
     );
-    // Go gives up when the client does or the header timeout fires: the
-    // proxy's own close.
+    // Go gives up when the client does or a header timeout fires, any time
+    // while the segment goes unanswered; its own close may wait behind the
+    // unacknowledged data. The failure reaches the proxy somewhere between
+    // the first full-size transmission and the connection's end.
     let view = parts.proxy.or(owner)?;
-    let f = &view.facts;
-    let end = f
-        .proxy_fin
-        .into_iter()
-        .chain(f.proxy_rsts.iter().copied())
-        .map(|i| ctx.t(i))
-        .filter(|&t| t > first_seen)
-        .min()
-        .unwrap_or(view.last_ref);
-    hit.at = (end, end);
+    hit.at = (first_seen, view.last_ref.max(first_seen));
     Some(hit)
 }
 

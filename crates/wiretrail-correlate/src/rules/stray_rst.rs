@@ -68,7 +68,9 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
     let pv = parts.proxy?;
     let backends = parts.backends(ctx);
     for &r in &pv.facts.backend_rsts {
-        if super::after_peer_fin(ctx, pv, r) {
+        // A RST after the peer's own FIN, or right after the handshake
+        // before any data was taken: the peer's, not a stray's.
+        if super::after_peer_fin(ctx, pv, r) || super::reset_on_accept(ctx, pv, r).is_some() {
             continue;
         }
         let form = rst::form(ctx, pv, r);

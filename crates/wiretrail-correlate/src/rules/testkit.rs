@@ -237,7 +237,8 @@ impl Kit {
             p.ref_ts = p.obs.ts + clock.offset_ns(&p.obs.node);
         }
         let conns: Vec<Conn> = conn::build(&mut pkts, 1_000_000_000);
-        let ctx = Ctx::new(&pkts, &self.nodes, &clock);
+        let mut ctx = Ctx::new(&pkts, &self.nodes, &clock);
+        ctx.facts = super::run_facts(&ctx, &conns);
         let c = conns
             .iter()
             .max_by_key(|c| c.views.iter().map(|v| v.pkts.len()).sum::<usize>())
