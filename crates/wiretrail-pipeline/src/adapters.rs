@@ -9,10 +9,11 @@ use crate::remote;
 use crate::time::Window;
 use std::path::PathBuf;
 use std::sync::Arc;
-use wiretrail_capture::catalog::{Catalog, NodeSpec};
+use wiretrail_capture::catalog::{Catalog, CatalogOptions, Coverage, Detail, NodeSpec};
 use wiretrail_capture::extract::{extract, ExtractOptions, ProgressEvent};
-use wiretrail_correlate::model::{Problem, ProblemKind, ProblemSource, Report};
-use wiretrail_correlate::{CorrelateConfig, NodeInput};
+use wiretrail_capture::problem::{self as cap, CaptureProblem};
+use wiretrail_correlate::model::{Problem, ProblemKind, ProblemSource, Report, TimeSpan};
+use wiretrail_correlate::{CaptureLoss, CorrelateConfig, LossReason, NodeInput};
 use wiretrail_logs::{LogReader, ParseConfig, ProxyError};
 
 fn parse_config(p: &Pipeline, window: &Window) -> ParseConfig {
@@ -173,8 +174,9 @@ pub fn analyse(
     );
 
     let mut specs = Vec::new();
-    let mut problems: Vec<String> = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
     let mut remote_coverage = std::collections::HashMap::new();
+    let mut unreachable: std::collections::HashMap<String, String> = Default::default();
     let mut remote_bytes = 0u64;
     for n in &p.nodes {
         match &n.captures {
@@ -185,7 +187,15 @@ pub fn analyse(
             CaptureLocation::Ssh(t) => match fetched.get(&n.name) {
                 Some(Ok(f)) => {
                     remote_bytes += f.bytes_transferred;
-                    problems.extend(f.notes.iter().map(|x| format!("{}: {x}", n.name)));
+                    problems.extend(f.notes.iter().map(|x| {
+                        Problem::new(
+                            ProblemKind::UnusableSource,
+                            ProblemSource::Node {
+                                node: n.name.clone(),
+                            },
+                            x.clone(),
+                        )
+                    }));
                     if !f.files.is_empty() {
                         specs.push(NodeSpec::new(
                             n.name.clone(),
@@ -195,10 +205,19 @@ pub fn analyse(
                     remote_coverage.insert(n.name.clone(), f.coverage.clone());
                 }
                 Some(Err(e)) => {
-                    problems.push(format!(
+                    let msg = format!(
                         "{}: {t} unreachable: {e}; its part is a capture gap",
                         n.name
+                    );
+                    tracing::warn!("{msg}");
+                    problems.push(Problem::new(
+                        ProblemKind::CaptureGap,
+                        ProblemSource::Node {
+                            node: n.name.clone(),
+                        },
+                        msg,
                     ));
+                    unreachable.insert(n.name.clone(), format!("{t}: {e}"));
                     // A coverage that meets no window: correlation reports
                     // a capture_gap for this node instead of "not seen".
                     remote_coverage.insert(n.name.clone(), vec![(0, 0)]);
@@ -208,10 +227,62 @@ pub fn analyse(
         }
     }
 
+    // Probe every file's span; scan and index only the files the plan's
+    // windows (widened by the clock slack) may touch.
     progress.stage("cataloging captures");
-    let catalog = Catalog::build(&specs, Some(&cache_root.join("catalog")))
-        .map_err(|e| EngineError::Capture(e.to_string()))?;
-    problems.extend(catalog.cache_problems().iter().cloned());
+    let catalog = Catalog::build_with(
+        &specs,
+        &CatalogOptions {
+            cache_dir: Some(cache_root.join("catalog")),
+            detail: Detail::for_queries(&plan.queries, slack),
+            ..CatalogOptions::default()
+        },
+    )
+    .map_err(|e| EngineError::Capture(e.to_string()))?;
+    let (w_since, w_until) = (window.since_ns(), window.until_ns());
+    for cp in catalog.problems() {
+        // A file still being written matters only if the window reaches
+        // past what was read of it.
+        if cp.kind == cap::ProblemKind::Growing && cp.span.is_some_and(|(t, _)| w_until < t) {
+            continue;
+        }
+        if matches!(
+            cp.kind,
+            cap::ProblemKind::CaptureGap | cap::ProblemKind::UnusableSource
+        ) {
+            tracing::warn!("{cp}");
+        }
+        problems.push(capture_problem(cp));
+    }
+    // A node none of whose sources can be read: an error, unless other
+    // nodes cover the window (then the problems above say it loudly).
+    let dead: Vec<&str> = catalog
+        .nodes()
+        .iter()
+        .filter(|n| !n.usable())
+        .map(|n| n.name.as_str())
+        .collect();
+    if !dead.is_empty() {
+        let others_cover = catalog
+            .nodes()
+            .iter()
+            .filter(|n| n.usable())
+            .any(|n| n.covered(w_since, w_until) != Coverage::NotCovered);
+        if !others_cover {
+            let why: Vec<String> = catalog
+                .problems()
+                .filter(|cp| {
+                    cp.kind == cap::ProblemKind::UnusableSource
+                        && cp.node.as_deref().is_some_and(|n| dead.contains(&n))
+                })
+                .map(ToString::to_string)
+                .collect();
+            return Err(EngineError::Capture(format!(
+                "no node has a readable capture for the window: {}",
+                why.join("; ")
+            )));
+        }
+    }
 
     let prog2 = progress.clone();
     let opts = ExtractOptions {
@@ -226,23 +297,60 @@ pub fn analyse(
     };
     progress.stage(&format!("extracting {} flows", plan.queries.len()));
     let ex = extract(&catalog, &plan.queries, &opts);
-    problems.extend(ex.problems.iter().cloned());
+    for cp in &ex.problems {
+        let p = capture_problem(cp);
+        // The catalog's scan already named the same corrupt record.
+        if !problems.contains(&p) {
+            problems.push(p);
+        }
+    }
+    problems.extend(
+        ex.query_problems
+            .iter()
+            .map(|m| Problem::new(ProblemKind::Unjoinable, ProblemSource::Run, m.clone())),
+    );
     let files_read: u64 = ex.stats.iter().map(|s| s.files_read as u64).sum();
     let bytes_read: u64 = ex.stats.iter().map(|s| s.bytes_read).sum();
 
     let nodes: Vec<NodeInput> = p
         .nodes
         .iter()
-        .map(|n| NodeInput {
-            name: n.name.clone(),
-            role: n.role,
-            coverage: remote_coverage
-                .get(&n.name)
-                .cloned()
-                .unwrap_or_else(|| catalog.coverage(&n.name)),
-            pinned_offset_s: n.clock_offset_s,
-            aliases: n.aliases.clone(),
-            losses: Vec::new(),
+        .map(|n| {
+            let mut losses: Vec<CaptureLoss> = catalog
+                .node(&n.name)
+                .map(|c| c.losses.iter().map(capture_loss).collect())
+                .unwrap_or_default();
+            if let Some(why) = unreachable.get(&n.name) {
+                losses.push(CaptureLoss {
+                    file: why.clone(),
+                    span: None,
+                    reason: LossReason::Unreachable,
+                    detail: "the host holding the captures could not be reached".into(),
+                });
+            }
+            if let Some(c) = catalog.node(&n.name).filter(|c| !c.usable()) {
+                losses.push(CaptureLoss {
+                    file: c
+                        .problems
+                        .iter()
+                        .find(|p| p.kind == cap::ProblemKind::UnusableSource)
+                        .map_or_else(String::new, |p| p.path.clone()),
+                    span: None,
+                    reason: LossReason::Unreadable,
+                    detail: "none of the node's capture sources could be read".into(),
+                });
+            }
+            NodeInput {
+                name: n.name.clone(),
+                role: n.role,
+                coverage: remote_coverage
+                    .get(&n.name)
+                    .cloned()
+                    .unwrap_or_else(|| catalog.coverage(&n.name)),
+                pinned_offset_s: n.clock_offset_s,
+                aliases: n.aliases.clone(),
+                losses,
+            }
         })
         .collect();
 
@@ -264,16 +372,59 @@ pub fn analyse(
             .iter()
             .map(|m| Problem::new(ProblemKind::UnparsedLines, ProblemSource::Run, m.clone())),
     );
-    report.inputs.problems.extend(
-        problems
-            .into_iter()
-            .map(|m| Problem::new(ProblemKind::Undecodable, ProblemSource::Run, m)),
-    );
+    report.inputs.problems.extend(problems);
     Ok(Analysis {
         report,
         packets: kept,
         capture_bytes: bytes_read + remote_bytes,
     })
+}
+
+/// A capture problem as the report types it.
+fn capture_problem(cp: &CaptureProblem) -> Problem {
+    let kind = match cp.kind {
+        cap::ProblemKind::CaptureGap => ProblemKind::CaptureGap,
+        cap::ProblemKind::UnusableSource => ProblemKind::UnusableSource,
+        cap::ProblemKind::Undecodable => ProblemKind::Undecodable,
+        cap::ProblemKind::Growing => ProblemKind::Growing,
+        cap::ProblemKind::Cache => ProblemKind::Cache,
+    };
+    let source = match &cp.node {
+        Some(node) => ProblemSource::Capture {
+            node: node.clone(),
+            path: cp.path.clone(),
+            offset: cp.offset,
+        },
+        // The index cache belongs to the run, not to a node.
+        None => ProblemSource::Run,
+    };
+    let message = match &cp.node {
+        Some(_) => cp.message.clone(),
+        None => format!("{}: {}", cp.path, cp.message),
+    };
+    let mut p = Problem::new(kind, source, message);
+    if let Some((a, b)) = cp.span {
+        p = p.with_span(TimeSpan {
+            since: chrono::DateTime::from_timestamp_nanos(a),
+            until: chrono::DateTime::from_timestamp_nanos(b),
+        });
+    }
+    p
+}
+
+/// A lost stretch of capture as correlation takes it.
+fn capture_loss(l: &cap::Loss) -> CaptureLoss {
+    CaptureLoss {
+        file: l.file.display().to_string(),
+        span: l.span,
+        reason: match l.reason {
+            cap::LossReason::Unreadable => LossReason::Unreadable,
+            cap::LossReason::Truncated => LossReason::Truncated,
+            cap::LossReason::Missing => LossReason::Missing,
+            cap::LossReason::Corrupt => LossReason::Corrupt,
+        },
+        detail: l.detail.clone(),
+    }
 }
 
 /// Publish a report to the pipeline's cluster; one line saying what arrived.
