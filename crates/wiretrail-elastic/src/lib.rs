@@ -31,7 +31,10 @@ pub use client::EsClient;
 pub use config::{AuthConfig, EsConfig, FieldNames, RetryPolicy, SinkConfig, TlsConfig};
 pub use error::EsError;
 pub use sink::{publish, setup, ItemFailure, PublishSummary, TemplateState, TemplateStatus};
-pub use source::{fetch_errors, scan, FetchStats, Flavor, Hit, Malformed, ScanStats, TimeRange};
+pub use source::{
+    fetch_errors, scan, FetchStats, Flavor, Hit, Malformed, PitApi, ReadMethod, ScanStats,
+    Tiebreaker, TimeRange,
+};
 
 use std::ops::ControlFlow;
 use wiretrail_correlate::model::Report;

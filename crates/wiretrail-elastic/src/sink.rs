@@ -56,7 +56,7 @@ pub async fn setup(
     cfg: &SinkConfig,
     check_only: bool,
 ) -> Result<Vec<TemplateStatus>, EsError> {
-    let text = match detect(client).await? {
+    let mut text = match detect(client).await? {
         // match_only_text arrived in OpenSearch 2.12 only; text works everywhere.
         Flavor::OpenSearch { .. } => "text",
         _ => "match_only_text",
@@ -64,7 +64,9 @@ pub async fn setup(
     let mut out = Vec::new();
     // The namespace client borrows the transport; the builders borrow it.
     let indices = client.es.indices();
-    for (name, body) in ecs::templates(&cfg.index_prefix, text) {
+    for which in 0..2 {
+        let (name, _) = &ecs::templates(&cfg.index_prefix, text)[which];
+        let name = name.clone();
         let req = Req::new("GET", format!("/_index_template/{name}"));
         let a = client
             .call(&req, || {
@@ -88,14 +90,33 @@ pub async fn setup(
             (Some(_), true) => TemplateState::Outdated,
             (found, false) => {
                 let req = Req::new("PUT", format!("/_index_template/{name}"));
-                client
-                    .call_ok(&req, || {
-                        indices
-                            .put_index_template(IndicesPutIndexTemplateParts::Name(&name))
-                            .body(body.clone())
-                            .send()
-                    })
-                    .await?;
+                loop {
+                    let body = ecs::templates(&cfg.index_prefix, text).swap_remove(which).1;
+                    let a = client
+                        .call(&req, || {
+                            indices
+                                .put_index_template(IndicesPutIndexTemplateParts::Name(&name))
+                                .body(body.clone())
+                                .send()
+                        })
+                        .await?;
+                    if a.is_success() {
+                        break;
+                    }
+                    // `match_only_text` lives in the `mapper-extras` module,
+                    // which minimal distributions leave out (Elasticsearch's
+                    // integ-test zip: "The mapper type [match_only_text] ...
+                    // does not exist"): `text` indexes the same words.
+                    if a.status == 400
+                        && text == "match_only_text"
+                        && a.body.to_string().contains("[match_only_text]")
+                    {
+                        tracing::info!("this cluster has no match_only_text (no mapper-extras module): message fields are mapped as text");
+                        text = "text";
+                        continue;
+                    }
+                    return Err(status_error(&req, a.status, &a.body, 1));
+                }
                 if found.is_some() {
                     TemplateState::Updated
                 } else {

@@ -7,7 +7,7 @@ use common::*;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::time::Duration;
-use wiretrail_elastic::{scan, EsConfig, EsError, ScanStats};
+use wiretrail_elastic::{scan, EsConfig, EsError, ReadMethod, ScanStats};
 use wiretrail_testsupport::{Auth, Endpoint, Fault, FaultKind, Flavor, ServerConfig};
 
 const N: usize = 12_000;
@@ -113,7 +113,7 @@ async fn pit_pages_and_slices_without_faults() {
     let s = run(ServerConfig::default(), &[], 700, 1, "plain")
         .await
         .unwrap();
-    assert_eq!(s.method, "pit");
+    assert!(s.method.is_pit(), "{s:?}");
     assert!(s.pages >= (N / 700) as u64);
     let s = run(ServerConfig::default(), &[], 500, 4, "sliced")
         .await
@@ -256,8 +256,13 @@ async fn slow_answers_and_timeouts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scroll_fallback_on_opensearch_and_old_es() {
+    // The flavor is the in-process server's: a real cluster is what it is.
+    if real_cluster().is_some() {
+        eprintln!("scroll-fallback: in-process only (needs an old server flavor)");
+        return;
+    }
     for flavor in [
-        Flavor::OpenSearch("2.11.0".into()),
+        Flavor::OpenSearch("2.3.0".into()),
         Flavor::Elasticsearch("7.9.3".into()),
     ] {
         let cfg = ServerConfig {
@@ -270,11 +275,11 @@ async fn scroll_fallback_on_opensearch_and_old_es() {
             Fault::new(Endpoint::Search, FaultKind::Status(429), 2, 1),
         ];
         if let Some(s) = run(cfg.clone(), &f, 600, 1, "scroll").await {
-            assert_eq!(s.method, "scroll", "{flavor:?}");
+            assert_eq!(s.method, ReadMethod::Scroll, "{flavor:?}");
             assert!(s.reopens >= 2);
         }
         if let Some(s) = run(cfg, &[], 600, 3, "scroll-sliced").await {
-            assert_eq!(s.method, "scroll");
+            assert_eq!(s.method, ReadMethod::Scroll);
         }
     }
 }
@@ -292,7 +297,7 @@ async fn forbidden_root_assumes_pit() {
     t.load("a", c.docs.clone()).await;
     let (seen, stats) = scan_ids(&t, &t.cfg).await.unwrap();
     assert_exactly_once(&seen, &c.expected);
-    assert_eq!(stats.method, "pit");
+    assert!(stats.method.is_pit(), "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
