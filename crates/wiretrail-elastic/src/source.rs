@@ -81,7 +81,8 @@ pub enum PitApi {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tiebreaker {
-    /// `_shard_doc`: unique within the PIT; `search_after` is exact.
+    /// `_shard_doc` (Elasticsearch ≥ 7.12): unique within the PIT;
+    /// `search_after` is exact.
     ShardDoc,
     /// `_doc`: unique within a shard only; pages overlap by one key and the
     /// repeats are dropped (module docs).
@@ -130,9 +131,7 @@ impl Flavor {
             Flavor::Serverless | Flavor::Unknown => {
                 pit(PitApi::Elasticsearch, Tiebreaker::ShardDoc)
             }
-            Flavor::OpenSearch { major, minor } if (major, minor) >= (3, 3) => {
-                pit(PitApi::OpenSearch, Tiebreaker::ShardDoc)
-            }
+            // OpenSearch's `_shard_doc` (3.3+) carries no shard: `_doc` it is.
             Flavor::OpenSearch { major, minor } if (major, minor) >= (2, 4) => {
                 pit(PitApi::OpenSearch, Tiebreaker::Doc)
             }

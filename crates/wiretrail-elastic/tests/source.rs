@@ -7,7 +7,7 @@ use common::*;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::time::Duration;
-use wiretrail_elastic::{scan, EsConfig, EsError, ReadMethod, ScanStats};
+use wiretrail_elastic::{scan, EsConfig, EsError, PitApi, ReadMethod, ScanStats, Tiebreaker};
 use wiretrail_testsupport::{Auth, Endpoint, Fault, FaultKind, Flavor, ServerConfig};
 
 const N: usize = 12_000;
@@ -281,6 +281,106 @@ async fn scroll_fallback_on_opensearch_and_old_es() {
         if let Some(s) = run(cfg, &[], 600, 3, "scroll-sliced").await {
             assert_eq!(s.method, ReadMethod::Scroll);
         }
+    }
+}
+
+/// OpenSearch reads through its own point in time with `_doc` as the
+/// tiebreaker (before 3.3 there is no `_shard_doc`; from 3.3 it carries no
+/// shard ordinal); the PIT is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opensearch_point_in_time() {
+    if real_cluster().is_some() {
+        eprintln!("opensearch-pit: in-process only (the real flavors run the whole suite)");
+        return;
+    }
+    for (version, tiebreaker) in [("2.19.6", Tiebreaker::Doc), ("3.6.0", Tiebreaker::Doc)] {
+        let cfg = ServerConfig {
+            flavor: Flavor::OpenSearch(version.into()),
+            ..ServerConfig::default()
+        };
+        let f = [
+            Fault::new(Endpoint::Search, FaultKind::ExpireContexts, 7, 2),
+            Fault::new(Endpoint::Search, FaultKind::Status(429), 3, 2),
+            Fault::new(Endpoint::PitOpen, FaultKind::Status(503), 1, 1),
+        ];
+        for (faults, slices) in [(&f[..], 1), (&[][..], 3)] {
+            let s = run(cfg.clone(), faults, 500, slices, "opensearch-pit")
+                .await
+                .unwrap();
+            assert_eq!(
+                s.method,
+                ReadMethod::Pit {
+                    api: PitApi::OpenSearch,
+                    tiebreaker
+                },
+                "{version}"
+            );
+        }
+    }
+}
+
+/// Several shards holding documents with the same timestamps in the same
+/// order: their `_doc` values are equal too. With a tiebreaker unique only
+/// within a shard (OpenSearch < 3.3), a strict `search_after` at a page
+/// boundary skips the twins on the later shards; the overlapping pages must
+/// not. Run against every real flavor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ties_across_shards_are_read_exactly_once() {
+    let flavors: Vec<Option<Flavor>> = if real_cluster().is_some() {
+        vec![None]
+    } else {
+        vec![
+            Some(Flavor::OpenSearch("2.19.6".into())),
+            Some(Flavor::OpenSearch("3.6.0".into())),
+            Some(Flavor::Elasticsearch("9.2.0".into())),
+        ]
+    };
+    for flavor in flavors {
+        let t = target_with(ServerConfig {
+            flavor: flavor.clone().unwrap_or(Flavor::Serverless),
+            ..ServerConfig::default()
+        });
+        let mut expected = Vec::new();
+        for shard in ["a", "b", "c"] {
+            let docs: Vec<(String, serde_json::Value)> = (0..240)
+                .map(|i| {
+                    // 40 documents per millisecond, identical in every index.
+                    let ts = t0() + chrono::Duration::milliseconds(i / 40);
+                    let id = format!("{shard}-e{i}");
+                    expected.push(id.clone());
+                    (
+                        id,
+                        serde_json::json!({
+                        "@timestamp": ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        "message": go_line(ts, 40000 + i as u32, i as usize),
+                        "host": { "name": "proxy-0" },
+                        "log": { "file": { "path": "/var/log/proxy.log" }, "offset": 200 * i } }),
+                    )
+                })
+                .collect();
+            t.load(shard, docs).await;
+        }
+        for (page, slices) in [(7, 1), (40, 1), (41, 2), (1000, 1)] {
+            let cfg = EsConfig {
+                page_size: page,
+                slices,
+                ..t.cfg.clone()
+            };
+            let (seen, stats) = scan_ids(&t, &cfg)
+                .await
+                .unwrap_or_else(|e| panic!("{flavor:?} page {page}: {e}"));
+            let lost = expected.iter().filter(|id| !seen.contains_key(*id)).count();
+            assert_eq!(
+                lost, 0,
+                "{flavor:?} {:?} page {page} slices {slices}: {lost} documents skipped",
+                stats.method
+            );
+            assert_exactly_once(&seen, &expected);
+        }
+        if let Some(s) = &t.server {
+            assert_eq!(s.open_contexts(), 0);
+        }
+        t.cleanup().await;
     }
 }
 
