@@ -23,6 +23,7 @@ pub mod client;
 pub mod config;
 pub mod ecs;
 pub mod error;
+pub mod redact;
 pub mod sink;
 pub mod source;
 pub mod tls;

@@ -356,6 +356,7 @@ async fn send_batch(
                     continue;
                 }
                 let (error_type, reason) = crate::error::error_details(&json!({ "error": err }));
+                let reason = reason.map(|r| client.clean(&r));
                 counts.failed.push(ItemFailure {
                     index: it.index,
                     id: it.id,

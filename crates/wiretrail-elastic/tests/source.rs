@@ -514,6 +514,65 @@ async fn secrets_never_in_errors() {
     }
 }
 
+/// Issue 14 D8: a server or proxy that echoes the request's headers in its
+/// error body must not make wiretrail print the credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echoed_credentials_are_never_printed() {
+    let password = "pw-Echo-5521";
+    for auth in [
+        Auth::Basic {
+            user: "elastic".into(),
+            password: password.into(),
+        },
+        Auth::ApiKey("ZWNob2lkOnB3LUVjaG8tNTUyMQ==".into()),
+        Auth::Bearer(format!("tok-{password}")),
+    ] {
+        let t = target_with(ServerConfig {
+            auth: Some(auth.clone()),
+            ..ServerConfig::default()
+        });
+        let Some(server) = injectable(&t, "echoed-credentials") else {
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("wt-es-echo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("creds");
+        let (line, header) = match &auth {
+            Auth::Basic { user, password } => {
+                use base64::Engine as _;
+                let b64 =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                (format!("user={user}\npassword={password}\n"), b64)
+            }
+            Auth::ApiKey(k) => (format!("api_key={k}\n"), k.clone()),
+            Auth::Bearer(tok) => (format!("bearer={tok}\n"), tok.clone()),
+        };
+        std::fs::write(&file, line).unwrap();
+        let mut cfg = t.cfg.clone();
+        cfg.auth.credentials_file = Some(file);
+        cfg.retry.max_retries = 1;
+        t.load("a", corpus(300, "a").docs).await;
+        for status in [400, 502] {
+            server.clear_faults();
+            server.inject(Fault::new(
+                Endpoint::Search,
+                FaultKind::EchoHeaders(status),
+                1,
+                100,
+            ));
+            let e = scan_ids(&t, &cfg).await.unwrap_err();
+            let msg = format!("{e} | {e:?}");
+            assert!(msg.contains(&status.to_string()), "{msg}");
+            for secret in [password, header.as_str(), "ZWxhc3RpYz", "ZWNob2lk"] {
+                assert!(!msg.contains(secret), "{status}: {secret} printed: {msg}");
+            }
+            assert!(msg.contains("[redacted]"), "{msg}");
+        }
+        assert!(server.faults_fired() > 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_filter_and_custom_field_names() {
     let t = target();

@@ -149,6 +149,10 @@ pub enum FaultKind {
     /// A search answers 200 with one failed shard and no hits (a partial
     /// result): `true` as a lost search context, `false` as another failure.
     ShardFailure { context_missing: bool },
+    /// Answer with this status and an error body that echoes the request's
+    /// `Authorization` header, as some servers and proxies do: JSON for 4xx
+    /// (in `reason` and in a `headers` object), an HTML page for 5xx.
+    EchoHeaders(u16),
 }
 
 /// A fault fires on every `every`-th matching request, at most `times` times,
@@ -536,6 +540,9 @@ async fn handle(
             sh.fired.fetch_add(1, Ordering::Relaxed);
             match &f.fault.kind {
                 FaultKind::Status(s) => early = early.or_else(|| Some(fault_reply(*s))),
+                FaultKind::EchoHeaders(s) => {
+                    early = early.or_else(|| Some(echo_reply(*s, authorization.as_deref())))
+                }
                 FaultKind::Drop => drop_after = true,
                 FaultKind::Delay(d) => delay += *d,
                 FaultKind::BulkItems429(n) => reject_items += n,
@@ -594,6 +601,25 @@ fn fault_reply(status: u16) -> Reply {
         413 => Reply::empty(413),
         s => err(s, "exception", "injected fault"),
     }
+}
+
+fn echo_reply(status: u16, authorization: Option<&str>) -> Reply {
+    let auth = authorization.unwrap_or("");
+    if status >= 500 {
+        return Reply::text(
+            status,
+            "text/html",
+            &format!("<html><body><h1>{status} Bad Gateway</h1><pre>GET /_search HTTP/1.1\r\nHost: es\r\nAuthorization: {auth}\r\n</pre></body></html>"),
+        );
+    }
+    Reply::json(
+        status,
+        json!({ "error": { "root_cause": [ { "type": "illegal_argument_exception",
+            "reason": format!("request [POST /_search] has headers {{Authorization=[{auth}]}}") } ],
+            "type": "illegal_argument_exception",
+            "reason": format!("request [POST /_search] has headers {{Authorization=[{auth}]}}"),
+            "headers": { "Authorization": auth } }, "status": status }),
+    )
 }
 
 fn check_auth(cfg: &ServerConfig, got: Option<&str>, path: &str) -> Option<Reply> {
