@@ -30,6 +30,8 @@ pub mod tls;
 
 pub use client::EsClient;
 pub use config::{AuthConfig, EsConfig, FieldNames, RetryPolicy, SinkConfig, TlsConfig};
+/// The official crate, for requests this crate does not wrap ([`EsClient::es`]).
+pub use elasticsearch;
 pub use error::EsError;
 pub use sink::{publish, setup, ItemFailure, PublishSummary, TemplateState, TemplateStatus};
 pub use source::{

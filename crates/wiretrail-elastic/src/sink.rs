@@ -7,6 +7,9 @@
 //! the document id; a 413 splits the batch. Nothing is dropped silently: the
 //! summary counts every document as created, updated or failed.
 //!
+//! `publish` first makes sure the templates are installed and current
+//! (two `GET`s when they are), so the indices it creates are typed.
+//!
 //! Documents are written with `index` and deterministic ids into plain
 //! indices (not data streams, which are create-only and let a duplicate in
 //! after a rollover): publishing the same report twice leaves the same
@@ -169,6 +172,9 @@ pub struct PublishSummary {
     /// Item resends after a 429/5xx item answer.
     pub retried_items: u64,
     pub requests: u64,
+    /// The templates as found (and installed when missing or older) before
+    /// writing; empty when the user may not manage templates (403).
+    pub templates: Vec<TemplateStatus>,
 }
 
 impl PublishSummary {
@@ -206,6 +212,17 @@ pub async fn publish(
 ) -> Result<PublishSummary, EsError> {
     let (inc_index, ev_index) = (cfg.incidents_index(), cfg.events_index());
     let mut summary = PublishSummary::default();
+    // Without the templates the first write maps `source.ip` as text and
+    // `@timestamp` as a millisecond date: Kibana's `ip`/range queries then
+    // miss. A user who may not manage templates relies on `es setup` run by
+    // someone who may.
+    match setup(client, cfg, false).await {
+        Ok(t) => summary.templates = t,
+        Err(e) if e.status() == Some(403) => tracing::warn!(
+            "cannot check the index templates ({e}); publishing anyway: run `wiretrail es setup` with a user that has manage_index_templates"
+        ),
+        Err(e) => return Err(e),
+    }
     let docs = ecs::documents(report, &inc_index, &ev_index).inspect(|d| {
         if d.index == inc_index {
             summary.incidents += 1;

@@ -110,6 +110,22 @@ pub enum ReadMethod {
     Scroll,
 }
 
+/// `pit (_shard_doc)`, `opensearch pit (_doc)`, `scroll`: for status lines.
+impl std::fmt::Display for ReadMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadMethod::Pit { api, tiebreaker } => {
+                let api = match api {
+                    PitApi::Elasticsearch => "pit",
+                    PitApi::OpenSearch => "opensearch pit",
+                };
+                write!(f, "{api} ({})", tiebreaker.field())
+            }
+            ReadMethod::Scroll => f.write_str("scroll"),
+        }
+    }
+}
+
 impl ReadMethod {
     pub fn is_pit(self) -> bool {
         matches!(self, ReadMethod::Pit { .. })

@@ -969,6 +969,15 @@ fn route(
                 200,
                 json!({ "_shards": { "total": 1, "successful": 1, "failed": 0 } }),
             ),
+            ("GET", [index, "_mapping"]) => {
+                let st = sh.store.lock().unwrap();
+                let names = st.resolve(index).map_err(|n| index_not_found(&n))?;
+                let mut out = serde_json::Map::new();
+                for n in names {
+                    out.insert(n.clone(), json!({ "mappings": st.indices[&n].mappings }));
+                }
+                Reply::json(200, Value::Object(out))
+            }
             ("POST" | "GET", [index, "_count"]) => {
                 let b = parse_body(body)?;
                 let filter = match &b["query"] {
@@ -1197,6 +1206,30 @@ fn search(
         "_shards": { "total": shards, "successful": shards, "skipped": 0, "failed": 0 },
         "hits": { "max_score": null, "hits": page.hits },
     });
+    // `terms` aggregations (what a Kibana visualisation sends).
+    let aggs = if b["aggs"].is_object() {
+        &b["aggs"]
+    } else {
+        &b["aggregations"]
+    };
+    if let Some(aggs) = aggs.as_object() {
+        let mut out = serde_json::Map::new();
+        for (name, a) in aggs {
+            let Some(field) = a["terms"]["field"].as_str() else {
+                return Err(err(
+                    400,
+                    "x_content_parse_exception",
+                    &format!("the test server knows only `terms` aggregations, not {a}"),
+                ));
+            };
+            let size = a["terms"]["size"].as_u64().unwrap_or(10) as usize;
+            out.insert(
+                name.clone(),
+                store::terms_agg(&snap, &spec.filter, field, size),
+            );
+        }
+        resp["aggregations"] = Value::Object(out);
+    }
     if let Some(t) = page.total {
         resp["hits"]["total"] =
             json!({ "value": t.min(10_000), "relation": if t > 10_000 { "gte" } else { "eq" } });

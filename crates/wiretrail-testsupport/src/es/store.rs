@@ -966,6 +966,48 @@ pub fn run_search(
     Ok(Page { hits, last, total })
 }
 
+/// A `terms` aggregation over the documents `filter` matches: buckets by
+/// count (descending), then key, as Elasticsearch orders them. Arrays count
+/// each value once per document.
+pub fn terms_agg(snap: &Snapshot, filter: &Filter, field: &str, size: usize) -> Value {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, data) in &snap.shards {
+        let n = data.len();
+        for pos in 0..n {
+            let src = match data {
+                Frozen::Stored(docs) => docs[pos].source.clone(),
+                Frozen::Generated(_) => continue,
+            };
+            if !filter.matches(&src) {
+                continue;
+            }
+            let mut vals: Vec<String> = match lookup(&src, field) {
+                Some(Value::Array(a)) => a.iter().map(term_key).collect(),
+                Some(Value::Null) | None => vec![],
+                Some(v) => vec![term_key(v)],
+            };
+            vals.sort();
+            vals.dedup();
+            for v in vals {
+                *counts.entry(v).or_default() += 1;
+            }
+        }
+    }
+    let mut buckets: Vec<(String, u64)> = counts.into_iter().collect();
+    buckets.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let other: u64 = buckets.iter().skip(size).map(|b| b.1).sum();
+    buckets.truncate(size);
+    json!({ "doc_count_error_upper_bound": 0, "sum_other_doc_count": other,
+        "buckets": buckets.into_iter().map(|(k, c)| json!({ "key": k, "doc_count": c })).collect::<Vec<_>>() })
+}
+
+fn term_key(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        o => o.to_string(),
+    }
+}
+
 /// Parse `1m`, `30s`, `500ms`, `2h`, `1d`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let digits = s.find(|c: char| !c.is_ascii_digit())?;
