@@ -267,6 +267,7 @@ case "$cmd" in
         flavor_info "${2:-}"
         is_running || die "$2 is not running (scripts/search-server.sh start $2)"
         echo "WIRETRAIL_TEST_ES_URL=$(cat "$STATE/url")"
+        echo "WIRETRAIL_TEST_ES_FLAVOR=$2"
         if [ -s "$STATE/credentials" ]; then
             echo "WIRETRAIL_TEST_ES_CREDENTIALS=$STATE/credentials"
         else

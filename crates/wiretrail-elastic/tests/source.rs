@@ -384,6 +384,123 @@ async fn ties_across_shards_are_read_exactly_once() {
     }
 }
 
+/// `GET /` (or the node info when `GET /` is not routed) decides how the
+/// cluster is read. On a real cluster `WIRETRAIL_TEST_ES_FLAVOR` (es8, es9,
+/// os2, os3: `.ci/run` sets it) says what it must have found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flavor_decides_the_read_method() {
+    use wiretrail_elastic::Flavor as F;
+    let es_pit = ReadMethod::Pit {
+        api: PitApi::Elasticsearch,
+        tiebreaker: Tiebreaker::ShardDoc,
+    };
+    let os_pit = ReadMethod::Pit {
+        api: PitApi::OpenSearch,
+        tiebreaker: Tiebreaker::Doc,
+    };
+    if real_cluster().is_some() {
+        let t = target();
+        let flavor = wiretrail_elastic::source::detect(&t.client())
+            .await
+            .unwrap();
+        let want = std::env::var("WIRETRAIL_TEST_ES_FLAVOR").unwrap_or_default();
+        let ok = match want.as_str() {
+            "es8" => matches!(flavor, F::Elasticsearch { major: 8, .. }),
+            "es9" => matches!(flavor, F::Elasticsearch { major: 9, .. }),
+            "os2" => matches!(flavor, F::OpenSearch { major: 2, .. }),
+            "os3" => matches!(flavor, F::OpenSearch { major: 3, .. }),
+            "" => true,
+            other => panic!("WIRETRAIL_TEST_ES_FLAVOR={other}: es8, es9, os2 or os3"),
+        };
+        assert!(ok, "expected {want}, GET / says {flavor:?}");
+        let m = flavor.read_method();
+        assert!(m == es_pit || m == os_pit, "{flavor:?} -> {m:?}");
+        eprintln!("real cluster: {flavor:?} read by {m}");
+        return;
+    }
+    for (flavor, not_routed, want_flavor, want) in [
+        (
+            Flavor::Elasticsearch("9.2.0".into()),
+            false,
+            F::Elasticsearch { major: 9, minor: 2 },
+            es_pit,
+        ),
+        (
+            Flavor::Elasticsearch("9.2.0".into()),
+            true,
+            F::Elasticsearch { major: 9, minor: 2 },
+            es_pit,
+        ),
+        (
+            Flavor::Elasticsearch("7.11.2".into()),
+            false,
+            F::Elasticsearch {
+                major: 7,
+                minor: 11,
+            },
+            ReadMethod::Pit {
+                api: PitApi::Elasticsearch,
+                tiebreaker: Tiebreaker::Doc,
+            },
+        ),
+        (
+            Flavor::Elasticsearch("7.9.3".into()),
+            false,
+            F::Elasticsearch { major: 7, minor: 9 },
+            ReadMethod::Scroll,
+        ),
+        (
+            Flavor::OpenSearch("2.19.6".into()),
+            false,
+            F::OpenSearch {
+                major: 2,
+                minor: 19,
+            },
+            os_pit,
+        ),
+        (
+            Flavor::OpenSearch("3.6.0".into()),
+            false,
+            F::OpenSearch { major: 3, minor: 6 },
+            os_pit,
+        ),
+        (
+            Flavor::OpenSearch("2.3.0".into()),
+            false,
+            F::OpenSearch { major: 2, minor: 3 },
+            ReadMethod::Scroll,
+        ),
+    ] {
+        let t = target_with(ServerConfig {
+            flavor,
+            root_not_routed: not_routed,
+            ..ServerConfig::default()
+        });
+        let got = wiretrail_elastic::source::detect(&t.client())
+            .await
+            .unwrap();
+        assert_eq!(got, want_flavor, "not routed: {not_routed}");
+        assert_eq!(got.read_method(), want);
+        if want != ReadMethod::Scroll {
+            // And it reads, exactly once.
+            let c = corpus(900, "fl");
+            t.load("a", c.docs.clone()).await;
+            let (seen, stats) = scan_ids(
+                &t,
+                &EsConfig {
+                    page_size: 100,
+                    ..t.cfg.clone()
+                },
+            )
+            .await
+            .unwrap();
+            assert_exactly_once(&seen, &c.expected);
+            assert_eq!(stats.method, want);
+            assert_eq!(t.server.as_ref().unwrap().open_contexts(), 0);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forbidden_root_assumes_pit() {
     let t = target_with(ServerConfig {

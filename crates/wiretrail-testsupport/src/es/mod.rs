@@ -106,6 +106,9 @@ pub struct ServerConfig {
     pub forbid_root: bool,
     /// Every search on a PIT returns a new `pit_id` (old ones stay valid).
     pub rotate_pit_id: bool,
+    /// `GET /` is not routed, as on Elasticsearch 8/9 without the
+    /// `rest-root` module (the integ-test distribution): 405, `Allow: DELETE`.
+    pub root_not_routed: bool,
 }
 
 impl Default for ServerConfig {
@@ -115,6 +118,7 @@ impl Default for ServerConfig {
             auth: None,
             forbid_root: false,
             rotate_pit_id: true,
+            root_not_routed: false,
         }
     }
 }
@@ -760,7 +764,25 @@ fn route(
     let result: Result<Reply, Reply> = (|| {
         Ok(match (m, segs) {
             ("HEAD", []) => Reply::empty(200),
+            ("GET", []) if cfg.root_not_routed => {
+                let mut r = Reply::json(
+                    405,
+                    json!({ "error": "Incorrect HTTP method for uri [/] and method [GET], allowed: [DELETE]", "status": 405 }),
+                );
+                r.headers.push(("Allow".into(), "DELETE".into()));
+                r
+            }
             ("GET", []) => root(cfg),
+            ("GET", ["_nodes", "_local"]) => {
+                let v = match &cfg.flavor {
+                    Flavor::Elasticsearch(v) | Flavor::OpenSearch(v) => v.clone(),
+                    Flavor::Serverless => "8.11.0".into(),
+                };
+                Reply::json(
+                    200,
+                    json!({ "nodes": { "5lfLsgM2T36zvBUkWIdqLg": { "version": v } } }),
+                )
+            }
             ("POST", [index, "_pit"]) if cfg.flavor.has_es_pit() => {
                 let ka = keep_alive(q.get("keep_alive").map(String::as_str))?;
                 let mut st = sh.store.lock().unwrap();
