@@ -680,7 +680,9 @@ fn render(
     };
     let mut b = Response::builder()
         .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
-    if cfg.flavor.is_es() {
+    // Elasticsearch 9.2 sends it on 200/4xx answers but not on a 401 from
+    // its security layer (seen on the real server).
+    if cfg.flavor.is_es() && reply.status != 401 {
         b = b.header("X-elastic-product", "Elasticsearch");
     }
     if let Some(ct) = ct {
