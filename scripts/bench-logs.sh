@@ -2,8 +2,10 @@
 # Log parsing benchmark: one generated log (default 1024 MiB, ~1% proxy
 # errors, sections in six envelopes), timed for wiretrail's reader, a
 # regex-captures baseline and `rg 'http: proxy error'` merely finding the
-# lines (with -c, and printing them as the issue's command does), each with
-# peak RSS from /usr/bin/time. Contenders take turns, RUNS rounds (default 5)
+# lines (with -c, and printing them as the issue's command does), and the
+# command users run, `wiretrail logs --format json|text FILE` (reading,
+# formatting and writing every record), each with peak RSS from
+# /usr/bin/time. Contenders take turns, RUNS rounds (default 5)
 # on a warm page cache, so a noisy neighbour slows them alike; each one's
 # fastest run is reported, then the ratios. wiretrail runs with one worker
 # per core (the default) and with one worker (WIRETRAIL_LOG_THREADS=1): rg
@@ -18,7 +20,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 command -v rg >/dev/null || { echo "bench-logs: ripgrep (rg) is not installed (apt-get install ripgrep)" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "bench-logs: /usr/bin/time is not installed (apt-get install time)" >&2; exit 2; }
 cargo build --release -q -p wiretrail-logs --example logbench
+cargo build --release -q -p wiretrail --bin wiretrail
 BIN=$CARGO_TARGET_DIR/release/examples/logbench
+WT=$CARGO_TARGET_DIR/release/wiretrail
 if [ ! -s "$FILE" ] || [ "$(stat -c %s "$FILE")" -lt $((MIB * 1048576)) ]; then
   "$BIN" gen "$FILE" "$MIB"
 fi
@@ -50,6 +54,8 @@ run() {
 for i in $(seq "$RUNS"); do
   run wiretrail "$BIN" wiretrail "$FILE"
   WIRETRAIL_LOG_THREADS=1 run wiretrail-1t "$BIN" wiretrail "$FILE"
+  run logs-json "$WT" logs --tz UTC --format json "$FILE"
+  run logs-text "$WT" logs --tz UTC --format text "$FILE"
   run rg-c rg -c 'http: proxy error' "$FILE"
   run rg rg 'http: proxy error' "$FILE"
   [ "$i" -le 2 ] && run regex "$BIN" regex "$FILE"
@@ -61,7 +67,7 @@ head -c $((SIZE / 4)) "$FILE" > "$TMP/quarter.log"
 rm -f "$TMP/quarter.log"
 
 secs() { cut -d' ' -f1 "$TMP/$1.best"; }
-for n in wiretrail wiretrail-1t regex rg-c rg; do
+for n in wiretrail wiretrail-1t logs-json logs-text regex rg-c rg; do
   read -r s rss rest < "$TMP/$n.best"
   awk -v n="$n" -v s="$s" -v b="$SIZE" -v l="$LINES" -v rss="$rss" -v rest="$rest" \
     'BEGIN { printf "%-13s %8.3f s %8.1f MB/s %11.0f lines/s  peak_rss=%d KB | %s\n", n, s, b / 1e6 / s, l / s, rss, rest }'
@@ -69,6 +75,9 @@ done
 awk -v w="$(secs wiretrail)" -v w1="$(secs wiretrail-1t)" -v re="$(secs regex)" -v rc="$(secs rg-c)" -v r="$(secs rg)" 'BEGIN {
   printf "ratios: wiretrail vs regex baseline %.1fx (target >= 3x); share of rg -c speed %.0f%%, of rg printing lines %.0f%% (target >= 50%%)\n", re / w, 100 * rc / w, 100 * r / w
   printf "        one worker: vs regex %.1fx; share of rg -c %.0f%%, of rg %.0f%%\n", re / w1, 100 * rc / w1, 100 * r / w1
+}'
+awk -v j="$(secs logs-json)" -v t="$(secs logs-text)" -v rc="$(secs rg-c)" -v r="$(secs rg)" 'BEGIN {
+  printf "wiretrail logs (what users run): --format json at %.0f%% of rg -c, %.0f%% of rg printing lines; --format text at %.0f%% / %.0f%% (target >= 50%% of rg -c)\n", 100 * rc / j, 100 * r / j, 100 * rc / t, 100 * r / t
 }'
 awk -v q="$(cat "$TMP/quarter.rss")" -v f="$(cut -d' ' -f2 "$TMP/wiretrail.best")" -v b="$SIZE" \
   'BEGIN { printf "memory: peak RSS %d KB over %.0f MB, %d KB over %.0f MB\n", q, b / 4e6, f, b / 1e6 }'

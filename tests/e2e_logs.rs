@@ -211,3 +211,96 @@ fn a_live_stream_shows_each_error_before_stdin_ends() {
     drop(stdin);
     wait_limited(&mut child, Duration::from_secs(60), "wiretrail logs -");
 }
+
+/// Issue 14 D5: terminal control characters from the host, the process,
+/// the message and the file name (ESC/OSC/BEL/backspace/NUL, C1 CSI, bidi)
+/// reach neither stdout nor stderr: the text output neutralises them as the
+/// investigate report does; JSON escapes them as JSON.
+#[test]
+fn text_output_never_passes_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("evil\u{1b}[31m.log");
+    let lines = [
+        "May 05 17:33:07 gw\u{1b}]0;pwned\u{7}1 proxy\u{8}\u{8}[812]: 2023/05/05 17:33:07 http: proxy error: read tcp 10.1.1.5:5->10.2.2.9:80: read: connection reset by peer\u{1b}[2J\u{0}\u{9b}31m\u{202e}",
+        "May 05 17:33:08 gw1 proxy[812]: \u{1b}[2J http: proxy error: {broken",
+        "{\"MESSAGE\":\"http: proxy error: EOF \\u001b]8;;http://x\\u0007\",\"_HOSTNAME\":\"h\\u001bc\"}",
+    ];
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let unsafe_chars = |s: &str| {
+        s.chars()
+            .filter(|&c| c != '\n' && wiretrail_logs::text::is_unsafe_char(c))
+            .collect::<Vec<_>>()
+    };
+    let o = run(wt([
+        "logs",
+        "--tz",
+        "UTC",
+        "--year",
+        "2023",
+        "--format",
+        "text",
+        log.to_str().unwrap(),
+    ]));
+    o.expect_code(0);
+    assert_eq!(o.stdout.lines().count(), 2, "{}", o.stdout);
+    assert!(unsafe_chars(&o.stdout).is_empty(), "stdout: {:?}", o.stdout);
+    assert!(unsafe_chars(&o.stderr).is_empty(), "stderr: {:?}", o.stderr);
+    assert!(
+        o.stdout
+            .contains("reset by peer\\x1b[2J\\x00\\x9b31m\\u{202e}"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout
+            .contains("[gw\\x1b]0;pwned\\x071 proxy\\x08\\x08[812]]"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("evil\\x1b[31m.log:1"), "{}", o.stdout);
+    let o = run(wt([
+        "logs",
+        "--tz",
+        "UTC",
+        "--year",
+        "2023",
+        "--format",
+        "json",
+        log.to_str().unwrap(),
+    ]));
+    o.expect_code(0);
+    let recs = json_lines(&o.stdout);
+    assert_eq!(
+        recs[0]["host"], "gw\u{1b}]0;pwned\u{7}1",
+        "JSON keeps the value, escaped"
+    );
+    assert!(!o.stdout.contains('\u{1b}') && !o.stdout.contains('\u{7}'));
+}
+
+/// Issue 14 D4: a `current -> .` link in a log directory made the demo's
+/// errors be read again at every level of the loop.
+#[cfg(unix)]
+#[test]
+fn a_symlink_loop_in_a_log_directory_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::copy(demo_log(), logs.join("proxy.log")).unwrap();
+    std::os::unix::fs::symlink(".", logs.join("current")).unwrap();
+    std::os::unix::fs::symlink(".", logs.join("again")).unwrap();
+    let direct = run(wt([
+        "logs",
+        "--format",
+        "json",
+        demo_log().to_str().unwrap(),
+    ]));
+    direct.expect_code(0);
+    let o = run(wt(["logs", "--format", "json", logs.to_str().unwrap()]));
+    o.expect_code(0);
+    assert_eq!(o.stdout.lines().count(), direct.stdout.lines().count());
+    assert!(
+        o.stderr.contains("skipped:") && o.stderr.contains("current: a link back to"),
+        "{}",
+        o.stderr
+    );
+}

@@ -7,6 +7,8 @@ Every figure in the README comes from a dataset's lab.json, logs/loadgen.json,
 logs/switch-nft-ruleset.txt, truth.json and the files on disk, so re-recording
 and re-running this keeps the README true.
 """
+import collections
+import datetime as dt
 import json
 import os
 import re
@@ -16,7 +18,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "data")
 
 ORDER = ["demo", "flow-split", "idle-race", "refused", "backend-reset", "slow-backend",
-         "client-cancel", "clock-offset", "duplicate-capture", "gzip-old-rotations"]
+         "client-cancel", "clock-offset", "duplicate-capture", "gzip-old-rotations",
+         "middlebox-reset", "backend-crash", "pmtu-blackhole", "syn-drop", "accept-queue",
+         "accept-queue-abort", "max-requests", "ecmp-rehash"]
 
 WHAT = {
     "demo": "The seed's case: the switch occasionally sends the 2nd data segment of a POST to "
@@ -38,7 +42,112 @@ WHAT = {
                          "(Linux cooked capture).",
     "gzip-old-rotations": "Flow split, and all but the newest rotation of backend-01 gzipped, of "
                           "backend-03 zstd-compressed.",
+    "middlebox-reset": "A routed stateful firewall (conntrack, established timeout 5 s, no mid-stream "
+                       "pickup, `ct state invalid reject with tcp reset`) between the proxy (here "
+                       "`198.18.2.2`, its own subnet) and the switch. Load comes in pulses, so pooled "
+                       "connections idle ~7 s; the firewall has forgotten them and answers the next "
+                       "request with its own RST. The firewall is not captured: the RST is only in the "
+                       "proxy's capture, with TTL 64 and IP ID 0 where the backend's packets arrive "
+                       "with TTL 63 and counting IDs.",
+    "backend-crash": "backend-02 crashes a third into the run: its outgoing FIN/RST dropped, its "
+                     "server killed and its sockets destroyed; 2 s later it is back on the network "
+                     "with no state (its kernel answers RST), 3 s later a new server listens. The "
+                     "proxy's pooled connections to it fail within milliseconds of each other, each "
+                     "after retransmissions, with a bare RST (seq = the segment's ACK, IP ID 0).",
+    "pmtu-blackhole": "The switch port toward backend-03 has MTU 1400 (the node keeps 1500 and "
+                      "advertises MSS 1460): full-size frames are dropped silently, no ICMP. Requests "
+                      "needing a full-size segment hang; the client gives up after 2 s and the proxy "
+                      "logs `context canceled` (no port: joined by time).",
+    "syn-drop": "backend-01's firewall drops SYNs (its capture still has them). No keep-alive, so "
+                "the proxy dials per request; proxy Dialer.Timeout 3 s: `dial tcp ...: i/o timeout`.",
+    "accept-queue": "backend-02 listens with backlog 2 and accepts one connection per 1.5 s; 12 "
+                    "clients dial together. Handshake ACKs that find the queue full are dropped and "
+                    "the SYN-ACK repeats while the request stays unacknowledged; SYNs that find it full "
+                    "are dropped; SYN cookies end in a RST. Default kernel settings.",
+    "accept-queue-abort": "As `accept-queue`, with `net.ipv4.tcp_abort_on_overflow=1` on backend-02: "
+                          "a RST right after the handshake ACK (`dial tcp ...: connect: connection "
+                          "reset by peer`).",
+    "max-requests": "Backends close a keep-alive connection 15 ms after its 10th response, without "
+                    "`Connection: close`; requests come milliseconds apart, so the proxy's next "
+                    "request sometimes crosses the close.",
+    "ecmp-rehash": "The proxy reaches the VIP over a kernel multipath route (nexthops = the three "
+                   "backends, L4 hash). A third into the run backend-03's nexthop is removed, at two "
+                   "thirds it comes back: established flows are rehashed, many move to another "
+                   "backend at once, which answers RST.",
 }
+
+
+def facts(t):
+    """Cause-specific lines of the newer datasets, from truth.json."""
+    out = []
+    errs = t["errors"]
+    mb = sorted((e["middlebox"] for e in errs if e.get("middlebox")), key=lambda m: -len(m["differs"]))
+    if mb:
+        out.append(f"* middlebox RST vs the owner's packets at the proxy: RST "
+                   f"{mb[0]['rst_fingerprint']}, owner {mb[0]['owner_fingerprint_at_proxy']}; "
+                   f"differs {sorted({d for m in mb for d in m['differs']})}; idle gaps "
+                   f"{sorted(round(m['idle_gap_s'], 1) for m in mb)} s")
+    sl = [e["state_lost"] for e in errs if e.get("state_lost")]
+    if sl:
+        out.append(f"* state lost: RST {sl[0]['rst_fingerprint']} vs owner "
+                   f"{sl[0]['owner_fingerprint_at_proxy']}; RST after "
+                   f"{sorted(round(x['rst_after_first_transmission_s'], 2) for x in sl)} s, "
+                   f"transmissions before it {sorted(x['transmissions_before_rst'] or 0 for x in sl)}")
+    pm = [e["pmtu"] for e in errs if e.get("pmtu")]
+    if pm:
+        out.append(f"* path MTU: largest IP packet delivered {max(p['largest_ip_packet_delivered'] for p in pm)}, "
+                   f"smallest lost {min(p['smallest_ip_packet_lost'] for p in pm)}; transmissions of one "
+                   f"lost segment up to {max(p['max_transmissions_of_one_segment'] for p in pm)}; ICMP "
+                   f"frag-needed at the proxy: {max(p['icmp_frag_needed_at_proxy'] for p in pm)}")
+    aq = [e["accept_queue"]["variant"] for e in errs if e.get("accept_queue")]
+    if aq:
+        out.append(f"* accept queue overflow variants: {dict(sorted(collections.Counter(aq).items()))}")
+    ct = [e["syn_count"] for e in errs if e.get("syn_count")]
+    if ct:
+        out.append(f"* unanswered SYNs per failed dial: {dict(sorted(collections.Counter(ct).items()))}")
+    rpc = t.get("requests_per_connection")
+    if rpc:
+        out.append(f"* backends closed {rpc['closes_observed']} connections milliseconds after a "
+                   f"response; {rpc['closes_with_that_count']} of them after exactly "
+                   f"{rpc['responses_before_backend_close']} responses")
+    amb = sum(1 for e in errs if e.get("ambiguous_connection") and "candidate_causes" in e)
+    if amb:
+        out.append(f"* port-less lines joined by time with more than one candidate connection: {amb} "
+                   "(see `candidate_ports`/`candidate_causes`)")
+    for x in t.get("systemic_events", []):
+        if x["kind"] == "flows_moved_to_another_node":
+            out.append(f"* systemic: {x['connections']} flows moved to another node, route changed "
+                       f"after {x['changed_after']} (seen {x['seen_from']} .. {x['seen_until']}); "
+                       f"moves {dict(x['moves'])}")
+        else:
+            out.append(f"* systemic: {x['errors']} failures of {x['node']} from {x['first']} to "
+                       f"{x['last']} ({x['causes']})")
+    for x in t.get("lab_events", []):
+        out.append(f"* lab event (what the lab did, not used for the truth): "
+                   f"{iso_s(x['epoch'])} {x['what']}")
+    return out
+
+
+def flags_of(lab):
+    """The lab.sh flags of a dataset (options that change a scenario included)."""
+    if lab.get("argv"):
+        out, skip = [], False
+        for a in lab["argv"]:
+            if skip:
+                skip = False
+            elif a == "--out":
+                skip = True
+            elif a != "--keep-going":
+                out.append(a)
+        return " ".join(out)
+    f = " ".join("--" + x for x in lab["scenarios"])
+    if lab.get("accept_queue", {}).get("tcp_abort_on_overflow"):
+        f += " --abort-on-overflow"
+    return f
+
+
+def iso_s(epoch):
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
 
 
 def size_of(path):
@@ -81,7 +190,8 @@ def main():
       "(`Nov 25 00:01:38`, no year) and Go's `log` timestamp (`2026/11/25 00:01:38`) are UTC; "
       "a pipeline reading these logs sets `tz = \"UTC\"`. Capture timestamps are UTC epoch as "
       "always (except the deliberately shifted node of `clock-offset`).\n")
-    w("Addresses: proxy `198.18.0.2` (backend side), VIP `198.18.10.10:80` answered by "
+    w("Addresses: proxy `198.18.0.2` (backend side; `198.18.2.2` behind the firewall of "
+      "`middlebox-reset`), VIP `198.18.10.10:80` answered by "
       "backend-01 `198.18.0.11`, backend-02 `198.18.0.12`, backend-03 `198.18.0.13`. Every "
       "dataset has the same layout:\n")
     w("```\n<name>/lab.json            what ran (flags, addresses, capture commands, offsets)\n"
@@ -113,7 +223,7 @@ def main():
     w("|---|---|---|---|---|---|")
     for n, s, sz, lg in rows:
         lab = json.load(open(os.path.join(DATA, n, "lab.json")))
-        flags = " ".join("--" + x for x in lab["scenarios"])
+        flags = flags_of(lab)
         causes = ", ".join(f"{k} {v}" for k, v in s["by_cause"].items())
         w(f"| `{n}` | `{flags}` | {lg['requests']} | {s['error_lines']} | {causes} | {kb(sz)} |")
     w(f"\nTotal: {grand / 1024 / 1024:.1f} MB.\n")
@@ -123,7 +233,7 @@ def main():
         lab = json.load(open(os.path.join(ds, "lab.json")))
         w(f"## `{n}`\n")
         w(WHAT.get(n, "") + "\n")
-        w(f"* ran: `lab.sh {' '.join('--' + x for x in lab['scenarios'])}` for "
+        w(f"* ran: `lab.sh {flags_of(lab)}` for "
           f"{lab['duration_s']} s (seed {lab['seed']}"
           + (f", split {lab['split_permille']}‰ of eligible segments, mode "
              f"`{lab.get('split_mode') or 'any'}`" if lab.get("split_permille") else "") + ")")
@@ -148,6 +258,10 @@ def main():
             w(f"* capture duplicates: {d}")
         if t["compression"]:
             w(f"* compression: {t['compression']}")
+        for line in facts(t):
+            w(line)
+        if lab.get("go"):
+            w(f"* built with: {lab['go']['version']}")
         files = {k: len(v["files"]) for k, v in t["nodes"].items()}
         w(f"* capture files per node: {files}; size {kb(sz)}")
         w("")

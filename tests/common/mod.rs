@@ -359,40 +359,16 @@ pub fn have_tool(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Whether a test that lacks a tool or input must fail instead of skipping:
-/// in CI (`CI` set to anything but `false`/`0`, or `WIRETRAIL_REQUIRE_ALL=1`,
-/// which `.ci/run` sets). On a developer's laptop a skip is said loudly and
-/// passes.
-pub fn skip_is_failure() -> bool {
-    let on = |var: &str| {
-        std::env::var(var)
-            .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-    };
-    on("WIRETRAIL_REQUIRE_ALL") || on("CI")
-}
-
-/// `available`, or: in CI a failure naming `what`, elsewhere a loud skip
-/// (returns false). The same rule as `wiretrail_testsupport::require_or_skip`
-/// (kept here until that lands on main).
-pub fn require_or_skip(available: bool, what: &str) -> bool {
-    if available {
+/// Whether `tool` is installed: tests that need it skip loudly without it
+/// on a developer's machine and fail in CI (`CI=true`,
+/// `WIRETRAIL_REQUIRE_ALL=1`; see `wiretrail_testsupport::require_or_skip`).
+#[track_caller]
+pub fn require_tool(tool: &str, what: &str) -> bool {
+    if have_tool(tool) {
         return true;
     }
-    assert!(
-        !skip_is_failure(),
-        "missing in CI (CI / WIRETRAIL_REQUIRE_ALL make a skip a failure): {what}"
-    );
-    eprintln!("\n!!! SKIPPING: {what}\n");
+    wiretrail_testsupport::require_or_skip(&format!("{tool} (needed to check {what})"));
     false
-}
-
-/// Whether `tool` is installed: tests that need it skip loudly without it,
-/// and fail in CI.
-pub fn require_tool(tool: &str, what: &str) -> bool {
-    require_or_skip(
-        have_tool(tool),
-        &format!("{tool} is not installed: cannot check {what}. Install it (Debian: tshark) to run this check."),
-    )
 }
 
 /// `tshark -r FILE [-Y FILTER] -T fields -e F...`: one row per frame.

@@ -14,7 +14,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
-use wiretrail_capture::catalog::{Catalog, CatalogOptions, NodeSpec};
+use wiretrail_capture::catalog::{Catalog, CatalogOptions, Detail, NodeSpec};
 use wiretrail_capture::extract::{extract, ExtractOptions};
 use wiretrail_capture::FlowQuery;
 
@@ -122,6 +122,8 @@ fn run() -> Result<(), String> {
         &[node],
         &CatalogOptions {
             cache_dir: cache,
+            // The files the windows touch are indexed (once: cached).
+            detail: Detail::for_queries(&queries, 0),
             ..CatalogOptions::default()
         },
     )

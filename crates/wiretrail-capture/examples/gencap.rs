@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Writes `OUT/NODE/NODE-YYYYmmddHHMMSS.pcap` (tcpdump `-G` names, rotated
-//! like tcpdump: on the first packet past each boundary) and `OUT/flows.tsv`
+//! like tcpdump: on the first packet past each boundary; `--names numbered`
+//! names them `NODE.pcap`, `NODE.pcap1`, ... as tcpdump `-C` does, with no
+//! time in the name) and `OUT/flows.tsv`
 //! (node, proxy socket, backend socket, first and last packet time in ns,
 //! packets) so benchmarks can pick real flows. Each connection: handshake
 //! with MSS/SACK/WS/TS options, 1–20 keep-alive requests of 200–1400 bytes,
@@ -58,6 +60,8 @@ pub(crate) struct Args {
     pub(crate) duration_s: u64,
     pub(crate) files: u64,
     pub(crate) seed: u64,
+    /// tcpdump `-C` names (`NODE.pcap`, `NODE.pcap1`, ...) instead of `-G` times.
+    pub(crate) numbered: bool,
 }
 
 pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
@@ -79,6 +83,7 @@ fn parse_args() -> Result<Args, String> {
         duration_s: 3600,
         files: 4,
         seed: 1,
+        numbered: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -90,9 +95,16 @@ fn parse_args() -> Result<Args, String> {
             "--duration" => a.duration_s = v()?.parse().map_err(|e| format!("--duration: {e}"))?,
             "--files" => a.files = v()?.parse().map_err(|e| format!("--files: {e}"))?,
             "--seed" => a.seed = v()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--names" => {
+                a.numbered = match v()?.as_str() {
+                    "numbered" => true,
+                    "strftime" => false,
+                    other => return Err(format!("--names {other:?}: numbered or strftime")),
+                }
+            }
             "-h" | "--help" => {
                 return Err("usage: gencap --out DIR [--nodes N] [--bytes SIZE per node, e.g. 1G] [--duration SECS] \
-                            [--files PER_NODE] [--seed N]"
+                            [--files PER_NODE] [--seed N] [--names strftime|numbered]"
                     .into())
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -204,6 +216,8 @@ struct Rotor {
     next_rotate: i64,
     w: Option<BufWriter<std::fs::File>>,
     bytes: u64,
+    /// `Some(next number)`: tcpdump `-C` names.
+    numbered: Option<u64>,
 }
 
 impl Rotor {
@@ -214,9 +228,20 @@ impl Rotor {
             }
             let secs = ts.div_euclid(1_000_000_000);
             let t = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
-            let path = self
-                .dir
-                .join(format!("{}-{}.pcap", self.name, t.format("%Y%m%d%H%M%S")));
+            let path = match &mut self.numbered {
+                Some(0) => {
+                    self.numbered = Some(1);
+                    self.dir.join(format!("{}.pcap", self.name))
+                }
+                Some(n) => {
+                    let p = self.dir.join(format!("{}.pcap{n}", self.name));
+                    *n += 1;
+                    p
+                }
+                None => self
+                    .dir
+                    .join(format!("{}-{}.pcap", self.name, t.format("%Y%m%d%H%M%S"))),
+            };
             let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
             // pcap, microseconds, little-endian, snaplen 262144, Ethernet.
             w.write_all(&0xa1b2c3d4u32.to_le_bytes())?;
@@ -264,6 +289,7 @@ fn gen_node(
         next_rotate: 0,
         w: None,
         bytes: 24,
+        numbered: a.numbered.then_some(0),
     };
     let proxy_ip = [10, 0, 0, 1];
     let node_ip = [10, 1, 0, (node + 1) as u8];

@@ -401,7 +401,8 @@ pub fn decode_tcp(linktype: u16, data: &[u8], orig_len: u32) -> Result<TcpPacket
         return Err(Skip::Malformed("TCP data offset below 5"));
     }
     let captured_hdr = hdr_len.min(t.len());
-    let opts = tcp_options(&t[20..captured_hdr]);
+    let mut opts = tcp_options(&t[20..captured_hdr]);
+    opts.cut = captured_hdr < hdr_len;
     let payload_len = ip.declared.saturating_sub(hdr_len as u64);
     let payload_end = usize::try_from(ip.declared)
         .unwrap_or(usize::MAX)
@@ -430,12 +431,16 @@ pub fn decode_tcp(linktype: u16, data: &[u8], orig_len: u32) -> Result<TcpPacket
 }
 
 /// Cheap pre-filter: the TCP 4-tuple (src, src port, dst, dst port), or
-/// `None` for anything that `decode_tcp` would not decode as TCP.
+/// `None` for anything that `decode_tcp` would not decode as TCP, except a
+/// TCP header cut short after its ports: that one is returned, so that a
+/// wanted flow's cut packet is counted by `decode_tcp` instead of vanishing.
 pub fn tcp_ports(linktype: u16, data: &[u8]) -> Option<(IpAddr, u16, IpAddr, u16)> {
     let (_, proto, net) = link_layer(linktype, data).ok()?;
     let ip = ip_layer(proto, net, 0).ok()?;
     let t = ip.payload;
-    if t.len() < 20 || t[12] >> 4 < 5 {
+    // The ports are enough to know whether a flow is wanted; a header cut
+    // after them is for `decode_tcp` to flag or count, never to hide.
+    if t.len() < 4 || t.get(12).is_some_and(|b| b >> 4 < 5) {
         return None;
     }
     Some((ip.src, be16(t, 0), ip.dst, be16(t, 2)))

@@ -17,8 +17,10 @@ mod matcher;
 mod plan;
 
 use crate::catalog::{Catalog, FileEntry};
+use crate::decode::Skip;
 use crate::decode::{decode_tcp, tcp_ports};
 use crate::obs::{Nanos, PacketObs};
+use crate::problem::{CaptureProblem, ProblemKind};
 use crate::query::FlowQuery;
 use crate::read::{CaptureReader, ReadError};
 use matcher::Matcher;
@@ -104,8 +106,12 @@ pub struct NodeStats {
     /// Observations produced (a packet matching two queries counts twice).
     pub matched: u64,
     /// Records not used, by reason: corrupt records, and packets of a
-    /// queried port pair that would not decode as TCP.
+    /// queried port pair that would not decode as TCP (a TCP header cut
+    /// before its 20 fixed bytes among them).
     pub skipped: BTreeMap<String, u64>,
+    /// Packets kept whose TCP options were cut by the snaplen (flagged in
+    /// [`crate::TcpOpts::cut`]: options missing there may have been sent).
+    pub header_cut: u64,
 }
 
 /// The result of one extraction.
@@ -115,9 +121,15 @@ pub struct Extraction {
     pub packets: Vec<PacketObs>,
     /// One per catalog node, in catalog order.
     pub stats: Vec<NodeStats>,
-    /// File + byte offset + what, for everything that went wrong.
-    pub problems: Vec<String>,
+    /// Everything that went wrong, each naming the node, file and offset.
+    pub problems: Vec<CaptureProblem>,
+    /// Queries that cannot match anything, with why.
+    pub query_problems: Vec<String>,
 }
+
+/// Packets with a TCP header cut by the snaplen in one file: kept (options
+/// cut), skipped (fixed header cut), and the first one's offset.
+type Cuts = (u64, u64, Option<u64>);
 
 /// One file to read, and for which queries.
 struct Task<'c> {
@@ -136,7 +148,12 @@ struct TaskOut {
     bytes_read: u64,
     scanned: u64,
     skipped: BTreeMap<String, u64>,
-    problems: Vec<String>,
+    problems: Vec<CaptureProblem>,
+    /// Queried packets with the TCP header cut: kept (options cut) and
+    /// skipped (fixed header cut), with the first one's offset.
+    header_cut: u64,
+    header_cut_skipped: u64,
+    first_cut_at: Option<u64>,
 }
 
 /// Pulls every packet of `queries` out of every node of `catalog`.
@@ -189,16 +206,41 @@ pub fn extract(catalog: &Catalog, queries: &[FlowQuery], opts: &ExtractOptions) 
         ex.stats[t.node].files_read += 1;
     }
     let mut keyed: Vec<(usize, PacketObs)> = Vec::new();
-    for out in outs {
+    // Cut TCP headers per (node, file): kept, skipped, first offset.
+    let mut cuts: BTreeMap<(usize, Arc<PathBuf>), Cuts> = BTreeMap::new();
+    for (out, &(ti, _)) in outs.into_iter().zip(&pieces) {
         let s = &mut ex.stats[out.node];
         s.bytes_read += out.bytes_read;
         s.packets_scanned += out.scanned;
         s.matched += out.packets.len() as u64;
+        s.header_cut += out.header_cut;
         for (k, v) in out.skipped {
             *s.skipped.entry(k).or_default() += v;
         }
+        if out.header_cut + out.header_cut_skipped > 0 {
+            let c = cuts.entry((out.node, tasks[ti].path.clone())).or_default();
+            c.0 += out.header_cut;
+            c.1 += out.header_cut_skipped;
+            c.2 = match (c.2, out.first_cut_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
         ex.problems.extend(out.problems);
         keyed.extend(out.packets);
+    }
+    for ((node, path), (kept, skipped, at)) in cuts {
+        let mut p = CaptureProblem::new(
+            ProblemKind::Undecodable,
+            path.display().to_string(),
+            format!(
+                "the snaplen cut the TCP header of {} packet(s) of the queried flows: {kept} kept with their options incomplete (MSS, SACK, timestamps may be missing), {skipped} skipped (cut before the 20-byte fixed header)",
+                kept + skipped
+            ),
+        )
+        .of_node(&catalog.nodes()[node].name);
+        p.offset = at;
+        ex.problems.push(p);
     }
     keyed.sort_by(|(na, a), (nb, b)| {
         (na, a.ts, &a.file, a.frame, a.query).cmp(&(nb, b.ts, &b.file, b.frame, b.query))
@@ -206,7 +248,7 @@ pub fn extract(catalog: &Catalog, queries: &[FlowQuery], opts: &ExtractOptions) 
     ex.packets = keyed.into_iter().map(|(_, p)| p).collect();
     for (i, q) in queries.iter().enumerate() {
         if let Some(why) = q.problem() {
-            ex.problems.push(format!("query #{i} ({q}): {why}"));
+            ex.query_problems.push(format!("query #{i} ({q}): {why}"));
         }
     }
     ex
@@ -302,7 +344,7 @@ fn plan<'c>(catalog: &'c Catalog, queries: &[FlowQuery], slack: Nanos) -> Vec<Ta
             .max_by_key(|(_, f)| f.first_ts)
             .map(|(i, _)| i);
         for (fi, file) in node.files.iter().enumerate() {
-            let grown = Some(fi) == newest
+            let grown = (Some(fi) == newest || node.growing == Some(fi))
                 && std::fs::metadata(&file.path)
                     .map(|m| m.len() != file.size)
                     .unwrap_or(false);
@@ -384,14 +426,29 @@ fn read_piece(
         scanned: 0,
         skipped: BTreeMap::new(),
         problems: Vec::new(),
+        header_cut: 0,
+        header_cut_skipped: 0,
+        first_cut_at: None,
+    };
+    let problem = |e: &ReadError| {
+        CaptureProblem::new(
+            ProblemKind::Undecodable,
+            t.path.display().to_string(),
+            e.to_string()
+                .strip_prefix(&format!("{}: ", t.path.display()))
+                .map_or_else(|| e.to_string(), str::to_string),
+        )
+        .of_node(&t.node_name)
+        .at(e.offset())
     };
     progress.piece_started(t, ti);
     let reporting = opts.progress.is_some();
     let opened = match &range.start {
         Some(cp) => CaptureReader::open_at(&t.file.path, cp).or_else(|e| {
             // The file changed under the index: read it from the top.
-            out.problems
-                .push(format!("{e}; reading from the start instead"));
+            let mut p = problem(&e);
+            p.message.push_str("; read from the start instead");
+            out.problems.push(p);
             CaptureReader::open(&t.file.path)
         }),
         None => CaptureReader::open(&t.file.path),
@@ -399,7 +456,9 @@ fn read_piece(
     let mut rd = match opened {
         Ok(r) => r,
         Err(e) => {
-            out.problems.push(e.to_string());
+            let mut p = problem(&e);
+            p.kind = ProblemKind::UnusableSource;
+            out.problems.push(p);
             *out.skipped.entry("unreadable file".into()).or_default() += 1;
             return out;
         }
@@ -419,13 +478,13 @@ fn read_piece(
         let rec = match rd.next_record() {
             None => break,
             Some(Err(e)) => {
-                record_error(&mut out, &e);
+                out.problems.push(problem(&e));
+                *out.skipped.entry("corrupt record".into()).or_default() += 1;
                 errors_in_a_row += 1;
                 if errors_in_a_row >= 64 {
-                    out.problems.push(format!(
-                        "{}: gave up after 64 corrupt records in a row",
-                        t.file.path.display()
-                    ));
+                    let mut p = problem(&e);
+                    p.message = "gave up after 64 corrupt records in a row: the rest of the file is not read".into();
+                    out.problems.push(p);
                     break;
                 }
                 continue;
@@ -456,10 +515,18 @@ fn read_piece(
         let tcp = match decode_tcp(rec.linktype, rec.data, rec.orig_len) {
             Ok(tcp) => tcp,
             Err(skip) => {
+                if skip == Skip::Truncated {
+                    out.header_cut_skipped += 1;
+                    out.first_cut_at.get_or_insert(rec.offset);
+                }
                 *out.skipped.entry(skip.to_string()).or_default() += 1;
                 continue;
             }
         };
+        if tcp.header_truncated {
+            out.header_cut += 1;
+            out.first_cut_at.get_or_insert(rec.offset);
+        }
         for &(qi, dir) in &hits {
             let obs = PacketObs {
                 node: t.node_name.clone(),
@@ -493,9 +560,4 @@ fn read_piece(
     // Bytes of this piece; a piece from the top also counts the header.
     out.bytes_read = now.saturating_sub(base) + if range.start.is_none() { base } else { 0 };
     out
-}
-
-fn record_error(out: &mut TaskOut, e: &ReadError) {
-    out.problems.push(e.to_string());
-    *out.skipped.entry("corrupt record".into()).or_default() += 1;
 }

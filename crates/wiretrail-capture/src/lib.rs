@@ -15,6 +15,7 @@ pub mod decode;
 pub mod extract;
 pub mod obs;
 pub mod pcapng;
+pub mod problem;
 pub mod query;
 pub mod read;
 

@@ -71,6 +71,10 @@ pub struct TcpOpts {
     pub sack_blocks: u8,
     pub tsval: Option<u32>,
     pub tsecr: Option<u32>,
+    /// The snaplen cut the option area: an option absent here may have
+    /// been sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut: bool,
 }
 
 /// One matched TCP packet as one node captured it.

@@ -1,6 +1,13 @@
 //! A minimal pcapng writer for incident slices: one section, one interface
 //! (IDB) per capturing node, named after the node, nanosecond timestamps,
 //! an optional comment per packet. Little-endian, as Wireshark writes.
+//!
+//! Every interface declares a snaplen of [`SNAPLEN`], the largest packet
+//! Wireshark and libpcap accept for these link types: a file holding a
+//! longer record is refused whole ("packet bigger than maximum"). A longer
+//! record (a corrupt length, or a capture tool without that limit) is cut
+//! to it, keeps its original length, and says so in a packet comment; the
+//! writer counts the cuts ([`PcapngWriter::cut`]) and warns once.
 
 use crate::obs::Nanos;
 use std::io::{self, Write};
@@ -14,6 +21,11 @@ const SHB_USERAPPL: u16 = 4;
 const IF_NAME: u16 = 2;
 const IF_TSRESOL: u16 = 9;
 
+/// The snaplen every interface declares, and the longest record written:
+/// libpcap's and Wireshark's limit for the link types captures use
+/// (`MAXIMUM_SNAPLEN`, `WTAP_MAX_PACKET_SIZE_STANDARD`).
+pub const SNAPLEN: u32 = 262_144;
+
 /// Writes a pcapng stream. Call [`PcapngWriter::finish`] to flush.
 #[derive(Debug)]
 pub struct PcapngWriter<W: Write> {
@@ -21,6 +33,8 @@ pub struct PcapngWriter<W: Write> {
     interfaces: u32,
     /// Reused block buffer: one allocation for the whole file.
     buf: Vec<u8>,
+    /// Records cut to [`SNAPLEN`].
+    cut: u64,
 }
 
 fn pad4(n: usize) -> usize {
@@ -64,6 +78,7 @@ impl<W: Write> PcapngWriter<W> {
             w,
             interfaces: u32::try_from(interfaces.len()).unwrap_or(u32::MAX),
             buf: Vec::with_capacity(2048),
+            cut: 0,
         };
         let buf = &mut me.buf;
         begin_block(buf, SHB);
@@ -80,7 +95,7 @@ impl<W: Write> PcapngWriter<W> {
             begin_block(buf, IDB);
             buf.extend_from_slice(&linktype.to_le_bytes());
             buf.extend_from_slice(&0u16.to_le_bytes());
-            buf.extend_from_slice(&0u32.to_le_bytes()); // snaplen: no limit
+            buf.extend_from_slice(&SNAPLEN.to_le_bytes());
             put_option(buf, IF_NAME, name.as_bytes())?;
             put_option(buf, IF_TSRESOL, &[9])?;
             put_option(buf, OPT_END, &[])?;
@@ -90,7 +105,9 @@ impl<W: Write> PcapngWriter<W> {
         Ok(me)
     }
 
-    /// Append one packet on `interface` (an index into the list given to `new`).
+    /// Append one packet on `interface` (an index into the list given to
+    /// `new`). Data longer than [`SNAPLEN`] is cut to it (the original
+    /// length is kept, and a comment says so).
     pub fn write_packet(
         &mut self,
         interface: u32,
@@ -108,8 +125,20 @@ impl<W: Write> PcapngWriter<W> {
                 ),
             ));
         }
-        let caplen = u32::try_from(data.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "packet too large"))?;
+        let orig_len = orig_len.max(u32::try_from(data.len()).unwrap_or(u32::MAX));
+        let note;
+        let (data, comment) = if data.len() > SNAPLEN as usize {
+            self.cut += 1;
+            note = format!(
+                "wiretrail cut this record to the interface's snaplen of {SNAPLEN} bytes (the capture held {} bytes){}",
+                data.len(),
+                comment.map(|c| format!("; {c}")).unwrap_or_default()
+            );
+            (&data[..SNAPLEN as usize], Some(note.as_str()))
+        } else {
+            (data, comment)
+        };
+        let caplen = data.len() as u32;
         // Timestamps before 1970 cannot be written with an unsigned field.
         let ticks = u64::try_from(ts).unwrap_or(0);
         let buf = &mut self.buf;
@@ -129,8 +158,19 @@ impl<W: Write> PcapngWriter<W> {
         self.w.write_all(&self.buf)
     }
 
+    /// Records cut to [`SNAPLEN`] so far.
+    pub fn cut(&self) -> u64 {
+        self.cut
+    }
+
     /// Flush and hand back the writer.
     pub fn finish(mut self) -> io::Result<W> {
+        if self.cut > 0 {
+            tracing::warn!(
+                "{} record(s) longer than {SNAPLEN} bytes were cut to that length in the pcapng slice (each says so in its comment; original lengths kept)",
+                self.cut
+            );
+        }
         self.w.flush()?;
         Ok(self.w)
     }

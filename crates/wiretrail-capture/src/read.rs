@@ -17,7 +17,7 @@
 //!   on the next valid block while legacy pcap (no framing to resync on)
 //!   stops the file.
 
-mod ng;
+pub(crate) mod ng;
 mod source;
 #[cfg(test)]
 mod tests;
@@ -42,7 +42,7 @@ pub const MAX_BLOCK: u32 = 64 * 1024 * 1024;
 
 /// Legacy pcap caplen above which a record is corrupt, unless the file's
 /// snaplen is larger (libpcap's own limit for non-D-Bus link types).
-const PCAP_MAX_CAPLEN: u32 = 262_144;
+pub(crate) const PCAP_MAX_CAPLEN: u32 = 262_144;
 
 /// Container format (of the decompressed stream).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -246,7 +246,19 @@ impl CaptureReader {
     /// `.gz`/`.zst` streamed.
     /// Fails when the file header cannot be read.
     pub fn open(path: &Path) -> Result<Self, ReadError> {
-        let (src, compression) = open_source(path)?;
+        Self::open_with(path, false)
+    }
+
+    /// Open for a few small reads (the catalog's probes): plain files are
+    /// read with `read(2)` in small chunks instead of being mapped, so that
+    /// looking at a file's first records does not make the kernel read
+    /// ahead megabytes of it.
+    pub fn open_streamed(path: &Path) -> Result<Self, ReadError> {
+        Self::open_with(path, true)
+    }
+
+    fn open_with(path: &Path, streamed: bool) -> Result<Self, ReadError> {
+        let (src, compression) = open_source(path, streamed)?;
         let mut rd = CaptureReader {
             path: path.to_path_buf(),
             src,
@@ -364,6 +376,22 @@ impl CaptureReader {
         match &self.state {
             State::Legacy(l) => l.big_endian,
             State::Ng(s) => s.big_endian,
+        }
+    }
+
+    /// Legacy pcap: (snaplen, nanosecond timestamps) from the file header.
+    pub fn pcap_header(&self) -> Option<(u32, bool)> {
+        match &self.state {
+            State::Legacy(l) => Some((l.snaplen, l.nanos)),
+            State::Ng(_) => None,
+        }
+    }
+
+    /// pcapng: the current section (byte order, interfaces seen so far).
+    pub fn section(&self) -> Option<&SectionState> {
+        match &self.state {
+            State::Legacy(_) => None,
+            State::Ng(s) => Some(s),
         }
     }
 
@@ -610,7 +638,7 @@ impl CaptureReader {
     }
 }
 
-fn open_source(path: &Path) -> Result<(Source, Compression), ReadError> {
+fn open_source(path: &Path, streamed: bool) -> Result<(Source, Compression), ReadError> {
     let io_err = |e: io::Error| ReadError::Io {
         path: path.to_path_buf(),
         offset: 0,
@@ -629,6 +657,10 @@ fn open_source(path: &Path) -> Result<(Source, Compression), ReadError> {
     }
     let compression = Compression::sniff(&head[..n]);
     let src = match compression {
+        Compression::None if streamed => {
+            let file = File::open(path).map_err(io_err)?;
+            Source::stream_plain(file, 0)
+        }
         Compression::None => Source::plain(path, 0),
         Compression::Gzip => {
             let file = File::open(path).map_err(io_err)?;

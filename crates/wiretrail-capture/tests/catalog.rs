@@ -6,7 +6,9 @@ mod rotations;
 
 use rotations::*;
 use std::collections::HashMap;
-use wiretrail_capture::catalog::{Catalog, CatalogOptions, Coverage, NameHint, NodeSpec};
+use wiretrail_capture::catalog::{
+    Catalog, CatalogOptions, Coverage, Detail, Known, NameHint, NodeSpec,
+};
 use wiretrail_capture::read::Compression;
 
 fn opts(cache: &std::path::Path) -> CatalogOptions {
@@ -25,7 +27,10 @@ fn corpus_spans_and_counts_match_capinfos() {
     let cache = tempfile::tempdir().unwrap();
     let cat = Catalog::build_with(
         &[node("corpus", &corpus().join("captures"))],
-        &opts(cache.path()),
+        &CatalogOptions {
+            detail: Detail::Full,
+            ..opts(cache.path())
+        },
     )
     .unwrap();
     let summary: HashMap<String, HashMap<String, String>> = tsv(&oracle("summary.tsv"))
@@ -43,7 +48,7 @@ fn corpus_spans_and_counts_match_capinfos() {
         let row = &summary[name];
         assert_eq!(
             f.packets,
-            row["packets"].parse::<u64>().unwrap(),
+            Some(row["packets"].parse::<u64>().unwrap()),
             "{name}: packet count"
         );
         assert!(f.problems.is_empty(), "{name}: {:?}", f.problems);
@@ -76,6 +81,52 @@ fn corpus_spans_and_counts_match_capinfos() {
         .find(|f| f.path.ends_with("drv-two-sections-le-be.pcapng"))
         .unwrap();
     assert_eq!(two.linktypes, vec![1, 113]);
+}
+
+#[test]
+fn corpus_probes_agree_with_capinfos() {
+    // Every file probed (none scanned for being small): the spans read from
+    // heads and tails are capinfos' earliest and latest times, and a file
+    // whose head holds all of it is scanned instead.
+    let cache = tempfile::tempdir().unwrap();
+    let cat = Catalog::build_with(
+        &[node("corpus", &corpus().join("captures"))],
+        &CatalogOptions {
+            scan_below: 0,
+            ..opts(cache.path())
+        },
+    )
+    .unwrap();
+    let summary: HashMap<String, HashMap<String, String>> = tsv(&oracle("summary.tsv"))
+        .into_iter()
+        .map(|r| (r["file"].clone(), r))
+        .collect();
+    let n = &cat.nodes()[0];
+    let mut probed = 0;
+    for f in &n.files {
+        let name = f.path.file_name().unwrap().to_str().unwrap();
+        let row = &summary[name];
+        if row["first_epoch"] == "n/a" {
+            continue;
+        }
+        assert_eq!(f.first_ts, Some(epoch_ns(&row["first_epoch"])), "{name}");
+        match f.known {
+            Known::Probed => {
+                probed += 1;
+                assert_eq!(f.packets, None, "{name}: a probe counts nothing");
+                assert_eq!(f.last_ts, Some(epoch_ns(&row["last_epoch"])), "{name}");
+            }
+            Known::Head => assert!(f.compression != Some(Compression::None), "{name}"),
+            Known::Scanned => assert_eq!(f.last_ts, Some(epoch_ns(&row["last_epoch"])), "{name}"),
+            Known::Unread => panic!("{name} unread"),
+        }
+    }
+    assert!(probed >= 3, "{probed} files probed");
+    assert!(
+        cat.stats().bytes_read < 3 * 1024 * 1024,
+        "{}",
+        cat.stats().bytes_read
+    );
 }
 
 #[test]
@@ -297,27 +348,35 @@ fn damaged_files_are_reported_not_dropped() {
     let magic = files["bad-magic.pcap"];
     assert_eq!(magic.format, None);
     assert!(
-        magic
-            .problems
-            .iter()
-            .any(|p| p.contains("bad-magic.pcap") && p.contains("byte 0")),
+        magic.damage.len() == 1
+            && magic.damage[0].offset == 0
+            && magic.damage[0].detail.contains("bad-magic.pcap"),
         "{:?}",
-        magic.problems
+        magic.damage
+    );
+    // The node names the file and why, as an unusable source.
+    assert!(
+        cat.nodes()[0].problems.iter().any(|p| p.kind
+            == wiretrail_capture::problem::ProblemKind::UnusableSource
+            && p.path.ends_with("bad-magic.pcap")
+            && p.node.as_deref() == Some("bad")),
+        "{:?}",
+        cat.nodes()[0].problems
     );
     // Truncated records are a partial tail (2 packets), not a corrupt file.
     let trunc = files["bad-trunc-record-data.pcap"];
-    assert_eq!(trunc.packets, 2);
+    assert_eq!(trunc.packets, Some(2));
     assert_eq!(trunc.truncated_tail, Some(216));
     let lt12 = files["bad-blocklen-lt12.pcapng"];
     // The reader resynchronises on the next valid block after the bad one.
-    assert!(lt12.packets >= 2, "{}", lt12.packets);
+    assert!(lt12.packets >= Some(2), "{:?}", lt12.packets);
     assert!(
-        lt12.problems.iter().any(|p| p.contains("420")),
+        lt12.problems.iter().any(|p| p.offset == Some(420)),
         "{:?}",
         lt12.problems
     );
     let gz = files["bad-trunc.pcap.gz"];
-    assert_eq!(gz.packets, 206);
+    assert_eq!(gz.packets, Some(206));
     assert!(gz.span().is_some());
 }
 
@@ -378,7 +437,7 @@ fn a_growing_file_is_extended_like_a_fresh_index() {
         fresh.nodes()[0].files,
         "extending gives exactly a fresh index"
     );
-    assert_eq!(grown.nodes()[0].files[0].packets, 160);
+    assert_eq!(grown.nodes()[0].files[0].packets, Some(160));
 
     // tcpdump -W reused the name for a new, larger file: read from the top.
     let other = std::fs::read(capture("sv-vlan-syn-retransmit.pcap")).unwrap();
@@ -386,5 +445,5 @@ fn a_growing_file_is_extended_like_a_fresh_index() {
     std::fs::write(&file, &other).unwrap();
     let replaced = Catalog::build_with(&nodes, &o).unwrap();
     assert_eq!(replaced.stats().bytes_read, other.len() as u64);
-    assert_eq!(replaced.nodes()[0].files[0].packets, 254);
+    assert_eq!(replaced.nodes()[0].files[0].packets, Some(254));
 }

@@ -25,6 +25,11 @@ pub struct CorrelateConfig {
     /// Slack added around an error when choosing the connection instance,
     /// on top of the log's precision and the offsets' uncertainty.
     pub match_slack: Duration,
+    /// How far before a port-less error line (dial timeouts, header
+    /// timeouts, canceled contexts) its connection's story may begin: the
+    /// time-joined queries reach back this far. Go's default dial timeout
+    /// is 30 s.
+    pub story_lookback: Duration,
     /// What configuration says about the proxies, for errors whose line
     /// names no proxy port (and often no backend either: `context
     /// canceled`, `timeout awaiting response headers`, `EOF`). Empty: only
@@ -52,6 +57,7 @@ impl Default for CorrelateConfig {
             dup_window_ns: 1_000_000,
             max_clock_offset: Duration::from_secs(10),
             match_slack: Duration::from_millis(250),
+            story_lookback: Duration::from_secs(35),
             proxies: Vec::new(),
         }
     }

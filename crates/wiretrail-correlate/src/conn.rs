@@ -23,6 +23,11 @@ pub(crate) fn seq_gt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
 }
 
+/// A segment this far above a connection's ISN belongs to it whatever the
+/// time between (16 MiB of one connection's bytes: far below the 2^32
+/// space where an unrelated ISN would land at random).
+const SEQ_JOIN_BYTES: u32 = 1 << 24;
+
 fn seq_dist(a: u32, b: u32) -> u32 {
     a.wrapping_sub(b).min(b.wrapping_sub(a))
 }
@@ -157,19 +162,35 @@ pub(crate) fn build(pkts: &mut [Pkt], tol_ns: Nanos) -> Vec<Conn> {
             Some(isn) => conns
                 .iter()
                 .position(|c| c.tuple == inst.tuple && c.proxy_isn == Some(isn)),
+            // Without a handshake of its own, an instance joins the
+            // connection of its 4-tuple that overlaps it in time; or, when
+            // its sequence numbers sit just above a connection's ISN, that
+            // connection even after a long silence (a keep-alive connection
+            // idle for minutes whose next segment went to another node: an
+            // ECMP rehash). The nearest ISN below wins, then the nearest start.
             None => conns
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.tuple == inst.tuple && overlaps(c))
-                .filter(|(_, c)| match (anchor, c.proxy_isn) {
-                    (Some(a), Some(isn)) => a.wrapping_sub(isn) < 1 << 30,
-                    (Some(a), None) => {
-                        conn_anchor(c, pkts).is_none_or(|b| seq_dist(a, b) < 1 << 24)
-                    }
-                    (None, _) => true,
+                .filter(|(_, c)| c.tuple == inst.tuple)
+                .filter_map(|(i, c)| {
+                    let by_seq = match (anchor, c.proxy_isn) {
+                        (Some(a), Some(isn)) if a.wrapping_sub(isn) < 1 << 30 => {
+                            Some(a.wrapping_sub(isn))
+                        }
+                        (Some(_), Some(_)) => return None,
+                        (Some(a), None) => match conn_anchor(c, pkts) {
+                            Some(b) if seq_dist(a, b) < 1 << 24 => None,
+                            Some(_) => return None,
+                            None => None,
+                        },
+                        (None, _) => None,
+                    };
+                    let joins = overlaps(c)
+                        || by_seq.is_some_and(|d| d < SEQ_JOIN_BYTES && f >= c.first_ref - tol_ns);
+                    joins.then_some((i, by_seq.unwrap_or(u32::MAX), (f - c.first_ref).abs()))
                 })
-                .min_by_key(|(_, c)| (f - c.first_ref).abs())
-                .map(|(i, _)| i),
+                .min_by_key(|&(_, d, dt)| (d, dt))
+                .map(|(i, _, _)| i),
         };
         let view = NodeView {
             node: inst.node.clone(),

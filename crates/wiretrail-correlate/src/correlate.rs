@@ -4,11 +4,13 @@ use crate::clock;
 use crate::community_id::community_id_v1;
 use crate::config::{dur_ns, CorrelateConfig, NodeInput};
 use crate::conn::{self, Conn};
-use crate::diagnose::{self, time, Ctx, Outcome};
+use crate::ctx::{time, Ctx};
+use crate::diagnose::{self, Outcome};
 use crate::findings;
 use crate::model::*;
 use crate::packets::{mark_capture_duplicates, store, Pkt};
 use crate::plan::{error_key, ts_ns, Plan};
+use crate::systemic::{self, Judged};
 use crate::timejoin;
 use sha1::{Digest, Sha1};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -53,7 +55,6 @@ pub fn correlate(
         ));
         nodes.push(NodeInput::new(n, NodeRole::Other));
     }
-    let roles: HashMap<String, NodeRole> = nodes.iter().map(|n| (n.name.clone(), n.role)).collect();
 
     let bad_query = packets
         .iter()
@@ -94,11 +95,8 @@ pub fn correlate(
     let mut conn_findings: Vec<Vec<Finding>> = Vec::with_capacity(conns.len());
     {
         let mut all_marks = Vec::new();
+        let ctx = Ctx::new(&pkts, &nodes, &clock);
         for c in &conns {
-            let ctx = Ctx {
-                pkts: &pkts,
-                roles: &roles,
-            };
             let (f, m) = findings::conn_findings(&ctx, c);
             conn_findings.push(f);
             all_marks.extend(m);
@@ -123,10 +121,8 @@ pub fn correlate(
         .iter()
         .map(|(i, s)| (*i, s.as_str()))
         .collect();
-    let ctx = Ctx {
-        pkts: &pkts,
-        roles: &roles,
-    };
+    let mut ctx = Ctx::new(&pkts, &nodes, &clock);
+    ctx.facts = crate::rules::run_facts(&ctx, &conns);
     let errors_n = errors.len();
 
     // Errors joined by port choose their connection first: those are then
@@ -181,24 +177,18 @@ pub fn correlate(
         )
     };
 
-    let mut slots: Vec<Option<ProxyError>> = errors.into_iter().map(Some).collect();
-
-    let mut incidents = Vec::new();
-    let mut shapes: Vec<(String, usize, u64)> = Vec::new();
-    let mut idles: Vec<i64> = Vec::new();
+    // Every error diagnosed first (typed outcomes), then what only many
+    // errors together show, then the incidents.
+    let mut judged: Vec<Judged> = Vec::new();
     let mut by_hour: BTreeMap<String, u64> = BTreeMap::new();
+    let mut seen_errors: BTreeSet<usize> = BTreeSet::new();
     for pi in &plan.incidents {
-        let mut diagnosed = Vec::new();
-        let mut findings: Vec<Finding> = Vec::new();
-        let mut used_conns: BTreeSet<usize> = BTreeSet::new();
-        let mut summaries = Vec::new();
-        let mut tuple = None;
         for &ei in &pi.error_indices {
-            let Some(e) = slots.get_mut(ei).and_then(Option::take) else {
+            let Some(e) = errors.get(ei).filter(|_| seen_errors.insert(ei)) else {
                 inputs.problems.push(Problem::new(
                     ProblemKind::Unexpected,
                     ProblemSource::Error { index: ei },
-                    "the plan names this error, which is not in the input",
+                    "the plan names this error, which is not in the input (or twice)",
                 ));
                 continue;
             };
@@ -207,11 +197,11 @@ pub fn correlate(
                 .or_default() += 1;
             let mut shown: Vec<usize> = Vec::new();
             let (outcome, conn_idx) = if let Some(why) = unjoinable.get(&ei) {
-                (diagnose::diagnose_unjoinable(&e, why), None)
+                (diagnose::diagnose_unjoinable(e, why), None)
             } else if let Some(j) = by_time.get(&ei) {
                 let uncovered = match j {
                     timejoin::Joined::Nothing => {
-                        let t = ts_ns(&e);
+                        let t = ts_ns(e);
                         let s = dur_ns(cfg.match_slack) + max_unc_ns;
                         let w = e.time_precision.width_ns();
                         coverage_split(&nodes, t - s, t + w + s, &node_times, &clock).1
@@ -226,26 +216,99 @@ pub fn correlate(
                     }
                     timejoin::Joined::Nothing => None,
                 };
-                (timejoin::outcome(&ctx, &e, j, &nodes, &uncovered), conn_idx)
+                (timejoin::outcome(&ctx, e, j, &nodes, &uncovered), conn_idx)
             } else {
                 match by_port.get(&ei).copied().flatten() {
-                    Some(ci) => (diagnose::diagnose(&ctx, &e, &conns[ci]), Some(ci)),
+                    Some(ci) => (diagnose::diagnose(&ctx, e, &conns[ci]), Some(ci)),
                     None => {
                         let (covered, uncovered) =
                             coverage_split(&nodes, pi.since, pi.until, &node_times, &clock);
-                        (diagnose::diagnose_missing(&e, &uncovered, &covered), None)
+                        (diagnose::diagnose_missing(e, &uncovered, &covered), None)
                     }
                 }
+            };
+            let mut outcome = outcome;
+            // A cause proven without naming its node: say which backends'
+            // captures could have named it and did not cover the moment.
+            let d = &outcome.diagnosis;
+            if d.owner_node.is_none()
+                && d.cause != Cause::Unknown
+                && (conn_idx.is_some() || !shown.is_empty())
+            {
+                let t = ts_ns(e);
+                let s = dur_ns(cfg.match_slack) + max_unc_ns;
+                let blind: Vec<String> = coverage_split(
+                    &nodes,
+                    t - s,
+                    t + e.time_precision.width_ns() + s,
+                    &node_times,
+                    &clock,
+                )
+                .1
+                .into_iter()
+                .filter(|n| {
+                    nodes
+                        .iter()
+                        .any(|x| &x.name == n && x.role != NodeRole::Proxy)
+                })
+                .collect();
+                if !blind.is_empty() {
+                    outcome.findings.push(Finding {
+                        kind: FindingKind::CaptureGap,
+                        nodes: blind.clone(),
+                        confidence: 0.9,
+                        summary: format!(
+                            "the node behind this {} is not named: the captures of {} do not cover the moment",
+                            d.cause.as_str(),
+                            blind.join(", ")
+                        ),
+                        evidence: vec![diagnose::log_evidence(e)],
+                    });
+                }
+            }
+            judged.push(Judged {
+                error: ei,
+                t: ts_ns(e),
+                outcome,
+                conn: conn_idx,
+                shown,
+            });
+        }
+    }
+    let events = systemic::events(&ctx, &mut judged, &errors);
+    let mut judged: BTreeMap<usize, Judged> = judged.into_iter().map(|j| (j.error, j)).collect();
+
+    let mut slots: Vec<Option<ProxyError>> = errors.into_iter().map(Some).collect();
+    let mut incidents = Vec::new();
+    let mut shapes: Vec<(String, usize, u64)> = Vec::new();
+    let mut idles: Vec<(Cause, i64)> = Vec::new();
+    let mut budgets: Vec<u32> = Vec::new();
+    for pi in &plan.incidents {
+        let mut diagnosed = Vec::new();
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut used_conns: BTreeSet<usize> = BTreeSet::new();
+        let mut summaries = Vec::new();
+        let mut tuple = None;
+        for &ei in &pi.error_indices {
+            let (Some(j), Some(e)) = (judged.remove(&ei), slots.get_mut(ei).and_then(Option::take))
+            else {
+                continue;
             };
             let Outcome {
                 diagnosis,
                 findings: f,
                 summary,
                 stray_shape,
-                idle_ms,
-            } = outcome;
-            if let (Some(ms), Cause::IdleRace) = (idle_ms, diagnosis.cause) {
-                idles.push(ms);
+                idle_ns,
+                requests,
+            } = j.outcome;
+            if let (Some(n), Cause::MaxRequestsClose) = (requests, diagnosis.cause) {
+                budgets.push(n);
+            }
+            if let Some(ns) = idle_ns {
+                if matches!(diagnosis.cause, Cause::IdleRace | Cause::MiddleboxReset) {
+                    idles.push((diagnosis.cause, ns / 1_000_000));
+                }
             }
             if let (Some((ord, bytes)), Cause::FlowSplit) = (stray_shape, diagnosis.cause) {
                 shapes.push((diagnosis.stray_nodes.join(","), ord, bytes));
@@ -254,13 +317,13 @@ pub fn correlate(
             findings.extend(f);
             // Candidates of an ambiguous time join: on the timeline, with
             // their connection findings, but no one connection is the error's.
-            for ci in shown {
+            for ci in j.shown {
                 if used_conns.insert(ci) {
                     findings.extend(conn_findings[ci].iter().cloned());
                 }
             }
             let mut connection = Vec::new();
-            if let Some(ci) = conn_idx {
+            if let Some(ci) = j.conn {
                 let c = &conns[ci];
                 tuple.get_or_insert(c.tuple);
                 if used_conns.insert(ci) {
@@ -293,6 +356,12 @@ pub fn correlate(
         let verdict = verdict(&summaries, &diagnosed);
         let clock_findings = clock_findings(&clock, &used_conns, &conns);
         findings.extend(clock_findings);
+        // The events that concern this incident's errors.
+        for ev in &events {
+            if ev.errors.iter().any(|e| pi.error_indices.contains(e)) {
+                findings.push(ev.finding.clone());
+            }
+        }
         let timeline = timeline(&ctx, &conns, &used_conns, &diagnosed);
         let first_err = diagnosed
             .iter()
@@ -358,7 +427,22 @@ pub fn correlate(
         ));
     }
 
-    let summary = summarize(&incidents, &shapes, &idles, by_hour);
+    let mut summary = summarize(&incidents, &shapes, &idles, by_hour);
+    if !budgets.is_empty() {
+        let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
+        for n in &budgets {
+            *counts.entry(*n).or_default() += 1;
+        }
+        let list: Vec<String> = counts
+            .iter()
+            .map(|(n, k)| format!("after {n} requests ×{k}"))
+            .collect();
+        summary.patterns.push(format!(
+            "max-requests closes: the backend closed {} ({} errors): its request budget; have it announce the close or raise it",
+            list.join(", "),
+            budgets.len()
+        ));
+    }
     let since = plan.incidents.iter().map(|i| i.since).min().unwrap_or(0);
     let until = plan.incidents.iter().map(|i| i.until).max().unwrap_or(0);
     Report {
@@ -368,6 +452,7 @@ pub fn correlate(
         until: time(until),
         clock_offsets: clock.offsets.clone(),
         incidents,
+        events: events.into_iter().map(|e| e.finding).collect(),
         summary,
         inputs,
     }
@@ -514,6 +599,7 @@ fn verdict(s: &[(Cause, f64, String)], errors: &[DiagnosedError]) -> Verdict {
             cause: Cause::Unknown,
             confidence: 0.0,
             summary: "no errors".into(),
+            remedy: None,
         };
     };
     let mut summary = text.to_string();
@@ -555,6 +641,10 @@ fn verdict(s: &[(Cause, f64, String)], errors: &[DiagnosedError]) -> Verdict {
         cause,
         confidence: (sum / s.len() as f64 * 1000.0).round() / 1000.0,
         summary,
+        remedy: errors
+            .iter()
+            .find(|e| e.diagnosis.cause == cause)
+            .and_then(|e| e.diagnosis.remedy.clone()),
     }
 }
 
@@ -678,7 +768,7 @@ fn timeline(
 fn summarize(
     incidents: &[Incident],
     shapes: &[(String, usize, u64)],
-    idles: &[i64],
+    idles: &[(Cause, i64)],
     by_hour: BTreeMap<String, u64>,
 ) -> Summary {
     let mut s = Summary {
@@ -727,14 +817,28 @@ fn summarize(
             ));
         }
     }
-    if !idles.is_empty() {
-        let mut v = idles.to_vec();
+    let gaps = |c: Cause| {
+        let mut v: Vec<i64> = idles.iter().filter(|x| x.0 == c).map(|x| x.1).collect();
         v.sort_unstable();
+        v
+    };
+    let v = gaps(Cause::IdleRace);
+    if !v.is_empty() {
         s.patterns.push(format!(
             "idle races: the backend closed after {}–{} ms idle (median {} ms, {} errors): its idle timeout; keep the proxy's IdleConnTimeout below it",
             v[0],
             v[v.len() - 1],
             v[v.len() / 2],
+            v.len()
+        ));
+    }
+    let v = gaps(Cause::MiddleboxReset);
+    if !v.is_empty() {
+        s.patterns.push(format!(
+            "middlebox resets came after {:.1}–{:.1} s idle (median {:.1} s, {} errors): the device's idle timer is at most the shortest; keep the proxy's idle timeout below it",
+            v[0] as f64 / 1e3,
+            v[v.len() - 1] as f64 / 1e3,
+            v[v.len() / 2] as f64 / 1e3,
             v.len()
         ));
     }

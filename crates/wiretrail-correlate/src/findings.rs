@@ -3,16 +3,46 @@
 //! node acknowledged that another node captured, and the stray marks.
 
 use crate::conn::{seq_gt, Conn};
-use crate::diagnose::{strays, Ctx};
+use crate::ctx::{Ctx, Parts, Side};
 use crate::model::{Finding, FindingKind, Mark};
-use crate::rst::{classify_rst, rst_word, RstKind};
+use crate::rst::{self, RstForm, RstSender};
+
+/// The words of an RST's form, with the packets that prove it.
+fn form_words(ctx: &Ctx<'_>, rst: usize, f: RstForm, after_fin: bool) -> String {
+    let frame = |i: usize| ctx.pkts[i].obs.frame;
+    match f {
+        _ if after_fin => {
+            "idle close: RST after the backend's own FIN, data arrived on a socket it had closed".into()
+        }
+        RstForm::Refusal { syn } => format!(
+            "refusal: RST/ACK acknowledging the SYN (frame {}), nothing listens on the port",
+            frame(syn)
+        ),
+        RstForm::Stateless { answers } => format!(
+            "stateless: seq={} equals the ACK of the segment it answers (frame {}), no ACK flag: its sender had no socket for the connection",
+            ctx.pkts[rst].obs.seq,
+            frame(answers)
+        ),
+        RstForm::StatelessToNoAck { answers } => format!(
+            "stateless: seq=0, ack=seq+len of frame {} (RFC 793 reply to a segment without ACK): its sender had no socket for the connection",
+            frame(answers)
+        ),
+        RstForm::Abort => format!(
+            "abort: RST|ACK seq={} in the sender's own sequence space, from a stack that had the socket",
+            ctx.pkts[rst].obs.seq
+        ),
+        RstForm::Unmatched => "the segment it answers is not in this capture".into(),
+    }
+}
 
 /// Marks stray segments/RSTs and gaps filled elsewhere; returns the
 /// connection's findings that do not depend on any one error.
 pub(crate) fn conn_findings(ctx: &Ctx<'_>, c: &Conn) -> (Vec<Finding>, Vec<(usize, Mark)>) {
     let mut out = Vec::new();
     let mut marks = Vec::new();
-    let stray_nodes: Vec<&str> = strays(ctx, c).iter().map(|v| v.node.as_ref()).collect();
+    let parts = Parts::of(ctx, c);
+    let stray_nodes: Vec<&str> = parts.strays(ctx).iter().map(|v| v.node.as_ref()).collect();
+    let backends = parts.backends(ctx);
 
     for v in &c.views {
         let stray = stray_nodes.contains(&v.node.as_ref());
@@ -89,50 +119,56 @@ pub(crate) fn conn_findings(ctx: &Ctx<'_>, c: &Conn) -> (Vec<Finding>, Vec<(usiz
                     .collect(),
             });
         }
-        // RST provenance: every RST classified. An observer (the proxy's or
-        // a switch's capture) sees RSTs other nodes sent: the classification
-        // is the sender's, found by the same packet on a backend node.
-        let observer = !ctx.backendish(&v.node);
+        // RST provenance: every RST classified by its form; on the proxy's
+        // (or a switch's) wire, the sender is looked up among the backends.
+        let observer = ctx.side(&v.node) != Side::Backend;
         for &i in v.pkts.iter().filter(|&&i| ctx.pkts[i].obs.flags.rst()) {
-            let sender = if observer && !ctx.pkts[i].to_backend() {
-                c.views
-                    .iter()
-                    .filter(|w| ctx.backendish(&w.node))
-                    .find_map(|w| {
-                        w.pkts
-                            .iter()
-                            .find(|&&j| same_packet(ctx, i, j))
-                            .map(|&j| (w, j))
-                    })
+            if ctx.pkts[i].to_backend() {
+                out.push(Finding {
+                    kind: FindingKind::RstProvenance,
+                    nodes: vec![v.node.to_string()],
+                    confidence: 0.9,
+                    summary: format!(
+                        "RST on {}: from the proxy, seq={} (the proxy abandoned the connection)",
+                        v.node, ctx.pkts[i].obs.seq
+                    ),
+                    evidence: vec![ctx.ev(i, "the proxy's RST")],
+                });
+                continue;
+            }
+            let form = rst::form(ctx, v, i);
+            let word = form_words(ctx, i, form, crate::rules::after_peer_fin(ctx, v, i));
+            let who = if observer {
+                match rst::sender(ctx, &backends, i) {
+                    RstSender::Node(w, j) => {
+                        format!("sent by {} (frame {} there)", w.node, ctx.pkts[j].obs.frame)
+                    }
+                    RstSender::NotCaptured { covered, .. } if !covered.is_empty() => format!(
+                        "no backend capture holds it ({} cover the moment)",
+                        covered.join(", ")
+                    ),
+                    RstSender::NotCaptured { .. } => {
+                        "the sending node's capture is not here".to_string()
+                    }
+                }
+            } else if stray {
+                format!(
+                    "sent by {}, a node without the connection's handshake",
+                    v.node
+                )
             } else {
-                None
-            };
-            let (kind, note) = match sender {
-                Some((w, j)) => {
-                    let (k, n) = classify_rst(ctx, w, j, stray_nodes.contains(&w.node.as_ref()));
-                    (
-                        k,
-                        format!(
-                            "sent by {} (frame {} there): {n}",
-                            w.node, ctx.pkts[j].obs.frame
-                        ),
-                    )
-                }
-                None if observer && !ctx.pkts[i].to_backend() => {
-                    let (k, n) = classify_rst(ctx, v, i, false);
-                    (
-                        k,
-                        format!("{n} (the sending node's capture does not hold it)"),
-                    )
-                }
-                None => classify_rst(ctx, v, i, stray),
+                format!("sent by {}", v.node)
             };
             out.push(Finding {
                 kind: FindingKind::RstProvenance,
                 nodes: vec![v.node.to_string()],
-                confidence: if kind == RstKind::AppAbort { 0.7 } else { 0.9 },
-                summary: format!("RST on {}: {} — {}", v.node, rst_word(kind), note),
-                evidence: vec![ctx.ev(i, rst_word(kind))],
+                confidence: if matches!(form, RstForm::Unmatched) {
+                    0.5
+                } else {
+                    0.9
+                },
+                summary: format!("RST on {}: {word}; {who}", v.node),
+                evidence: vec![ctx.ev(i, word.clone())],
             });
         }
         // Bytes the backend acknowledged but this node never saw.
@@ -192,17 +228,6 @@ pub(crate) fn conn_findings(ctx: &Ctx<'_>, c: &Conn) -> (Vec<Finding>, Vec<(usiz
         }
     }
     (out, marks)
-}
-
-/// The same packet seen by two nodes (the header fields a forwarder keeps).
-fn same_packet(ctx: &Ctx<'_>, a: usize, b: usize) -> bool {
-    let (x, y) = (&ctx.pkts[a].obs, &ctx.pkts[b].obs);
-    x.dir == y.dir
-        && x.seq == y.seq
-        && x.ack == y.ack
-        && x.flags == y.flags
-        && x.payload_len == y.payload_len
-        && x.ip_id == y.ip_id
 }
 
 fn mac(m: Option<[u8; 6]>) -> String {

@@ -24,12 +24,15 @@ pub mod community_id;
 pub mod config;
 mod conn;
 mod correlate;
+mod ctx;
 mod diagnose;
 mod findings;
 pub mod model;
 mod packets;
 pub mod plan;
 mod rst;
+mod rules;
+mod systemic;
 mod timejoin;
 
 pub use config::{CaptureLoss, CorrelateConfig, LossReason, NodeInput, ProxyHint};

@@ -150,6 +150,67 @@ pub struct Verdict {
     /// 0..1.
     pub confidence: f64,
     pub summary: String,
+    /// What to do about the cause, when wiretrail knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+}
+
+/// A typed piece of proof a diagnosis rests on. The confidence of a
+/// diagnosis is the sum of its proofs' weights (clamped to 0..0.99);
+/// `docs/causes.md` lists every proof, its weight and the causes it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProofKind {
+    Handshake,
+    AnsweredWithState,
+    SegmentAstray,
+    OwnerMissed,
+    StatelessRst,
+    AbortRst,
+    RstInNoBackend,
+    TtlDiffers,
+    MacDiffers,
+    SenderIsPeer,
+    OwnerSent,
+    IdleBefore,
+    OwnerNeverSawRequest,
+    Retransmitted,
+    FinAfterIdle,
+    FinAfterResponse,
+    RequestCrossedFin,
+    RstAfterClose,
+    UnreadRequestRst,
+    RequestsServed,
+    SameRequestCount,
+    Refusal,
+    SynsUnanswered,
+    SynAckRepeated,
+    ResetOnAccept,
+    RequestNeverAcked,
+    FullSizeRetransmitted,
+    SmallerGotThrough,
+    OwnerNeverGotFullSize,
+    RequestAcked,
+    ProxyGaveUp,
+    LateResponse,
+    NodeBurst,
+    LogAgrees,
+    LogDisagrees,
+    Contested,
+    NoHandshakeCaptured,
+    /// Capture data of a node is lost for part of the connection's life.
+    CaptureIncomplete,
+    /// The log line alone (no packets joined).
+    LogOnly,
+}
+
+/// One proof of a diagnosis, with what it is worth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProofRecord {
+    pub proof: ProofKind,
+    pub weight: f64,
+    /// What it shows, in one line.
+    pub note: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +279,12 @@ pub struct ErrorDiagnosis {
     /// Nodes that saw part of the connection without its handshake.
     pub stray_nodes: Vec<String>,
     pub evidence: Vec<Evidence>,
+    /// What the confidence is made of.
+    #[serde(default)]
+    pub proofs: Vec<ProofRecord>,
+    /// What to do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
 }
 
 /// A log record plus what wiretrail concluded about it.
@@ -484,6 +551,11 @@ pub struct Report {
     pub until: DateTime<Utc>,
     pub clock_offsets: Vec<ClockOffset>,
     pub incidents: Vec<Incident>,
+    /// Findings across errors and incidents: many connections to one
+    /// backend failing at once, many flows moving to another node at one
+    /// instant (`backend_mass_failure`, `flow_rehash`).
+    #[serde(default)]
+    pub events: Vec<Finding>,
     pub summary: Summary,
     pub inputs: InputStats,
 }

@@ -134,7 +134,12 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
                 .as_ref()
                 .and_then(Endpoint::ip)
                 .or_else(|| hosts.ip(k));
-            let (since, until) = (k.ts - wide, k.ts + k.width + wide);
+            // The story of a port-less line starts before it: SYNs a whole dial
+            // timeout earlier, a request a whole header timeout earlier.
+            let (since, until) = (
+                k.ts - wide - dur_ns(cfg.story_lookback),
+                k.ts + k.width + wide,
+            );
             let mut qs = Vec::new();
             for b in backends {
                 let key = (None, ip, Some(b));

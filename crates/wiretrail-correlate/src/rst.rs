@@ -1,112 +1,151 @@
-//! RST provenance: who sent a RST and in what state.
+//! RST provenance: how a RST is built says what state its sender had.
 //!
-//! A node with no socket for the connection answers a segment with a RST
-//! whose seq is the ACK of that segment (or seq 0 and ack = seq + len when
-//! the segment had no ACK, RFC 793); the owner aborting mid-request sends
-//! its own snd_nxt with state behind it; a backend that has already sent FIN
-//! answers late data with RST; a closed port answers a SYN with RST/ACK.
+//! - A stack with **no socket** for a segment answers it as RFC 793 says:
+//!   `<SEQ=SEG.ACK><CTL=RST>` (no ACK flag) when the segment carried an ACK,
+//!   `<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>` when it did not (Linux
+//!   `tcp_v4_send_reset`; nftables `reject with tcp reset` builds the same).
+//!   A stray node, a restarted host and a firewall that forgot the flow all
+//!   answer this way: the form proves "no state", not who.
+//! - A closed port answers a SYN with RST/ACK acknowledging SYN+1.
+//! - A stack that **had** the socket and aborts it (`SO_LINGER 0`, close with
+//!   unread data, `tcp_abort`) sends RST|ACK with its own send sequence.
 
 use crate::conn::NodeView;
-use crate::diagnose::Ctx;
+use crate::ctx::{Ctx, Pk};
 
+/// How a RST from the backend side is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RstKind {
-    /// The proxy reset the connection.
-    ProxyAbort,
-    /// From a node with no socket: seq = ACK of the segment it answers.
-    Stateless,
-    /// SYN answered by RST/ACK.
-    Refused,
-    /// The backend had sent FIN; data that came later is answered by RST.
-    IdleClose,
-    /// The owner, with state, aborted mid-connection.
-    AppAbort,
+pub(crate) enum RstForm {
+    /// RST/ACK acknowledging the proxy's SYN: nothing listens on the port.
+    Refusal { syn: Pk },
+    /// `seq` = the ACK of the segment it answers, no ACK flag: the reply of
+    /// a stack with no socket for the connection.
+    Stateless { answers: Pk },
+    /// `seq` 0, `ack` = seq + len of a segment without ACK: the same reply
+    /// to a segment that carried no ACK.
+    StatelessToNoAck { answers: Pk },
+    /// RST|ACK in the sender's own sequence space: a stack that had the
+    /// socket aborted it.
+    Abort,
+    /// None of the above could be checked: the segment it answers is not in
+    /// this capture.
+    Unmatched,
 }
 
-/// Classifies one RST of a view, with a note saying why.
-pub(crate) fn classify_rst(
-    ctx: &Ctx<'_>,
-    v: &NodeView,
-    i: usize,
-    stray: bool,
-) -> (RstKind, String) {
-    let p = &ctx.pkts[i];
-    if p.to_backend() {
-        return (
-            RstKind::ProxyAbort,
-            format!(
-                "RST from the proxy seq={} (the proxy abandoned the connection)",
-                p.obs.seq
-            ),
-        );
+impl RstForm {
+    pub fn is_stateless(self) -> bool {
+        matches!(
+            self,
+            RstForm::Stateless { .. } | RstForm::StatelessToNoAck { .. }
+        )
     }
-    let f = &v.facts;
-    // The segment it answers: the last proxy segment before it on this node.
-    let answered = v
-        .pkts
-        .iter()
-        .take_while(|&&j| j != i)
-        .filter(|&&j| ctx.pkts[j].to_backend() && !ctx.pkts[j].obs.flags.rst())
-        .last()
-        .copied();
-    if let (Some(syn), None) = (f.syn, f.synack) {
-        if p.obs.flags.ack() && p.obs.ack == ctx.pkts[syn].obs.seq.wrapping_add(1) {
-            return (
-                RstKind::Refused,
-                format!(
-                    "RST/ACK answering the SYN (frame {}): port closed",
-                    ctx.pkts[syn].obs.frame
-                ),
-            );
+
+    pub fn answers(self) -> Option<Pk> {
+        match self {
+            RstForm::Stateless { answers } | RstForm::StatelessToNoAck { answers } => Some(answers),
+            RstForm::Refusal { syn } => Some(syn),
+            RstForm::Abort | RstForm::Unmatched => None,
         }
     }
-    if stray {
-        let how = match answered {
-            Some(a) if ctx.pkts[a].obs.flags.ack() && p.obs.seq == ctx.pkts[a].obs.ack => format!(
-                "seq={} equals the ACK of the segment it answers (frame {}): a stateless reply from a node with no socket for this connection",
-                p.obs.seq, ctx.pkts[a].obs.frame
-            ),
-            Some(a)
-                if !ctx.pkts[a].obs.flags.ack()
-                    && p.obs.seq == 0
-                    && p.obs.ack
-                        == ctx.pkts[a].obs.seq.wrapping_add(ctx.pkts[a].obs.payload_len) =>
-            {
-                format!(
-                    "seq=0, ack=seq+len of frame {} (RFC 793 reply to a segment without ACK): no socket",
-                    ctx.pkts[a].obs.frame
-                )
-            }
-            _ => "from a node that never saw the handshake and never answered with state".into(),
-        };
-        return (RstKind::Stateless, how);
-    }
-    if let Some(fin) = f.backend_fin {
-        if ctx.t(fin) <= ctx.t(i) {
-            return (
-                RstKind::IdleClose,
-                format!(
-                    "after the backend's own FIN (frame {}): data arrived on a socket it had closed",
-                    ctx.pkts[fin].obs.frame
-                ),
-            );
-        }
-    }
-    (
-        RstKind::AppAbort,
-        format!(
-            "from the node that owns the connection (it had answered with state): an application abort seq={}",
-            p.obs.seq
-        ),
-    )
 }
 
-pub(crate) fn rst_word(k: RstKind) -> &'static str {
-    match k {
-        RstKind::ProxyAbort => "proxy abort",
-        RstKind::Stateless => "stateless RST (no socket on this node)",
-        RstKind::Refused => "refused (RST/ACK to SYN)",
-        RstKind::IdleClose => "idle close (RST after the backend's FIN)",
-        RstKind::AppAbort => "application abort by the owner",
+/// How far back the segment a RST answers may lie (a burst of segments
+/// shares one ACK value; a RST answers the first that reached the sender).
+const ANSWER_HORIZON_NS: i64 = 3_000_000_000;
+
+/// Classifies a RST sent towards the proxy (`rst`) against the proxy's
+/// segments in the same view.
+pub(crate) fn form(ctx: &Ctx<'_>, v: &NodeView, rst: Pk) -> RstForm {
+    let r = &ctx.pkts[rst].obs;
+    let tr = ctx.t(rst);
+    let before = || {
+        v.pkts
+            .iter()
+            .rev()
+            .copied()
+            .filter(move |&j| ctx.t(j) <= tr && j != rst)
+            .take_while(move |&j| tr - ctx.t(j) <= ANSWER_HORIZON_NS)
+            .filter(|&j| ctx.pkts[j].to_backend() && !ctx.pkts[j].obs.flags.rst())
+    };
+    // A refusal: RST/ACK acknowledging a SYN.
+    if r.flags.ack() {
+        if let Some(syn) = before().find(|&j| {
+            let s = &ctx.pkts[j].obs;
+            s.flags.syn() && !s.flags.ack() && r.ack == s.seq.wrapping_add(1)
+        }) {
+            return RstForm::Refusal { syn };
+        }
     }
+    if !r.flags.ack() {
+        if let Some(a) = before().find(|&j| {
+            let s = &ctx.pkts[j].obs;
+            s.flags.ack() && s.ack == r.seq
+        }) {
+            return RstForm::Stateless { answers: a };
+        }
+    } else if r.seq == 0 {
+        if let Some(a) = before().find(|&j| {
+            let s = &ctx.pkts[j].obs;
+            !s.flags.ack()
+                && r.ack
+                    == s.seq.wrapping_add(
+                        s.payload_len + u32::from(s.flags.syn()) + u32::from(s.flags.fin()),
+                    )
+        }) {
+            return RstForm::StatelessToNoAck { answers: a };
+        }
+    }
+    if r.flags.ack() && before().next().is_some() {
+        return RstForm::Abort;
+    }
+    RstForm::Unmatched
+}
+
+/// Where a RST that reached the proxy was sent from.
+#[derive(Debug, Clone)]
+pub(crate) enum RstSender<'c> {
+    /// The same packet is in this backend's capture (`.1`: its copy there).
+    Node(&'c NodeView, Pk),
+    /// No backend capture holds it. `covered`: backends whose captures
+    /// cover the moment (so they did not send it); `blind`: backends that
+    /// might have, unseen.
+    NotCaptured {
+        covered: Vec<String>,
+        blind: Vec<String>,
+    },
+}
+
+/// The same packet seen by two nodes (the header fields a forwarder keeps).
+pub(crate) fn same_packet(ctx: &Ctx<'_>, a: Pk, b: Pk) -> bool {
+    let (x, y) = (&ctx.pkts[a].obs, &ctx.pkts[b].obs);
+    x.dir == y.dir
+        && x.seq == y.seq
+        && x.ack == y.ack
+        && x.flags == y.flags
+        && x.payload_len == y.payload_len
+        && x.ip_id == y.ip_id
+}
+
+/// Finds who sent `rst` (a RST in the proxy's capture) among the backend
+/// views of its connection, and which backends can vouch they did not.
+pub(crate) fn sender<'c>(ctx: &Ctx<'_>, backends: &[&'c NodeView], rst: Pk) -> RstSender<'c> {
+    let tr = ctx.t(rst);
+    for v in backends {
+        if let Some(&j) = v.pkts.iter().find(|&&j| same_packet(ctx, rst, j)) {
+            return RstSender::Node(v, j);
+        }
+    }
+    let mut covered = Vec::new();
+    let mut blind = Vec::new();
+    let mut names: Vec<&str> = ctx.backend_nodes().collect();
+    names.sort_unstable();
+    for n in names {
+        // A backend's view of the moment: a small window around the RST
+        // (its clock is aligned already; widen for its uncertainty).
+        match ctx.sight(n, tr - 1_000_000_000, tr + 1_000_000_000) {
+            crate::ctx::Sight::Covered => covered.push(n.to_string()),
+            _ => blind.push(n.to_string()),
+        }
+    }
+    RstSender::NotCaptured { covered, blind }
 }

@@ -1,37 +1,32 @@
 //! Errors joined by time: the log line names no proxy port, so the
-//! connection is found among all the proxy's connections to the backend in
-//! the log's second by the story the error tells.
+//! connection is found among all the proxy's connections to the backend
+//! around the log's time by the story the error tells.
 //!
-//! - `connection refused`: a SYN answered by RST/ACK; the node that sent the
-//!   RST is the refusing node.
-//! - `timeout awaiting response headers` / `context canceled`: a request
-//!   sent, no response, and the proxy closing (FIN or RST) at the log time;
-//!   the node that held the connection owns it.
-//! - bare `EOF`: the backend closed an idle keep-alive connection (FIN)
-//!   just before the log time (then, often, the proxy's request and the
-//!   backend's RST).
-//!
-//! The moment the story ends (the RST, the proxy's close, the backend's FIN)
-//! must lie within the log's precision, widened by the node's clock
-//! uncertainty, first tightly, then by the match slack. Connections already
-//! joined to an error by port are not candidates. Candidates are assigned
-//! across all the errors of a window at once: an error with one candidate
-//! takes it, and it is then no one else's, until nothing changes. What
-//! remains with several candidates is said as such (every candidate listed,
-//! confidence lowered, the node named only when all candidates agree on
-//! it); never picked silently.
+//! Every candidate connection goes through the same rules as an error
+//! joined by port ([`crate::rules`]); a connection tells the error's story
+//! when a rule fires on it whose cause explains the error's log class (a
+//! refusal for `connection refused`, unanswered SYNs for a dial timeout, an
+//! unanswered request the proxy gave up on for `timeout awaiting response
+//! headers` or `context canceled`, an idle close for a bare `EOF`, ...) and
+//! the moment that rule says the failure reached the proxy meets the log's
+//! time, within its precision widened by the node's clock uncertainty,
+//! first tightly, then by the match slack. Connections already joined to an
+//! error by port are not candidates. Candidates are assigned across all the
+//! errors of a window at once: an error with one candidate takes it, and it
+//! is then no one else's, until nothing changes. What remains with several
+//! candidates is said as such (every candidate listed, confidence lowered,
+//! the node named only when all candidates agree on it); never picked
+//! silently.
 
 use crate::config::NodeInput;
-use crate::conn::{Conn, NodeView};
-use crate::diagnose::{
-    cause_kind, from_log, last_activity_before, log_evidence, owners, pending_request, was_idle,
-    Ctx, Outcome,
-};
+use crate::conn::Conn;
+use crate::ctx::{Ctx, Parts};
+use crate::diagnose::{cause_kind, from_hit, from_log, log_evidence, records, Outcome};
 use crate::model::{Cause, ErrorDiagnosis, Evidence, Finding, FindingKind};
-use crate::rst::{classify_rst, RstKind};
+use crate::rules::{self, Case, RuleHit};
 use std::collections::{BTreeMap, BTreeSet};
 use wiretrail_capture::Nanos;
-use wiretrail_logs::{ErrorClass, ProxyError};
+use wiretrail_logs::ProxyError;
 
 /// One connection that tells an error's story.
 #[derive(Debug, Clone)]
@@ -39,15 +34,13 @@ pub(crate) struct Story {
     pub conn: usize,
     /// The proxy's port on that connection.
     pub port: u16,
-    pub cause: Cause,
-    /// The refusing node, or the node that owned the connection.
-    pub node: String,
-    /// When the story ended (reference clock): what the log line reports.
-    pub at: Nanos,
-    pub evidence: Vec<(usize, String)>,
-    pub confidence: f64,
-    pub summary: String,
-    pub idle_ms: Option<i64>,
+    pub hit: RuleHit,
+}
+
+impl Story {
+    fn node(&self) -> &str {
+        self.hit.owner.as_deref().unwrap_or("an unnamed node")
+    }
 }
 
 /// What the time join found for one error.
@@ -65,168 +58,27 @@ pub(crate) enum Joined {
     Nothing,
 }
 
-/// Which story an error class tells, if wiretrail knows one for it.
-fn wanted(e: &ProxyError) -> Option<Cause> {
-    let dial = e.op.as_deref() == Some("dial") || e.syscall.as_deref() == Some("connect");
-    match e.class {
-        ErrorClass::Refused => Some(Cause::Refused),
-        ErrorClass::Timeout if !dial => Some(Cause::ResponseTimeout),
-        ErrorClass::Canceled => Some(Cause::ClientCanceled),
-        ErrorClass::Eof => Some(Cause::IdleRace),
-        _ => None,
-    }
-}
+/// Confidence lost when several connections tell the story and as many
+/// lines share them (they pair up; only which is which is unknown)...
+const PAIRED_PENALTY: f64 = 0.05;
+/// ...and when more connections than lines fit.
+const UNPAIRED_PENALTY: f64 = 0.15;
 
-/// The story `cause` on connection `ci`, if its packets tell it.
-fn story(ctx: &Ctx<'_>, cause: Cause, ci: usize, c: &Conn) -> Option<Story> {
-    let port = c.tuple.0.port();
-    match cause {
-        Cause::Refused => c
-            .views
-            .iter()
-            .filter(|v| ctx.backendish(&v.node))
-            .find_map(|v| {
-                let f = &v.facts;
-                let syn = f.syn?;
-                if f.synack.is_some() {
-                    return None;
-                }
-                let &rst = f
-                    .backend_rsts
-                    .iter()
-                    .find(|&&r| classify_rst(ctx, v, r, false).0 == RstKind::Refused)?;
-                Some(Story {
-                    conn: ci,
-                    port,
-                    cause,
-                    node: v.node.to_string(),
-                    at: ctx.t(rst),
-                    evidence: vec![
-                        (syn, format!("proxy SYN from port {port}")),
-                        (
-                            rst,
-                            format!("RST/ACK from {}: nothing listens on the port", v.node),
-                        ),
-                    ],
-                    confidence: 0.9,
-                    summary: format!(
-                        "refused: {} answered the proxy's SYN (port {port}) with RST/ACK",
-                        v.node
-                    ),
-                    idle_ms: None,
-                })
-            }),
-        Cause::ResponseTimeout | Cause::ClientCanceled => {
-            let os = owners(ctx, c);
-            let v: &NodeView = os
-                .iter()
-                .find(|v| v.facts.handshake_seen)
-                .or(os.first())
-                .copied()?;
-            let (last_req, close) = pending_request(ctx, v)?;
-            let close = close?;
-            let f = &v.facts;
-            // Where the unanswered request began: its first segment after
-            // the last response byte before it.
-            let t_last = ctx.t(last_req);
-            let last_resp = f
-                .backend_data
-                .iter()
-                .map(|&i| ctx.t(i))
-                .filter(|&t| t < t_last)
-                .max();
-            let start = f
-                .proxy_data
-                .iter()
-                .copied()
-                .find(|&d| last_resp.is_none_or(|t| ctx.t(d) > t) && ctx.t(d) <= t_last)
-                .unwrap_or(last_req);
-            let waited_ms = (ctx.t(close) - ctx.t(start)) / 1_000_000;
-            let mut evidence = vec![(start, format!("request starts (port {port})"))];
-            if start != last_req {
-                evidence.push((last_req, "last request segment".to_string()));
-            }
-            evidence.push((
-                close,
-                format!("the proxy closes the connection with the request unanswered, {waited_ms} ms later"),
-            ));
-            if let Some(&late) = f.backend_data.iter().find(|&&d| ctx.t(d) > ctx.t(close)) {
-                evidence.push((
-                    late,
-                    "the backend's response arrives after the proxy gave up".to_string(),
-                ));
-            }
-            let summary = match cause {
-                Cause::ClientCanceled => format!(
-                    "client canceled: the client went away while {} was still working on the request (port {port}); the proxy closed after {waited_ms} ms",
-                    v.node
-                ),
-                _ => format!(
-                    "response timeout: {} received the request (port {port}) but sent no response before the proxy gave up after {waited_ms} ms",
-                    v.node
-                ),
-            };
-            Some(Story {
-                conn: ci,
-                port,
-                cause,
-                node: v.node.to_string(),
-                at: ctx.t(close),
-                evidence,
-                confidence: 0.9,
-                summary,
-                idle_ms: None,
-            })
-        }
-        Cause::IdleRace => c
-            .views
-            .iter()
-            .filter(|v| ctx.backendish(&v.node))
-            .find_map(|v| {
-                let f = &v.facts;
-                let fin = f.backend_fin?;
-                if !was_idle(ctx, v, fin) {
-                    return None;
-                }
-                let idle_ms =
-                    last_activity_before(ctx, v, fin).map(|t| (ctx.t(fin) - t) / 1_000_000);
-                let mut evidence = vec![(
-                    fin,
-                    format!(
-                        "{} closes the idle keep-alive connection (FIN, port {port}){}",
-                        v.node,
-                        idle_ms
-                            .map(|m| format!(" after {m} ms idle"))
-                            .unwrap_or_default()
-                    ),
-                )];
-                let mut confidence: f64 = 0.8;
-                if let Some(&late) = f.proxy_data.iter().find(|&&d| ctx.t(d) > ctx.t(fin)) {
-                    evidence.push((late, "the proxy reuses it: request sent after the FIN".into()));
-                    confidence += 0.05;
-                    if let Some(&r) = f.backend_rsts.iter().find(|&&r| ctx.t(r) >= ctx.t(late)) {
-                        evidence.push((r, "RST for the data that arrived after the close".into()));
-                        confidence += 0.05;
-                    }
-                }
-                Some(Story {
-                    conn: ci,
-                    port,
-                    cause,
-                    node: v.node.to_string(),
-                    at: ctx.t(fin),
-                    evidence,
-                    confidence,
-                    summary: format!(
-                        "idle race: {} closed an idle keep-alive connection (port {port}){} just as the proxy picked it; keep the proxy's IdleConnTimeout below the backend's idle timeout",
-                        v.node,
-                        idle_ms.map(|m| format!(" after {m} ms idle")).unwrap_or_default()
-                    ),
-                    idle_ms,
-                })
-            }),
-        _ => None,
-    }
+/// The story the error's class tells on connection `ci`, if a rule finds it.
+fn story(ctx: &Ctx<'_>, e: &ProxyError, ci: usize, c: &Conn) -> Option<Story> {
+    let case = Case {
+        ctx,
+        err: e,
+        parts: Parts::of(ctx, c),
+    };
+    let hit = rules::all_hits(&case)
+        .into_iter()
+        .find(|h| rules::rule_of(h.cause).is_some_and(|r| (r.explains)(e)))?;
+    Some(Story {
+        conn: ci,
+        port: c.tuple.0.port(),
+        hit,
+    })
 }
 
 /// What the time join needs besides the packets.
@@ -250,18 +102,20 @@ pub(crate) fn join(
 ) -> BTreeMap<usize, Joined> {
     let mut cands: BTreeMap<usize, Vec<Story>> = BTreeMap::new();
     for (ei, e, pool) in errors {
-        let Some(cause) = wanted(e) else {
-            cands.insert(*ei, Vec::new());
-            continue;
-        };
         let stories: Vec<Story> = pool
             .iter()
             .filter(|ci| !claimed.contains(ci))
-            .filter_map(|&ci| story(ctx, cause, ci, &conns[ci]))
+            .filter_map(|&ci| story(ctx, e, ci, &conns[ci]))
             .collect();
         let t = crate::plan::ts_ns(e);
         let width = e.time_precision.width_ns();
-        let unc = |s: &Story| w.unc_ns.get(&s.node).copied().unwrap_or(w.default_unc_ns);
+        let unc = |s: &Story| {
+            s.hit
+                .owner
+                .as_ref()
+                .and_then(|n| w.unc_ns.get(n).copied())
+                .unwrap_or(w.default_unc_ns)
+        };
         // Tightly first (the log's precision and the clock's uncertainty),
         // then with the match slack.
         let mut found = Vec::new();
@@ -270,7 +124,7 @@ pub(crate) fn join(
                 .iter()
                 .filter(|s| {
                     let slack = unc(s) + extra;
-                    s.at >= t - slack && s.at <= t + width + slack
+                    s.hit.at.1 >= t - slack && s.hit.at.0 <= t + width + slack
                 })
                 .cloned()
                 .collect();
@@ -325,13 +179,6 @@ pub(crate) fn join(
         .collect()
 }
 
-fn evidence(ctx: &Ctx<'_>, s: &Story, prefix: &str) -> Vec<Evidence> {
-    s.evidence
-        .iter()
-        .map(|(i, note)| ctx.ev(*i, format!("{prefix}{note}")))
-        .collect()
-}
-
 /// The diagnosis of an error joined by time.
 pub(crate) fn outcome(
     ctx: &Ctx<'_>,
@@ -340,51 +187,39 @@ pub(crate) fn outcome(
     nodes: &[NodeInput],
     uncovered: &[String],
 ) -> Outcome {
-    let log_ev = log_evidence(e);
     match joined {
-        Joined::One(s) => {
-            let mut ev = evidence(ctx, s, "");
-            let finding = Finding {
-                kind: cause_kind(s.cause),
-                nodes: vec![s.node.clone()],
-                confidence: s.confidence,
-                summary: format!(
-                    "{} (joined by time: the log line names no proxy port; the only connection in the log's second that tells this story)",
-                    s.summary
-                ),
-                evidence: ev.clone(),
-            };
-            ev.push(log_ev);
-            Outcome {
-                diagnosis: ErrorDiagnosis {
-                    cause: s.cause,
-                    confidence: s.confidence,
-                    owner_node: Some(s.node.clone()),
-                    stray_nodes: Vec::new(),
-                    evidence: ev,
-                },
-                findings: vec![finding],
-                summary: s.summary.clone(),
-                stray_shape: None,
-                idle_ms: s.idle_ms,
-            }
-        }
+        Joined::One(s) => from_hit(
+            ctx,
+            e,
+            s.hit.clone(),
+            &format!(
+                " (joined by time: the log line names no proxy port; port {} is the only connection around the log's time that tells this story)",
+                s.port
+            ),
+        ),
         Joined::Several { all, lines } => {
             let paired = *lines == all.len();
-            let names: BTreeSet<&str> = all.iter().map(|s| s.node.as_str()).collect();
-            let one_node = (names.len() == 1).then(|| all[0].node.clone());
-            let cause = all[0].cause;
+            let names: BTreeSet<Option<&str>> = all.iter().map(|s| s.hit.owner.as_deref()).collect();
+            let one_node = match names.iter().collect::<Vec<_>>()[..] {
+                [Some(n)] => Some(n.to_string()),
+                _ => None,
+            };
+            // No candidate names a node (the proxy's capture alone): the
+            // node was never going to be named; only the connection is unknown.
+            let unnamed = names.iter().all(Option::is_none);
+            let cause = all[0].hit.cause;
+            let same_cause = all.iter().all(|s| s.hit.cause == cause);
             let ports: Vec<String> = all
                 .iter()
-                .map(|s| format!("{} on {}", s.port, s.node))
+                .map(|s| format!("{} on {} ({})", s.port, s.node(), s.hit.cause.as_str()))
                 .collect();
             let mut ev: Vec<Evidence> = Vec::new();
             for (k, s) in all.iter().enumerate() {
-                ev.extend(evidence(
-                    ctx,
-                    s,
-                    &format!("candidate {} of {}: ", k + 1, all.len()),
-                ));
+                for p in &s.hit.proofs {
+                    for (i, note) in p.frames(ctx) {
+                        ev.push(ctx.ev(i, format!("candidate {} of {}: {note}", k + 1, all.len())));
+                    }
+                }
             }
             let pairing = if paired {
                 format!(
@@ -394,21 +229,50 @@ pub(crate) fn outcome(
             } else {
                 String::new()
             };
-            let (confidence, summary) = match &one_node {
-                Some(n) => (
-                    if paired { 0.85 } else { 0.75 },
+            let base = all.iter().map(|s| s.hit.confidence()).fold(f64::INFINITY, f64::min);
+            let (cause, confidence, summary) = match (&one_node, same_cause) {
+                (None, true) if unnamed => (
+                    cause,
+                    ((base - if paired { PAIRED_PENALTY } else { UNPAIRED_PENALTY }).max(0.0) * 1000.0)
+                        .round()
+                        / 1000.0,
                     format!(
-                        "{}: {} connections in the log's second tell this story equally (ports {}), all on {n}{pairing}; which one this line is cannot be told from a 1 s timestamp, the node can",
+                        "{}: {} connections around the log's time tell this story equally (ports {}){pairing}; which one this line is cannot be told from its timestamp",
                         cause.as_str(),
                         all.len(),
                         ports.join(", ")
                     ),
                 ),
-                None => (
-                    0.5,
+                (Some(n), true) => (
+                    cause,
+                    // Which connection is unknown; the node and cause are
+                    // not. Lines that pair up one to one lose less.
+                    ((base - if paired { PAIRED_PENALTY } else { UNPAIRED_PENALTY }).max(0.0) * 1000.0)
+                        .round()
+                        / 1000.0,
                     format!(
-                        "{}: {} connections in the log's second tell this story equally ({}), on different nodes{pairing}: the node cannot be named",
+                        "{}: {} connections around the log's time tell this story equally (ports {}), all on {n}{pairing}; which one this line is cannot be told from its timestamp, the node can",
                         cause.as_str(),
+                        all.len(),
+                        ports.join(", ")
+                    ),
+                ),
+                (_, true) => (
+                    cause,
+                    // The node cannot be named: no more than even odds.
+                    base.min(0.5),
+                    format!(
+                        "{}: {} connections around the log's time tell this story equally ({}), on different nodes{pairing}: the node cannot be named",
+                        cause.as_str(),
+                        all.len(),
+                        ports.join(", ")
+                    ),
+                ),
+                (_, false) => (
+                    Cause::Unknown,
+                    0.0,
+                    format!(
+                        "{} connections around the log's time tell different stories that all fit the line ({}): which one this line is cannot be told",
                         all.len(),
                         ports.join(", ")
                     ),
@@ -416,43 +280,41 @@ pub(crate) fn outcome(
             };
             let finding = Finding {
                 kind: cause_kind(cause),
-                nodes: names.iter().map(|n| n.to_string()).collect(),
+                nodes: names.iter().flatten().map(|n| n.to_string()).collect(),
                 confidence,
                 summary: summary.clone(),
                 evidence: ev.clone(),
             };
-            ev.push(log_ev);
+            ev.push(log_evidence(e));
             Outcome {
                 diagnosis: ErrorDiagnosis {
                     cause,
                     confidence,
-                    owner_node: one_node,
+                    owner_node: if same_cause { one_node } else { None },
                     stray_nodes: Vec::new(),
                     evidence: ev,
+                    proofs: records(&all[0].hit.proofs),
+                    remedy: rules::rule_of(cause).map(|r| r.remedy.to_string()),
                 },
                 findings: vec![finding],
                 summary,
                 stray_shape: None,
-                idle_ms: None,
+                idle_ns: None,
+                requests: None,
             }
         }
         Joined::Nothing => {
-            let (cause, conf, said) = match from_log(e) {
-                Some((c, s, conf)) => (c, conf, s.to_string()),
-                None => (Cause::Unknown, 0.0, "the log class names no cause".into()),
-            };
+            let said = from_log(e).map_or_else(
+                || "the log class names no cause".to_string(),
+                |(_, s)| s.to_string(),
+            );
             let searched: Vec<&str> = nodes
                 .iter()
                 .map(|n| n.name.as_str())
                 .filter(|n| !uncovered.iter().any(|u| u == n))
                 .collect();
-            let story = if wanted(e).is_some() {
-                "no connection of the proxy to the backend in the log's second tells this story"
-            } else {
-                "wiretrail reads no packet story for this error class (a dial timeout's SYNs lie a whole timeout before the line)"
-            };
             let summary = format!(
-                "{said}; joined by time, but {story} (nodes searched {searched:?}{})",
+                "{said}; joined by time, but no connection of the proxy to the backend around the log's time shows a failure that explains it (nodes searched {searched:?}{})",
                 if uncovered.is_empty() {
                     String::new()
                 } else {
@@ -467,22 +329,36 @@ pub(crate) fn outcome(
                     nodes: uncovered.to_vec(),
                     confidence: 0.9,
                     summary: summary.clone(),
-                    evidence: vec![log_ev.clone()],
+                    evidence: vec![log_evidence(e)],
                 }]
             };
-            Outcome {
-                diagnosis: ErrorDiagnosis {
-                    cause,
-                    confidence: conf,
-                    owner_node: None,
-                    stray_nodes: Vec::new(),
-                    evidence: vec![log_ev],
-                },
-                findings,
-                summary,
-                stray_shape: None,
-                idle_ms: None,
+            let mut o = crate::diagnose::diagnose_unjoinable(e, &summary);
+            o.summary = summary;
+            o.findings = findings;
+            // Captures that cover the moment and show no connection with an
+            // acknowledged, unanswered request contradict "the backend was
+            // slow" (a timeout) and "the client left while it worked" (a
+            // cancel): the request may never have reached it. The errno
+            // words (refused, a dial timeout) stay, unconfirmed.
+            let contradicted = !searched.is_empty()
+                && matches!(o.diagnosis.cause, Cause::ResponseTimeout | Cause::ClientCanceled);
+            if contradicted {
+                o.summary = format!(
+                    "{}; a request that never reached the backend (a path-MTU black hole, a full accept queue, a dead path) leaves no such connection: the cause is not named",
+                    o.summary
+                );
+                o.diagnosis.cause = Cause::Unknown;
+                o.diagnosis.confidence = 0.0;
+                o.diagnosis.proofs.clear();
+                o.diagnosis.remedy = None;
+            } else if !searched.is_empty() {
+                // Searched and not confirmed: the log's word, for what it is worth.
+                o.diagnosis.confidence = o.diagnosis.confidence.min(0.5);
+                for p in &mut o.diagnosis.proofs {
+                    p.weight = p.weight.min(0.5);
+                }
             }
+            o
         }
     }
 }

@@ -455,14 +455,21 @@ fn refused() {
 #[test]
 fn refused_without_the_refusing_nodes_capture() {
     // backend-03 declared, but its captures cover nothing of the run: the
-    // refusals are in no backend's capture (the proxy's own shows them but
-    // cannot say which node answered). The log's reading stays, and the
-    // gap is said.
+    // refusals are in no backend's capture. The proxy's own proves them
+    // (SYN answered by RST/ACK) but cannot say which node answered: the
+    // cause stands, the node is not named, and the gap is said.
     let r = run_with(&scenario("refused"), &["backend-03"], &["backend-03"]);
     for e in all_errors(&r) {
         assert_eq!(e.diagnosis.cause, Cause::Refused);
         assert_eq!(e.diagnosis.owner_node, None);
-        assert!(e.diagnosis.confidence <= 0.6);
+        assert!(
+            e.diagnosis
+                .proofs
+                .iter()
+                .any(|p| p.proof == wiretrail_correlate::model::ProofKind::Refusal),
+            "proven on the proxy's wire: {:?}",
+            e.diagnosis.proofs
+        );
     }
     let gaps: Vec<_> = r
         .report

@@ -8,6 +8,7 @@
 
 use crate::auth::{self, Credentials};
 use crate::error::{error_details, EsError};
+use crate::redact::Secrets;
 use crate::EsConfig;
 use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::response::Response;
@@ -55,6 +56,10 @@ pub struct EsClient {
     retry: crate::RetryPolicy,
     retries: Arc<AtomicU64>,
     credentials: Option<&'static str>,
+    /// What must never be printed: scrubbed from error bodies and messages.
+    secrets: Secrets,
+    /// `host:port`, for TLS errors.
+    host: String,
 }
 
 impl EsClient {
@@ -151,6 +156,11 @@ impl EsClient {
             retry: cfg.retry.clone(),
             retries: Arc::new(AtomicU64::new(0)),
             credentials: creds.as_ref().map(Credentials::kind),
+            secrets: Secrets::of(creds.as_ref()),
+            host: match (url.host_str(), url.port_or_known_default()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                _ => url.to_string(),
+            },
         })
     }
 
@@ -170,6 +180,12 @@ impl EsClient {
 
     pub fn credentials_kind(&self) -> Option<&'static str> {
         self.credentials
+    }
+
+    /// `text` without anything credential-shaped and without this client's
+    /// own secrets ([`crate::redact`]).
+    pub fn clean(&self, text: &str) -> String {
+        self.secrets.clean(text)
     }
 
     /// Send with retries: 429/502/503/504 and connection errors (also a
@@ -206,7 +222,24 @@ impl EsClient {
         loop {
             attempt += 1;
             let outcome = match make().await {
-                Err(e) => Err(describe_transport(&e)),
+                // A certificate the client does not trust stays untrusted:
+                // retrying it only delays the answer (issue 14 D9).
+                Err(e) if tls_rejection(&e).is_some() => {
+                    let why = tls_rejection(&e).unwrap_or_default();
+                    let what_to_do = if why.contains("not valid for name") {
+                        "connect with a host name the certificate names"
+                    } else {
+                        "trust the cluster's CA with tls.ca_file / --ca-file, or pin it with tls.fingerprint / --fingerprint"
+                    };
+                    return Err(EsError::Tls {
+                        host: self.host.clone(),
+                        message: format!(
+                            "{why} ({} {}; not retried): {what_to_do}",
+                            req.method, req.path
+                        ),
+                    });
+                }
+                Err(e) => Err(self.secrets.clean(&describe_transport(&e))),
                 Ok(resp) => {
                     let status = resp.status_code().as_u16();
                     let retry_after = resp
@@ -216,8 +249,18 @@ impl EsClient {
                         .and_then(|s| s.trim().parse::<u64>().ok())
                         .map(Duration::from_secs);
                     match resp.bytes().await {
-                        Err(e) => Err(format!("response body cut off: {}", describe_transport(&e))),
-                        Ok(bytes) => Ok((status, parse_body(&bytes), retry_after)),
+                        Err(e) => Err(format!(
+                            "response body cut off: {}",
+                            self.secrets.clean(&describe_transport(&e))
+                        )),
+                        Ok(bytes) => {
+                            let mut body = parse_body(&bytes);
+                            // An error body may echo the request's headers.
+                            if !(200..300).contains(&status) {
+                                self.secrets.scrub(&mut body);
+                            }
+                            Ok((status, body, retry_after))
+                        }
                     }
                 }
             };
@@ -318,6 +361,33 @@ fn parse_body(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap_or_else(|_| {
         Value::String(String::from_utf8_lossy(&bytes[..bytes.len().min(400)]).into_owned())
     })
+}
+
+/// The TLS handshake refused the server's certificate (unknown issuer,
+/// expired, wrong host name, ...): the reason, or `None` for other errors.
+fn tls_rejection(e: &elasticsearch::Error) -> Option<String> {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = src {
+        let rustls_err = c.downcast_ref::<rustls::Error>().or_else(|| {
+            c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(r) = rustls_err {
+            return match r {
+                rustls::Error::InvalidCertificate(_)
+                | rustls::Error::NoCertificatesPresented
+                | rustls::Error::UnsupportedNameType
+                | rustls::Error::InvalidCertRevocationList(_) => Some(r.to_string()),
+                _ => None,
+            };
+        }
+        src = c.source();
+    }
+    // Another rustls than ours in the chain: its words.
+    let text = describe_transport(e);
+    text.find("invalid peer certificate")
+        .map(|i| text[i..].split(':').take(2).collect::<Vec<_>>().join(":"))
 }
 
 /// A transport error with its causes. Our URLs never carry credentials

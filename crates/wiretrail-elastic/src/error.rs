@@ -1,5 +1,6 @@
 //! Errors that say which request failed (method and path, never a URL with
-//! credentials, never a header) and what the cluster answered.
+//! credentials, never a header) and what the cluster answered, with anything
+//! credential-shaped in that answer redacted ([`crate::redact`]).
 
 use serde_json::Value;
 
@@ -59,6 +60,11 @@ impl EsError {
 /// standard form, with `caused_by` and `root_cause`) or a string (routing
 /// errors), or nothing (413) (es-api.md A1.1).
 pub fn error_details(body: &Value) -> (Option<String>, Option<String>) {
+    let (ty, reason) = error_details_raw(body);
+    (ty, reason.map(|r| crate::redact::redact(&r)))
+}
+
+fn error_details_raw(body: &Value) -> (Option<String>, Option<String>) {
     match &body["error"] {
         Value::String(s) => (None, Some(s.clone())),
         Value::Object(_) => {

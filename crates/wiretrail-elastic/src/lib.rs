@@ -23,15 +23,21 @@ pub mod client;
 pub mod config;
 pub mod ecs;
 pub mod error;
+pub mod redact;
 pub mod sink;
 pub mod source;
 pub mod tls;
 
 pub use client::EsClient;
 pub use config::{AuthConfig, EsConfig, FieldNames, RetryPolicy, SinkConfig, TlsConfig};
+/// The official crate, for requests this crate does not wrap ([`EsClient::es`]).
+pub use elasticsearch;
 pub use error::EsError;
 pub use sink::{publish, setup, ItemFailure, PublishSummary, TemplateState, TemplateStatus};
-pub use source::{fetch_errors, scan, FetchStats, Flavor, Hit, Malformed, ScanStats, TimeRange};
+pub use source::{
+    fetch_errors, scan, FetchStats, Flavor, Hit, Malformed, PitApi, ReadMethod, ScanStats,
+    Tiebreaker, TimeRange,
+};
 
 use std::ops::ControlFlow;
 use wiretrail_correlate::model::Report;

@@ -7,6 +7,9 @@
 //! the document id; a 413 splits the batch. Nothing is dropped silently: the
 //! summary counts every document as created, updated or failed.
 //!
+//! `publish` first makes sure the templates are installed and current
+//! (two `GET`s when they are), so the indices it creates are typed.
+//!
 //! Documents are written with `index` and deterministic ids into plain
 //! indices (not data streams, which are create-only and let a duplicate in
 //! after a rollover): publishing the same report twice leaves the same
@@ -56,7 +59,7 @@ pub async fn setup(
     cfg: &SinkConfig,
     check_only: bool,
 ) -> Result<Vec<TemplateStatus>, EsError> {
-    let text = match detect(client).await? {
+    let mut text = match detect(client).await? {
         // match_only_text arrived in OpenSearch 2.12 only; text works everywhere.
         Flavor::OpenSearch { .. } => "text",
         _ => "match_only_text",
@@ -64,7 +67,9 @@ pub async fn setup(
     let mut out = Vec::new();
     // The namespace client borrows the transport; the builders borrow it.
     let indices = client.es.indices();
-    for (name, body) in ecs::templates(&cfg.index_prefix, text) {
+    for which in 0..2 {
+        let (name, _) = &ecs::templates(&cfg.index_prefix, text)[which];
+        let name = name.clone();
         let req = Req::new("GET", format!("/_index_template/{name}"));
         let a = client
             .call(&req, || {
@@ -88,14 +93,33 @@ pub async fn setup(
             (Some(_), true) => TemplateState::Outdated,
             (found, false) => {
                 let req = Req::new("PUT", format!("/_index_template/{name}"));
-                client
-                    .call_ok(&req, || {
-                        indices
-                            .put_index_template(IndicesPutIndexTemplateParts::Name(&name))
-                            .body(body.clone())
-                            .send()
-                    })
-                    .await?;
+                loop {
+                    let body = ecs::templates(&cfg.index_prefix, text).swap_remove(which).1;
+                    let a = client
+                        .call(&req, || {
+                            indices
+                                .put_index_template(IndicesPutIndexTemplateParts::Name(&name))
+                                .body(body.clone())
+                                .send()
+                        })
+                        .await?;
+                    if a.is_success() {
+                        break;
+                    }
+                    // `match_only_text` lives in the `mapper-extras` module,
+                    // which minimal distributions leave out (Elasticsearch's
+                    // integ-test zip: "The mapper type [match_only_text] ...
+                    // does not exist"): `text` indexes the same words.
+                    if a.status == 400
+                        && text == "match_only_text"
+                        && a.body.to_string().contains("[match_only_text]")
+                    {
+                        tracing::info!("this cluster has no match_only_text (no mapper-extras module): message fields are mapped as text");
+                        text = "text";
+                        continue;
+                    }
+                    return Err(status_error(&req, a.status, &a.body, 1));
+                }
                 if found.is_some() {
                     TemplateState::Updated
                 } else {
@@ -148,6 +172,9 @@ pub struct PublishSummary {
     /// Item resends after a 429/5xx item answer.
     pub retried_items: u64,
     pub requests: u64,
+    /// The templates as found (and installed when missing or older) before
+    /// writing; empty when the user may not manage templates (403).
+    pub templates: Vec<TemplateStatus>,
 }
 
 impl PublishSummary {
@@ -185,6 +212,17 @@ pub async fn publish(
 ) -> Result<PublishSummary, EsError> {
     let (inc_index, ev_index) = (cfg.incidents_index(), cfg.events_index());
     let mut summary = PublishSummary::default();
+    // Without the templates the first write maps `source.ip` as text and
+    // `@timestamp` as a millisecond date: Kibana's `ip`/range queries then
+    // miss. A user who may not manage templates relies on `es setup` run by
+    // someone who may.
+    match setup(client, cfg, false).await {
+        Ok(t) => summary.templates = t,
+        Err(e) if e.status() == Some(403) => tracing::warn!(
+            "cannot check the index templates ({e}); publishing anyway: run `wiretrail es setup` with a user that has manage_index_templates"
+        ),
+        Err(e) => return Err(e),
+    }
     let docs = ecs::documents(report, &inc_index, &ev_index).inspect(|d| {
         if d.index == inc_index {
             summary.incidents += 1;
@@ -335,6 +373,7 @@ async fn send_batch(
                     continue;
                 }
                 let (error_type, reason) = crate::error::error_details(&json!({ "error": err }));
+                let reason = reason.map(|r| client.clean(&r));
                 counts.failed.push(ItemFailure {
                     index: it.index,
                     id: it.id,

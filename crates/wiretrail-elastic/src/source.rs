@@ -1,10 +1,21 @@
 //! Source: read every proxy-error document of a time range, exactly once,
 //! with flat memory.
 //!
-//! Elasticsearch ≥ 7.10 (and serverless): point in time + `search_after` +
-//! `_shard_doc` tiebreaker, optionally sliced; older clusters and OpenSearch:
-//! scroll (es-api.md A2 flavour rules, A4, A5). Pages travel through a bounded
-//! channel, so at most `2 × slices` pages are in memory whatever the total.
+//! How a cluster is read is decided from `GET /` ([`Flavor::read_method`]):
+//! a point in time (Elasticsearch's `_pit` from 7.10, OpenSearch's
+//! `_search/point_in_time` from 2.4) + `search_after`, optionally sliced;
+//! scroll on older clusters (es-api.md A2 flavour rules, A4, A5). Pages travel
+//! through a bounded channel, so at most `2 × slices` pages are in memory
+//! whatever the total.
+//!
+//! The last sort key must make every hit unique or a page boundary can skip
+//! documents. `_shard_doc` (shard ordinal + Lucene doc id) does, where it
+//! exists (Elasticsearch ≥ 7.12, OpenSearch ≥ 3.3). Elsewhere the tiebreaker
+//! is `_doc`, unique only within a shard: two shards can hold a document with
+//! the same timestamp and the same doc id, and a strict `search_after` at one
+//! of them skips the other. So with `_doc` each request resumes one doc id
+//! *before* the last hit (the pages overlap by that one key, at most one hit
+//! per shard) and the hits already delivered at that timestamp are dropped.
 //!
 //! Resumption: a retried request (429/5xx/dropped connection) repeats the
 //! same `search_after`, which is exact. An expired PIT or scroll cannot be
@@ -19,6 +30,8 @@ use crate::client::{status_error, EsClient, Req};
 use crate::error::{is_context_missing, EsError};
 use crate::EsConfig;
 use chrono::{DateTime, SecondsFormat, Utc};
+use elasticsearch::http::headers::HeaderMap;
+use elasticsearch::http::Method;
 use elasticsearch::{ClearScrollParts, OpenPointInTimeParts, ScrollParts, SearchParts};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -47,20 +60,116 @@ pub enum Flavor {
         major: u32,
         minor: u32,
     },
-    /// `GET /` was refused (403: no `monitor` privilege): assume ES ≥ 8.
+    /// `GET /` was refused (403: no `monitor` privilege) or does not exist
+    /// (a distribution without the `rest-root` module answers 405), and no
+    /// version could be had otherwise: assume Elasticsearch ≥ 8.
     Unknown,
 }
 
-impl Flavor {
-    /// Elasticsearch's `_pit` exists (≥ 7.10). OpenSearch has its own PIT
-    /// API; wiretrail reads OpenSearch by scroll.
-    pub fn has_pit(self) -> bool {
+/// Which point-in-time API a cluster has (es-api.md A4, A4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PitApi {
+    /// `POST /<index>/_pit` → `id`; `DELETE /_pit {"id"}` (Elasticsearch ≥ 7.10).
+    Elasticsearch,
+    /// `POST /<index>/_search/point_in_time` → `pit_id`;
+    /// `DELETE /_search/point_in_time {"pit_id": [..]}` (OpenSearch ≥ 2.4).
+    OpenSearch,
+}
+
+/// The sort key after the timestamp that orders hits of one timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tiebreaker {
+    /// `_shard_doc` (Elasticsearch ≥ 7.12): unique within the PIT;
+    /// `search_after` is exact.
+    ShardDoc,
+    /// `_doc`: unique within a shard only; pages overlap by one key and the
+    /// repeats are dropped (module docs).
+    Doc,
+}
+
+impl Tiebreaker {
+    fn field(self) -> &'static str {
         match self {
-            Flavor::Elasticsearch { major, minor } => (major, minor) >= (7, 10),
-            Flavor::Serverless | Flavor::Unknown => true,
-            Flavor::OpenSearch { .. } => false,
+            Tiebreaker::ShardDoc => "_shard_doc",
+            Tiebreaker::Doc => "_doc",
         }
     }
+}
+
+/// How a scan reads the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadMethod {
+    Pit {
+        api: PitApi,
+        tiebreaker: Tiebreaker,
+    },
+    /// Clusters without a point in time (Elasticsearch < 7.10, OpenSearch < 2.4).
+    Scroll,
+}
+
+/// `pit (_shard_doc)`, `opensearch pit (_doc)`, `scroll`: for status lines.
+impl std::fmt::Display for ReadMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadMethod::Pit { api, tiebreaker } => {
+                let api = match api {
+                    PitApi::Elasticsearch => "pit",
+                    PitApi::OpenSearch => "opensearch pit",
+                };
+                write!(f, "{api} ({})", tiebreaker.field())
+            }
+            ReadMethod::Scroll => f.write_str("scroll"),
+        }
+    }
+}
+
+impl ReadMethod {
+    pub fn is_pit(self) -> bool {
+        matches!(self, ReadMethod::Pit { .. })
+    }
+}
+
+impl Flavor {
+    /// The best way to read this cluster exactly once.
+    pub fn read_method(self) -> ReadMethod {
+        let pit = |api, tiebreaker| ReadMethod::Pit { api, tiebreaker };
+        match self {
+            Flavor::Elasticsearch { major, minor } if (major, minor) >= (7, 12) => {
+                pit(PitApi::Elasticsearch, Tiebreaker::ShardDoc)
+            }
+            // PIT came in 7.10, `_shard_doc` in 7.12.
+            Flavor::Elasticsearch { major, minor } if (major, minor) >= (7, 10) => {
+                pit(PitApi::Elasticsearch, Tiebreaker::Doc)
+            }
+            Flavor::Serverless | Flavor::Unknown => {
+                pit(PitApi::Elasticsearch, Tiebreaker::ShardDoc)
+            }
+            // OpenSearch's `_shard_doc` (3.3+) carries no shard: `_doc` it is.
+            Flavor::OpenSearch { major, minor } if (major, minor) >= (2, 4) => {
+                pit(PitApi::OpenSearch, Tiebreaker::Doc)
+            }
+            Flavor::Elasticsearch { .. } | Flavor::OpenSearch { .. } => ReadMethod::Scroll,
+        }
+    }
+
+    /// A point in time of either kind exists.
+    pub fn has_pit(self) -> bool {
+        self.read_method().is_pit()
+    }
+}
+
+fn major_minor(number: &str) -> (u32, u32) {
+    let mut it = number.split('.').map(|p| {
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .unwrap_or(0)
+    });
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
 /// Ask `GET /` which cluster this is.
@@ -71,13 +180,19 @@ pub async fn detect(client: &EsClient) -> Result<Flavor, EsError> {
         tracing::info!("GET / refused (403, no monitor privilege): assuming Elasticsearch >= 8");
         return Ok(Flavor::Unknown);
     }
+    // Elasticsearch 8+ serves `GET /` from the `rest-root` module; a
+    // distribution without it (the integ-test one, some embedded builds)
+    // answers 405 (only `DELETE /` is routed) or "no handler". OpenSearch
+    // always has it: this is Elasticsearch. Its version, from the node info.
+    if matches!(a.status, 400 | 404 | 405) && a.body["error"].is_string() {
+        return Ok(version_from_nodes(client).await);
+    }
     if !a.is_success() {
         return Err(status_error(&req, a.status, &a.body, 1));
     }
     let v = &a.body["version"];
     let number = v["number"].as_str().unwrap_or("");
-    let mut it = number.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    let (major, minor) = major_minor(number);
     Ok(if v["distribution"].as_str() == Some("opensearch") {
         Flavor::OpenSearch { major, minor }
     } else if v["build_flavor"].as_str() == Some("serverless") {
@@ -93,6 +208,42 @@ pub async fn detect(client: &EsClient) -> Result<Flavor, EsError> {
     })
 }
 
+/// `GET /_nodes/_local` for the version when `GET /` is not routed.
+async fn version_from_nodes(client: &EsClient) -> Flavor {
+    let req = Req::new("GET", "/_nodes/_local");
+    let a = client
+        .call(&req, || {
+            client.es.send(
+                Method::Get,
+                "/_nodes/_local",
+                HeaderMap::new(),
+                Some(&[("filter_path", "nodes.*.version")]),
+                None::<()>,
+                None,
+            )
+        })
+        .await;
+    let number = match &a {
+        Ok(a) if a.is_success() => a.body["nodes"]
+            .as_object()
+            .and_then(|n| n.values().next())
+            .and_then(|n| n["version"].as_str())
+            .map(String::from),
+        _ => None,
+    };
+    match number {
+        Some(n) => {
+            let (major, minor) = major_minor(&n);
+            tracing::info!(version = %n, "GET / is not routed on this cluster (no rest-root module): Elasticsearch version from GET /_nodes/_local");
+            Flavor::Elasticsearch { major, minor }
+        }
+        None => {
+            tracing::info!("GET / is not routed and the node info is not readable: assuming Elasticsearch >= 8");
+            Flavor::Unknown
+        }
+    }
+}
+
 /// One search hit: where it lives and its (filtered) `_source`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
@@ -101,16 +252,18 @@ pub struct Hit {
     pub source: Value,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScanStats {
-    /// `pit` or `scroll`.
-    pub method: &'static str,
+    /// What `GET /` said.
+    pub flavor: Flavor,
+    pub method: ReadMethod,
     pub slices: u32,
     pub hits: u64,
     pub pages: u64,
     /// Expired PIT / scroll contexts reopened (the view of the data changed).
     pub reopens: u64,
-    /// Hits seen again after a reopen and dropped.
+    /// Hits seen again and dropped: after a reopen, and the one-key
+    /// overlap of pages with the `_doc` tiebreaker.
     pub duplicates_dropped: u64,
     /// Requests retried by the client.
     pub retries: u64,
@@ -183,6 +336,22 @@ fn resume_bound(primary: &str) -> String {
         Ok(ns) => DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::Nanos, true),
         Err(_) => primary.to_string(),
     }
+}
+
+/// `search_after` from the last hit's sort values. With `_doc` the doc id
+/// is stepped back by one, so that a hit of another shard with the same
+/// timestamp and the same doc id is not skipped (module docs); the hits
+/// seen again are dropped by [`Progress`].
+fn search_after(last_sort: &Value, tiebreaker: Tiebreaker) -> Value {
+    let mut a = last_sort.clone();
+    if tiebreaker == Tiebreaker::Doc {
+        if let Some(doc) = a.as_array_mut().and_then(|v| v.last_mut()) {
+            if let Some(d) = doc.as_i64() {
+                *doc = json!(d - 1);
+            }
+        }
+    }
+    a
 }
 
 fn slice(cfg: &EsConfig, id: u32) -> Option<Value> {
@@ -320,6 +489,7 @@ struct Scan {
     client: EsClient,
     cfg: EsConfig,
     range: TimeRange,
+    method: ReadMethod,
     pit: Mutex<PitState>,
     /// Live scroll ids per slice, to clear on exit.
     scrolls: std::sync::Mutex<Vec<Option<String>>>,
@@ -329,33 +499,84 @@ struct Scan {
 type PageMsg = Result<(Vec<Hit>, u64), EsError>;
 
 impl Scan {
-    async fn open_pit(&self) -> Result<String, EsError> {
-        let parts: Vec<&str> = self
-            .cfg
+    fn indices(&self) -> Vec<&str> {
+        self.cfg
             .index
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .collect();
-        let req = Req::new("POST", format!("/{}/_pit", parts.join(",")));
+            .collect()
+    }
+
+    fn pit_api(&self) -> PitApi {
+        match self.method {
+            ReadMethod::Pit { api, .. } => api,
+            ReadMethod::Scroll => unreachable!("PIT call on a scroll scan"),
+        }
+    }
+
+    fn tiebreaker(&self) -> Tiebreaker {
+        match self.method {
+            ReadMethod::Pit { tiebreaker, .. } => tiebreaker,
+            ReadMethod::Scroll => Tiebreaker::Doc,
+        }
+    }
+
+    async fn open_pit(&self) -> Result<String, EsError> {
+        let parts = self.indices();
         let ka = self.cfg.keep_alive.as_str();
-        let body = self
-            .client
-            .call_ok(&req, || {
-                self.client
-                    .es
-                    .open_point_in_time(OpenPointInTimeParts::Index(&parts))
-                    .keep_alive(ka)
-                    .send()
-            })
-            .await?;
-        body["id"]
+        let (req, id_key, body) = match self.pit_api() {
+            PitApi::Elasticsearch => {
+                let req = Req::new("POST", format!("/{}/_pit", parts.join(",")));
+                let body = self
+                    .client
+                    .call_ok(&req, || {
+                        self.client
+                            .es
+                            .open_point_in_time(OpenPointInTimeParts::Index(&parts))
+                            .keep_alive(ka)
+                            .send()
+                    })
+                    .await?;
+                (req, "id", body)
+            }
+            PitApi::OpenSearch => {
+                let path = format!("/{}/_search/point_in_time", parts.join(","));
+                let req = Req::new("POST", path.clone());
+                // OpenSearch creates a PIT over the shards it can reach unless
+                // told not to: a PIT missing shards would read less, silently.
+                let params = [("keep_alive", ka), ("allow_partial_pit_creation", "false")];
+                let body = self
+                    .client
+                    .call_ok(&req, || {
+                        self.client.es.send(
+                            Method::Post,
+                            &path,
+                            HeaderMap::new(),
+                            Some(&params),
+                            None::<()>,
+                            None,
+                        )
+                    })
+                    .await?;
+                (req, "pit_id", body)
+            }
+        };
+        let failed = body["_shards"]["failed"].as_u64().unwrap_or(0);
+        if failed > 0 {
+            return Err(EsError::Response {
+                method: req.method,
+                path: req.path.clone(),
+                message: format!("the point in time misses {failed} shard(s): incomplete data"),
+            });
+        }
+        body[id_key]
             .as_str()
             .map(String::from)
             .ok_or_else(|| EsError::Response {
-                method: "POST",
+                method: req.method,
                 path: req.path.clone(),
-                message: "PIT answer has no id".into(),
+                message: format!("PIT answer has no {id_key}"),
             })
     }
 
@@ -376,23 +597,49 @@ impl Scan {
         Ok((st.id.clone().unwrap_or_default(), st.generation))
     }
 
+    /// Close, never failing the scan: 200 and 404 both mean "gone"
+    /// (es-api.md A4.3; OpenSearch answers per id in `pits`).
     async fn close_pit(&self, id: &str) {
-        let req = Req::new("DELETE", "/_pit");
-        let r = self
-            .client
-            .call(&req, || {
-                self.client
-                    .es
-                    .close_point_in_time()
-                    .body(json!({ "id": id }))
-                    .send()
-            })
-            .await;
+        let (req, r) = match self.pit_api() {
+            PitApi::Elasticsearch => {
+                let req = Req::new("DELETE", "/_pit");
+                let r = self
+                    .client
+                    .call(&req, || {
+                        self.client
+                            .es
+                            .close_point_in_time()
+                            .body(json!({ "id": id }))
+                            .send()
+                    })
+                    .await;
+                (req, r)
+            }
+            PitApi::OpenSearch => {
+                let req = Req::new("DELETE", "/_search/point_in_time");
+                let r = self
+                    .client
+                    .call(&req, || {
+                        self.client.es.send(
+                            Method::Delete,
+                            "/_search/point_in_time",
+                            HeaderMap::new(),
+                            None::<&()>,
+                            Some(elasticsearch::http::request::JsonBody::new(
+                                json!({ "pit_id": [id] }),
+                            )),
+                            None,
+                        )
+                    })
+                    .await;
+                (req, r)
+            }
+        };
         match r {
-            // 404: already gone (es-api.md A4.3).
             Ok(a) if a.is_success() || a.status == 404 => {}
             Ok(a) => tracing::warn!(
                 status = a.status,
+                path = %req.path,
                 "closing the point in time failed; it expires by itself"
             ),
             Err(e) => {
@@ -417,7 +664,12 @@ impl Scan {
             let st = self.pit.lock().await;
             (st.id.clone().unwrap_or_default(), st.generation)
         };
-        let mut p = Progress::default();
+        let tiebreaker = self.tiebreaker();
+        let mut p = Progress {
+            // `_doc` pages overlap by one key: repeats are expected.
+            dedupe: tiebreaker == Tiebreaker::Doc,
+            ..Progress::default()
+        };
         let req = Req::new("POST", "/_search");
         loop {
             let mut body = json!({
@@ -425,14 +677,14 @@ impl Scan {
                 "query": query(&self.cfg, &self.range, p.resume_from.as_deref()),
                 "_source": { "includes": includes(&self.cfg) },
                 "pit": { "id": pit_id, "keep_alive": self.cfg.keep_alive },
-                "sort": sort(&self.cfg, "_shard_doc"),
+                "sort": sort(&self.cfg, tiebreaker.field()),
                 "track_total_hits": false,
             });
             if let Some(s) = slice(&self.cfg, slice_id) {
                 body["slice"] = s;
             }
             if let Some(a) = &p.after {
-                body["search_after"] = a.clone();
+                body["search_after"] = search_after(a, tiebreaker);
             }
             let a = self
                 .client
@@ -473,7 +725,25 @@ impl Scan {
                 return Ok(());
             }
             let before = p.dropped;
+            let after_before = p.after.clone();
+            let page_len = raw.len();
             let hits = p.take(&mut raw);
+            if hits.is_empty() && p.after == after_before {
+                // Only with `_doc`, whose pages overlap: a short page of
+                // repeats is the end; a full one means more hits share one
+                // (timestamp, doc id) than a page holds (one per shard at most).
+                if page_len < self.cfg.page_size as usize {
+                    return Ok(());
+                }
+                return Err(EsError::Response {
+                    method: req.method,
+                    path: req.path.clone(),
+                    message: format!(
+                        "a page of {page_len} hits made no progress: more documents share one sort key than page_size ({}) holds; raise page_size above the number of shards",
+                        self.cfg.page_size
+                    ),
+                });
+            }
             if tx.send(Ok((hits, p.dropped - before))).await.is_err() {
                 return Ok(()); // consumer stopped
             }
@@ -675,11 +945,12 @@ where
         return Err(EsError::Config("slices must be at least 1".into()));
     }
     let flavor = detect(client).await?;
-    let use_pit = flavor.has_pit();
+    let method = flavor.read_method();
+    let use_pit = method.is_pit();
     if !use_pit {
         tracing::info!(
             ?flavor,
-            "no Elasticsearch point in time on this cluster: reading by scroll"
+            "no point in time on this cluster: reading by scroll"
         );
     }
     let retries_before = client.retries();
@@ -687,6 +958,7 @@ where
         client: client.clone(),
         cfg: cfg.clone(),
         range: *range,
+        method,
         pit: Mutex::new(PitState {
             id: None,
             generation: 0,
@@ -712,9 +984,14 @@ where
     drop(tx);
 
     let mut stats = ScanStats {
-        method: if use_pit { "pit" } else { "scroll" },
+        flavor,
+        method,
         slices: cfg.slices,
-        ..Default::default()
+        hits: 0,
+        pages: 0,
+        reopens: 0,
+        duplicates_dropped: 0,
+        retries: 0,
     };
     let mut failure = None;
     while let Some(msg) = rx.recv().await {
@@ -772,7 +1049,7 @@ pub struct Malformed {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FetchStats {
     #[serde(flatten)]
     pub scan: ScanStats,

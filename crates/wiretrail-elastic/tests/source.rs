@@ -7,7 +7,7 @@ use common::*;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::time::Duration;
-use wiretrail_elastic::{scan, EsConfig, EsError, ScanStats};
+use wiretrail_elastic::{scan, EsConfig, EsError, PitApi, ReadMethod, ScanStats, Tiebreaker};
 use wiretrail_testsupport::{Auth, Endpoint, Fault, FaultKind, Flavor, ServerConfig};
 
 const N: usize = 12_000;
@@ -113,7 +113,7 @@ async fn pit_pages_and_slices_without_faults() {
     let s = run(ServerConfig::default(), &[], 700, 1, "plain")
         .await
         .unwrap();
-    assert_eq!(s.method, "pit");
+    assert!(s.method.is_pit(), "{s:?}");
     assert!(s.pages >= (N / 700) as u64);
     let s = run(ServerConfig::default(), &[], 500, 4, "sliced")
         .await
@@ -256,8 +256,13 @@ async fn slow_answers_and_timeouts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scroll_fallback_on_opensearch_and_old_es() {
+    // The flavor is the in-process server's: a real cluster is what it is.
+    if real_cluster().is_some() {
+        eprintln!("scroll-fallback: in-process only (needs an old server flavor)");
+        return;
+    }
     for flavor in [
-        Flavor::OpenSearch("2.11.0".into()),
+        Flavor::OpenSearch("2.3.0".into()),
         Flavor::Elasticsearch("7.9.3".into()),
     ] {
         let cfg = ServerConfig {
@@ -270,11 +275,228 @@ async fn scroll_fallback_on_opensearch_and_old_es() {
             Fault::new(Endpoint::Search, FaultKind::Status(429), 2, 1),
         ];
         if let Some(s) = run(cfg.clone(), &f, 600, 1, "scroll").await {
-            assert_eq!(s.method, "scroll", "{flavor:?}");
+            assert_eq!(s.method, ReadMethod::Scroll, "{flavor:?}");
             assert!(s.reopens >= 2);
         }
         if let Some(s) = run(cfg, &[], 600, 3, "scroll-sliced").await {
-            assert_eq!(s.method, "scroll");
+            assert_eq!(s.method, ReadMethod::Scroll);
+        }
+    }
+}
+
+/// OpenSearch reads through its own point in time with `_doc` as the
+/// tiebreaker (before 3.3 there is no `_shard_doc`; from 3.3 it carries no
+/// shard ordinal); the PIT is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opensearch_point_in_time() {
+    if real_cluster().is_some() {
+        eprintln!("opensearch-pit: in-process only (the real flavors run the whole suite)");
+        return;
+    }
+    for (version, tiebreaker) in [("2.19.6", Tiebreaker::Doc), ("3.6.0", Tiebreaker::Doc)] {
+        let cfg = ServerConfig {
+            flavor: Flavor::OpenSearch(version.into()),
+            ..ServerConfig::default()
+        };
+        let f = [
+            Fault::new(Endpoint::Search, FaultKind::ExpireContexts, 7, 2),
+            Fault::new(Endpoint::Search, FaultKind::Status(429), 3, 2),
+            Fault::new(Endpoint::PitOpen, FaultKind::Status(503), 1, 1),
+        ];
+        for (faults, slices) in [(&f[..], 1), (&[][..], 3)] {
+            let s = run(cfg.clone(), faults, 500, slices, "opensearch-pit")
+                .await
+                .unwrap();
+            assert_eq!(
+                s.method,
+                ReadMethod::Pit {
+                    api: PitApi::OpenSearch,
+                    tiebreaker
+                },
+                "{version}"
+            );
+        }
+    }
+}
+
+/// Several shards holding documents with the same timestamps in the same
+/// order: their `_doc` values are equal too. With a tiebreaker unique only
+/// within a shard (OpenSearch < 3.3), a strict `search_after` at a page
+/// boundary skips the twins on the later shards; the overlapping pages must
+/// not. Run against every real flavor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ties_across_shards_are_read_exactly_once() {
+    let flavors: Vec<Option<Flavor>> = if real_cluster().is_some() {
+        vec![None]
+    } else {
+        vec![
+            Some(Flavor::OpenSearch("2.19.6".into())),
+            Some(Flavor::OpenSearch("3.6.0".into())),
+            Some(Flavor::Elasticsearch("9.2.0".into())),
+        ]
+    };
+    for flavor in flavors {
+        let t = target_with(ServerConfig {
+            flavor: flavor.clone().unwrap_or(Flavor::Serverless),
+            ..ServerConfig::default()
+        });
+        let mut expected = Vec::new();
+        for shard in ["a", "b", "c"] {
+            let docs: Vec<(String, serde_json::Value)> = (0..240)
+                .map(|i| {
+                    // 40 documents per millisecond, identical in every index.
+                    let ts = t0() + chrono::Duration::milliseconds(i / 40);
+                    let id = format!("{shard}-e{i}");
+                    expected.push(id.clone());
+                    (
+                        id,
+                        serde_json::json!({
+                        "@timestamp": ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        "message": go_line(ts, 40000 + i as u32, i as usize),
+                        "host": { "name": "proxy-0" },
+                        "log": { "file": { "path": "/var/log/proxy.log" }, "offset": 200 * i } }),
+                    )
+                })
+                .collect();
+            t.load(shard, docs).await;
+        }
+        for (page, slices) in [(7, 1), (40, 1), (41, 2), (1000, 1)] {
+            let cfg = EsConfig {
+                page_size: page,
+                slices,
+                ..t.cfg.clone()
+            };
+            let (seen, stats) = scan_ids(&t, &cfg)
+                .await
+                .unwrap_or_else(|e| panic!("{flavor:?} page {page}: {e}"));
+            let lost = expected.iter().filter(|id| !seen.contains_key(*id)).count();
+            assert_eq!(
+                lost, 0,
+                "{flavor:?} {:?} page {page} slices {slices}: {lost} documents skipped",
+                stats.method
+            );
+            assert_exactly_once(&seen, &expected);
+        }
+        if let Some(s) = &t.server {
+            assert_eq!(s.open_contexts(), 0);
+        }
+        t.cleanup().await;
+    }
+}
+
+/// `GET /` (or the node info when `GET /` is not routed) decides how the
+/// cluster is read. On a real cluster `WIRETRAIL_TEST_ES_FLAVOR` (es8, es9,
+/// os2, os3: `.ci/run` sets it) says what it must have found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flavor_decides_the_read_method() {
+    use wiretrail_elastic::Flavor as F;
+    let es_pit = ReadMethod::Pit {
+        api: PitApi::Elasticsearch,
+        tiebreaker: Tiebreaker::ShardDoc,
+    };
+    let os_pit = ReadMethod::Pit {
+        api: PitApi::OpenSearch,
+        tiebreaker: Tiebreaker::Doc,
+    };
+    if real_cluster().is_some() {
+        let t = target();
+        let flavor = wiretrail_elastic::source::detect(&t.client())
+            .await
+            .unwrap();
+        let want = std::env::var("WIRETRAIL_TEST_ES_FLAVOR").unwrap_or_default();
+        let ok = match want.as_str() {
+            "es8" => matches!(flavor, F::Elasticsearch { major: 8, .. }),
+            "es9" => matches!(flavor, F::Elasticsearch { major: 9, .. }),
+            "os2" => matches!(flavor, F::OpenSearch { major: 2, .. }),
+            "os3" => matches!(flavor, F::OpenSearch { major: 3, .. }),
+            "" => true,
+            other => panic!("WIRETRAIL_TEST_ES_FLAVOR={other}: es8, es9, os2 or os3"),
+        };
+        assert!(ok, "expected {want}, GET / says {flavor:?}");
+        let m = flavor.read_method();
+        assert!(m == es_pit || m == os_pit, "{flavor:?} -> {m:?}");
+        eprintln!("real cluster: {flavor:?} read by {m}");
+        return;
+    }
+    for (flavor, not_routed, want_flavor, want) in [
+        (
+            Flavor::Elasticsearch("9.2.0".into()),
+            false,
+            F::Elasticsearch { major: 9, minor: 2 },
+            es_pit,
+        ),
+        (
+            Flavor::Elasticsearch("9.2.0".into()),
+            true,
+            F::Elasticsearch { major: 9, minor: 2 },
+            es_pit,
+        ),
+        (
+            Flavor::Elasticsearch("7.11.2".into()),
+            false,
+            F::Elasticsearch {
+                major: 7,
+                minor: 11,
+            },
+            ReadMethod::Pit {
+                api: PitApi::Elasticsearch,
+                tiebreaker: Tiebreaker::Doc,
+            },
+        ),
+        (
+            Flavor::Elasticsearch("7.9.3".into()),
+            false,
+            F::Elasticsearch { major: 7, minor: 9 },
+            ReadMethod::Scroll,
+        ),
+        (
+            Flavor::OpenSearch("2.19.6".into()),
+            false,
+            F::OpenSearch {
+                major: 2,
+                minor: 19,
+            },
+            os_pit,
+        ),
+        (
+            Flavor::OpenSearch("3.6.0".into()),
+            false,
+            F::OpenSearch { major: 3, minor: 6 },
+            os_pit,
+        ),
+        (
+            Flavor::OpenSearch("2.3.0".into()),
+            false,
+            F::OpenSearch { major: 2, minor: 3 },
+            ReadMethod::Scroll,
+        ),
+    ] {
+        let t = target_with(ServerConfig {
+            flavor,
+            root_not_routed: not_routed,
+            ..ServerConfig::default()
+        });
+        let got = wiretrail_elastic::source::detect(&t.client())
+            .await
+            .unwrap();
+        assert_eq!(got, want_flavor, "not routed: {not_routed}");
+        assert_eq!(got.read_method(), want);
+        if want != ReadMethod::Scroll {
+            // And it reads, exactly once.
+            let c = corpus(900, "fl");
+            t.load("a", c.docs.clone()).await;
+            let (seen, stats) = scan_ids(
+                &t,
+                &EsConfig {
+                    page_size: 100,
+                    ..t.cfg.clone()
+                },
+            )
+            .await
+            .unwrap();
+            assert_exactly_once(&seen, &c.expected);
+            assert_eq!(stats.method, want);
+            assert_eq!(t.server.as_ref().unwrap().open_contexts(), 0);
         }
     }
 }
@@ -292,7 +514,7 @@ async fn forbidden_root_assumes_pit() {
     t.load("a", c.docs.clone()).await;
     let (seen, stats) = scan_ids(&t, &t.cfg).await.unwrap();
     assert_exactly_once(&seen, &c.expected);
-    assert_eq!(stats.method, "pit");
+    assert!(stats.method.is_pit(), "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -405,6 +627,65 @@ async fn secrets_never_in_errors() {
             .requests()
             .iter()
             .any(|r| r.status == 401 && r.authorization.is_some()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// Issue 14 D8: a server or proxy that echoes the request's headers in its
+/// error body must not make wiretrail print the credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echoed_credentials_are_never_printed() {
+    let password = "pw-Echo-5521";
+    for auth in [
+        Auth::Basic {
+            user: "elastic".into(),
+            password: password.into(),
+        },
+        Auth::ApiKey("ZWNob2lkOnB3LUVjaG8tNTUyMQ==".into()),
+        Auth::Bearer(format!("tok-{password}")),
+    ] {
+        let t = target_with(ServerConfig {
+            auth: Some(auth.clone()),
+            ..ServerConfig::default()
+        });
+        let Some(server) = injectable(&t, "echoed-credentials") else {
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("wt-es-echo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("creds");
+        let (line, header) = match &auth {
+            Auth::Basic { user, password } => {
+                use base64::Engine as _;
+                let b64 =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                (format!("user={user}\npassword={password}\n"), b64)
+            }
+            Auth::ApiKey(k) => (format!("api_key={k}\n"), k.clone()),
+            Auth::Bearer(tok) => (format!("bearer={tok}\n"), tok.clone()),
+        };
+        std::fs::write(&file, line).unwrap();
+        let mut cfg = t.cfg.clone();
+        cfg.auth.credentials_file = Some(file);
+        cfg.retry.max_retries = 1;
+        t.load("a", corpus(300, "a").docs).await;
+        for status in [400, 502] {
+            server.clear_faults();
+            server.inject(Fault::new(
+                Endpoint::Search,
+                FaultKind::EchoHeaders(status),
+                1,
+                100,
+            ));
+            let e = scan_ids(&t, &cfg).await.unwrap_err();
+            let msg = format!("{e} | {e:?}");
+            assert!(msg.contains(&status.to_string()), "{msg}");
+            for secret in [password, header.as_str(), "ZWxhc3RpYz", "ZWNob2lk"] {
+                assert!(!msg.contains(secret), "{status}: {secret} printed: {msg}");
+            }
+            assert!(msg.contains("[redacted]"), "{msg}");
+        }
+        assert!(server.faults_fired() > 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -95,6 +95,8 @@ fn pem_of(der: &[u8]) -> String {
 /// its own (the fingerprint check in `EsClient::new` blocks the caller's).
 struct TlsFront {
     addr: SocketAddr,
+    /// TCP connections accepted (each one a TLS handshake attempt).
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -117,6 +119,8 @@ impl TlsFront {
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
         let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -130,6 +134,7 @@ impl TlsFront {
                         _ = &mut stop_rx => break,
                         acc = listener.accept() => {
                             let Ok((tcp, _)) = acc else { continue };
+                            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let acceptor = acceptor.clone();
                             tokio::spawn(async move {
                                 // A client that refuses the certificate ends here.
@@ -144,6 +149,7 @@ impl TlsFront {
         });
         TlsFront {
             addr,
+            accepted,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -297,7 +303,7 @@ async fn without_fingerprint_or_ca_a_private_certificate_is_refused() {
     let cfg = config(front.url());
     let client = EsClient::new(&cfg).unwrap();
     let e = root(&client).await.unwrap_err();
-    assert!(matches!(e, EsError::Transport { .. }), "{e:?}");
+    assert!(matches!(e, EsError::Tls { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(
         msg.contains("certificate") && msg.contains("UnknownIssuer"),
@@ -315,6 +321,64 @@ async fn without_fingerprint_or_ca_a_private_certificate_is_refused() {
     let client = EsClient::new(&cfg).unwrap();
     root(&client).await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 14 D9: a certificate error is final. With the default retry policy
+/// (8 retries, up to 5 minutes) it used to be retried 9 times over ~56 s;
+/// now one handshake, then an error naming the host and the reason.
+#[tokio::test]
+async fn certificate_errors_fail_at_once_with_host_and_reason() {
+    let pki = ca_signed(&["127.0.0.1"]);
+    let (server, front) = serve(
+        vec![pki.leaf_der.clone(), pki.ca_der.clone()],
+        pki.leaf_key.clone(),
+    );
+    let mut cfg = config(front.url());
+    cfg.retry = RetryPolicy::default();
+    let client = EsClient::new(&cfg).unwrap();
+    let e = root(&client).await.unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, EsError::Tls { .. }), "{e:?}");
+    assert!(
+        msg.starts_with(&format!("TLS to 127.0.0.1:{}: ", front.addr.port())),
+        "host first: {msg}"
+    );
+    assert!(
+        msg.contains("UnknownIssuer") && msg.contains("not retried"),
+        "{msg}"
+    );
+    assert!(msg.contains("ca_file"), "says what to do: {msg}");
+    assert_eq!(client.retries(), 0, "{msg}");
+    assert_eq!(
+        front.accepted.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "one handshake, no retry"
+    );
+    // A certificate for another name: the same, at once.
+    let other = ca_signed(&["es.example"]);
+    let (_server2, front2) = serve(
+        vec![other.leaf_der.clone(), other.ca_der.clone()],
+        other.leaf_key.clone(),
+    );
+    let dir = std::env::temp_dir().join(format!("wt-tls-d9-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &other.ca_pem).unwrap();
+    let mut cfg = config(front2.url());
+    cfg.retry = RetryPolicy::default();
+    cfg.tls.ca_file = Some(ca);
+    let client = EsClient::new(&cfg).unwrap();
+    let msg = root(&client).await.unwrap_err().to_string();
+    assert!(
+        msg.contains("not valid for name") && msg.contains("host name the certificate names"),
+        "{msg}"
+    );
+    assert_eq!(
+        front2.accepted.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(server.requests().len(), 0);
 }
 
 #[derive(Clone, Default)]

@@ -4,12 +4,21 @@
 //! and the `net/http` sentinels print):
 //!
 //! ```text
-//! error    = op_error | dns | tail
+//! error    = [WRAPPER] (op_error | dns | tail)
+//! WRAPPER  = "net/http: HTTP/1.x transport connection broken: "
+//!          | "httputil: ReverseProxy read error during body copy: "
+//!          | "readLoopPeekFailLocked: " | "write error: "
 //! op_error = OP " " NET [" " [LOCAL "->"] REMOTE] ": " inner
 //! inner    = op_error | dns | syscall | tail
 //! syscall  = NAME ": " ERRNO-TEXT              (read: connection reset by peer)
 //! dns      = "lookup " NAME [" on " SERVER] ": " TEXT
 //! ```
+//!
+//! The wrappers are what `net/http` and `httputil` put before an error they
+//! pass on (Go 1.26: `transport.go` `mapRoundTripError` and
+//! `readLoopPeekFailLocked`, `reverseproxy.go` `copyBuffer`); the error
+//! inside is read as if it stood alone. HTTP/2 errors (`http2: ...`,
+//! `stream error: ...`) are tails: they print no socket.
 //!
 //! Addresses are kept exactly as Go printed them (`10.1.1.5:51392`,
 //! `[fe80::1%eth0]:80`, `ip-proxy:51392`).
@@ -84,6 +93,9 @@ pub(crate) fn parse_borrowed(msg: &str) -> GoErrorRef<'_> {
         class: ErrorClass::Other,
     };
     let mut rest = msg;
+    while let Some(inner) = WRAPPERS.iter().find_map(|w| rest.strip_prefix(w)) {
+        rest = inner;
+    }
     let mut depth = 0;
     // Walk inward through nested OpErrors; each level may add addresses.
     while let Ok((inner, op)) = op_error(rest) {
@@ -120,6 +132,14 @@ pub(crate) fn parse_borrowed(msg: &str) -> GoErrorRef<'_> {
     out
 }
 
+/// What `net/http` and `httputil` write before an error they pass on.
+const WRAPPERS: [&str; 4] = [
+    "net/http: HTTP/1.x transport connection broken: ",
+    "httputil: ReverseProxy read error during body copy: ",
+    "readLoopPeekFailLocked: ",
+    "write error: ",
+];
+
 /// Class of an innermost error text.
 pub fn classify(text: &str) -> ErrorClass {
     let t = text.trim();
@@ -139,6 +159,9 @@ pub fn classify(text: &str) -> ErrorClass {
     }
     if t.starts_with("lookup ") {
         return ErrorClass::Dns;
+    }
+    if let Some(class) = http2_class(t) {
+        return class;
     }
     const TABLE: [(&str, ErrorClass); 14] = [
         ("connection reset by peer", ErrorClass::Reset),
@@ -169,6 +192,35 @@ pub fn classify(text: &str) -> ErrorClass {
         };
     }
     ErrorClass::Other
+}
+
+/// HTTP/2 texts (Go 1.26 `h2_bundle.go`), by what happened to the TCP
+/// connection under the stream:
+/// - `http2: server sent GOAWAY and closed the connection; LastStreamID=..,
+///   ErrCode=.., debug=".."` (`GoAwayError`): the server closed the
+///   connection after saying it would: `eof`, like an HTTP/1 server closing
+///   a connection under a request.
+/// - `http2: client connection lost` (`closeForLostPing`): the server
+///   answered no PING within the transport's `PingTimeout`: `timeout`.
+/// - `http2: timeout awaiting response headers`: `timeout`.
+/// - `stream error: stream ID N; CODE[; received from peer]`
+///   (`StreamError`): the peer (or the transport) reset one stream; the TCP
+///   connection lives on, so there is no TCP event to look for: `other`.
+///
+/// Other `http2: ` texts go through the general table (one that wraps an
+/// `i/o timeout` is a timeout).
+fn http2_class(t: &str) -> Option<ErrorClass> {
+    if t.starts_with("http2: server sent GOAWAY and closed the connection") {
+        Some(ErrorClass::Eof)
+    } else if t == "http2: client connection lost"
+        || t == "http2: timeout awaiting response headers"
+    {
+        Some(ErrorClass::Timeout)
+    } else if t.starts_with("stream error: stream ID ") {
+        Some(ErrorClass::Other)
+    } else {
+        None
+    }
 }
 
 struct OpLevel<'a> {

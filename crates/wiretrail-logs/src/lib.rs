@@ -20,10 +20,12 @@ pub mod goerr;
 mod line;
 pub mod reader;
 pub mod record;
+pub mod render;
+pub mod text;
 pub mod time;
 
 pub use config::ParseConfig;
 pub use goerr::{parse_go_error, GoError};
 pub use line::{parse_document, parse_line, Parsed, PHRASE};
-pub use reader::{LogError, LogReader, ReadStats};
+pub use reader::{LogError, LogReader, ReadProblem, ReadProblemKind, ReadStats, Rendered};
 pub use record::{ErrorClass, ProxyError, Source, TimePrecision};

@@ -32,18 +32,28 @@ pub enum Parsed {
 
 /// One line of text in any envelope (auto-detected).
 pub fn parse_line(line: &[u8], origin: Source, cfg: &ParseConfig) -> Parsed {
+    parse_line_noted(line, origin, cfg).0
+}
+
+/// [`parse_line`], and what the reader should say about the record (two
+/// stamps that disagree: see [`when`]).
+pub(crate) fn parse_line_noted(
+    line: &[u8],
+    origin: Source,
+    cfg: &ParseConfig,
+) -> (Parsed, Option<String>) {
     // Cheap reject first: most lines of a proxy's log are not errors. JSON
     // may hide the phrase in a byte-array MESSAGE, so JSON is always opened.
     if line.first() != Some(&b'{') && PHRASE_FINDER.find(line).is_none() {
-        return Parsed::NotProxyError;
+        return (Parsed::NotProxyError, None);
     }
     match envelope::open(line) {
         Ok(env) => finish(env, origin, cfg),
         Err(why) => {
             if LOOSE_FINDER.find(line).is_some() {
-                Parsed::Malformed(why)
+                (Parsed::Malformed(why), None)
             } else {
-                Parsed::NotProxyError
+                (Parsed::NotProxyError, None)
             }
         }
     }
@@ -72,7 +82,7 @@ pub fn parse_document(doc: &Value, origin: Source, cfg: &ParseConfig) -> Parsed 
         other => other,
     };
     match envelope::document(doc) {
-        Ok(env) => finish(env, origin, cfg),
+        Ok(env) => finish(env, origin, cfg).0,
         Err(why) => Parsed::Malformed(why),
     }
 }
@@ -140,19 +150,23 @@ fn after_date(before: &[u8]) -> bool {
         && matches!(tail[10], b' ' | b'T')
 }
 
-pub(crate) fn finish(env: Envelope<'_>, origin: Source, cfg: &ParseConfig) -> Parsed {
+pub(crate) fn finish(
+    env: Envelope<'_>,
+    origin: Source,
+    cfg: &ParseConfig,
+) -> (Parsed, Option<String>) {
     let Some(at) = PHRASE_FINDER.find(env.msg.as_bytes()) else {
-        return Parsed::NotProxyError;
+        return (Parsed::NotProxyError, None);
     };
     let pre = &env.msg[..at];
     let text = env.msg[at + PHRASE.len()..].trim_end_matches(['\r', '\n', ' ']);
-    let stamp = match when(&env, go_stamp(pre), cfg) {
+    let (stamp, note) = match when(&env, go_stamp(pre), cfg) {
         Ok(s) => s,
-        Err(why) => return Parsed::Malformed(why),
+        Err(why) => return (Parsed::Malformed(why), None),
     };
     let g = parse_borrowed(text);
     let own = |s: Option<&str>| s.map(str::to_owned);
-    Parsed::Error(ProxyError {
+    let record = Parsed::Error(ProxyError {
         timestamp: stamp.ts,
         time_precision: stamp.precision,
         time_zone_assumed: stamp.assumed,
@@ -166,11 +180,57 @@ pub(crate) fn finish(env: Envelope<'_>, origin: Source, cfg: &ParseConfig) -> Pa
         class: g.class,
         message: text.to_owned(),
         source: origin,
-    })
+    });
+    (record, note)
 }
 
-/// The line's instant from the envelope's stamps and Go's own.
-fn when(env: &Envelope<'_>, go: Option<GoStamp>, cfg: &ParseConfig) -> Result<Stamp, String> {
+/// Two stamps of one line further apart than this cannot be the same
+/// moment read in two zones (UTC−12 to UTC+14, plus the shipper's delay).
+const ZONE_SPAN: chrono::Duration = chrono::Duration::hours(26);
+
+/// Whether an instant fits the signed 64-bit nanoseconds every later stage
+/// (plans, packet times, Elasticsearch) counts in: 1677-09-21 to 2262-04-11.
+fn representable(ts: &chrono::DateTime<chrono::Utc>) -> bool {
+    ts.timestamp_nanos_opt().is_some()
+}
+
+/// A stamp a line can have: representable, and not after the time its
+/// input was last written (plus the year guess's slack).
+fn plausible(s: &Stamp, cfg: &ParseConfig) -> bool {
+    representable(&s.ts) && s.ts <= cfg.reference + crate::time::YEAR_SLACK
+}
+
+/// The line's instant from the envelope's stamps and Go's own, and a note
+/// when they disagree.
+///
+/// Agreeing stamps (the common case) give the most precise one, as the
+/// README says. When the envelope's winner and Go's own dated stamp are
+/// more than [`ZONE_SPAN`] apart, no zone explains it: one of them is wrong
+/// (a journald `__REALTIME_TIMESTAMP` rewritten by an import, a shipper's
+/// bogus field). The consistent one is kept: representable and not after
+/// the input was last written, Go's own first (the process wrote it with
+/// the error); the note says which was dropped. A stamp nothing can
+/// represent (before 1677, after 2262) is refused rather than becoming 0.
+fn when(
+    env: &Envelope<'_>,
+    go: Option<GoStamp>,
+    cfg: &ParseConfig,
+) -> Result<(Stamp, Option<String>), String> {
+    let (stamp, note) = pick(env, go, cfg)?;
+    if !representable(&stamp.ts) {
+        return Err(format!(
+            "timestamp {} is outside what can be represented (1677-09-21 to 2262-04-11): refused",
+            stamp.precision.format(&stamp.ts)
+        ));
+    }
+    Ok((stamp, note))
+}
+
+fn pick(
+    env: &Envelope<'_>,
+    go: Option<GoStamp>,
+    cfg: &ParseConfig,
+) -> Result<(Stamp, Option<String>), String> {
     let (dated, clock) = match go {
         Some(GoStamp::Dated(d)) => (Some(d), None),
         Some(GoStamp::Clock(c)) => (None, Some(c)),
@@ -189,6 +249,7 @@ fn when(env: &Envelope<'_>, go: Option<GoStamp>, cfg: &ParseConfig) -> Result<St
         // Only Go's time of day: the date is inferred before the reference.
         return clock
             .and_then(|c| c.before_reference(cfg))
+            .map(|s| (s, None))
             .ok_or_else(|| format!("no timestamp in the line (envelope {:?})", env.kind));
     };
     // A year-less winner takes its year from Go's own date when there is one.
@@ -204,11 +265,35 @@ fn when(env: &Envelope<'_>, go: Option<GoStamp>, cfg: &ParseConfig) -> Result<St
             best.day
         )
     })?;
+    if let Some(g) = dated.filter(|g| *g != best) {
+        if let Some(own) = g.resolve(cfg, None) {
+            if (own.ts - stamp.ts).abs() > ZONE_SPAN {
+                let show = |s: &Stamp| s.precision.format(&s.ts);
+                let (kept, dropped, whose) = if plausible(&own, cfg) {
+                    (own, stamp, "Go's own stamp")
+                } else if plausible(&stamp, cfg) {
+                    (stamp, own, "the envelope's stamp")
+                } else {
+                    (stamp, own, "the envelope's stamp (neither is plausible)")
+                };
+                let note = format!(
+                    "the envelope's stamp {} and Go's own {} cannot be the same moment in any zone: \
+                     {whose} {} was used, {} dropped",
+                    show(&stamp),
+                    show(&own),
+                    show(&kept),
+                    show(&dropped)
+                );
+                return Ok((kept, Some(note)));
+            }
+        }
+    }
     // Go's time of day, when finer, refines the envelope's stamp.
-    Ok(match clock {
+    let stamp = match clock {
         Some(c) if c.precision > stamp.precision => {
             c.refine(stamp, best.offset, cfg).unwrap_or(stamp)
         }
         _ => stamp,
-    })
+    };
+    Ok((stamp, None))
 }

@@ -52,7 +52,7 @@ impl Stamp {
 /// A year-less stamp may be up to this far after the reference and still
 /// take the reference's year: file mtimes and clocks of other machines are
 /// not exact, and a stamp a few minutes "in the future" is not a year old.
-const YEAR_SLACK: Duration = Duration::minutes(10);
+pub(crate) const YEAR_SLACK: Duration = Duration::minutes(10);
 
 /// How far a Go time of day may land from the envelope's stamp and still be
 /// taken as the same moment (see [`TimeOfDay::refine`]). Shippers stamp a

@@ -200,7 +200,7 @@ fn check_everywhere(name: &str, text: &str, errors: u64) {
 
     let (want, want_stats) = read(&plain, 1, 8 << 20);
     assert_eq!(want.len() as u64, errors, "{name}: {want_stats:?}");
-    assert_eq!(want_stats.unparsed, 0, "{name}: {:?}", want_stats.samples);
+    assert_eq!(want_stats.unparsed, 0, "{name}: {:?}", want_stats.problems);
     assert_eq!(want_stats.lines, text.lines().count() as u64, "{name}");
     for e in &want {
         assert_eq!(e.class, ErrorClass::Reset, "{name}: {e:?}");

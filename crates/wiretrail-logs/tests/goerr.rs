@@ -52,8 +52,16 @@ fn every_tail() {
         ("x509: certificate has expired or is not yet valid: current time 2023-05-05T09:33:07Z is after 2023-05-01T00:00:00Z", None, None, None, None, Tls),
         ("remote error: tls: handshake failure", None, None, None, None, Tls),
         ("local error: tls: bad record MAC", None, None, None, None, Tls),
-        ("http2: server sent GOAWAY and closed the connection; LastStreamID=1, ErrCode=NO_ERROR, debug=\"\"", None, None, None, None, Other),
-        ("http2: client connection lost", None, None, None, None, Other),
+        ("http2: server sent GOAWAY and closed the connection; LastStreamID=1, ErrCode=NO_ERROR, debug=\"\"", None, None, None, None, Eof),
+        ("http2: client connection lost", None, None, None, None, Timeout),
+        ("http2: timeout awaiting response headers", None, None, None, None, Timeout),
+        ("stream error: stream ID 3; PROTOCOL_ERROR; received from peer", None, None, None, None, Other),
+        // A GOAWAY's debug text is the server's: its words classify nothing.
+        ("http2: server sent GOAWAY and closed the connection; LastStreamID=5, ErrCode=NO_ERROR, debug=\"connection reset by peer\"", None, None, None, None, Eof),
+        // Wrappers: the error inside is read as if it stood alone.
+        ("net/http: HTTP/1.x transport connection broken: write tcp 10.1.1.5:5->10.2.2.9:80: write: broken pipe", Some("write"), Some("10.1.1.5:5"), Some("10.2.2.9:80"), Some("write"), BrokenPipe),
+        ("httputil: ReverseProxy read error during body copy: read tcp 10.1.1.5:5->10.2.2.9:80: read: connection reset by peer", Some("read"), Some("10.1.1.5:5"), Some("10.2.2.9:80"), Some("read"), Reset),
+        ("readLoopPeekFailLocked: read tcp 10.1.1.5:5->10.2.2.9:80: read: connection reset by peer", Some("read"), Some("10.1.1.5:5"), Some("10.2.2.9:80"), Some("read"), Reset),
         ("malformed HTTP response \"\\x15\\x03\\x01\\x00\\x02\\x02\"", None, None, None, None, Other),
         ("net/http: HTTP/1.x transport connection broken: unexpected EOF", None, None, None, None, Eof),
         ("readfrom tcp 10.1.1.5:5->10.2.2.9:80: EOF", Some("readfrom"), Some("10.1.1.5:5"), Some("10.2.2.9:80"), Some("readfrom"), Eof),

@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use std::io::Write;
 use std::path::PathBuf;
-use wiretrail_logs::{ErrorClass, LogReader, ProxyError, Source};
+use wiretrail_logs::{ErrorClass, LogReader, ProxyError, ReadProblemKind, Source};
 
 const L1: &str = "May 05 17:33:07 gw1 proxy[812]: 2023/05/05 17:33:07 http: proxy error: read tcp 10.1.1.5:51392->10.2.2.9:8080: read: connection reset by peer\n";
 const L2: &str = "May 05 17:33:08 gw1 proxy[812]: 2023/05/05 17:33:08 http: proxy error: dial tcp 10.2.2.9:8080: connect: connection refused\n";
@@ -159,14 +159,14 @@ fn malformed_lines_are_counted_with_samples_and_bad_bytes_do_not_stop() {
     assert_eq!(s.unparsed, 2);
     assert_eq!(s.lines, 5);
     assert!(
-        s.samples[0].starts_with("bad.log:2: no timestamp"),
+        problems(s, ReadProblemKind::Unparsed)[0].starts_with("bad.log:2: no timestamp"),
         "{:?}",
-        s.samples
+        problems(s, ReadProblemKind::Unparsed)
     );
     assert!(
-        s.samples[1].starts_with("bad.log:4: bad JSON"),
+        problems(s, ReadProblemKind::Unparsed)[1].starts_with("bad.log:4: bad JSON"),
         "{:?}",
-        s.samples
+        problems(s, ReadProblemKind::Unparsed)
     );
 }
 
@@ -204,9 +204,9 @@ fn overlong_line_is_skipped_counted_and_sampled() {
     let s = r.stats();
     assert_eq!((s.lines, s.unparsed), (3, 1));
     assert!(
-        s.samples[0].starts_with("long:2: line longer than"),
+        problems(s, ReadProblemKind::Unparsed)[0].starts_with("long:2: line longer than"),
         "{:?}",
-        s.samples
+        problems(s, ReadProblemKind::Unparsed)
     );
 }
 
@@ -238,9 +238,10 @@ fn a_mapped_file_skips_overlong_lines_and_reads_long_ones() {
     let s = r.stats();
     assert_eq!((s.lines, s.unparsed, s.bytes), (4, 1, text.len() as u64));
     assert!(
-        s.samples[0].ends_with("long.log:3: line longer than 16777216 bytes, skipped"),
+        problems(s, ReadProblemKind::Unparsed)[0]
+            .ends_with("long.log:3: line longer than 16777216 bytes, skipped"),
         "{:?}",
-        s.samples
+        problems(s, ReadProblemKind::Unparsed)
     );
 }
 
@@ -270,8 +271,13 @@ fn mapped_windows_and_streams_agree() {
     // The file was just written and ends without a newline: the mapped
     // reader says the last line may be unfinished; a stream cannot know.
     let mut ms = mapped.stats().clone();
-    assert_eq!(ms.growing.len(), 1, "{:?}", ms.growing);
-    ms.growing.clear();
+    assert_eq!(
+        problems(&ms, ReadProblemKind::Growing).len(),
+        1,
+        "{:?}",
+        ms.problems
+    );
+    ms.problems.retain(|p| p.kind != ReadProblemKind::Growing);
     assert_eq!(&ms, streamed.stats());
     assert_eq!(mapped.stats().lines, n + 1);
 }
@@ -323,13 +329,18 @@ fn a_file_growing_while_read_leaves_its_unfinished_line_and_says_so() {
     }
     let s = r.stats();
     assert_eq!(s.lines, 2000);
-    assert!(s.failures.is_empty(), "{:?}", s.failures);
-    assert_eq!(s.growing.len(), 1, "{:?}", s.growing);
-    assert!(
-        s.growing[0].contains("live.log: still being written")
-            && s.growing[0].contains("unfinished last line"),
+    assert!(!s.failed(), "{:?}", s.problems);
+    assert_eq!(
+        problems(s, ReadProblemKind::Growing).len(),
+        1,
         "{:?}",
-        s.growing
+        problems(s, ReadProblemKind::Growing)
+    );
+    assert!(
+        problems(s, ReadProblemKind::Growing)[0].contains("live.log: still being written")
+            && problems(s, ReadProblemKind::Growing)[0].contains("unfinished last line"),
+        "{:?}",
+        problems(s, ReadProblemKind::Growing)
     );
 }
 
@@ -344,8 +355,10 @@ fn a_fresh_file_ending_without_newline_is_read_and_flagged() {
     let s = r.stats();
     assert_eq!(s.lines, 2);
     assert!(
-        s.growing.len() == 1 && s.growing[0].contains("fresh.log: the last line has no newline"),
+        problems(s, ReadProblemKind::Growing).len() == 1
+            && problems(s, ReadProblemKind::Growing)[0]
+                .contains("fresh.log: the last line has no newline"),
         "{:?}",
-        s.growing
+        problems(s, ReadProblemKind::Growing)
     );
 }

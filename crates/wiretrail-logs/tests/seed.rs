@@ -23,7 +23,7 @@ fn seed_lines() {
     let s = r.stats();
     assert_eq!(s.lines, 14);
     assert_eq!(s.proxy_errors, 12);
-    assert_eq!(s.unparsed, 0, "{:?}", s.samples);
+    assert_eq!(s.unparsed, 0, "{:?}", s.problems);
     assert_eq!(s.by_class[&ErrorClass::Reset], 5);
     assert_eq!(s.by_class[&ErrorClass::BrokenPipe], 2);
     assert_eq!(s.by_class[&ErrorClass::Closed], 5);

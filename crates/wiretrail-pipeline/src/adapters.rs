@@ -9,10 +9,11 @@ use crate::remote;
 use crate::time::Window;
 use std::path::PathBuf;
 use std::sync::Arc;
-use wiretrail_capture::catalog::{Catalog, NodeSpec};
+use wiretrail_capture::catalog::{Catalog, CatalogOptions, Coverage, Detail, NodeSpec};
 use wiretrail_capture::extract::{extract, ExtractOptions, ProgressEvent};
-use wiretrail_correlate::model::{Problem, ProblemKind, ProblemSource, Report};
-use wiretrail_correlate::{CorrelateConfig, NodeInput};
+use wiretrail_capture::problem::{self as cap, CaptureProblem};
+use wiretrail_correlate::model::{Problem, ProblemKind, ProblemSource, Report, TimeSpan};
+use wiretrail_correlate::{CaptureLoss, CorrelateConfig, LossReason, NodeInput};
 use wiretrail_logs::{LogReader, ParseConfig, ProxyError};
 
 fn parse_config(p: &Pipeline, window: &Window) -> ParseConfig {
@@ -119,49 +120,28 @@ pub fn read_errors(p: &Pipeline, window: &Window, keep: Keep) -> Result<LogBatch
 fn absorb(stats: &mut LogStats, rs: &wiretrail_logs::ReadStats) {
     stats.lines += rs.lines;
     stats.unparsed += rs.unparsed;
-    // Transitional: the log reader reports these as lines (`file:line: why`,
-    // `file: why`); typed here until it types them itself.
-    let typed = |kind: ProblemKind, line: &String| {
-        let (source, message) = log_source(line);
-        Problem::new(kind, source, message)
-    };
-    stats.problems.extend(
-        rs.samples
-            .iter()
-            .map(|l| typed(ProblemKind::UnparsedLines, l)),
-    );
-    stats.problems.extend(
-        rs.failures
-            .iter()
-            .map(|l| typed(ProblemKind::UnusableSource, l)),
-    );
-    // A live log: what was left for the next run.
-    stats
-        .problems
-        .extend(rs.growing.iter().map(|l| typed(ProblemKind::Growing, l)));
+    // Unparsed lines, stamp conflicts, failed, growing (a live log: what
+    // was left for the next run) and skipped inputs, typed by the reader
+    // (kind, path, line).
+    stats.problems.extend(rs.problems.iter().map(log_problem));
 }
 
-/// `PATH:LINE: what` → a log source with its line; anything else is the
-/// run's, whole.
-fn log_source(text: &str) -> (ProblemSource, String) {
-    let mut from = 0;
-    while let Some(i) = text[from..].find(':').map(|i| from + i) {
-        let rest = &text[i + 1..];
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits > 0 && rest[digits..].starts_with(": ") {
-            if let Ok(line) = rest[..digits].parse() {
-                return (
-                    ProblemSource::Log {
-                        path: text[..i].to_string(),
-                        line: Some(line),
-                    },
-                    rest[digits + 2..].to_string(),
-                );
-            }
-        }
-        from = i + 1;
-    }
-    (ProblemSource::Run, text.to_string())
+/// A log reader's problem as a report problem.
+fn log_problem(p: &wiretrail_logs::ReadProblem) -> Problem {
+    use wiretrail_logs::ReadProblemKind as K;
+    let kind = match p.kind {
+        K::Unparsed | K::StampConflict => ProblemKind::UnparsedLines,
+        K::Failed | K::Skipped => ProblemKind::UnusableSource,
+        K::Growing => ProblemKind::Growing,
+    };
+    Problem::new(
+        kind,
+        ProblemSource::Log {
+            path: p.path.clone(),
+            line: p.line,
+        },
+        p.message.clone(),
+    )
 }
 
 /// Correlation settings from the pipeline.
@@ -224,6 +204,7 @@ pub fn analyse(
     let mut specs = Vec::new();
     let mut problems: Vec<Problem> = Vec::new();
     let mut remote_coverage = std::collections::HashMap::new();
+    let mut unreachable: std::collections::HashMap<String, String> = Default::default();
     let mut remote_bytes = 0u64;
     for n in &p.nodes {
         match &n.captures {
@@ -244,13 +225,16 @@ pub fn analyse(
                     remote_coverage.insert(n.name.to_string(), f.coverage.clone());
                 }
                 Some(Err(e)) => {
+                    let msg = format!("{t} unreachable: {e}; its part is a capture gap");
+                    tracing::warn!(node = %n.name, "{msg}");
                     problems.push(Problem::new(
                         ProblemKind::CaptureGap,
                         ProblemSource::Node {
                             node: n.name.to_string(),
                         },
-                        format!("{t} unreachable: {e}; its part is a capture gap"),
+                        msg,
                     ));
+                    unreachable.insert(n.name.to_string(), format!("{t}: {e}"));
                     // A coverage that meets no window: correlation reports
                     // a capture_gap for this node instead of "not seen".
                     remote_coverage.insert(n.name.to_string(), vec![(0, 0)]);
@@ -260,16 +244,62 @@ pub fn analyse(
         }
     }
 
+    // Probe every file's span; scan and index only the files the plan's
+    // windows (widened by the clock slack) may touch.
     progress.stage("cataloging captures");
-    let catalog = Catalog::build(&specs, Some(&cache_root.join("catalog")))
-        .map_err(|e| EngineError::Capture(e.to_string()))?;
-    // Transitional (capture side): these are still lines.
-    problems.extend(
-        catalog
-            .cache_problems()
+    let catalog = Catalog::build_with(
+        &specs,
+        &CatalogOptions {
+            cache_dir: Some(cache_root.join("catalog")),
+            detail: Detail::for_queries(&plan.queries, slack),
+            ..CatalogOptions::default()
+        },
+    )
+    .map_err(|e| EngineError::Capture(e.to_string()))?;
+    let (w_since, w_until) = (window.since_ns(), window.until_ns());
+    for cp in catalog.problems() {
+        // A file still being written matters only if the window reaches
+        // past what was read of it.
+        if cp.kind == cap::ProblemKind::Growing && cp.span.is_some_and(|(t, _)| w_until < t) {
+            continue;
+        }
+        if matches!(
+            cp.kind,
+            cap::ProblemKind::CaptureGap | cap::ProblemKind::UnusableSource
+        ) {
+            tracing::warn!("{cp}");
+        }
+        problems.push(capture_problem(cp));
+    }
+    // A node none of whose sources can be read: an error, unless other
+    // nodes cover the window (then the problems above say it loudly).
+    let dead: Vec<&str> = catalog
+        .nodes()
+        .iter()
+        .filter(|n| !n.usable())
+        .map(|n| n.name.as_str())
+        .collect();
+    if !dead.is_empty() {
+        let others_cover = catalog
+            .nodes()
             .iter()
-            .map(|m| Problem::new(ProblemKind::Cache, ProblemSource::Run, m.clone())),
-    );
+            .filter(|n| n.usable())
+            .any(|n| n.covered(w_since, w_until) != Coverage::NotCovered);
+        if !others_cover {
+            let why: Vec<String> = catalog
+                .problems()
+                .filter(|cp| {
+                    cp.kind == cap::ProblemKind::UnusableSource
+                        && cp.node.as_deref().is_some_and(|n| dead.contains(&n))
+                })
+                .map(ToString::to_string)
+                .collect();
+            return Err(EngineError::Capture(format!(
+                "no node has a readable capture for the window: {}",
+                why.join("; ")
+            )));
+        }
+    }
 
     let prog2 = progress.clone();
     let opts = ExtractOptions {
@@ -284,10 +314,17 @@ pub fn analyse(
     };
     progress.stage(&format!("extracting {} flows", plan.queries.len()));
     let ex = extract(&catalog, &plan.queries, &opts);
+    for cp in &ex.problems {
+        let p = capture_problem(cp);
+        // The catalog's scan already named the same corrupt record.
+        if !problems.contains(&p) {
+            problems.push(p);
+        }
+    }
     problems.extend(
-        ex.problems
+        ex.query_problems
             .iter()
-            .map(|m| Problem::new(ProblemKind::Undecodable, ProblemSource::Run, m.clone())),
+            .map(|m| Problem::new(ProblemKind::Unjoinable, ProblemSource::Run, m.clone())),
     );
     let files_read: u64 = ex.stats.iter().map(|s| s.files_read as u64).sum();
     let bytes_read: u64 = ex.stats.iter().map(|s| s.bytes_read).sum();
@@ -295,16 +332,42 @@ pub fn analyse(
     let nodes: Vec<NodeInput> = p
         .nodes
         .iter()
-        .map(|n| NodeInput {
-            name: n.name.to_string(),
-            role: n.role,
-            coverage: remote_coverage
-                .get(n.name.as_str())
-                .cloned()
-                .unwrap_or_else(|| catalog.coverage(n.name.as_str())),
-            pinned_offset_s: n.clock_offset_s,
-            aliases: n.aliases.clone(),
-            losses: Vec::new(),
+        .map(|n| {
+            let mut losses: Vec<CaptureLoss> = catalog
+                .node(n.name.as_str())
+                .map(|c| c.losses.iter().map(capture_loss).collect())
+                .unwrap_or_default();
+            if let Some(why) = unreachable.get(n.name.as_str()) {
+                losses.push(CaptureLoss {
+                    file: why.clone(),
+                    span: None,
+                    reason: LossReason::Unreachable,
+                    detail: "the host holding the captures could not be reached".into(),
+                });
+            }
+            if let Some(c) = catalog.node(n.name.as_str()).filter(|c| !c.usable()) {
+                losses.push(CaptureLoss {
+                    file: c
+                        .problems
+                        .iter()
+                        .find(|p| p.kind == cap::ProblemKind::UnusableSource)
+                        .map_or_else(String::new, |p| p.path.clone()),
+                    span: None,
+                    reason: LossReason::Unreadable,
+                    detail: "none of the node's capture sources could be read".into(),
+                });
+            }
+            NodeInput {
+                name: n.name.to_string(),
+                role: n.role,
+                coverage: remote_coverage
+                    .get(n.name.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| catalog.coverage(n.name.as_str())),
+                pinned_offset_s: n.clock_offset_s,
+                aliases: n.aliases.clone(),
+                losses,
+            }
         })
         .collect();
 
@@ -330,6 +393,53 @@ pub fn analyse(
     })
 }
 
+/// A capture problem as the report types it.
+fn capture_problem(cp: &CaptureProblem) -> Problem {
+    let kind = match cp.kind {
+        cap::ProblemKind::CaptureGap => ProblemKind::CaptureGap,
+        cap::ProblemKind::UnusableSource => ProblemKind::UnusableSource,
+        cap::ProblemKind::Undecodable => ProblemKind::Undecodable,
+        cap::ProblemKind::Growing => ProblemKind::Growing,
+        cap::ProblemKind::Cache => ProblemKind::Cache,
+    };
+    let source = match &cp.node {
+        Some(node) => ProblemSource::Capture {
+            node: node.clone(),
+            path: cp.path.clone(),
+            offset: cp.offset,
+        },
+        // The index cache belongs to the run, not to a node.
+        None => ProblemSource::Run,
+    };
+    let message = match &cp.node {
+        Some(_) => cp.message.clone(),
+        None => format!("{}: {}", cp.path, cp.message),
+    };
+    let mut p = Problem::new(kind, source, message);
+    if let Some((a, b)) = cp.span {
+        p = p.with_span(TimeSpan {
+            since: chrono::DateTime::from_timestamp_nanos(a),
+            until: chrono::DateTime::from_timestamp_nanos(b),
+        });
+    }
+    p
+}
+
+/// A lost stretch of capture as correlation takes it.
+fn capture_loss(l: &cap::Loss) -> CaptureLoss {
+    CaptureLoss {
+        file: l.file.display().to_string(),
+        span: l.span,
+        reason: match l.reason {
+            cap::LossReason::Unreadable => LossReason::Unreadable,
+            cap::LossReason::Truncated => LossReason::Truncated,
+            cap::LossReason::Missing => LossReason::Missing,
+            cap::LossReason::Corrupt => LossReason::Corrupt,
+        },
+        detail: l.detail.clone(),
+    }
+}
+
 /// Publish a report to the pipeline's cluster; one line saying what arrived.
 pub fn publish(report: &Report, p: &Pipeline) -> Result<String, EngineError> {
     let es = p.elasticsearch.as_ref().ok_or_else(|| {
@@ -338,30 +448,4 @@ pub fn publish(report: &Report, p: &Pipeline) -> Result<String, EngineError> {
     let s = wiretrail_elastic::publish_blocking(es, report)
         .map_err(|e| EngineError::Elastic(e.to_string()))?;
     Ok(format!("{s:?}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_problem_lines_are_typed_with_their_place() {
-        assert_eq!(
-            log_source("/var/log/a:b.log:12: no proxy address"),
-            (
-                ProblemSource::Log {
-                    path: "/var/log/a:b.log".into(),
-                    line: Some(12)
-                },
-                "no proxy address".to_string()
-            )
-        );
-        assert_eq!(
-            log_source("proxy.log: permission denied"),
-            (
-                ProblemSource::Run,
-                "proxy.log: permission denied".to_string()
-            )
-        );
-    }
 }

@@ -384,6 +384,7 @@ pub fn merge(out_dir: &Path, cp: &Checkpoint, window: &Window) -> Result<Report,
         until: window.until().to_utc(),
         clock_offsets: Vec::new(),
         incidents: Vec::new(),
+        events: Vec::new(),
         summary: Summary::default(),
         inputs: InputStats::default(),
     };
@@ -402,6 +403,7 @@ pub fn merge(out_dir: &Path, cp: &Checkpoint, window: &Window) -> Result<Report,
         add_summary(&mut report.summary, &r.summary);
         add_inputs(&mut report.inputs, &r.inputs);
         report.incidents.extend(r.incidents);
+        report.events.extend(r.events);
     }
     Ok(report)
 }

@@ -35,14 +35,28 @@ impl SpanError {
             .find('\n')
             .map(|i| line_start + i)
             .unwrap_or(src.len());
-        let source_line = src[line_start..line_end].trim_end_matches('\r').to_string();
+        let raw_line = src[line_start..line_end].trim_end_matches('\r');
         let end = span.end.clamp(start, line_end);
-        let width = src[start..end].chars().count().max(1);
+        let mut width = src[start..end].chars().count().max(1);
+        let mut message = message.into();
+        // A refused line may hold a secret (`password = "..."` pasted into
+        // [elasticsearch]): never echo its value, in the line or the message.
+        let source_line = match secret_value(raw_line) {
+            Some(value) => {
+                if !value.is_empty() {
+                    message = message.replace(value, "***");
+                }
+                let shown = redact_line(raw_line);
+                width = width.min(shown.chars().count().saturating_sub(col - 1).max(1));
+                shown
+            }
+            None => raw_line.to_string(),
+        };
         SpanError {
             file: file.to_path_buf(),
             line,
             col,
-            message: message.into(),
+            message,
             hint: None,
             source_line,
             width,
@@ -84,6 +98,82 @@ impl fmt::Display for SpanError {
 }
 
 impl std::error::Error for SpanError {}
+
+/// Key names whose values are secrets (`password`, `api_key`, `token`, ...),
+/// but not the names of files holding them (`credentials_file`).
+fn is_secret_key(key: &str) -> bool {
+    let k = key
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'')
+        .to_ascii_lowercase();
+    let k = k.rsplit('.').next().unwrap_or(&k);
+    if k.ends_with("_file") || k.ends_with("_path") || k.ends_with("_env") {
+        return false;
+    }
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "bearer",
+        "authorization",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+/// The value of a `key = value` line whose key names a secret.
+fn secret_value(line: &str) -> Option<&str> {
+    let (key, value) = line.split_once('=')?;
+    if !is_secret_key(key) {
+        return None;
+    }
+    let v = value.trim();
+    let v = v.split(" #").next().unwrap_or(v).trim();
+    Some(v.trim_matches(|c| c == '"' || c == '\''))
+}
+
+/// `password = "hunter2"` shown as `password = "***"`.
+fn redact_line(line: &str) -> String {
+    match line.split_once('=') {
+        Some((key, _)) => format!("{key}= \"***\""),
+        None => line.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_secret_line_is_never_echoed() {
+        let src = "[elasticsearch]\nurl = \"https://es:9200\"\npassword = \"hunter2-Zq8\"\n";
+        let at = src.find("password").unwrap();
+        let e = SpanError::new(
+            Path::new("p.toml"),
+            src,
+            Some(at..at + 8),
+            "unknown key `password` (value \"hunter2-Zq8\")",
+        )
+        .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("password = \"***\""), "{e}");
+        assert!(e.contains("p.toml:3:1"), "{e}");
+        // A file name is no secret.
+        let src = "credentials_file = \"/etc/wt/creds\"\n";
+        let e = SpanError::new(Path::new("p.toml"), src, Some(0..16), "x").to_string();
+        assert!(e.contains("/etc/wt/creds"), "{e}");
+        for line in [
+            "api_key = 'aWQ6a2V5'",
+            "WIRETRAIL_ES_BEARER=tok-123",
+            "auth.token = \"t\"",
+        ] {
+            assert!(secret_value(line).is_some(), "{line}");
+        }
+    }
+}
 
 /// 1-based line and character column of a byte offset, plus the line's start.
 pub fn line_col(src: &str, offset: usize) -> (usize, usize, usize) {

@@ -45,8 +45,10 @@ impl Drop for Sshd {
     }
 }
 
-fn skip(why: &str) {
-    common::require_or_skip(false, &format!("ssh tests: {why}"));
+/// Skips on a developer's machine, fails in CI.
+#[track_caller]
+fn skip(what_is_missing: &str) {
+    wiretrail_testsupport::require_or_skip(what_is_missing);
 }
 
 fn free_port() -> u16 {
@@ -60,11 +62,11 @@ fn free_port() -> u16 {
 fn start_sshd(dir: &Path, remote_path: Option<&Path>) -> Option<Sshd> {
     let sshd = Path::new("/usr/sbin/sshd");
     if !sshd.exists() || Command::new("ssh-keygen").arg("-?").output().is_err() {
-        skip("sshd or ssh-keygen not installed (apt-get install openssh-server openssh-client)");
+        skip("sshd or ssh-keygen (apt-get install openssh-server openssh-client)");
         return None;
     }
     if !Path::new("/run/sshd").exists() && std::fs::create_dir_all("/run/sshd").is_err() {
-        skip("cannot create /run/sshd");
+        skip("a writable /run/sshd (sshd's privilege-separation directory)");
         return None;
     }
     for (name, kind) in [("host_key", "ed25519"), ("user_key", "ed25519")] {
@@ -75,7 +77,7 @@ fn start_sshd(dir: &Path, remote_path: Option<&Path>) -> Option<Sshd> {
             .map(|s| s.success())
             .unwrap_or(false);
         if !ok {
-            skip("ssh-keygen failed");
+            skip("a working ssh-keygen");
             return None;
         }
     }
@@ -127,7 +129,7 @@ fn start_sshd(dir: &Path, remote_path: Option<&Path>) -> Option<Sshd> {
     {
         Ok(c) => c,
         Err(e) => {
-            skip(&format!("sshd would not start: {e}"));
+            skip(&format!("an sshd that starts ({e})"));
             return None;
         }
     };
@@ -143,7 +145,7 @@ fn start_sshd(dir: &Path, remote_path: Option<&Path>) -> Option<Sshd> {
             break;
         }
         if Instant::now() > deadline || me.child.try_wait().ok().flatten().is_some() {
-            skip("sshd did not start listening");
+            skip("an sshd that listens on loopback");
             return None;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -164,7 +166,7 @@ fn start_sshd(dir: &Path, remote_path: Option<&Path>) -> Option<Sshd> {
         .map(|s| s.success())
         .unwrap_or(false);
     if !ok {
-        skip("ssh login to the test sshd failed");
+        skip("an ssh login to the test sshd");
         let _ = me.child.kill();
         return None;
     }
@@ -428,7 +430,7 @@ fn built_binary() -> Option<PathBuf> {
 #[test]
 fn remote_extract_when_wiretrail_is_installed_there() {
     let Some(bin) = built_binary() else {
-        skip("the wiretrail binary is not built next to the tests (cargo build -p wiretrail)");
+        skip("the wiretrail binary next to the tests (cargo build -p wiretrail)");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -500,7 +502,7 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
         .map(|s| s.success())
         .unwrap_or(false)
     {
-        skip("tcpdump is not installed (apt-get install tcpdump): the host-side filter mode is untested");
+        skip("tcpdump (apt-get install tcpdump), for the host-side filter mode");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

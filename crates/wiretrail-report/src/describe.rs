@@ -94,6 +94,14 @@ pub fn finding_word(k: FindingKind) -> &'static str {
     }
 }
 
+/// The schema word of a proof.
+pub fn proof_word(k: wiretrail_correlate::model::ProofKind) -> String {
+    serde_json::to_value(k)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 pub fn role_word(r: NodeRole) -> &'static str {
     match r {
         NodeRole::Proxy => "proxy",

@@ -105,6 +105,24 @@ fn header(h: &mut String, r: &Report) {
         h.push_str("</table><p class=\"muted\">offset: add to the node's capture times to get reference time</p>");
     }
     h.push_str("</section>");
+    // Findings across errors.
+    if !r.events.is_empty() {
+        let _ = write!(
+            h,
+            r#"<section class="card" id="events"><h3>Events across errors ({})</h3><ul>"#,
+            r.events.len()
+        );
+        for f in &r.events {
+            let _ = write!(
+                h,
+                r#"<li><span class="pill">{}</span> {} {}</li>"#,
+                describe::finding_word(f.kind),
+                describe::pct(f.confidence),
+                text(&f.summary)
+            );
+        }
+        h.push_str("</ul></section>");
+    }
     // Inputs.
     let s = &r.inputs;
     let _ = write!(
@@ -227,6 +245,9 @@ fn incident(h: &mut String, report: &Report, inc: &Incident, n: usize) {
         conf = describe::pct(v.confidence),
         summary = text(&v.summary)
     );
+    if let Some(r) = &v.remedy {
+        let _ = write!(h, r#"<div class="remedy"><b>Remedy.</b> {}</div>"#, text(r));
+    }
 
     // Ladder.
     let drawn_cap = ladder::MAX_ARROWS;
@@ -339,6 +360,19 @@ fn error_block(h: &mut String, n: usize, e: &DiagnosedError) {
             strays.join(", ")
         },
     );
+    if !d.proofs.is_empty() {
+        h.push_str(r#"<div class="proofs">proofs:"#);
+        for pr in &d.proofs {
+            let _ = write!(
+                h,
+                r#" <span class="pill" title="{note}">{w} {wt:+.2}</span>"#,
+                note = text(&pr.note),
+                w = describe::proof_word(pr.proof),
+                wt = pr.weight
+            );
+        }
+        h.push_str("</div>");
+    }
     if !e.connection.is_empty() {
         h.push_str(r#"<table class="evidence"><tr><th>node</th><th>conn_state</th><th>history</th><th>handshake</th><th class="num">packets</th><th class="num">capture dups</th><th>first</th><th>last</th></tr>"#);
         for c in &e.connection {

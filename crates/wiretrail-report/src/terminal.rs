@@ -136,6 +136,7 @@ pub fn render_terminal(
     }
     p.blank()?;
     summary(&mut p, &report.summary)?;
+    events(&mut p, &report.events)?;
     inputs(&mut p, &report.inputs)
 }
 
@@ -156,6 +157,7 @@ pub fn render_summary_terminal(report: &Report, out: &mut dyn Write) -> io::Resu
         ),
     )?;
     summary(&mut p, &report.summary)?;
+    events(&mut p, &report.events)?;
     inputs(&mut p, &report.inputs)
 }
 
@@ -205,6 +207,9 @@ fn incident(
             visible(&v.summary)
         ),
     )?;
+    if let Some(r) = &v.remedy {
+        p.line(Style::None, &format!("remedy   {}", visible(r)))?;
+    }
 
     for (i, e) in inc.errors.iter().enumerate() {
         error_lines(p, i + 1, e)?;
@@ -320,6 +325,17 @@ fn error_lines(p: &mut Painter<'_>, n: usize, e: &DiagnosedError) -> io::Result<
         s.push_str(&format!("  stray {}", strays.join(", ")));
     }
     p.line(Style::None, &s)?;
+    if !d.proofs.is_empty() {
+        let proofs: Vec<String> = d
+            .proofs
+            .iter()
+            .map(|pr| format!("{} {:+.2}", describe::proof_word(pr.proof), pr.weight))
+            .collect();
+        p.line(
+            Style::Dim,
+            &format!("             proofs {}", proofs.join(", ")),
+        )?;
+    }
     for c in &e.connection {
         p.line(
             Style::Dim,
@@ -581,6 +597,24 @@ fn counts(m: &std::collections::BTreeMap<String, u64>) -> String {
         .map(|(k, n)| format!("{} {n}", visible(k)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Findings across errors: many connections to one node failing at once,
+/// many flows moving at one instant.
+fn events(p: &mut Painter<'_>, events: &[wiretrail_correlate::model::Finding]) -> io::Result<()> {
+    for (i, f) in events.iter().enumerate() {
+        let label = if i == 0 { "events" } else { "      " };
+        p.line(
+            Style::Yellow,
+            &format!(
+                "{label}       {} {}: {}",
+                describe::finding_word(f.kind),
+                describe::pct(f.confidence),
+                visible(&f.summary)
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 fn inputs(p: &mut Painter<'_>, s: &InputStats) -> io::Result<()> {

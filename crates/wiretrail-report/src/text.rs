@@ -9,51 +9,10 @@
 //! top of that by the HTML renderer.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
-/// True for characters that must never reach an output verbatim: C0 and C1
-/// controls, DEL, bidirectional controls, zero-width and line/paragraph
-/// separators, the BOM, and interlinear annotation marks.
-pub fn is_unsafe_char(c: char) -> bool {
-    matches!(c,
-        '\u{0}'..='\u{1f}'
-        | '\u{7f}'..='\u{9f}'
-        | '\u{61c}'              // Arabic letter mark
-        | '\u{200b}'..='\u{200f}' // zero-width space/joiners, LRM, RLM
-        | '\u{2028}'..='\u{202e}' // line/para separators, LRE RLE PDF LRO RLO
-        | '\u{2060}'..='\u{206f}' // word joiner, invisible operators, LRI RLI FSI PDI, deprecated format chars
-        | '\u{feff}'
-        | '\u{fff9}'..='\u{fffb}'
-    )
-}
-
-/// `s` with every unsafe character replaced by a visible escape (`\t`, `\n`,
-/// `\x1b`, `\u{202e}`). Borrows when nothing needed replacing, which is the
-/// common case.
-pub fn visible(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(is_unsafe_char) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        if !is_unsafe_char(c) {
-            out.push(c);
-            continue;
-        }
-        match c {
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x100 => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-        }
-    }
-    Cow::Owned(out)
-}
+/// The neutraliser lives in `wiretrail-logs` (a leaf both crates use), so
+/// `wiretrail logs` and the reports escape the same characters the same way.
+pub use wiretrail_logs::text::{is_unsafe_char, push_visible, visible};
 
 /// Cut `s` to at most `max` characters, ending with `…` when something was cut.
 /// Counts chars, not display columns: wide CJK characters may overflow a

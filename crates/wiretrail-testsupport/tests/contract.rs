@@ -270,3 +270,105 @@ fn templates_and_auth() {
         .unwrap()
         .contains("failed to parse field [source.ip] of type [ip] in document with id '7'"));
 }
+
+/// OpenSearch's own point in time, as OpenSearch 2.19.6 and 3.6.0 answered
+/// (scripts/search-server.sh os2/os3): `pit_id` + `creation_time`; no
+/// tiebreaker added; `_shard_doc` refused before 3.3 and a bare doc id from
+/// 3.3; the same id back on every search; close answers 200 per id, even
+/// for one already closed; a closed PIT searched is a 404 context missing.
+#[test]
+fn opensearch_pit_rules() {
+    for version in ["2.19.6", "3.6.0"] {
+        let os = EsServer::start(ServerConfig {
+            flavor: Flavor::OpenSearch(version.into()),
+            ..ServerConfig::default()
+        })
+        .unwrap();
+        for idx in ["pa", "pb"] {
+            os.add_docs(
+                idx,
+                (0..2).map(|i| {
+                    (
+                        format!("{}", i + 1),
+                        json!({"@timestamp": "2024-01-01T00:00:00Z", "message": "x"}),
+                    )
+                }),
+            );
+        }
+        let (st, _, b) = http(
+            &os,
+            "POST",
+            "/pa,pb/_search/point_in_time?keep_alive=1m&allow_partial_pit_creation=false",
+            &[],
+            b"",
+        );
+        assert_eq!(st, 200, "{b}");
+        assert!(b["creation_time"].is_u64(), "{b}");
+        assert_eq!(b["_shards"]["total"], 2);
+        let id = b["pit_id"].as_str().unwrap().to_string();
+        let search = |sort: Value| {
+            let q = json!({"pit": {"id": id, "keep_alive": "1m"}, "size": 10, "sort": sort});
+            http(
+                &os,
+                "POST",
+                "/_search",
+                &[("content-type", "application/json")],
+                q.to_string().as_bytes(),
+            )
+        };
+        let (st, _, b) = search(json!([{"@timestamp": "asc"}]));
+        assert_eq!(st, 200);
+        assert_eq!(b["pit_id"].as_str(), Some(id.as_str()), "no rotation");
+        assert_eq!(
+            b["hits"]["hits"][0]["sort"],
+            json!([1704067200000i64]),
+            "no tiebreaker added"
+        );
+        let (st, _, b) = search(json!([{"@timestamp": "asc"}, {"_shard_doc": "asc"}]));
+        if version.starts_with('2') {
+            assert_eq!(st, 400);
+            assert_eq!(b["error"]["root_cause"][0]["type"], "query_shard_exception");
+            assert!(b["error"]["root_cause"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("No mapping found for [_shard_doc]"));
+        } else {
+            assert_eq!(st, 200);
+            let sorts: Vec<Value> = b["hits"]["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["sort"].clone())
+                .collect();
+            // Both indices' first documents: the same values, no shard in them.
+            assert_eq!(sorts[0], json!([1704067200000i64, 0]));
+            assert_eq!(sorts[1], json!([1704067200000i64, 0]));
+        }
+        let (_, _, b) = search(json!([{"@timestamp": "asc"}, {"_doc": "asc"}]));
+        assert_eq!(b["hits"]["hits"][1]["sort"], json!([1704067200000i64, 0]));
+        let close = || {
+            http(
+                &os,
+                "DELETE",
+                "/_search/point_in_time",
+                &[("content-type", "application/json")],
+                json!({"pit_id": [id]}).to_string().as_bytes(),
+            )
+        };
+        for _ in 0..2 {
+            let (st, _, b) = close();
+            assert_eq!(st, 200);
+            assert_eq!(b["pits"][0]["successful"], true);
+            assert_eq!(b["pits"][0]["pit_id"].as_str(), Some(id.as_str()));
+        }
+        let (st, _, b) = search(json!([{"@timestamp": "asc"}]));
+        assert_eq!(st, 404);
+        assert_eq!(
+            b["error"]["caused_by"]["type"],
+            "search_context_missing_exception"
+        );
+        // Elasticsearch's `_pit` does not exist there.
+        let (st, _, _) = http(&os, "POST", "/pa/_pit?keep_alive=1m", &[], b"");
+        assert_eq!(st, 400);
+    }
+}

@@ -33,6 +33,9 @@ func runLoadgen(args []string) {
 	seed := fs.Int64("seed", time.Now().UnixNano(), "random seed")
 	burstMin := fs.Duration("burst-period-min", 0, "burst mode: all workers send together, bursts this far apart at least")
 	burstMax := fs.Duration("burst-period-max", 0, "burst mode: ... and at most (idle-race: just above the backend idle timeout)")
+	pulsePeriod := fs.Duration("pulse-period", 0, "pulse mode: workers beyond -pulse-base-workers send only during the first -pulse-on of every period")
+	pulseOn := fs.Duration("pulse-on", 0, "pulse mode: length of the busy part of each period")
+	pulseBase := fs.Int("pulse-base-workers", 1, "pulse mode: workers that send all the time")
 	_ = fs.Parse(args)
 
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 300 * time.Second}
@@ -40,7 +43,21 @@ func runLoadgen(args []string) {
 	var mu sync.Mutex
 	codes := map[string]int{}
 	var total, bytesSent int
-	deadline := time.Now().Add(*duration)
+	start := time.Now()
+	deadline := start.Add(*duration)
+	// Pulse mode: the proxy's pool grows during each busy phase; in the quiet
+	// phase only the base workers send and they keep reusing the same few
+	// pooled connections (Go's idle pool is LIFO), so the others sit idle for
+	// about period - on.
+	pulseWait := func(w int) {
+		if *pulsePeriod <= 0 || w < *pulseBase {
+			return
+		}
+		el := time.Since(start) % *pulsePeriod
+		if el >= *pulseOn {
+			time.Sleep(*pulsePeriod - el)
+		}
+	}
 	// Burst mode: a coordinator opens a new "tick" channel for every burst;
 	// each worker sends one request per burst. All workers sending at once
 	// makes the proxy use one pooled connection per worker, each idle for
@@ -79,8 +96,8 @@ func runLoadgen(args []string) {
 		go func(w int) {
 			defer wg.Done()
 			rng := rand.New(rand.NewSource(*seed + int64(w)*7919))
-			if *burstMin == 0 {
-				// Stagger the workers.
+			if *burstMin == 0 && (*pulsePeriod <= 0 || w < *pulseBase) {
+				// Stagger the workers (pulse workers start together).
 				time.Sleep(time.Duration(rng.Int63n(int64(*gapMax) + 1)))
 			}
 			for i := 0; time.Now().Before(deadline); i++ {
@@ -89,6 +106,10 @@ func runLoadgen(args []string) {
 					if !time.Now().Before(deadline) {
 						break
 					}
+				}
+				pulseWait(w)
+				if !time.Now().Before(deadline) {
+					break
 				}
 				lo, hi := math.Log(float64(*minBody)), math.Log(float64(*maxBody))
 				size := int(math.Exp(lo + rng.Float64()*(hi-lo)))

@@ -9,17 +9,20 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-// newProxyTransport is the seed's transport, verbatim: KeepAlive (100 s)
-// longer than IdleConnTimeout (90 s), a large idle pool.
-func newProxyTransport() *http.Transport {
+// newProxyTransport is the seed's transport, verbatim (the seed's dial
+// timeout is 10 s; the syn-drop scenario shortens it so a short run shows
+// dial timeouts): KeepAlive (100 s) longer than IdleConnTimeout (90 s), a
+// large idle pool.
+func newProxyTransport(dialTimeout time.Duration) *http.Transport {
 	return &http.Transport{
 		DialContext: (&net.Dialer{
-			Timeout:   10 * time.Second,
+			Timeout:   dialTimeout,
 			KeepAlive: 100 * time.Second,
 		}).DialContext,
 		MaxIdleConns:          4096,
@@ -39,6 +42,7 @@ func runProxy(args []string) {
 	logPath := fs.String("log-file-path", "/var/log/proxy/proxy.log", "log.file.path in the documents")
 	host := fs.String("hostname", "proxyhost", "host name in the journald prefix")
 	rht := fs.Duration("response-header-timeout", 0, "Transport.ResponseHeaderTimeout (0 = none, as in the seed)")
+	dialTimeout := fs.Duration("dial-timeout", 10*time.Second, "net.Dialer.Timeout (the seed's is 10 s)")
 	stats := fs.Duration("stats-every", 5*time.Second, "interval of the proxy's own stats line (noise lines, as real logs have)")
 	_ = fs.Parse(args)
 
@@ -60,7 +64,7 @@ func runProxy(args []string) {
 		log.Fatal(err)
 	}
 	rp := httputil.NewSingleHostReverseProxy(target)
-	tr := newProxyTransport()
+	tr := newProxyTransport(*dialTimeout)
 	tr.ResponseHeaderTimeout = *rht
 	rp.Transport = tr
 
@@ -74,8 +78,8 @@ func runProxy(args []string) {
 		}
 	})
 	srv := &http.Server{Addr: *listen, Handler: h}
-	log.Printf("proxy starting: listen=%s upstream=%s idle_conn_timeout=%s keepalive=%s response_header_timeout=%s",
-		*listen, *backend, tr.IdleConnTimeout, 100*time.Second, tr.ResponseHeaderTimeout)
+	log.Printf("proxy starting: listen=%s upstream=%s idle_conn_timeout=%s keepalive=%s response_header_timeout=%s dial_timeout=%s go=%s",
+		*listen, *backend, tr.IdleConnTimeout, 100*time.Second, tr.ResponseHeaderTimeout, *dialTimeout, runtime.Version())
 	go func() {
 		t := time.NewTicker(*stats)
 		for range t.C {

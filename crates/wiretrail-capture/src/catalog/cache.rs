@@ -5,13 +5,23 @@
 //! read-only or shared storage, so nothing is ever written next to them.
 //! An entry is valid only for the exact (path, size, mtime) it was built
 //! from; anything else is a miss and the file is indexed again.
+//!
+//! Entries are written to a temporary file and renamed into place. A process
+//! killed between the two (kill -9, OOM) leaves the temporary file behind;
+//! the next run removes such leftovers, but only files of our own naming
+//! scheme and only once they are old enough that no live writer can still
+//! be busy with them.
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Bump when the cached entry's shape or meaning changes.
-const CACHE_VERSION: u32 = 2;
+const CACHE_VERSION: u32 = 3;
+
+/// A temporary entry file this old is a leftover of a killed run (a live
+/// writer holds one for milliseconds).
+const STALE_TMP_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// `$XDG_CACHE_HOME/wiretrail`, else `$HOME/.cache/wiretrail`.
 pub fn default_cache_dir() -> Option<PathBuf> {
@@ -49,6 +59,38 @@ impl EntryCache {
         EntryCache {
             dir: root.join(format!("catalog-v{CACHE_VERSION}")),
         }
+    }
+
+    /// Removes temporary files that killed runs left in the cache
+    /// directory: only names of the form `<16 hex>-<name>.json.tmp<pid>` (or
+    /// `.tmp<pid>`, as older versions wrote them), only regular files, only
+    /// older than [`STALE_TMP_AFTER`]. Returns how many were removed.
+    pub fn sweep_stale(&self) -> usize {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !is_our_tmp(name) {
+                continue;
+            }
+            let Ok(meta) = e.path().symlink_metadata() else {
+                continue;
+            };
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age >= STALE_TMP_AFTER);
+            if meta.is_file() && old && std::fs::remove_file(e.path()).is_ok() {
+                tracing::debug!("removed a stale cache temp file {}", e.path().display());
+                removed += 1;
+            }
+        }
+        removed
     }
 
     pub fn dir(&self) -> &Path {
@@ -99,7 +141,7 @@ impl EntryCache {
     pub fn store<T: Serialize>(&self, key: &CacheKey, entry: &T) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let slot = self.slot(&key.path);
-        let tmp = slot.with_extension(format!("tmp{}", std::process::id()));
+        let tmp = tmp_slot(&slot);
         let doc = Stored {
             version: CACHE_VERSION,
             key: key.clone(),
@@ -110,5 +152,44 @@ impl EntryCache {
         f.sync_data().ok();
         drop(f);
         std::fs::rename(&tmp, &slot)
+    }
+}
+
+/// Where an entry is written before it is renamed into `slot`.
+fn tmp_slot(slot: &Path) -> PathBuf {
+    let mut name = slot.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp{}", std::process::id()));
+    slot.with_file_name(name)
+}
+
+/// `0123456789abcdef-name.json.tmp4242` (or `...-name.tmp4242`, the form
+/// before cache version 3): a temporary entry of ours.
+fn is_our_tmp(name: &str) -> bool {
+    let Some((stem, pid)) = name.rsplit_once(".tmp") else {
+        return false;
+    };
+    let hash = stem.get(..16).unwrap_or("");
+    !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && hash.len() == 16
+        && hash.bytes().all(|b| b.is_ascii_hexdigit())
+        && stem.as_bytes().get(16) == Some(&b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_are_recognised_and_only_ours() {
+        assert!(is_our_tmp("0123456789abcdef-be1.pcap.json.tmp4242"));
+        assert!(is_our_tmp("0123456789abcdef-be1.pcap.tmp7"));
+        assert!(!is_our_tmp("0123456789abcdef-be1.pcap.json"));
+        assert!(!is_our_tmp("notes.tmp12"));
+        assert!(!is_our_tmp("0123456789abcdef-x.tmpfoo"));
+        assert!(!is_our_tmp("0123456789abcdeg-x.tmp1"));
+        let slot = Path::new("/c/0123456789abcdef-a.pcap.json");
+        let tmp = tmp_slot(slot);
+        assert!(is_our_tmp(tmp.file_name().unwrap().to_str().unwrap()));
     }
 }

@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 
 /// One file's contribution to coverage.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct FileSpan<'a> {
+pub(crate) struct FileSpan {
     pub start: Nanos,
     pub end: Nanos,
-    /// (rotation group, sequence number) from the name hint.
-    pub seq: Option<(&'a str, u64)>,
+    /// (rotation series, ordinal): consecutive ordinals of one series are
+    /// rotation neighbours (see `series`).
+    pub seq: Option<(usize, u64)>,
     /// Index into the node's file list.
     pub file: usize,
 }
@@ -68,11 +69,11 @@ pub struct NodeCoverage {
 
 /// Builds a node's coverage. `join_gap` is the longest packet-free stretch
 /// between two files that still counts as continuous capture.
-pub(crate) fn build(mut files: Vec<FileSpan<'_>>, join_gap: Nanos) -> NodeCoverage {
+pub(crate) fn build(mut files: Vec<FileSpan>, join_gap: Nanos) -> NodeCoverage {
     files.sort_by_key(|f| (f.start, f.end, f.file));
     let mut out = NodeCoverage::default();
     // The file reaching furthest so far, for overlap and gap checks.
-    let mut reach: Option<FileSpan<'_>> = None;
+    let mut reach: Option<FileSpan> = None;
     for f in files {
         let Some(r) = reach else {
             out.spans.push((f.start, f.end));
@@ -111,6 +112,30 @@ pub(crate) fn build(mut files: Vec<FileSpan<'_>>, join_gap: Nanos) -> NodeCovera
     out
 }
 
+/// Takes the stretch strictly between `lost.0` and `lost.1` out of the
+/// disjoint sorted `spans`: a span through it keeps its two ends.
+pub(crate) fn subtract(spans: &mut Vec<(Nanos, Nanos)>, lost: (Nanos, Nanos)) {
+    let (a, b) = lost;
+    if b.saturating_sub(a) < 2 {
+        return;
+    }
+    let (cut_from, cut_to) = (a + 1, b - 1);
+    let mut out = Vec::with_capacity(spans.len() + 1);
+    for &(s, e) in spans.iter() {
+        if e < cut_from || s > cut_to {
+            out.push((s, e));
+            continue;
+        }
+        if s < cut_from {
+            out.push((s, a));
+        }
+        if e > cut_to {
+            out.push((b, e));
+        }
+    }
+    *spans = out;
+}
+
 /// Clips `[since, until]` against disjoint sorted `spans`.
 pub(crate) fn covered(spans: &[(Nanos, Nanos)], since: Nanos, until: Nanos) -> Coverage {
     let mut missing = Vec::new();
@@ -146,11 +171,11 @@ pub(crate) fn covered(spans: &[(Nanos, Nanos)], since: Nanos, until: Nanos) -> C
 mod tests {
     use super::*;
 
-    fn span(start: Nanos, end: Nanos, file: usize, seq: Option<u64>) -> FileSpan<'static> {
+    fn span(start: Nanos, end: Nanos, file: usize, seq: Option<u64>) -> FileSpan {
         FileSpan {
             start,
             end,
-            seq: seq.map(|s| ("g", s)),
+            seq: seq.map(|s| (0, s)),
             file,
         }
     }
@@ -186,6 +211,22 @@ mod tests {
                 b: 4
             }]
         );
+    }
+
+    #[test]
+    fn losses_are_taken_out() {
+        let mut spans = vec![(0, 100), (200, 300)];
+        subtract(&mut spans, (50, 60));
+        assert_eq!(spans, vec![(0, 50), (60, 100), (200, 300)]);
+        subtract(&mut spans, (90, 250));
+        assert_eq!(spans, vec![(0, 50), (60, 90), (250, 300)]);
+        subtract(&mut spans, (Nanos::MIN, 10));
+        assert_eq!(spans, vec![(10, 50), (60, 90), (250, 300)]);
+        subtract(&mut spans, (280, Nanos::MAX));
+        assert_eq!(spans, vec![(10, 50), (60, 90), (250, 280)]);
+        // Nothing strictly between: nothing taken.
+        subtract(&mut spans, (20, 21));
+        assert_eq!(spans, vec![(10, 50), (60, 90), (250, 280)]);
     }
 
     #[test]

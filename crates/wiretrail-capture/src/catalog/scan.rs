@@ -1,17 +1,20 @@
 //! Indexing one capture file: one sequential read that counts packets,
-//! collects link types and the time span, and drops a checkpoint about
-//! every `index_every` bytes.
+//! collects link types and the time span, drops a checkpoint about every
+//! `index_every` bytes, and records every damaged stretch with the packet
+//! times around it (what a corrupt block or a broken stream cost).
 //!
 //! A plain file that only grew since it was indexed (the newest rotation,
 //! still being written) is not read again from the top: the scan resumes at
 //! its last checkpoint, after checking that the file still starts with the
 //! same bytes (tcpdump `-W` reuses names for new files).
 
-use super::{parse_hint, FileEntry, IndexPoint};
+use super::probe::{blank, unopenable};
+use super::{Damage, FileEntry, IndexPoint, Known};
 use crate::catalog::cache::CacheKey;
 use crate::obs::Nanos;
-use crate::read::{CaptureReader, Compression};
-use std::collections::{BTreeSet, HashSet};
+use crate::problem::{CaptureProblem, LossReason, ProblemKind};
+use crate::read::{CaptureReader, Compression, ReadError};
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
 
@@ -27,10 +30,13 @@ pub(crate) struct Cost {
 pub(crate) const MAX_ERRORS_IN_A_ROW: usize = 64;
 
 /// Bytes of the file's head that identify it across growth.
-const HEAD_BYTES: usize = 4096;
+pub(crate) const HEAD_BYTES: usize = 4096;
+
+/// Problems kept per file; the rest are counted in one line.
+const MAX_PROBLEMS: usize = 20;
 
 /// FNV-1a of the first `HEAD_BYTES` (or fewer) bytes, with their count.
-fn head_print(path: &Path, len: usize) -> Option<(u32, u64)> {
+pub(crate) fn head_print(path: &Path, len: usize) -> Option<(u32, u64)> {
     let mut buf = vec![0u8; len];
     let mut f = std::fs::File::open(path).ok()?;
     f.read_exact(&mut buf).ok()?;
@@ -45,7 +51,8 @@ fn head_print(path: &Path, len: usize) -> Option<(u32, u64)> {
 /// Whether `old` (an entry for the same path) can be extended instead of
 /// rebuilt: same plain file, grown, same first bytes.
 pub(crate) fn can_resume(old: &FileEntry, key: &CacheKey) -> bool {
-    old.compression == Some(Compression::None)
+    old.known == Known::Scanned
+        && old.compression == Some(Compression::None)
         && old.size < key.size
         && !old.index.is_empty()
         && old
@@ -75,7 +82,9 @@ pub(crate) fn index_file(
                 let mut entry = old;
                 entry.size = k.size;
                 entry.mtime_ns = k.mtime_ns;
-                entry.packets = at.frame - 1;
+                entry.packets = Some(at.frame - 1);
+                // The re-read stretch reports its own damage again.
+                entry.damage.retain(|d| d.offset < start_of(&at));
                 let first_new = entry.index.len();
                 let start = at.offset;
                 return scan(
@@ -90,31 +99,11 @@ pub(crate) fn index_file(
             Err(e) => tracing::debug!("{e}; indexing {} from the top", path.display()),
         }
     }
-    let mut entry = FileEntry {
-        path: key.map_or_else(|| path.to_path_buf(), |k| k.path.clone()),
-        size: key.map_or(0, |k| k.size),
-        mtime_ns: key.map_or(0, |k| k.mtime_ns),
-        format: None,
-        compression: None,
-        linktypes: Vec::new(),
-        packets: 0,
-        first_ts: None,
-        last_ts: None,
-        index: Vec::new(),
-        hint: parse_hint(path),
-        truncated_tail: None,
-        head: None,
-        problems: Vec::new(),
-    };
-    if key.is_none() {
-        entry
-            .problems
-            .push(format!("{}: cannot stat", path.display()));
-    }
+    let mut entry = blank(path, key);
     let rd = match CaptureReader::open(path) {
         Ok(r) => r,
         Err(e) => {
-            entry.problems.push(e.to_string());
+            unopenable(&mut entry, &e);
             return (entry, Cost::default());
         }
     };
@@ -148,17 +137,51 @@ fn scan(
     let mut cur_seg_min = Nanos::MAX;
     let mut errors_in_a_row = 0;
     let mut packets = 0u64;
+    let mut errors = 0usize;
+    // Time of the last packet read, to bound a damaged stretch; and whether
+    // the newest damage still waits for the first packet after it.
+    let mut last_seen: Option<Nanos> = entry.last_ts;
+    let mut open_damage = false;
     loop {
         let (offset, ts) = match rd.next_record() {
             None => break,
             Some(Err(e)) => {
-                entry.problems.push(e.to_string());
+                errors += 1;
+                if entry.problems.len() < MAX_PROBLEMS {
+                    entry.problems.push(
+                        CaptureProblem::new(
+                            ProblemKind::Undecodable,
+                            path.display().to_string(),
+                            problem_text(&e),
+                        )
+                        .at(e.offset()),
+                    );
+                }
+                // Consecutive errors are one damaged stretch.
+                if !open_damage {
+                    entry.damage.push(Damage {
+                        offset: e.offset(),
+                        reason: match e {
+                            ReadError::Decompress { .. } => LossReason::Truncated,
+                            ReadError::Io { .. } => LossReason::Unreadable,
+                            _ => LossReason::Corrupt,
+                        },
+                        after: last_seen,
+                        before: None,
+                        detail: problem_text(&e),
+                    });
+                    open_damage = true;
+                }
                 errors_in_a_row += 1;
                 if errors_in_a_row >= MAX_ERRORS_IN_A_ROW {
-                    entry.problems.push(format!(
-                        "{}: gave up after {MAX_ERRORS_IN_A_ROW} corrupt records in a row",
-                        path.display()
-                    ));
+                    entry.problems.push(
+                        CaptureProblem::new(
+                            ProblemKind::Undecodable,
+                            path.display().to_string(),
+                            format!("gave up after {MAX_ERRORS_IN_A_ROW} corrupt records in a row: the rest of the file is not read"),
+                        )
+                        .at(e.offset()),
+                    );
                     break;
                 }
                 continue;
@@ -171,6 +194,13 @@ fn scan(
         };
         packets += 1;
         if let Some(ts) = ts {
+            if open_damage {
+                if let Some(d) = entry.damage.last_mut() {
+                    d.before = Some(ts);
+                }
+                open_damage = false;
+            }
+            last_seen = Some(ts);
             min_ts = min_ts.min(ts);
             max_ts = max_ts.max(ts);
             cur_seg_min = cur_seg_min.min(ts);
@@ -201,15 +231,31 @@ fn scan(
     for p in &mut entry.index[..first_new] {
         p.min_ts_from = p.min_ts_from.min(from_start);
     }
-    entry.packets += packets;
+    entry.packets = Some(entry.packets.unwrap_or(0) + packets);
     entry.linktypes = linktypes.into_iter().collect();
     if min_ts <= max_ts {
         entry.first_ts = Some(min_ts);
         entry.last_ts = Some(max_ts);
     }
+    if errors > MAX_PROBLEMS {
+        entry.problems.push(CaptureProblem::new(
+            ProblemKind::Undecodable,
+            path.display().to_string(),
+            format!(
+                "{errors} corrupt records or blocks in all (the first {MAX_PROBLEMS} are listed)"
+            ),
+        ));
+    }
     // A resumed scan re-reads the old tail: keep each problem once.
-    let mut seen = HashSet::new();
-    entry.problems.retain(|p| seen.insert(p.clone()));
+    let mut seen = Vec::new();
+    entry.problems.retain(|p| {
+        let new = !seen.contains(p);
+        if new {
+            seen.push(p.clone());
+        }
+        new
+    });
+    entry.known = Known::Scanned;
     entry.truncated_tail = rd.truncated_tail();
     if let Some(at) = entry.truncated_tail {
         tracing::debug!(
@@ -222,4 +268,17 @@ fn scan(
         packets,
     };
     (entry, cost)
+}
+
+/// Byte offset a checkpoint resumes at.
+fn start_of(at: &crate::read::Checkpoint) -> u64 {
+    at.offset
+}
+
+/// The error's message without the path (the problem names the file).
+fn problem_text(e: &ReadError) -> String {
+    let full = e.to_string();
+    let prefix = format!("{}: ", e.path().display());
+    full.strip_prefix(&prefix)
+        .map_or(full.clone(), str::to_string)
 }

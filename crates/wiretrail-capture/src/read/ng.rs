@@ -14,12 +14,12 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) const SHB_TYPE: u32 = 0x0A0D_0D0A;
 const BOM: u32 = 0x1A2B_3C4D;
-const IDB_TYPE: u32 = 1;
-const OPB_TYPE: u32 = 2;
-const SPB_TYPE: u32 = 3;
-const EPB_TYPE: u32 = 6;
+pub(crate) const IDB_TYPE: u32 = 1;
+pub(crate) const OPB_TYPE: u32 = 2;
+pub(crate) const SPB_TYPE: u32 = 3;
+pub(crate) const EPB_TYPE: u32 = 6;
 /// Block types we accept as resynchronisation points.
-const KNOWN_TYPES: [u32; 12] = [
+pub(crate) const KNOWN_TYPES: [u32; 12] = [
     SHB_TYPE,
     IDB_TYPE,
     OPB_TYPE,
@@ -67,7 +67,7 @@ impl IfaceInfo {
     }
 }
 
-fn rd16(be: bool, b: &[u8], at: usize) -> u16 {
+pub(crate) fn rd16(be: bool, b: &[u8], at: usize) -> u16 {
     let w = [b[at], b[at + 1]];
     if be {
         u16::from_be_bytes(w)
@@ -76,7 +76,7 @@ fn rd16(be: bool, b: &[u8], at: usize) -> u16 {
     }
 }
 
-fn rd32(be: bool, b: &[u8], at: usize) -> u32 {
+pub(crate) fn rd32(be: bool, b: &[u8], at: usize) -> u32 {
     let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
     if be {
         u32::from_be_bytes(w)
@@ -86,7 +86,7 @@ fn rd32(be: bool, b: &[u8], at: usize) -> u32 {
 }
 
 /// Byte order from an SHB's byte-order magic (bytes 8..12), if valid.
-fn shb_order(b: &[u8]) -> Option<bool> {
+pub(crate) fn shb_order(b: &[u8]) -> Option<bool> {
     let bom = [b[8], b[9], b[10], b[11]];
     if u32::from_le_bytes(bom) == BOM {
         Some(false)
@@ -127,6 +127,31 @@ fn walk_options(
         at += 4 + padded;
     }
     Ok(())
+}
+
+/// The interface an IDB (`b`, the whole block, at least 20 bytes) declares,
+/// and whether its options were well formed.
+pub(crate) fn idb_iface(be: bool, b: &[u8]) -> (IfaceInfo, Result<(), (usize, String)>) {
+    let len = b.len();
+    let mut iface = IfaceInfo {
+        linktype: rd16(be, b, 8),
+        snaplen: rd32(be, b, 12),
+        tsresol: 6,
+        tsoffset: 0,
+    };
+    let walked = walk_options(be, &b[16..len - 4], 16, |code, v| match code {
+        9 if !v.is_empty() => iface.tsresol = v[0],
+        14 if v.len() == 8 => {
+            let w = [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]];
+            iface.tsoffset = if be {
+                i64::from_be_bytes(w)
+            } else {
+                i64::from_le_bytes(w)
+            };
+        }
+        _ => {}
+    });
+    (iface, walked)
 }
 
 /// Check a complete SHB (`b` is the whole block). Returns its byte order or
@@ -347,24 +372,7 @@ impl CaptureReader {
                 if len < 20 {
                     return Err(self.corrupt(off, format!("IDB total length {len} < 20")));
                 }
-                let mut iface = IfaceInfo {
-                    linktype: rd16(be, b, 8),
-                    snaplen: rd32(be, b, 12),
-                    tsresol: 6,
-                    tsoffset: 0,
-                };
-                let walked = walk_options(be, &b[16..len - 4], 16, |code, v| match code {
-                    9 if !v.is_empty() => iface.tsresol = v[0],
-                    14 if v.len() == 8 => {
-                        let w = [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]];
-                        iface.tsoffset = if be {
-                            i64::from_be_bytes(w)
-                        } else {
-                            i64::from_le_bytes(w)
-                        };
-                    }
-                    _ => {}
-                });
+                let (iface, walked) = idb_iface(be, b);
                 let parsed = if be {
                     pcap_parser::parse_interfacedescriptionblock_be(b).map(|_| ())
                 } else {

@@ -87,17 +87,21 @@ impl Source {
     /// A plain file: memory-mapped, unless [`NO_MMAP_ENV`] asks for reads.
     pub(crate) fn plain(path: &Path, start: u64) -> io::Result<Source> {
         if std::env::var_os(NO_MMAP_ENV).is_some_and(|v| v == "1") {
-            use std::io::Seek;
-            let mut file = File::open(path)?;
-            file.seek(io::SeekFrom::Start(start))?;
-            let mut src = Source::stream(file, Ok)?;
-            if let Source::Stream(s) = &mut src {
-                s.base = start;
-                s.plain = true;
-            }
-            return Ok(src);
+            return Self::stream_plain(File::open(path)?, start);
         }
         Self::mapped(path)
+    }
+
+    /// A plain file read with `read(2)` from `start` on.
+    pub(crate) fn stream_plain(mut file: File, start: u64) -> io::Result<Source> {
+        use std::io::Seek;
+        file.seek(io::SeekFrom::Start(start))?;
+        let mut src = Source::stream(file, Ok)?;
+        if let Source::Stream(s) = &mut src {
+            s.base = start;
+            s.plain = true;
+        }
+        Ok(src)
     }
 
     fn mapped(path: &Path) -> io::Result<Source> {

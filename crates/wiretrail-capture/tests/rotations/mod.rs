@@ -120,3 +120,65 @@ pub fn lo_rotations(root: &Path) -> PathBuf {
     }
     dir
 }
+
+/// A legacy pcap of about `bytes` bytes made of `src`'s records (its header,
+/// its frames, in a loop) re-stamped from `t0` every `step` ns: real frames
+/// on a synthetic clock, to make rotations big enough to be probed.
+/// Returns the file and the times of its first and last records.
+pub fn stretch_pcap(src: &Path, t0: Nanos, step: Nanos, bytes: usize) -> (Vec<u8>, Nanos, Nanos) {
+    let data = std::fs::read(src).unwrap();
+    let magic = u32::from_le_bytes(data[..4].try_into().unwrap());
+    assert!(
+        matches!(magic, 0xa1b2c3d4 | 0xa1b23c4d),
+        "little-endian pcap wanted"
+    );
+    let nanos = magic == 0xa1b23c4d;
+    let mut frames = Vec::new();
+    let mut at = 24;
+    while at + 16 <= data.len() {
+        let caplen = u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
+        let orig = u32::from_le_bytes(data[at + 12..at + 16].try_into().unwrap());
+        frames.push((orig, &data[at + 16..at + 16 + caplen]));
+        at += 16 + caplen;
+    }
+    let mut out = data[..24].to_vec();
+    let mut ts = t0;
+    let mut last = t0;
+    for (orig, f) in frames.iter().cycle() {
+        if out.len() >= bytes {
+            break;
+        }
+        let secs = ts / 1_000_000_000;
+        let frac = ts % 1_000_000_000;
+        out.extend((secs as u32).to_le_bytes());
+        out.extend((if nanos { frac } else { frac / 1000 } as u32).to_le_bytes());
+        out.extend((f.len() as u32).to_le_bytes());
+        out.extend(orig.to_le_bytes());
+        out.extend_from_slice(f);
+        last = if nanos { ts } else { ts - ts % 1000 };
+        ts += step;
+    }
+    (out, t0, last)
+}
+
+/// `n` numbered tcpdump `-C` rotations `be1.pcap`, `be1.pcap1`, ... of about
+/// `bytes` each, back to back in time (1 ms between records). Returns the
+/// directory and each file's (first, last) record time.
+pub fn numbered_rotations(root: &Path, n: usize, bytes: usize) -> (PathBuf, Vec<(Nanos, Nanos)>) {
+    let dir = root.join("be1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut t = 1_700_000_000_000_000_000;
+    let mut spans = Vec::new();
+    for i in 0..n {
+        let (data, first, last) = stretch_pcap(&capture("gen-lo-nano.pcap"), t, 1_000_000, bytes);
+        let name = if i == 0 {
+            "be1.pcap".to_string()
+        } else {
+            format!("be1.pcap{i}")
+        };
+        std::fs::write(dir.join(name), data).unwrap();
+        spans.push((first, last));
+        t = last + 1_000_000;
+    }
+    (dir, spans)
+}

@@ -9,10 +9,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wiretrail_capture::catalog::{
-    Catalog, CatalogOptions, Coverage, FileEntry, NodeCatalog, NodeSpec,
+    Catalog, CatalogOptions, Coverage, Detail, FileEntry, Known, NodeCatalog, NodeSpec,
 };
 use wiretrail_capture::extract::{extract, ExtractOptions, Extraction, ProgressEvent, ProgressFn};
 use wiretrail_capture::pcapng::PcapngWriter;
+use wiretrail_capture::problem::ProblemKind;
 use wiretrail_capture::read::{Compression, Format};
 use wiretrail_capture::{FlowQuery, Nanos, PacketObs};
 
@@ -26,8 +27,9 @@ pub enum OutFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct CatalogArgs {
-    /// Index cache directory (default `$XDG_CACHE_HOME/wiretrail`, else
-    /// `~/.cache/wiretrail`); never written next to the captures.
+    /// Index cache directory (default `$XDG_CACHE_HOME/wiretrail/catalog`,
+    /// else `~/.cache/wiretrail/catalog`: the one `investigate` uses, so a
+    /// catalog built here serves it); never written next to the captures.
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
     /// Do not read or write the index cache.
@@ -47,11 +49,28 @@ pub struct CatalogArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum CaptureCmd {
     /// Build or refresh the catalog of each node's rotated captures and show
-    /// files, spans, gaps, overlaps and coverage.
+    /// files, spans, gaps, overlaps, losses and coverage.
+    ///
+    /// Spans are learned by probing each file's first and last records (a
+    /// few hundred KiB per file); `--full` reads every file end to end and
+    /// indexes it, so that the first extraction after an alert reads only
+    /// its window.
     Index {
         /// `NAME=DIR` (or `NAME=GLOB`, or `NAME=FILE`), one per node.
         #[arg(value_name = "NODE=DIR", required = true, value_parser = parse_node)]
         nodes: Vec<NodeSpec>,
+        /// Scan and index every file (not only probe it).
+        #[arg(long)]
+        full: bool,
+        /// Keep running and keep the catalogs current as files rotate in
+        /// (implies --full): every new or grown file is indexed within
+        /// --every seconds, so the first investigation after an alert finds
+        /// its window already indexed. Stop with Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: seconds between two looks at the directories.
+        #[arg(long, value_name = "SECS", default_value_t = 10.0, requires = "watch")]
+        every: f64,
         #[command(flatten)]
         catalog: CatalogArgs,
     },
@@ -179,6 +198,7 @@ fn parse_time(s: &str, tz: Option<chrono_tz::Tz>) -> Result<Nanos, String> {
 fn build_catalog(
     nodes: &[NodeSpec],
     c: &CatalogArgs,
+    detail: Detail,
 ) -> Result<Catalog, Box<dyn std::error::Error + Send + Sync>> {
     if !(c.join_gap.is_finite() && c.join_gap >= 0.0) {
         return Err(format!(
@@ -188,21 +208,81 @@ fn build_catalog(
         .into());
     }
     let opts = CatalogOptions {
-        cache_dir: c.cache.clone(),
+        cache_dir: c
+            .cache
+            .clone()
+            .or_else(|| wiretrail_capture::catalog::default_cache_dir().map(|d| d.join("catalog"))),
         use_cache: !c.no_cache,
         join_gap: (c.join_gap * 1e9) as Nanos,
+        detail,
         ..CatalogOptions::default()
     };
     let cat = Catalog::build_with(nodes, &opts)?;
-    for p in cat.cache_problems() {
-        tracing::warn!("{p}");
+    // Lost capture data and unusable sources are said at once, on stderr,
+    // whatever the output format.
+    for p in cat.problems() {
+        match p.kind {
+            ProblemKind::CaptureGap | ProblemKind::UnusableSource | ProblemKind::Cache => {
+                tracing::warn!("{p}")
+            }
+            ProblemKind::Undecodable | ProblemKind::Growing => tracing::info!("{p}"),
+        }
     }
     Ok(cat)
 }
 
+/// A node none of whose sources can be read is an error, unless another
+/// node covers some of the window (then the warning above stands).
+fn check_usable(
+    cat: &Catalog,
+    window: Option<(Nanos, Nanos)>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let dead: Vec<&NodeCatalog> = cat.nodes().iter().filter(|n| !n.usable()).collect();
+    if dead.is_empty() {
+        return Ok(());
+    }
+    let others_cover = cat
+        .nodes()
+        .iter()
+        .filter(|n| n.usable())
+        .any(|n| match window {
+            Some((a, b)) => n.covered(a, b) != Coverage::NotCovered,
+            None => true,
+        });
+    if others_cover {
+        return Ok(());
+    }
+    let why: Vec<String> = dead
+        .iter()
+        .map(|n| {
+            let reasons: Vec<String> = n
+                .problems
+                .iter()
+                .filter(|p| p.kind == ProblemKind::UnusableSource)
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect();
+            format!("node {}: {}", n.name, reasons.join("; "))
+        })
+        .collect();
+    Err(format!("no readable capture: {}", why.join(" | ")).into())
+}
+
 pub fn run(cmd: CaptureCmd) -> CmdResult {
     match cmd {
-        CaptureCmd::Index { nodes, catalog } => index(&nodes, &catalog),
+        CaptureCmd::Index {
+            nodes,
+            full: _,
+            watch: true,
+            every,
+            catalog,
+        } => watch(&nodes, &catalog, every),
+        CaptureCmd::Index {
+            nodes,
+            full,
+            watch: false,
+            every: _,
+            catalog,
+        } => index(&nodes, &catalog, full),
         CaptureCmd::Extract {
             nodes,
             flows,
@@ -250,7 +330,9 @@ pub fn run(cmd: CaptureCmd) -> CmdResult {
             if queries.is_empty() {
                 return Err("name at least one --flow, --port or --backend".into());
             }
-            let cat = build_catalog(&nodes, &catalog)?;
+            let slack_ns = (slack * 1e9) as Nanos;
+            let cat = build_catalog(&nodes, &catalog, Detail::for_queries(&queries, slack_ns))?;
+            check_usable(&cat, Some((since - slack_ns, until + slack_ns)))?;
             // Progress as diagnostics (-v): what the plan reads, each file done.
             let progress: ProgressFn = std::sync::Arc::new(|e| match e {
                 ProgressEvent::Planned { files, bytes } => {
@@ -271,7 +353,7 @@ pub fn run(cmd: CaptureCmd) -> CmdResult {
             });
             let opts = ExtractOptions {
                 threads,
-                slack: (slack * 1e9) as Nanos,
+                slack: slack_ns,
                 progress: Some(progress),
                 ..ExtractOptions::default()
             };
@@ -307,15 +389,80 @@ fn print_out(s: &str) -> std::io::Result<()> {
     }
 }
 
-fn index(nodes: &[NodeSpec], c: &CatalogArgs) -> CmdResult {
-    let cat = build_catalog(nodes, c)?;
+fn index(nodes: &[NodeSpec], c: &CatalogArgs, full: bool) -> CmdResult {
+    let detail = if full { Detail::Full } else { Detail::Spans };
+    let cat = build_catalog(nodes, c, detail)?;
+    check_usable(&cat, None)?;
     let text = match c.format {
         OutFormat::Json => serde_json::to_string_pretty(&cat)? + "\n",
         OutFormat::Text => index_text(&cat, c.tz),
     };
     print_out(&text)?;
-    let any = cat.nodes().iter().any(|n| n.packets() > 0);
+    let any = cat
+        .nodes()
+        .iter()
+        .any(|n| n.files.iter().any(|f| f.first_ts.is_some()));
     Ok(ExitCode::from(if any { EXIT_FOUND } else { EXIT_NONE }))
+}
+
+/// `capture index --watch`: index everything, then every `every` seconds
+/// whatever is new or grew, saying what changed, until killed. Each round
+/// is a catalog build over the cache: unchanged files cost a stat and a
+/// cache read, the file being written is read on from its last checkpoint.
+fn watch(nodes: &[NodeSpec], c: &CatalogArgs, every: f64) -> CmdResult {
+    if !(every.is_finite() && every > 0.0) {
+        return Err(format!("--every {every} must be a positive number of seconds").into());
+    }
+    if c.no_cache {
+        return Err("--watch keeps the index cache warm: it cannot run with --no-cache".into());
+    }
+    let mut seen: BTreeMap<PathBuf, (u64, i64)> = BTreeMap::new();
+    let mut first = true;
+    loop {
+        let cat = build_catalog(nodes, c, Detail::Full)?;
+        if first {
+            check_usable(&cat, None)?;
+        }
+        let mut lines = Vec::new();
+        for n in cat.nodes() {
+            for f in &n.files {
+                let now = (f.size, f.mtime_ns);
+                let what = match seen.insert(f.path.clone(), now) {
+                    None if first => continue,
+                    None => "new",
+                    Some(old) if old != now => "grew",
+                    Some(_) => continue,
+                };
+                lines.push(format!(
+                    "{} {}: {what}, {} indexed{}",
+                    n.name,
+                    file_name(f),
+                    fmt_bytes(f.size),
+                    f.last_ts
+                        .map(|t| format!(", up to {}", fmt_ts(t, c.tz)))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        if first {
+            let st = cat.stats();
+            lines.push(format!(
+                "watching {} files of {} node(s): {} from the cache, {} indexed ({} read); cache {}",
+                st.files,
+                cat.nodes().len(),
+                st.from_cache,
+                st.indexed,
+                fmt_bytes(st.bytes_read),
+                cat.cache_dir()
+                    .map_or_else(|| "off".to_string(), |d| d.display().to_string())
+            ));
+        }
+        if !lines.is_empty() {
+            print_out(&(lines.join("\n") + "\n"))?;
+        }
+        first = false;
+        std::thread::sleep(std::time::Duration::from_secs_f64(every));
+    }
 }
 
 fn fmt_ts(ns: Nanos, tz: Option<chrono_tz::Tz>) -> String {
@@ -370,10 +517,11 @@ fn index_text(cat: &Catalog, tz: Option<chrono_tz::Tz>) -> String {
     let st = cat.stats();
     let _ = writeln!(
         s,
-        "{} files: {} from the cache, {} indexed ({} read); cache {}",
+        "{} files: {} from the cache, {} indexed, {} probed ({} read); cache {}",
         st.files,
         st.from_cache,
         st.indexed,
+        st.probed,
         fmt_bytes(st.bytes_read),
         cat.cache_dir()
             .map_or_else(|| "off".to_string(), |d| d.display().to_string())
@@ -386,13 +534,24 @@ fn index_text(cat: &Catalog, tz: Option<chrono_tz::Tz>) -> String {
 
 fn node_text(s: &mut String, n: &NodeCatalog, tz: Option<chrono_tz::Tz>) {
     use std::fmt::Write as _;
-    let _ = writeln!(
-        s,
-        "\nnode {}: {} files, {} packets",
-        n.name,
-        n.files.len(),
-        n.packets()
-    );
+    let scanned = n.files.iter().filter(|f| f.packets.is_some()).count();
+    if scanned == n.files.len() {
+        let _ = writeln!(
+            s,
+            "\nnode {}: {} files, {} packets",
+            n.name,
+            n.files.len(),
+            n.packets()
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "\nnode {}: {} files, {} packets in the {scanned} read whole (the others probed)",
+            n.name,
+            n.files.len(),
+            n.packets()
+        );
+    }
     for f in &n.files {
         let fmt = match (f.format, f.compression) {
             (Some(fm), Some(c)) => {
@@ -410,33 +569,47 @@ fn node_text(s: &mut String, n: &NodeCatalog, tz: Option<chrono_tz::Tz>) {
             }
             _ => "unreadable".to_string(),
         };
-        let span = match f.span() {
-            Some((a, b)) => format!(
+        let span = match (f.known, f.covered_span()) {
+            (Known::Head, Some((a, _))) if f.until_next.is_none() => {
+                format!("{} .. (end unknown until read)", fmt_ts(a, tz))
+            }
+            (Known::Head, Some((a, b))) => format!(
+                "{} .. {} (until the next rotation)",
+                fmt_ts(a, tz),
+                fmt_ts(b, tz)
+            ),
+            (_, Some((a, b))) => format!(
                 "{} .. {} ({})",
                 fmt_ts(a, tz),
                 fmt_ts(b, tz),
                 fmt_dur(b - a)
             ),
-            None => "no timestamped packets".to_string(),
+            (Known::Unread, None) => "UNREADABLE".to_string(),
+            (_, None) => "no timestamped packets".to_string(),
         };
+        let pkts = f
+            .packets
+            .map_or_else(|| "probed".to_string(), |p| format!("{p} pkts"));
         let links: Vec<String> = f.linktypes.iter().map(u16::to_string).collect();
         let _ = writeln!(
             s,
-            "  {:<40} {:>10} {:<14} link {:<7} {:>9} pkts  {span}",
+            "  {:<40} {:>10} {:<14} link {:<7} {:>14}  {span}",
             file_name(f),
             fmt_bytes(f.size),
             fmt,
             links.join(","),
-            f.packets
+            pkts
         );
         if let Some(at) = f.truncated_tail {
-            let _ = writeln!(
-                s,
-                "      partial record at byte {at}: still being written (indexed up to it)"
-            );
+            let what = if n.files.get(n.growing.unwrap_or(usize::MAX)) == Some(f) {
+                "still being written (read up to it)"
+            } else {
+                "the file was cut there"
+            };
+            let _ = writeln!(s, "      partial record at byte {at}: {what}");
         }
         for p in &f.problems {
-            let _ = writeln!(s, "      problem: {p}");
+            let _ = writeln!(s, "      problem: {}", p.message);
         }
     }
     if n.coverage.spans.is_empty() {
@@ -473,8 +646,37 @@ fn node_text(s: &mut String, n: &NodeCatalog, tz: Option<chrono_tz::Tz>) {
             file_name(&n.files[o.b])
         );
     }
-    for p in &n.problems {
-        let _ = writeln!(s, "  problem: {p}");
+    for l in &n.losses {
+        let span = match l.span {
+            Some((a, b)) => format!(
+                "{} .. {}",
+                if a == Nanos::MIN {
+                    "(unbounded)".to_string()
+                } else {
+                    fmt_ts(a, tz)
+                },
+                if b == Nanos::MAX {
+                    "(unbounded)".to_string()
+                } else {
+                    fmt_ts(b, tz)
+                }
+            ),
+            None => "time unknown".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "  LOST:    {span} {}: {} ({})",
+            l.file.display(),
+            l.reason.as_str(),
+            l.detail
+        );
+    }
+    for p in n
+        .problems
+        .iter()
+        .filter(|p| matches!(p.kind, ProblemKind::UnusableSource | ProblemKind::Growing))
+    {
+        let _ = writeln!(s, "  problem: {}: {}", p.path, p.message);
     }
 }
 
@@ -545,6 +747,22 @@ fn extract_text(
         for (why, k) in &st.skipped {
             let _ = writeln!(s, "  skipped {k}: {why}");
         }
+        if st.header_cut > 0 {
+            let _ = writeln!(
+                s,
+                "  {} packets with TCP options cut by the snaplen (kept, flagged)",
+                st.header_cut
+            );
+        }
+        for l in &n.losses {
+            let _ = writeln!(
+                s,
+                "  LOST: {}: {} ({})",
+                l.file.display(),
+                l.reason.as_str(),
+                l.detail
+            );
+        }
     }
     for p in &ex.problems {
         let _ = writeln!(s, "problem: {p}");
@@ -565,10 +783,21 @@ fn extract_json(
         .zip(&ex.stats)
         .map(|(n, st)| {
             let q = &queries[0];
-            serde_json::json!({ "stats": st, "coverage": n.covered(q.since, q.until) })
+            serde_json::json!({
+                "stats": st,
+                "coverage": n.covered(q.since, q.until),
+                "losses": n.losses,
+                "problems": n.problems,
+            })
         })
         .collect();
-    serde_json::json!({ "queries": queries, "nodes": nodes, "problems": ex.problems, "written": written })
+    serde_json::json!({
+        "queries": queries,
+        "catalog": cat.stats(),
+        "nodes": nodes,
+        "problems": ex.problems,
+        "written": written,
+    })
 }
 
 /// Writes the matched packets of all nodes, once each (a packet matching
@@ -606,6 +835,7 @@ fn write_pcapng(
         Box::new(std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?)
     };
     let mut w = PcapngWriter::new(std::io::BufWriter::new(sink), &names)?;
+    // (The writer warns once if it had to cut records to its snaplen.)
     for o in &pkts {
         let iface = ifaces
             .iter()

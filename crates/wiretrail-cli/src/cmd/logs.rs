@@ -4,7 +4,10 @@ use super::{CmdResult, EXIT_FAILED, EXIT_FOUND, EXIT_NONE};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wiretrail_logs::{LogReader, ParseConfig, ProxyError, ReadStats, Source};
+use wiretrail_logs::reader::{ReadOptions, ReadProblemKind, Rendered};
+use wiretrail_logs::render::Format;
+use wiretrail_logs::text::visible;
+use wiretrail_logs::{ParseConfig, ReadStats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutFormat {
@@ -40,107 +43,95 @@ fn parse_tz(s: &str) -> Result<chrono_tz::Tz, String> {
     })
 }
 
+/// Bytes gathered before a write to stdout.
+const OUT_BUF: usize = 1 << 20;
+
 pub fn run(args: LogsArgs) -> CmdResult {
     let mut cfg = ParseConfig::new(args.tz);
     cfg.year = args.year;
+    let format = match args.format {
+        OutFormat::Json => Format::Json,
+        OutFormat::Text => Format::Text,
+    };
+    // The reader's workers render the records; here bytes are only copied.
     let mut reader = if args.paths.is_empty() {
-        LogReader::stdin(cfg)
+        Rendered::stdin(cfg, format)
     } else {
-        LogReader::open(&args.paths, cfg)?
+        Rendered::open(&args.paths, cfg, ReadOptions::default(), format)?
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = stdout.lock();
+    let mut buf: Vec<u8> = Vec::with_capacity(2 * OUT_BUF);
     let mut n = 0u64;
     loop {
-        // Flush whenever we would wait: `journalctl -f | wiretrail logs -`
-        // shows each error as it comes, a big file is still written in blocks.
-        if !reader.ready() {
-            if let Err(e) = out.flush() {
+        // Write whenever we would wait: `journalctl -f | wiretrail logs -`
+        // shows each error as it comes, a big file is written in 1 MiB blocks.
+        let waiting = !reader.ready();
+        if waiting || buf.len() >= OUT_BUF {
+            if let Err(e) = out.write_all(&buf).and_then(|_| out.flush()) {
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
                     return Ok(ExitCode::from(EXIT_FOUND));
                 }
                 return Err(e.into());
             }
+            buf.clear();
         }
-        let Some(rec) = reader.next() else { break };
-        n += 1;
-        let written = match args.format {
-            OutFormat::Json => serde_json::to_writer(&mut out, &rec)
-                .map_err(std::io::Error::from)
-                .and_then(|_| out.write_all(b"\n")),
-            OutFormat::Text => writeln!(out, "{}", text_line(&rec)),
-        };
-        if let Err(e) = written {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                return Ok(ExitCode::from(EXIT_FOUND));
-            }
+        match reader.next_into(&mut buf) {
+            Some(k) => n += k,
+            None => break,
+        }
+    }
+    if let Err(e) = out.write_all(&buf).and_then(|_| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
             return Err(e.into());
         }
     }
-    out.flush()?;
     let stats = reader.stats();
     eprint!("{}", summary(stats));
-    if !stats.failures.is_empty() {
+    if stats.failed() {
         return Ok(ExitCode::from(EXIT_FAILED));
     }
     Ok(ExitCode::from(if n > 0 { EXIT_FOUND } else { EXIT_NONE }))
 }
 
-/// `2023-05-05T09:33:07Z reset read ip-proxy:51392 -> ip-backend:80 (read: ...) host proxy[812] file:1`
-fn text_line(r: &ProxyError) -> String {
-    let ts = r
-        .timestamp
-        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-    let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
-    let who = match (&r.host, &r.process, r.pid) {
-        (h, Some(p), Some(pid)) => format!("{} {p}[{pid}]", h.as_deref().unwrap_or("-")),
-        (h, Some(p), None) => format!("{} {p}", h.as_deref().unwrap_or("-")),
-        (h, None, _) => h.as_deref().unwrap_or("-").to_owned(),
-    };
-    let src = match &r.source {
-        Source::File { file, line } => format!("{file}:{line}"),
-        Source::Stdin { line } => format!("<stdin>:{line}"),
-        Source::Elasticsearch { index, id, .. } => format!("{index}/{id}"),
-    };
-    format!(
-        "{ts}{} {:<11} {:<8} {} -> {}  {}  [{who}] {src}",
-        if r.time_zone_assumed { "~" } else { "" },
-        r.class.as_str(),
-        dash(&r.op),
-        dash(&r.local),
-        dash(&r.remote),
-        r.message,
-    )
-}
-
+/// The counts and problems, for stderr. Names and samples come from the
+/// input: each line is neutralised like the records.
 fn summary(s: &ReadStats) -> String {
-    use std::fmt::Write as _;
     let mut o = String::new();
-    let _ = writeln!(
-        o,
+    let mut line = |text: String| {
+        o.push_str(&visible(&text));
+        o.push('\n');
+    };
+    line(format!(
         "wiretrail logs: {} lines in {} input(s), {} bytes; {} proxy errors",
         s.lines, s.files, s.bytes, s.proxy_errors
-    );
+    ));
     for (class, n) in &s.by_class {
-        let _ = writeln!(o, "  class {:<12} {n}", class.as_str());
+        line(format!("  class {:<12} {n}", class.as_str()));
     }
     let mut pairs: Vec<_> = s.by_pair.iter().collect();
     pairs.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     for ((proxy, backend), n) in pairs.iter().take(20) {
-        let _ = writeln!(o, "  pair  {proxy} -> {backend}  {n}");
+        line(format!("  pair  {proxy} -> {backend}  {n}"));
     }
     if pairs.len() > 20 {
-        let _ = writeln!(o, "  ... {} more pairs", pairs.len() - 20);
+        line(format!("  ... {} more pairs", pairs.len() - 20));
     }
-    let _ = writeln!(o, "  unparsed proxy error lines: {}", s.unparsed);
-    for sample in &s.samples {
-        let _ = writeln!(o, "    {sample}");
+    line(format!("  unparsed proxy error lines: {}", s.unparsed));
+    if s.stamp_conflicts > 0 {
+        line(format!(
+            "  lines whose stamps disagree (the consistent one was used): {}",
+            s.stamp_conflicts
+        ));
     }
-    for f in &s.failures {
-        let _ = writeln!(o, "  input failed: {f}");
-    }
-    for g in &s.growing {
-        let _ = writeln!(o, "  note: {g}");
+    for p in &s.problems {
+        let what = match p.kind {
+            ReadProblemKind::Unparsed | ReadProblemKind::StampConflict => "   ",
+            ReadProblemKind::Failed => "  input failed:",
+            ReadProblemKind::Growing => "  note:",
+            ReadProblemKind::Skipped => "  skipped:",
+        };
+        line(format!("{what} {p}"));
     }
     o
 }

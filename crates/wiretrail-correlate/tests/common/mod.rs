@@ -236,8 +236,18 @@ pub fn backends(n: usize) -> Vec<NodeInput> {
 
 /// plan + correlate, with each packet's query index set the way the
 /// extractor sets it (the plan query whose port and window match).
-pub fn run(errors: Vec<ProxyError>, mut pkts: Vec<PacketObs>, nodes: &[NodeInput]) -> Report {
-    let cfg = CorrelateConfig::default();
+pub fn run(errors: Vec<ProxyError>, pkts: Vec<PacketObs>, nodes: &[NodeInput]) -> Report {
+    run_cfg(errors, pkts, nodes, &CorrelateConfig::default())
+}
+
+/// [`run`] with a configuration (proxy hints, windows).
+pub fn run_cfg(
+    errors: Vec<ProxyError>,
+    mut pkts: Vec<PacketObs>,
+    nodes: &[NodeInput],
+    cfg: &CorrelateConfig,
+) -> Report {
+    let cfg = cfg.clone();
     let plan = plan(&errors, &cfg);
     for p in &mut pkts {
         let (proxy, backend) = p.proxy_backend();

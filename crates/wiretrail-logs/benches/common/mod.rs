@@ -92,7 +92,7 @@ pub fn generate(file: &Path, mib: u64) -> Counts {
             2 => write!(line, "2023-05-05T{h:02}:{m:02}:{s:02}.{us:06}123Z stderr F {body}"),
             3 => write!(line, "{{\"log\":\"{json_body}\\n\",\"stream\":\"stderr\",\"time\":\"2023-05-05T{h:02}:{m:02}:{s:02}.{us:06}123Z\"}}"),
             4 => write!(line, "<134>1 2023-05-05T{h:02}:{m:02}:{s:02}.{us:06}+08:00 gw1 proxy 812 - - {body}"),
-            _ => write!(line, "{{\"__REALTIME_TIMESTAMP\":\"{}\",\"_HOSTNAME\":\"gw1\",\"SYSLOG_IDENTIFIER\":\"proxy\",\"_PID\":\"812\",\"MESSAGE\":\"{json_body}\"}}", 1_683_244_800_000_000 + secs * 1_000_000 + us),
+            _ => write!(line, "{{\"__REALTIME_TIMESTAMP\":\"{}\",\"_HOSTNAME\":\"gw1\",\"SYSLOG_IDENTIFIER\":\"proxy\",\"_PID\":\"812\",\"MESSAGE\":\"{json_body}\"}}", 1_683_244_800_000_000 + (secs % 86_400) * 1_000_000 + us),
         }
         .expect("format");
         line.push('\n');
@@ -153,7 +153,7 @@ pub fn wiretrail(file: &Path, opts: ReadOptions) -> Counts {
     }
     let s = r.stats();
     assert_eq!(n, s.proxy_errors);
-    assert_eq!(s.unparsed, 0, "{:?}", s.samples);
+    assert_eq!(s.unparsed, 0, "{:?}", s.problems);
     Counts {
         bytes: s.bytes,
         lines: s.lines,

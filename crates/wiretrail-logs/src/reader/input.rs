@@ -1,7 +1,7 @@
 //! Inputs: naming, walking directories, opening files as memory maps or
 //! (decompressing) streams.
 
-use super::LogError;
+use super::{LogError, ReadProblem, ReadProblemKind};
 use crate::config::ParseConfig;
 use chrono::{DateTime, Utc};
 use std::fs::File;
@@ -22,6 +22,8 @@ pub(crate) struct InputInfo {
     /// The input is a journald JSON export (judged by its first line; set by
     /// the producer before it hands out the input's first chunk).
     pub journald: std::sync::atomic::AtomicBool,
+    /// The workers render records in this form instead of keeping them.
+    pub render: Option<crate::render::Format>,
 }
 
 /// Something to read, in order.
@@ -44,11 +46,18 @@ pub(crate) enum Opened {
 
 /// Directories are walked recursively in name order; `-` is stdin. Every
 /// path must exist now.
-pub(crate) fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, LogError> {
-    let mut inputs = Vec::new();
+///
+/// Each file is read once and each directory walked once, however many
+/// names lead to it: a symbolic link back up the tree (`current -> .`) would
+/// otherwise walk the same files again at every level until the path grew
+/// too long, and a file named twice would count its errors twice. Files and
+/// directories are known by device and inode; what was skipped is said in
+/// the returned problems.
+pub(crate) fn expand(paths: &[PathBuf]) -> Result<(Vec<Input>, Vec<ReadProblem>), LogError> {
+    let mut w = Walk::default();
     for p in paths {
         if p.as_os_str() == "-" {
-            inputs.push(Input::Stdin);
+            w.inputs.push(Input::Stdin);
             continue;
         }
         let md = std::fs::metadata(p).map_err(|source| LogError::Open {
@@ -56,31 +65,90 @@ pub(crate) fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, LogError> {
             source,
         })?;
         if md.is_dir() {
-            let mut files = Vec::new();
-            walk(p, &mut files)?;
-            inputs.extend(files.into_iter().map(Input::File));
+            w.dir(p, &md)?;
         } else {
-            inputs.push(Input::File(p.clone()));
+            w.file(p.clone(), &md);
         }
     }
-    Ok(inputs)
+    Ok((w.inputs, w.problems))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LogError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| LogError::Dir {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else {
-            out.push(p);
-        }
+/// Device and inode: what a file is, whatever its name.
+type FileId = (u64, u64);
+
+#[cfg(unix)]
+fn file_id(md: &std::fs::Metadata) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    Some((md.dev(), md.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(_: &std::fs::Metadata) -> Option<FileId> {
+    None
+}
+
+#[derive(Default)]
+struct Walk {
+    inputs: Vec<Input>,
+    problems: Vec<ReadProblem>,
+    /// Files already taken, and the name they were taken by.
+    files: std::collections::HashMap<FileId, PathBuf>,
+    /// Directories already walked (or being walked), and by which name.
+    dirs: std::collections::HashMap<FileId, PathBuf>,
+}
+
+impl Walk {
+    fn skipped(&mut self, path: &Path, message: String) {
+        tracing::warn!("{}: {message}", path.display());
+        self.problems.push(ReadProblem {
+            kind: ReadProblemKind::Skipped,
+            path: path.display().to_string(),
+            line: None,
+            message,
+        });
     }
-    Ok(())
+
+    fn file(&mut self, path: PathBuf, md: &std::fs::Metadata) {
+        if let Some(id) = file_id(md) {
+            if let Some(first) = self.files.get(&id) {
+                let message = format!("the same file as {}: read once", first.display());
+                return self.skipped(&path, message);
+            }
+            self.files.insert(id, path.clone());
+        }
+        self.inputs.push(Input::File(path));
+    }
+
+    fn dir(&mut self, dir: &Path, md: &std::fs::Metadata) -> Result<(), LogError> {
+        if let Some(id) = file_id(md) {
+            if let Some(first) = self.dirs.get(&id) {
+                let what = if dir.starts_with(first) {
+                    "a link back to"
+                } else {
+                    "the same directory as"
+                };
+                let message = format!("{what} {} (walked once): skipped", first.display());
+                self.skipped(dir, message);
+                return Ok(());
+            }
+            self.dirs.insert(id, dir.to_owned());
+        }
+        let rd = std::fs::read_dir(dir).map_err(|source| LogError::Dir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for p in entries {
+            match std::fs::metadata(&p) {
+                Ok(md) if md.is_dir() => self.dir(&p, &md)?,
+                Ok(md) => self.file(p, &md),
+                // A dangling link or a file gone meanwhile: opening it says why.
+                Err(_) => self.inputs.push(Input::File(p)),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Open a file: a memory map for a plain regular file, a stream (through a

@@ -23,6 +23,8 @@ pub use split::LOOKBACK;
 
 use crate::config::ParseConfig;
 use crate::record::{ErrorClass, ProxyError, Source};
+use crate::render;
+use crate::render::Format;
 use input::{expand, Input};
 use produce::{work, Msg, Producer};
 use std::collections::{BTreeMap, VecDeque};
@@ -44,20 +46,92 @@ pub struct ReadStats {
     /// the key is `"proxy -> backend"`.
     #[serde(serialize_with = "pairs_as_strings")]
     pub by_pair: BTreeMap<(String, String), u64>,
-    /// Proxy error lines that could not be read.
+    /// Proxy error lines that could not be read (refused stamps included).
     pub unparsed: u64,
-    /// The first few of those, as `file:line: why`.
-    pub samples: Vec<String>,
+    /// Records whose line carried two stamps that cannot be the same moment
+    /// in any zone (a bogus journald `__REALTIME_TIMESTAMP` beside Go's own
+    /// stamp): the record has the consistent one.
+    pub stamp_conflicts: u64,
     /// Inputs opened (files, or stdin).
     pub files: u64,
     /// Bytes read (after decompression).
     pub bytes: u64,
-    /// Inputs that failed while being read (`file: why`); the rest of that
-    /// input is lost, the other inputs are still read.
-    pub failures: Vec<String>,
-    /// Files that grew while read (a live log): what was read and what was
-    /// left for the next run. Not failures.
-    pub growing: Vec<String>,
+    /// What the reader has to say, in input order: every input that failed,
+    /// grew, or was skipped, and the first [`MAX_SAMPLES`] unparsed lines
+    /// and stamp conflicts.
+    pub problems: Vec<ReadProblem>,
+}
+
+impl ReadStats {
+    /// Whether an input (or part of it) could not be read.
+    pub fn failed(&self) -> bool {
+        self.problems
+            .iter()
+            .any(|p| p.kind == ReadProblemKind::Failed)
+    }
+
+    fn sample(&mut self, kind: ReadProblemKind, path: &str, line: u64, message: String) {
+        if self.problems.iter().filter(|p| p.kind == kind).count() < MAX_SAMPLES {
+            self.problems.push(ReadProblem {
+                kind,
+                path: path.to_owned(),
+                line: Some(line),
+                message,
+            });
+        }
+    }
+
+    fn input(&mut self, kind: ReadProblemKind, path: &str, message: String) {
+        self.problems.push(ReadProblem {
+            kind,
+            path: path.to_owned(),
+            line: None,
+            message,
+        });
+    }
+}
+
+/// Something the reader could not do, or did differently than asked: what
+/// a caller turns into a report's problem (kind, file, line).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReadProblem {
+    pub kind: ReadProblemKind,
+    /// The input as named (`<stdin>` for stdin).
+    pub path: String,
+    /// The line (1-based) when the problem is one line's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// What happened and what it means, in one sentence.
+    pub message: String,
+}
+
+impl std::fmt::Display for ReadProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: {}", self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+/// What kind of problem a [`ReadProblem`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadProblemKind {
+    /// A line holding the phrase that could not be read (bad JSON, no or an
+    /// impossible stamp, a stamp outside 1677–2262, longer than
+    /// [`MAX_LINE`]): counted in [`ReadStats::unparsed`].
+    Unparsed,
+    /// A line whose stamps disagree (see [`ReadStats::stamp_conflicts`]).
+    StampConflict,
+    /// An input could not be opened or read on: the rest of it is lost.
+    Failed,
+    /// A file was being written while read: what was left for the next read
+    /// (or a last line without newline that may be unfinished).
+    Growing,
+    /// A path not read: the same file or directory as one already read (a
+    /// symbolic link loop, a file named twice).
+    Skipped,
 }
 
 fn pairs_as_strings<S: serde::Serializer>(
@@ -88,6 +162,19 @@ pub enum LogError {
         offset: u64,
         source: io::Error,
     },
+}
+
+impl LogError {
+    /// The message without the path (which a [`ReadProblem`] holds apart).
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            LogError::Open { source, .. } => format!("cannot open: {source}"),
+            LogError::Dir { source, .. } => format!("cannot list directory: {source}"),
+            LogError::Read { offset, source, .. } => {
+                format!("read failed after {offset} bytes: {source}")
+            }
+        }
+    }
 }
 
 /// How a [`LogReader`] splits its work. The output is the same whatever the
@@ -134,6 +221,15 @@ pub struct LogReader {
     base: u64,
     threads: Vec<JoinHandle<()>>,
     stats: ReadStats,
+    /// [`Rendered`] only: the last chunk's rendered records, not yet taken.
+    rendered: Option<RenderedChunk>,
+}
+
+/// One chunk's rendered records and the lines of its input before it.
+struct RenderedChunk {
+    bytes: Vec<u8>,
+    marks: Vec<(usize, Option<u64>)>,
+    base: u64,
 }
 
 impl std::fmt::Debug for LogReader {
@@ -157,7 +253,10 @@ impl LogReader {
         cfg: ParseConfig,
         opts: ReadOptions,
     ) -> Result<Self, LogError> {
-        Ok(Self::spawn(expand(paths)?.into(), cfg, opts))
+        let (inputs, problems) = expand(paths)?;
+        let mut reader = Self::spawn(inputs.into(), cfg, opts);
+        reader.stats.problems = problems;
+        Ok(reader)
     }
 
     /// Read stdin; year-less stamps are placed before `cfg.reference`.
@@ -183,6 +282,15 @@ impl LogReader {
     }
 
     fn spawn(inputs: VecDeque<Input>, cfg: ParseConfig, opts: ReadOptions) -> Self {
+        Self::spawn_rendering(inputs, cfg, opts, None)
+    }
+
+    fn spawn_rendering(
+        inputs: VecDeque<Input>,
+        cfg: ParseConfig,
+        opts: ReadOptions,
+        render: Option<Format>,
+    ) -> Self {
         let threads = opts.threads.max(1);
         let (results_tx, results) = std::sync::mpsc::channel();
         let (tasks_tx, tasks) = std::sync::mpsc::channel();
@@ -201,6 +309,7 @@ impl LogReader {
         let producer = Producer {
             inputs,
             cfg,
+            render,
             // Only a chunk's first line can then be longer than MAX_LINE.
             chunk: opts.chunk_bytes.clamp(1, MAX_LINE / 2),
             seq: 0,
@@ -224,6 +333,7 @@ impl LogReader {
             base: 0,
             threads: handles,
             stats: ReadStats::default(),
+            rendered: None,
         }
     }
 
@@ -263,10 +373,14 @@ impl LogReader {
                     // Every sender is gone. Anything still waiting means a
                     // message was never sent (a thread died): say so, go on.
                     let (&seq, _) = self.waiting.first_key_value()?;
-                    self.stats.failures.push(format!(
-                        "internal error: {} part(s) of the input were lost",
-                        seq - self.next_seq
-                    ));
+                    self.stats.input(
+                        ReadProblemKind::Failed,
+                        "",
+                        format!(
+                            "internal error: {} part(s) of the input were lost",
+                            seq - self.next_seq
+                        ),
+                    );
                     self.next_seq = seq;
                 }
             }
@@ -286,9 +400,11 @@ impl LogReader {
         self.permits = None;
         for h in self.threads.drain(..) {
             if h.join().is_err() {
-                self.stats
-                    .failures
-                    .push("internal error: a log reader thread panicked".into());
+                self.stats.input(
+                    ReadProblemKind::Failed,
+                    "",
+                    "internal error: a log reader thread panicked".into(),
+                );
             }
         }
     }
@@ -300,55 +416,58 @@ impl LogReader {
                 st.files += 1;
                 self.base = 0;
             }
-            Msg::Failure(f) => st.failures.push(f),
-            Msg::Unterminated { info } => st.growing.push(format!(
-                "{}: the last line has no newline and the file was written less than \
-                 {} s ago: it was read as it is, but may be unfinished",
-                info.name,
-                produce::FRESH.as_secs()
-            )),
+            Msg::Failure { path, message } => st.input(ReadProblemKind::Failed, &path, message),
+            Msg::Unterminated { info } => st.input(
+                ReadProblemKind::Growing,
+                &info.name,
+                format!(
+                    "the last line has no newline and the file was written less than \
+                     {} s ago: it was read as it is, but may be unfinished",
+                    produce::FRESH.as_secs()
+                ),
+            ),
             Msg::Growing {
                 info,
                 read,
                 size,
                 now,
-            } => st.growing.push(if read < size {
-                format!(
-                    "{}: still being written ({size} bytes when opened, {now} now): read \
-                     {read} bytes; the unfinished last line and what follows are left for \
-                     the next read",
-                    info.name
-                )
-            } else {
-                format!(
-                    "{}: still being written ({size} bytes when opened, {now} now): the \
-                     {} bytes appended meanwhile are left for the next read",
-                    info.name,
-                    now - size
-                )
-            }),
+            } => st.input(
+                ReadProblemKind::Growing,
+                &info.name,
+                if read < size {
+                    format!(
+                        "still being written ({size} bytes when opened, {now} now): read \
+                         {read} bytes; the unfinished last line and what follows are left for \
+                         the next read"
+                    )
+                } else {
+                    format!(
+                        "still being written ({size} bytes when opened, {now} now): the \
+                         {} bytes appended meanwhile are left for the next read",
+                        now - size
+                    )
+                },
+            ),
             Msg::Overlong { info, bytes } => {
                 st.lines += 1;
                 st.bytes += bytes;
                 st.unparsed += 1;
-                if st.samples.len() < MAX_SAMPLES {
-                    st.samples.push(format!(
-                        "{}:{}: line longer than {MAX_LINE} bytes, skipped",
-                        info.name,
-                        self.base + 1
-                    ));
-                }
+                st.sample(
+                    ReadProblemKind::Unparsed,
+                    &info.name,
+                    self.base + 1,
+                    format!("line longer than {MAX_LINE} bytes, skipped"),
+                );
                 self.base += 1;
             }
             Msg::Chunk { info, out } => {
+                let out = *out;
                 st.lines += out.lines;
                 st.bytes += out.bytes;
                 st.unparsed += out.unparsed;
-                for (no, why) in out.samples {
-                    if st.samples.len() < MAX_SAMPLES {
-                        st.samples
-                            .push(format!("{}:{}: {why}", info.name, self.base + no));
-                    }
+                st.stamp_conflicts += out.stamp_conflicts;
+                for (kind, no, why) in out.samples {
+                    st.sample(kind, &info.name, self.base + no, why);
                 }
                 for (k, n) in out.by_class.iter().enumerate() {
                     if *n > 0 {
@@ -368,6 +487,13 @@ impl LogReader {
                             *line += self.base;
                         }
                     }
+                }
+                if !out.marks.is_empty() {
+                    self.rendered = Some(RenderedChunk {
+                        bytes: out.rendered,
+                        marks: out.marks,
+                        base: self.base,
+                    });
                 }
                 self.base += out.lines;
                 self.blocks = records.into_iter();
@@ -396,6 +522,96 @@ impl Iterator for LogReader {
                 }
             }
         }
+    }
+}
+
+/// Proxy errors already printed: the reader's workers render each record
+/// ([`crate::render`]) as they parse it, so the caller only copies bytes in
+/// input order; what `wiretrail logs` uses. Same inputs, order, line numbers
+/// and [`ReadStats`] as [`LogReader`]; the records themselves are not kept.
+pub struct Rendered {
+    reader: LogReader,
+    format: Format,
+}
+
+impl std::fmt::Debug for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rendered")
+            .field("format", &self.format)
+            .field("stats", &self.reader.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rendered {
+    /// [`LogReader::open_with`], rendering.
+    pub fn open(
+        paths: &[PathBuf],
+        cfg: ParseConfig,
+        opts: ReadOptions,
+        format: Format,
+    ) -> Result<Self, LogError> {
+        let (inputs, problems) = expand(paths)?;
+        let mut reader = LogReader::spawn_rendering(inputs.into(), cfg, opts, Some(format));
+        reader.stats.problems = problems;
+        Ok(Rendered { reader, format })
+    }
+
+    /// [`LogReader::stdin`], rendering.
+    pub fn stdin(cfg: ParseConfig, format: Format) -> Self {
+        let inputs = VecDeque::from([Input::Stdin]);
+        let reader = LogReader::spawn_rendering(inputs, cfg, ReadOptions::default(), Some(format));
+        Rendered { reader, format }
+    }
+
+    /// [`LogReader::from_reader_with`], rendering.
+    pub fn from_reader(
+        name: &str,
+        rd: Box<dyn Read + Send>,
+        cfg: ParseConfig,
+        opts: ReadOptions,
+        format: Format,
+    ) -> Self {
+        let inputs = VecDeque::from([Input::Reader(name.to_owned(), rd)]);
+        let reader = LogReader::spawn_rendering(inputs, cfg, opts, Some(format));
+        Rendered { reader, format }
+    }
+
+    /// Append the next records (those of one chunk: one or more), rendered,
+    /// to `out`; how many. `None` once everything was read.
+    pub fn next_into(&mut self, out: &mut Vec<u8>) -> Option<u64> {
+        loop {
+            if let Some(c) = self.reader.rendered.take() {
+                let mut from = 0;
+                for &(end, line) in &c.marks {
+                    out.extend_from_slice(&c.bytes[from..end]);
+                    if let Some(line) = line {
+                        render::tail(out, c.base + line, self.format);
+                    }
+                    from = end;
+                }
+                return Some(c.marks.len() as u64);
+            }
+            match self.reader.next_msg() {
+                Some(m) => self.reader.absorb(m),
+                None => {
+                    self.reader.finish();
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Whether [`Rendered::next_into`] has records at hand without waiting
+    /// (see [`LogReader::ready`]): a caller flushes its output when not.
+    pub fn ready(&mut self) -> bool {
+        self.reader.rendered.is_some() || self.reader.ready()
+    }
+
+    /// Counts over everything read so far (complete once
+    /// [`Rendered::next_into`] has returned `None`).
+    pub fn stats(&self) -> &ReadStats {
+        &self.reader.stats
     }
 }
 

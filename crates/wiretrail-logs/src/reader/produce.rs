@@ -30,20 +30,16 @@ pub(crate) enum Msg {
     /// An input was opened: its line numbers start again at 1.
     Opened,
     /// An input (or part of it) could not be read.
-    Failure(String),
+    Failure { path: String, message: String },
     /// One line longer than [`MAX_LINE`], skipped.
-    Overlong {
-        info: Arc<InputInfo>,
-        bytes: u64,
-    },
+    Overlong { info: Arc<InputInfo>, bytes: u64 },
     Chunk {
         info: Arc<InputInfo>,
-        out: ChunkOut,
+        /// Boxed: a message is moved through channels and maps.
+        out: Box<ChunkOut>,
     },
     /// The last line of a file written moments ago has no newline.
-    Unterminated {
-        info: Arc<InputInfo>,
-    },
+    Unterminated { info: Arc<InputInfo> },
     /// A file grew while read (someone is writing it): it was read up to
     /// `read` of the `size` bytes it had when opened; it has `now`.
     Growing {
@@ -105,14 +101,19 @@ pub(crate) fn work(tasks: Arc<Mutex<Receiver<Task>>>, results: Sender<(u64, Msg)
         }));
         drop(t.bytes);
         let msg = match scanned {
-            Ok(out) => Msg::Chunk { info: t.info, out },
+            Ok(out) => Msg::Chunk {
+                info: t.info,
+                out: Box::new(out),
+            },
             // A bug, not bad input: say which bytes were lost, go on.
-            Err(_) => Msg::Failure(format!(
-                "{}: internal error while reading bytes {}..{}: those lines are lost",
-                t.info.name,
-                t.offset,
-                t.offset + len as u64
-            )),
+            Err(_) => Msg::Failure {
+                path: t.info.name.clone(),
+                message: format!(
+                    "internal error while reading bytes {}..{}: those lines are lost",
+                    t.offset,
+                    t.offset + len as u64
+                ),
+            },
         };
         if results.send((t.seq, msg)).is_err() {
             return;
@@ -123,6 +124,8 @@ pub(crate) fn work(tasks: Arc<Mutex<Receiver<Task>>>, results: Sender<(u64, Msg)
 pub(crate) struct Producer {
     pub inputs: VecDeque<Input>,
     pub cfg: ParseConfig,
+    /// Records are rendered by the workers (see [`super::Rendered`]).
+    pub render: Option<crate::render::Format>,
     /// Bytes per chunk.
     pub chunk: usize,
     pub seq: u64,
@@ -174,12 +177,14 @@ impl Producer {
     }
 
     fn input(&mut self, input: Input) -> Result<(), Gone> {
+        let render = self.render;
         let info = |name: String, stdin: bool, cfg: ParseConfig| {
             Arc::new(InputInfo {
                 name,
                 stdin,
                 cfg,
                 journald: AtomicBool::new(false),
+                render,
             })
         };
         match input {
@@ -189,7 +194,10 @@ impl Producer {
                     let info = info("<stdin>".into(), true, self.cfg.clone());
                     self.stream(&info, rd)
                 }
-                Err(e) => self.note(Msg::Failure(format!("<stdin>: {e}"))),
+                Err(e) => self.note(Msg::Failure {
+                    path: "<stdin>".into(),
+                    message: e.to_string(),
+                }),
             },
             Input::Reader(name, rd) => {
                 self.note(Msg::Opened)?;
@@ -207,7 +215,10 @@ impl Producer {
                 }
                 Err(e) => {
                     tracing::warn!("{e}");
-                    self.note(Msg::Failure(e.to_string()))
+                    self.note(Msg::Failure {
+                        path: path.display().to_string(),
+                        message: e.reason(),
+                    })
                 }
             },
         }
@@ -220,7 +231,10 @@ impl Producer {
             source,
         };
         tracing::warn!("{err}");
-        Msg::Failure(err.to_string())
+        Msg::Failure {
+            path: info.name.clone(),
+            message: err.reason(),
+        }
     }
 
     /// A plain file, in memory-mapped windows of about `chunk` bytes.

@@ -9,8 +9,8 @@
 
 use super::input::InputInfo;
 use super::split::{part_of, Part, Runtime};
-use super::MAX_SAMPLES;
-use crate::line::{parse_line, Parsed};
+use super::{ReadProblemKind, MAX_SAMPLES};
+use crate::line::{parse_line_noted, Parsed};
 use crate::record::{ErrorClass, ProxyError, Source};
 use memchr::memmem::Finder;
 use std::collections::BTreeMap;
@@ -78,10 +78,19 @@ pub(crate) struct ChunkOut {
     pub records: Vec<Vec<ProxyError>>,
     /// How many records in all.
     pub errors: u64,
+    /// With a render format: the records' heads ([`crate::render::head`]),
+    /// one after the other, instead of `records`.
+    pub rendered: Vec<u8>,
+    /// Per rendered record: where its head ends in `rendered`, and its line
+    /// relative to the chunk (`None`: the head is the whole line).
+    pub marks: Vec<(usize, Option<u64>)>,
     /// Proxy error lines that could not be read.
     pub unparsed: u64,
-    /// The first [`MAX_SAMPLES`] of them: (relative line, why).
-    pub samples: Vec<(u64, String)>,
+    /// Records whose stamps disagreed (see `ReadStats::stamp_conflicts`).
+    pub stamp_conflicts: u64,
+    /// The first [`MAX_SAMPLES`] unparsed lines and stamp conflicts each:
+    /// (kind, relative line, why).
+    pub samples: Vec<(ReadProblemKind, u64, String)>,
     pub by_class: [u64; ErrorClass::ALL.len()],
     /// proxy address without port → backend address → count (looked up by
     /// `&str`, so a known pair costs no allocation).
@@ -293,6 +302,13 @@ impl Worker<'_> {
         }
     }
 
+    fn sample(&mut self, kind: ReadProblemKind, no: u64, why: String) {
+        let kept = self.out.samples.iter().filter(|s| s.0 == kind).count();
+        if kept < MAX_SAMPLES {
+            self.out.samples.push((kind, no, why));
+        }
+    }
+
     fn parse(&mut self, line: &[u8], no: u64) {
         let origin = if self.info.stdin {
             Source::Stdin { line: no }
@@ -302,7 +318,12 @@ impl Worker<'_> {
                 line: no,
             }
         };
-        match parse_line(line, origin, &self.info.cfg) {
+        let (parsed, note) = parse_line_noted(line, origin, &self.info.cfg);
+        if let Some(why) = note {
+            self.out.stamp_conflicts += 1;
+            self.sample(ReadProblemKind::StampConflict, no, why);
+        }
+        match parsed {
             Parsed::Error(e) => {
                 let out = &mut self.out;
                 let k = ErrorClass::ALL
@@ -322,18 +343,22 @@ impl Worker<'_> {
                         inner.insert(backend.to_owned(), 1);
                     }
                 }
+                out.errors += 1;
+                if let Some(format) = self.info.render {
+                    // Rendered here, on the worker: the caller only copies.
+                    let line = crate::render::head(&mut out.rendered, &e, format);
+                    out.marks.push((out.rendered.len(), line));
+                    return;
+                }
                 if out.records.last().is_none_or(|b| b.len() == RECORD_BLOCK) {
                     out.records.push(Vec::with_capacity(RECORD_BLOCK));
                 }
                 out.records.last_mut().expect("a block").push(e);
-                out.errors += 1;
             }
             Parsed::NotProxyError => {}
             Parsed::Malformed(why) => {
                 self.out.unparsed += 1;
-                if self.out.samples.len() < MAX_SAMPLES {
-                    self.out.samples.push((no, why));
-                }
+                self.sample(ReadProblemKind::Unparsed, no, why);
             }
         }
     }

@@ -42,3 +42,15 @@ pub fn ts(e: &ProxyError) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// The reader's problems of one kind, as `path[:line]: message` lines.
+pub fn problems(
+    s: &wiretrail_logs::ReadStats,
+    kind: wiretrail_logs::ReadProblemKind,
+) -> Vec<String> {
+    s.problems
+        .iter()
+        .filter(|p| p.kind == kind)
+        .map(ToString::to_string)
+        .collect()
+}

@@ -16,32 +16,6 @@ use wiretrail_pipeline::engine::{Analysis, Engine, EngineError, Keep, LogBatch, 
 use wiretrail_pipeline::progress::Progress;
 use wiretrail_pipeline::time::Window;
 
-/// Whether a test that lacks a tool or input must fail instead of skipping:
-/// in CI (`CI` set to anything but `false`/`0`, or `WIRETRAIL_REQUIRE_ALL=1`,
-/// which `.ci/run` sets).
-pub fn skip_is_failure() -> bool {
-    let on = |var: &str| {
-        std::env::var(var)
-            .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-    };
-    on("WIRETRAIL_REQUIRE_ALL") || on("CI")
-}
-
-/// `available`, or: in CI a failure naming `what`, elsewhere a loud skip
-/// (returns false). The same rule as `wiretrail_testsupport::require_or_skip`
-/// (kept here until that lands on main).
-pub fn require_or_skip(available: bool, what: &str) -> bool {
-    if available {
-        return true;
-    }
-    assert!(
-        !skip_is_failure(),
-        "missing in CI (CI / WIRETRAIL_REQUIRE_ALL make a skip a failure): {what}"
-    );
-    eprintln!("\n!!! SKIPPING: {what}\n");
-    false
-}
-
 pub fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
@@ -211,6 +185,7 @@ impl Engine for FakeEngine {
                         cause,
                         confidence: 0.9,
                         summary: format!("{} on port {port}", cause.as_str()),
+                        remedy: None,
                     },
                     findings: vec![],
                     nodes: vec![],
@@ -221,6 +196,8 @@ impl Engine for FakeEngine {
                             owner_node: Some("backend-01".into()),
                             stray_nodes: stray,
                             evidence: vec![],
+                            proofs: vec![],
+                            remedy: None,
                         },
                         record: e,
                         connection: vec![],
@@ -245,6 +222,7 @@ impl Engine for FakeEngine {
             },
             incidents,
             summary,
+            events: vec![],
         };
         Ok(Analysis {
             report,

@@ -521,6 +521,7 @@ pub fn seed_incident() -> Incident {
             cause: Cause::FlowSplit,
             confidence: 0.9,
             summary: "one connection's segments reached two nodes behind 198.51.100.80: backend-01 had the handshake and the data, backend-03 got the 104-byte tail of the POST and answered RST".into(),
+            remedy: None,
         },
         findings: vec![
             Finding {
@@ -558,6 +559,8 @@ pub fn seed_incident() -> Incident {
                 owner_node: Some("backend-01".into()),
                 stray_nodes: vec!["backend-03".into()],
                 evidence: vec![log, stray, rst],
+                proofs: vec![],
+                remedy: None,
             },
             connection: vec![
                 ConnectionView {
@@ -652,6 +655,7 @@ pub fn seed_report() -> Report {
                 "truncated last record (file still growing)",
             )],
         },
+        events: vec![],
     }
 }
 
@@ -685,7 +689,17 @@ pub fn hostile_report() -> Report {
         h.clone(),
     ));
     r.clock_offsets[2].node = HOSTILE[2].into();
+    let mut ev = r.incidents[0].findings[0].clone();
+    ev.summary = h.clone();
+    r.events.push(ev);
     let inc = &mut r.incidents[0];
+    inc.verdict.remedy = Some(h.clone());
+    inc.errors[0].diagnosis.remedy = Some(h.clone());
+    inc.errors[0].diagnosis.proofs.push(ProofRecord {
+        proof: ProofKind::StatelessRst,
+        weight: 0.2,
+        note: h.clone(),
+    });
     inc.id = HOSTILE[1].into();
     inc.proxy = HOSTILE[0].into();
     inc.backend = HOSTILE[4].into();
@@ -931,6 +945,7 @@ pub fn backend_reset_incident() -> Incident {
             summary:
                 "backend-02 accepted the request, ACKed it, and reset the connection 607 ms later"
                     .into(),
+            remedy: None,
         },
         findings: vec![Finding {
             kind: FindingKind::BackendReset,
@@ -967,6 +982,8 @@ pub fn backend_reset_incident() -> Incident {
                 owner_node: Some(n.into()),
                 stray_nodes: vec![],
                 evidence: vec![rst],
+                proofs: vec![],
+                remedy: None,
             },
             connection: vec![ConnectionView {
                 node: n.into(),

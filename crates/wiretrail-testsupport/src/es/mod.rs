@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use store::{run_search, Filter, Pit, Scroll, SearchSpec, Store};
+use store::{run_search, Filter, Pit, Scroll, SearchSpec, SortSupport, Store};
 pub use store::{Doc, Generated};
 
 /// What `GET /` claims to be. Decides which endpoints exist.
@@ -38,6 +38,11 @@ pub enum Flavor {
     OpenSearch(String),
 }
 
+fn version_of(v: &str) -> (u32, u32) {
+    let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
 impl Flavor {
     fn is_es(&self) -> bool {
         !matches!(self, Flavor::OpenSearch(_))
@@ -45,13 +50,38 @@ impl Flavor {
     /// ES point in time exists from 7.10.
     fn has_es_pit(&self) -> bool {
         match self {
-            Flavor::Elasticsearch(v) => {
-                let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-                let (maj, min) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
-                (maj, min) >= (7, 10)
-            }
+            Flavor::Elasticsearch(v) => version_of(v) >= (7, 10),
             Flavor::Serverless => true,
             Flavor::OpenSearch(_) => false,
+        }
+    }
+    /// OpenSearch's own point in time exists from 2.4.
+    fn has_os_pit(&self) -> bool {
+        matches!(self, Flavor::OpenSearch(v) if version_of(v) >= (2, 4))
+    }
+    /// `_shard_doc`: Elasticsearch 7.12 (implicit on PIT searches);
+    /// OpenSearch 3.3 (only when given: 3.6 adds none; its values are bare
+    /// doc ids, checked on the real server).
+    fn sort_support(&self) -> SortSupport {
+        match self {
+            Flavor::Elasticsearch(v) => {
+                let has = version_of(v) >= (7, 12);
+                SortSupport {
+                    shard_doc: has,
+                    shard_doc_is_local: false,
+                    implicit_on_pit: has,
+                }
+            }
+            Flavor::Serverless => SortSupport {
+                shard_doc: true,
+                shard_doc_is_local: false,
+                implicit_on_pit: true,
+            },
+            Flavor::OpenSearch(v) => SortSupport {
+                shard_doc: version_of(v) >= (3, 3),
+                shard_doc_is_local: true,
+                implicit_on_pit: false,
+            },
         }
     }
 }
@@ -76,6 +106,9 @@ pub struct ServerConfig {
     pub forbid_root: bool,
     /// Every search on a PIT returns a new `pit_id` (old ones stay valid).
     pub rotate_pit_id: bool,
+    /// `GET /` is not routed, as on Elasticsearch 8/9 without the
+    /// `rest-root` module (the integ-test distribution): 405, `Allow: DELETE`.
+    pub root_not_routed: bool,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +118,7 @@ impl Default for ServerConfig {
             auth: None,
             forbid_root: false,
             rotate_pit_id: true,
+            root_not_routed: false,
         }
     }
 }
@@ -119,6 +153,10 @@ pub enum FaultKind {
     /// A search answers 200 with one failed shard and no hits (a partial
     /// result): `true` as a lost search context, `false` as another failure.
     ShardFailure { context_missing: bool },
+    /// Answer with this status and an error body that echoes the request's
+    /// `Authorization` header, as some servers and proxies do: JSON for 4xx
+    /// (in `reason` and in a `headers` object), an HTML page for 5xx.
+    EchoHeaders(u16),
 }
 
 /// A fault fires on every `every`-th matching request, at most `times` times,
@@ -429,15 +467,13 @@ fn classify(method: &Method, segs: &[&str]) -> Endpoint {
     match segs {
         [] => Endpoint::Root,
         ["_pit"] => Endpoint::PitClose,
-        [_, "_pit"] => Endpoint::PitOpen,
+        [_, "_pit"] | [_, "_search", "point_in_time"] => Endpoint::PitOpen,
+        ["_search", "point_in_time", ..] if method != Method::GET => Endpoint::PitClose,
         ["_search", "scroll", ..] => Endpoint::Scroll,
         ["_search"] | [_, "_search"] => Endpoint::Search,
         ["_bulk"] | [_, "_bulk"] => Endpoint::Bulk,
         ["_index_template", ..] => Endpoint::Template,
-        _ => {
-            let _ = method;
-            Endpoint::Other
-        }
+        _ => Endpoint::Other,
     }
 }
 
@@ -508,6 +544,9 @@ async fn handle(
             sh.fired.fetch_add(1, Ordering::Relaxed);
             match &f.fault.kind {
                 FaultKind::Status(s) => early = early.or_else(|| Some(fault_reply(*s))),
+                FaultKind::EchoHeaders(s) => {
+                    early = early.or_else(|| Some(echo_reply(*s, authorization.as_deref())))
+                }
                 FaultKind::Drop => drop_after = true,
                 FaultKind::Delay(d) => delay += *d,
                 FaultKind::BulkItems429(n) => reject_items += n,
@@ -568,6 +607,25 @@ fn fault_reply(status: u16) -> Reply {
     }
 }
 
+fn echo_reply(status: u16, authorization: Option<&str>) -> Reply {
+    let auth = authorization.unwrap_or("");
+    if status >= 500 {
+        return Reply::text(
+            status,
+            "text/html",
+            &format!("<html><body><h1>{status} Bad Gateway</h1><pre>GET /_search HTTP/1.1\r\nHost: es\r\nAuthorization: {auth}\r\n</pre></body></html>"),
+        );
+    }
+    Reply::json(
+        status,
+        json!({ "error": { "root_cause": [ { "type": "illegal_argument_exception",
+            "reason": format!("request [POST /_search] has headers {{Authorization=[{auth}]}}") } ],
+            "type": "illegal_argument_exception",
+            "reason": format!("request [POST /_search] has headers {{Authorization=[{auth}]}}"),
+            "headers": { "Authorization": auth } }, "status": status }),
+    )
+}
+
 fn check_auth(cfg: &ServerConfig, got: Option<&str>, path: &str) -> Option<Reply> {
     use base64::Engine as _;
     let want = cfg.auth.as_ref()?;
@@ -622,7 +680,9 @@ fn render(
     };
     let mut b = Response::builder()
         .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
-    if cfg.flavor.is_es() {
+    // Elasticsearch 9.2 sends it on 200/4xx answers but not on a 401 from
+    // its security layer (seen on the real server).
+    if cfg.flavor.is_es() && reply.status != 401 {
         b = b.header("X-elastic-product", "Elasticsearch");
     }
     if let Some(ct) = ct {
@@ -706,7 +766,25 @@ fn route(
     let result: Result<Reply, Reply> = (|| {
         Ok(match (m, segs) {
             ("HEAD", []) => Reply::empty(200),
+            ("GET", []) if cfg.root_not_routed => {
+                let mut r = Reply::json(
+                    405,
+                    json!({ "error": "Incorrect HTTP method for uri [/] and method [GET], allowed: [DELETE]", "status": 405 }),
+                );
+                r.headers.push(("Allow".into(), "DELETE".into()));
+                r
+            }
             ("GET", []) => root(cfg),
+            ("GET", ["_nodes", "_local"]) => {
+                let v = match &cfg.flavor {
+                    Flavor::Elasticsearch(v) | Flavor::OpenSearch(v) => v.clone(),
+                    Flavor::Serverless => "8.11.0".into(),
+                };
+                Reply::json(
+                    200,
+                    json!({ "nodes": { "5lfLsgM2T36zvBUkWIdqLg": { "version": v } } }),
+                )
+            }
             ("POST", [index, "_pit"]) if cfg.flavor.has_es_pit() => {
                 let ka = keep_alive(q.get("keep_alive").map(String::as_str))?;
                 let mut st = sh.store.lock().unwrap();
@@ -751,6 +829,70 @@ fn route(
                     if freed { 200 } else { 404 },
                     json!({ "succeeded": freed, "num_freed": freed as u32 }),
                 )
+            }
+            ("POST", [index, "_search", "point_in_time"]) if cfg.flavor.has_os_pit() => {
+                let ka = keep_alive(q.get("keep_alive").map(String::as_str))?;
+                let mut st = sh.store.lock().unwrap();
+                let names = st.resolve(index).map_err(|n| index_not_found(&n))?;
+                let snap = Arc::new(st.snapshot(&names));
+                let id = st.new_ctx_id("o463QQEPbXktaW5kZXgWN0xW");
+                let shards = names.len();
+                let group = st.next_ctx;
+                st.pits.insert(
+                    id.clone(),
+                    Pit {
+                        snapshot: snap,
+                        expires: Instant::now() + ka,
+                        group,
+                    },
+                );
+                let created = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                Reply::json(
+                    200,
+                    json!({ "pit_id": id, "_shards": { "total": shards, "successful": shards, "skipped": 0, "failed": 0 }, "creation_time": created }),
+                )
+            }
+            ("DELETE", ["_search", "point_in_time"]) if cfg.flavor.has_os_pit() => {
+                let b = parse_body(body)?;
+                let ids: Vec<String> = match &b["pit_id"] {
+                    Value::String(s) => vec![s.clone()],
+                    Value::Array(a) => a
+                        .iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect(),
+                    _ => {
+                        return Err(err(
+                            400,
+                            "action_request_validation_exception",
+                            "Validation Failed: 1: no pit ids specified;",
+                        ))
+                    }
+                };
+                let mut st = sh.store.lock().unwrap();
+                // OpenSearch 2.19 and 3.6 answer `successful: true` for an
+                // id already closed or expired, with 200.
+                let pits: Vec<Value> = ids
+                    .iter()
+                    .map(|id| {
+                        if let Some(p) = st.pits.remove(id) {
+                            st.pits.retain(|_, o| o.group != p.group);
+                        }
+                        json!({ "successful": true, "pit_id": id })
+                    })
+                    .collect();
+                Reply::json(200, json!({ "pits": pits }))
+            }
+            ("DELETE", ["_search", "point_in_time", "_all"]) if cfg.flavor.has_os_pit() => {
+                let mut st = sh.store.lock().unwrap();
+                let pits: Vec<Value> = st
+                    .pits
+                    .drain()
+                    .map(|(id, _)| json!({ "successful": true, "pit_id": id }))
+                    .collect();
+                Reply::json(200, json!({ "pits": pits }))
             }
             ("POST" | "GET", ["_search"]) => search(sh, None, q, body)?,
             ("POST" | "GET", [index, "_search"]) => search(sh, Some(index), q, body)?,
@@ -851,6 +993,15 @@ fn route(
                 200,
                 json!({ "_shards": { "total": 1, "successful": 1, "failed": 0 } }),
             ),
+            ("GET", [index, "_mapping"]) => {
+                let st = sh.store.lock().unwrap();
+                let names = st.resolve(index).map_err(|n| index_not_found(&n))?;
+                let mut out = serde_json::Map::new();
+                for n in names {
+                    out.insert(n.clone(), json!({ "mappings": st.indices[&n].mappings }));
+                }
+                Reply::json(200, Value::Object(out))
+            }
             ("POST" | "GET", [index, "_count"]) => {
                 let b = parse_body(body)?;
                 let filter = match &b["query"] {
@@ -862,7 +1013,7 @@ fn route(
                 let snap = st.snapshot(&names);
                 drop(st);
                 let view = snap
-                    .view(None, false)
+                    .view(None, false, store::DocOrder::ShardDoc)
                     .map_err(|e| err(400, "illegal_argument_exception", &e))?;
                 let n = (0..view.len())
                     .filter(|&i| filter.matches(&snap.doc(view.get(i).1).2))
@@ -934,6 +1085,19 @@ fn route(
     result.unwrap_or_else(|e| e)
 }
 
+/// A sort on `_shard_doc` where it does not exist, as OpenSearch 2.19 answers.
+fn shard_doc_missing() -> Reply {
+    let cause = json!({ "type": "query_shard_exception", "reason": store::SHARD_DOC_MISSING,
+        "index": "logs", "index_uuid": "X46olyi5S3C71iTd6PXxDg" });
+    Reply::json(
+        400,
+        json!({ "error": { "root_cause": [cause.clone()], "type": "search_phase_execution_exception",
+            "reason": "all shards failed", "phase": "query", "grouped": true,
+            "failed_shards": [ { "shard": 0, "index": "logs", "node": "b9SsS2_ERoufLgrJxVy9Pw", "reason": cause.clone() } ],
+            "caused_by": cause }, "status": 400 }),
+    )
+}
+
 fn index_not_found(name: &str) -> Reply {
     let cause = json!({ "type": "index_not_found_exception", "reason": format!("no such index [{name}]"),
         "resource.type": "index_or_alias", "resource.id": name, "index_uuid": "_na_", "index": name });
@@ -995,8 +1159,14 @@ fn search(
             ));
         }
     }
-    let spec = SearchSpec::parse(&b, !pit.is_null())
-        .map_err(|e| err(400, "x_content_parse_exception", &e))?;
+    let spec =
+        SearchSpec::parse(&b, !pit.is_null(), sh.cfg.flavor.sort_support()).map_err(|e| {
+            if e == store::SHARD_DOC_MISSING {
+                shard_doc_missing()
+            } else {
+                err(400, "x_content_parse_exception", &e)
+            }
+        })?;
     let after = match &b["search_after"] {
         Value::Null => None,
         a => Some(
@@ -1017,7 +1187,8 @@ fn search(
                 let snap = p.snapshot.clone();
                 let expires = p.expires;
                 let group = p.group;
-                let new_id = if sh.cfg.rotate_pit_id {
+                // OpenSearch hands back the id it was given.
+                let new_id = if sh.cfg.rotate_pit_id && sh.cfg.flavor.is_es() {
                     let nid = st.new_ctx_id("46ToAwMDaWR5BXV1aWQy");
                     st.pits.insert(
                         nid.clone(),
@@ -1059,6 +1230,30 @@ fn search(
         "_shards": { "total": shards, "successful": shards, "skipped": 0, "failed": 0 },
         "hits": { "max_score": null, "hits": page.hits },
     });
+    // `terms` aggregations (what a Kibana visualisation sends).
+    let aggs = if b["aggs"].is_object() {
+        &b["aggs"]
+    } else {
+        &b["aggregations"]
+    };
+    if let Some(aggs) = aggs.as_object() {
+        let mut out = serde_json::Map::new();
+        for (name, a) in aggs {
+            let Some(field) = a["terms"]["field"].as_str() else {
+                return Err(err(
+                    400,
+                    "x_content_parse_exception",
+                    &format!("the test server knows only `terms` aggregations, not {a}"),
+                ));
+            };
+            let size = a["terms"]["size"].as_u64().unwrap_or(10) as usize;
+            out.insert(
+                name.clone(),
+                store::terms_agg(&snap, &spec.filter, field, size),
+            );
+        }
+        resp["aggregations"] = Value::Object(out);
+    }
     if let Some(t) = page.total {
         resp["hits"]["total"] =
             json!({ "value": t.min(10_000), "relation": if t > 10_000 { "gte" } else { "eq" } });

@@ -3,7 +3,11 @@
 //!
 //! Documents of one index are one "shard": `_shard_doc` is the shard's
 //! position in the PIT (high 32 bits) and the document's position in the
-//! index (low 32 bits), as in Elasticsearch (es-api.md A4.2).
+//! index (low 32 bits), as in Elasticsearch (es-api.md A4.2). `_doc` is the
+//! position in the index alone, as Lucene's doc id: unique within a shard
+//! only. Hits of equal sort values are merged shard by shard, and
+//! `search_after` is strict on the values it is given, as on a real cluster:
+//! with `_doc` a page boundary skips a twin on a later shard.
 
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -97,57 +101,95 @@ impl Frozen {
 pub struct Snapshot {
     /// (index name, data), in shard order.
     pub shards: Vec<(String, Frozen)>,
-    /// Sorted views, built on first use per (field, nanos).
-    views: Mutex<HashMap<(String, bool), Arc<View>>>,
+    /// Sorted views, built on first use per (field, nanos, order).
+    views: Mutex<HashMap<(String, bool, DocOrder), Arc<View>>>,
 }
 
-/// Entries in sort order: (key, shard_doc).
+/// How entries of equal primary key are ordered, which is also what the
+/// tiebreaker sort value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocOrder {
+    /// `_shard_doc` (or no tiebreaker): by shard, then position.
+    ShardDoc,
+    /// `_doc`: by position (Lucene's doc id), then shard, as a coordinating
+    /// node merges equal sort values.
+    Doc,
+}
+
+impl DocOrder {
+    fn code(self, sd: u64) -> u64 {
+        match self {
+            DocOrder::ShardDoc => sd,
+            DocOrder::Doc => ((sd & 0xffff_ffff) << 32) | (sd >> 32),
+        }
+    }
+    fn shard_doc(self, code: u64) -> u64 {
+        // The swap is its own inverse.
+        self.code(code)
+    }
+}
+
+/// Entries in sort order: (key, order code); [`View::get`] gives the
+/// `_shard_doc` back.
 #[derive(Debug)]
 pub enum View {
-    Built(Vec<(i64, u64)>),
+    Built(Vec<(i64, u64)>, DocOrder),
     /// A single generated shard, already in timestamp order.
     Generated {
         shard: u32,
         g: Arc<Generated>,
         by_ts: bool,
         nanos: bool,
+        order: DocOrder,
     },
 }
 
 impl View {
     pub fn len(&self) -> usize {
         match self {
-            View::Built(v) => v.len(),
+            View::Built(v, _) => v.len(),
             View::Generated { g, .. } => g.count as usize,
         }
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    pub fn get(&self, i: usize) -> (i64, u64) {
+    fn order(&self) -> DocOrder {
         match self {
-            View::Built(v) => v[i],
+            View::Built(_, o) | View::Generated { order: o, .. } => *o,
+        }
+    }
+    /// (key, order code) of entry `i`.
+    pub fn entry(&self, i: usize) -> (i64, u64) {
+        match self {
+            View::Built(v, _) => v[i],
             View::Generated {
                 shard,
                 g,
                 by_ts,
                 nanos,
+                order,
             } => {
                 let key = if *by_ts {
                     truncate(g.start_ns + i as i64 * g.step_ns, *nanos)
                 } else {
                     0
                 };
-                (key, ((*shard as u64) << 32) | i as u64)
+                (key, order.code(((*shard as u64) << 32) | i as u64))
             }
         }
     }
-    /// First position whose entry sorts after `after`.
+    /// (key, `_shard_doc`) of entry `i`.
+    pub fn get(&self, i: usize) -> (i64, u64) {
+        let (key, code) = self.entry(i);
+        (key, self.order().shard_doc(code))
+    }
+    /// First position whose entry sorts after `after` (key, order code).
     fn position_after(&self, after: (i64, u64)) -> usize {
         let (mut lo, mut hi) = (0usize, self.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if self.get(mid) <= after {
+            if self.entry(mid) <= after {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -174,8 +216,13 @@ impl Snapshot {
     }
 
     /// The sorted view for a primary sort field (`None`: `_shard_doc`/`_doc` only).
-    pub fn view(&self, field: Option<&str>, nanos: bool) -> Result<Arc<View>, String> {
-        let key = (field.unwrap_or("").to_string(), nanos);
+    pub fn view(
+        &self,
+        field: Option<&str>,
+        nanos: bool,
+        order: DocOrder,
+    ) -> Result<Arc<View>, String> {
+        let key = (field.unwrap_or("").to_string(), nanos, order);
         if let Some(v) = self.views.lock().unwrap().get(&key) {
             return Ok(v.clone());
         }
@@ -195,6 +242,7 @@ impl Snapshot {
                 g: g.clone(),
                 by_ts,
                 nanos,
+                order,
             }
         } else {
             let mut entries = Vec::new();
@@ -210,11 +258,11 @@ impl Snapshot {
                             .map(|t| truncate(t, nanos))
                             .unwrap_or(i64::MAX),
                     };
-                    entries.push((key, ((shard as u64) << 32) | i as u64));
+                    entries.push((key, order.code(((shard as u64) << 32) | i as u64)));
                 }
             }
             entries.sort_unstable();
-            View::Built(entries)
+            View::Built(entries, order)
         };
         let view = Arc::new(view);
         self.views.lock().unwrap().insert(key, view.clone());
@@ -609,6 +657,28 @@ fn filter_obj(v: &Value, prefix: &str, includes: &[String]) -> Option<Value> {
     Some(Value::Object(out))
 }
 
+/// The tiebreaker sort key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tiebreak {
+    /// `_shard_doc`: unique in the PIT (given, or implicit on a PIT search).
+    ShardDoc,
+    /// `_doc`: the position within its shard.
+    Doc,
+}
+
+/// What the server's flavor supports of the tiebreakers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortSupport {
+    /// `_shard_doc` exists (Elasticsearch ≥ 7.12, OpenSearch ≥ 3.3).
+    pub shard_doc: bool,
+    /// ... but its value is the doc id within the shard, like `_doc`
+    /// (OpenSearch 3.6 sorts two indices' first documents as `[ts, 0]`, `[ts, 0]`).
+    pub shard_doc_is_local: bool,
+    /// A PIT search gets `_shard_doc` appended when not given
+    /// (Elasticsearch ≥ 7.12; no OpenSearch, 3.6 included).
+    pub implicit_on_pit: bool,
+}
+
 /// The parsed sort: an optional primary date field plus the doc tiebreaker.
 #[derive(Debug, Clone)]
 pub struct SortSpec {
@@ -617,17 +687,17 @@ pub struct SortSpec {
     pub as_string: bool,
     /// `numeric_type: date_nanos`: sort values in nanoseconds.
     pub nanos: bool,
-    /// A `_shard_doc`/`_doc` value is appended to each hit's `sort`.
-    pub tiebreak: bool,
+    /// A tiebreaker value is appended to each hit's `sort`.
+    pub tiebreak: Option<Tiebreak>,
 }
 
 impl SortSpec {
-    pub fn parse(sort: &Value, pit: bool) -> Result<SortSpec, String> {
+    pub fn parse(sort: &Value, pit: bool, support: SortSupport) -> Result<SortSpec, String> {
         let mut spec = SortSpec {
             primary: None,
             as_string: false,
             nanos: false,
-            tiebreak: pit,
+            tiebreak: (pit && support.implicit_on_pit).then_some(Tiebreak::ShardDoc),
         };
         let items: Vec<Value> = match sort {
             Value::Null => vec![],
@@ -652,7 +722,12 @@ impl SortSpec {
                 return Err("the test server sorts ascending only".into());
             }
             match name.as_str() {
-                "_shard_doc" | "_doc" => spec.tiebreak = true,
+                "_shard_doc" if !support.shard_doc => {
+                    return Err(SHARD_DOC_MISSING.into());
+                }
+                "_shard_doc" if support.shard_doc_is_local => spec.tiebreak = Some(Tiebreak::Doc),
+                "_shard_doc" => spec.tiebreak = Some(Tiebreak::ShardDoc),
+                "_doc" => spec.tiebreak = Some(Tiebreak::Doc),
                 f => {
                     if spec.primary.is_some() {
                         return Err("the test server sorts on one field plus the tiebreaker".into());
@@ -665,6 +740,13 @@ impl SortSpec {
             }
         }
         Ok(spec)
+    }
+
+    pub fn order(&self) -> DocOrder {
+        match self.tiebreak {
+            Some(Tiebreak::Doc) => DocOrder::Doc,
+            _ => DocOrder::ShardDoc,
+        }
     }
 
     pub fn values(&self, key: i64, sd: u64) -> Value {
@@ -680,16 +762,19 @@ impl SortSpec {
                 v.push(json!(key / 1_000_000));
             }
         }
-        if self.tiebreak {
-            v.push(json!(sd));
+        match self.tiebreak {
+            Some(Tiebreak::ShardDoc) => v.push(json!(sd)),
+            Some(Tiebreak::Doc) => v.push(json!(sd & 0xffff_ffff)),
+            None => {}
         }
         Value::Array(v)
     }
 
-    /// `search_after` as a view position key.
+    /// `search_after` as a view position key (key, order code). Strict: an
+    /// entry equal on every value given is not returned.
     pub fn parse_after(&self, after: &Value) -> Result<(i64, u64), String> {
         let a = after.as_array().ok_or("[search_after] must be an array")?;
-        let want = self.primary.is_some() as usize + self.tiebreak as usize;
+        let want = self.primary.is_some() as usize + self.tiebreak.is_some() as usize;
         if a.len() != want {
             return Err(format!(
                 "search_after has {} value(s) but sort has {want}",
@@ -716,16 +801,30 @@ impl SortSpec {
         } else {
             0
         };
-        let sd = if self.tiebreak {
-            it.next()
+        let code = match self.tiebreak {
+            Some(Tiebreak::ShardDoc) => it
+                .next()
                 .and_then(Value::as_u64)
-                .ok_or("bad tiebreaker value")?
-        } else {
-            u64::MAX
+                .ok_or("bad tiebreaker value")?,
+            Some(Tiebreak::Doc) => {
+                // A doc id (Lucene's `int`); -1 is "before the first".
+                let d = it
+                    .next()
+                    .and_then(Value::as_i64)
+                    .ok_or("bad tiebreaker value")?;
+                if d < 0 {
+                    return Ok((key.saturating_sub(1), u64::MAX));
+                }
+                ((d as u64) << 32) | 0xffff_ffff
+            }
+            None => u64::MAX,
         };
-        Ok((key, sd))
+        Ok((key, code))
     }
 }
+
+/// What a cluster without `_shard_doc` answers (seen from OpenSearch 2.19).
+pub const SHARD_DOC_MISSING: &str = "No mapping found for [_shard_doc] in order to sort on";
 
 /// A parsed search body (the parts the test server honours).
 #[derive(Debug, Clone)]
@@ -747,7 +846,7 @@ pub struct Slice {
 }
 
 impl SearchSpec {
-    pub fn parse(body: &Value, pit: bool) -> Result<SearchSpec, String> {
+    pub fn parse(body: &Value, pit: bool, support: SortSupport) -> Result<SearchSpec, String> {
         let size = body["size"].as_u64().unwrap_or(10) as usize;
         let filter = match &body["query"] {
             Value::Null => Filter::All,
@@ -770,7 +869,7 @@ impl SearchSpec {
             Value::String(s) => vec![s.clone()],
             _ => vec![],
         };
-        let sort = SortSpec::parse(&body["sort"], pit)?;
+        let sort = SortSpec::parse(&body["sort"], pit, support)?;
         let slice = match &body["slice"] {
             Value::Null => None,
             s => {
@@ -821,7 +920,11 @@ pub fn run_search(
     spec: &SearchSpec,
     after: Option<(i64, u64)>,
 ) -> Result<Page, String> {
-    let view = snap.view(spec.sort.primary.as_deref(), spec.sort.nanos)?;
+    let view = snap.view(
+        spec.sort.primary.as_deref(),
+        spec.sort.nanos,
+        spec.sort.order(),
+    )?;
     let start = after.map_or(0, |a| view.position_after(a));
     let mut hits = Vec::new();
     let mut last = None;
@@ -841,7 +944,7 @@ pub fn run_search(
         if !spec.filter.matches(&source) {
             continue;
         }
-        last = Some((key, sd));
+        last = Some(view.entry(i - 1));
         hits.push(json!({
             "_index": index, "_id": id, "_score": null,
             "_source": filter_source(&source, &spec.includes),
@@ -861,6 +964,48 @@ pub fn run_search(
         None
     };
     Ok(Page { hits, last, total })
+}
+
+/// A `terms` aggregation over the documents `filter` matches: buckets by
+/// count (descending), then key, as Elasticsearch orders them. Arrays count
+/// each value once per document.
+pub fn terms_agg(snap: &Snapshot, filter: &Filter, field: &str, size: usize) -> Value {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, data) in &snap.shards {
+        let n = data.len();
+        for pos in 0..n {
+            let src = match data {
+                Frozen::Stored(docs) => docs[pos].source.clone(),
+                Frozen::Generated(_) => continue,
+            };
+            if !filter.matches(&src) {
+                continue;
+            }
+            let mut vals: Vec<String> = match lookup(&src, field) {
+                Some(Value::Array(a)) => a.iter().map(term_key).collect(),
+                Some(Value::Null) | None => vec![],
+                Some(v) => vec![term_key(v)],
+            };
+            vals.sort();
+            vals.dedup();
+            for v in vals {
+                *counts.entry(v).or_default() += 1;
+            }
+        }
+    }
+    let mut buckets: Vec<(String, u64)> = counts.into_iter().collect();
+    buckets.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let other: u64 = buckets.iter().skip(size).map(|b| b.1).sum();
+    buckets.truncate(size);
+    json!({ "doc_count_error_upper_bound": 0, "sum_other_doc_count": other,
+        "buckets": buckets.into_iter().map(|(k, c)| json!({ "key": k, "doc_count": c })).collect::<Vec<_>>() })
+}
+
+fn term_key(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        o => o.to_string(),
+    }
 }
 
 /// Parse `1m`, `30s`, `500ms`, `2h`, `1d`.
