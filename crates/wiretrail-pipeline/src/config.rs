@@ -231,7 +231,8 @@ pub mod raw {
         pub header_timeout: Option<Duration>,
         /// Time a client has to send a request's body (default 30s).
         pub body_timeout: Option<Duration>,
-        /// Connections served at once; more wait in the listen queue (default 256).
+        /// Connections open at once (default 256); at the cap a new one
+        /// replaces the oldest not being answered.
         pub max_connections: Option<usize>,
         /// Requests on one keep-alive connection before it is closed (default 100).
         pub max_requests_per_connection: Option<u32>,
@@ -697,7 +698,8 @@ pub struct ConnLimits {
     pub header_timeout: Duration,
     /// To send a request's body.
     pub body_timeout: Duration,
-    /// Connections served at once; the rest wait in the listen queue.
+    /// Connections open at once; at the cap a new one replaces the oldest
+    /// not being answered (see `serve`).
     pub max_connections: usize,
     /// Requests on one keep-alive connection before it is closed.
     pub max_requests_per_connection: u32,

@@ -14,12 +14,15 @@
 //! `runs_dir/<id>/` when set).
 //!
 //! Before a client is authenticated it can hold only bounded resources
-//! ([`ConnLimits`]): at most `max_connections` connections are served at
-//! once (the others wait in the kernel's listen queue, costing us nothing);
-//! each must send its request head within `header_timeout` (also the
-//! longest a keep-alive connection may sit idle) and its body within
-//! `body_timeout` (else `408`); a keep-alive connection is closed after
-//! `max_requests_per_connection` requests. HTTP/1.1 only: webhook senders
+//! ([`ConnLimits`]): at most `max_connections` connections are open at once;
+//! at the cap a new connection takes the place of the oldest one that is
+//! not being answered (still sending its head, or idle between keep-alive
+//! requests), so slow clients cannot starve one that sends its request at
+//! once (when every connection is being answered, the new one waits in the
+//! listen queue). Each connection must send its request head within
+//! `header_timeout` (also the longest a keep-alive connection may sit idle)
+//! and its body within `body_timeout` (else `408`); a keep-alive connection
+//! is closed after `max_requests_per_connection` requests. HTTP/1.1 only: webhook senders
 //! speak it, and HTTP/2's preface would be read without a deadline.
 //!
 //! What is kept of finished runs is bounded too ([`Retention`]): the last
@@ -117,6 +120,9 @@ struct Shared {
     failed: AtomicU64,
     /// Connections being served now.
     connections: AtomicU64,
+    conns: Conns,
+    /// Connections closed to make room at the cap.
+    evicted: AtomicU64,
 }
 
 impl Shared {
@@ -226,6 +232,8 @@ pub async fn serve(
         completed: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         connections: AtomicU64::new(0),
+        conns: Conns::default(),
+        evicted: AtomicU64::new(0),
     });
     if let Some(dir) = &opts.runs_dir {
         let (dir, r) = (dir.clone(), opts.retention);
@@ -243,12 +251,6 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        // A free slot before accepting: at the cap, connections wait in the
-        // kernel's listen queue, not in our memory.
-        let slot = tokio::select! {
-            s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
-        };
         let stream = tokio::select! {
             r = listener.accept() => match r {
                 Ok((stream, _)) => stream,
@@ -261,14 +263,36 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let conn = connection(stream, app.clone(), limits);
-        let watched = graceful.watch(conn);
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                // At the cap, the oldest connection that is not being
+                // answered (still sending its head, or idle between
+                // keep-alive requests) makes room: slow clients cannot
+                // hold the server, and a client that sends its request at
+                // once is served at once. When every connection is being
+                // answered, the new one waits for the first to finish.
+                if shared.conns.evict_oldest_idle() {
+                    shared.evicted.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::select! {
+                    s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let (id, ctl, evicted) = shared.conns.register();
+        let watched = graceful.watch(connection(stream, app.clone(), limits, ctl));
         let shared = shared.clone();
         shared.connections.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            if let Err(e) = watched.await {
-                tracing::debug!("connection closed: {e}");
+            tokio::select! {
+                r = watched => if let Err(e) = r {
+                    tracing::debug!("connection closed: {e}");
+                },
+                _ = evicted => tracing::debug!("connection closed to make room for a new one"),
             }
+            shared.conns.remove(id);
             shared.connections.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
         });
@@ -284,12 +308,68 @@ pub async fn serve(
     Ok(())
 }
 
+/// The connections being served, oldest first.
+#[derive(Debug, Default)]
+struct Conns {
+    next: AtomicU64,
+    open: Mutex<BTreeMap<u64, Arc<ConnCtl>>>,
+}
+
+#[derive(Debug)]
+struct ConnCtl {
+    /// A request is being answered (its head was read, its response is not
+    /// ready yet): not to be closed to make room.
+    busy: std::sync::atomic::AtomicBool,
+    /// Fired to close the connection.
+    close: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl Conns {
+    fn register(&self) -> (u64, Arc<ConnCtl>, tokio::sync::oneshot::Receiver<()>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ctl = Arc::new(ConnCtl {
+            busy: std::sync::atomic::AtomicBool::new(false),
+            close: Mutex::new(Some(tx)),
+        });
+        self.lock().insert(id, ctl.clone());
+        (id, ctl, rx)
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Close the oldest connection not being answered; false when every
+    /// connection is busy answering a request.
+    fn evict_oldest_idle(&self) -> bool {
+        let open = self.lock();
+        for ctl in open.values() {
+            if ctl.busy.load(Ordering::Acquire) {
+                continue;
+            }
+            let tx = ctl.close.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(tx) = tx {
+                let _ = tx.send(());
+                return true;
+            }
+        }
+        false
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ConnCtl>>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// One HTTP/1.1 connection with the head timeout (also the idle keep-alive
-/// timeout) and the per-connection request bound.
+/// timeout) and the per-connection request bound; `ctl.busy` says when a
+/// request is being answered.
 fn connection(
     stream: tokio::net::TcpStream,
     app: Router,
     limits: ConnLimits,
+    ctl: Arc<ConnCtl>,
 ) -> hyper::server::conn::http1::Connection<
     TokioIo<tokio::net::TcpStream>,
     impl hyper::service::Service<
@@ -304,9 +384,13 @@ fn connection(
     let max = limits.max_requests_per_connection;
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let n = served.fetch_add(1, Ordering::Relaxed) + 1;
+        ctl.busy.store(true, Ordering::Release);
         let answer = inner.call(req.map(axum::body::Body::new));
+        let ctl = ctl.clone();
         async move {
-            let mut resp = answer.await?;
+            let answered = answer.await;
+            ctl.busy.store(false, Ordering::Release);
+            let mut resp = answered?;
             if n >= max {
                 resp.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -391,6 +475,7 @@ async fn healthz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
         "failed": s.failed.load(Ordering::Relaxed),
         "connections": s.connections.load(Ordering::Relaxed),
         "max_connections": s.opts.limits.max_connections,
+        "connections_closed_for_room": s.evicted.load(Ordering::Relaxed),
         "pipeline": s.pipeline.name,
     }))
 }
@@ -659,6 +744,25 @@ mod tests {
         forget_finished(&mut runs, 1);
         let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["b", "d", "e"]);
+    }
+
+    #[test]
+    fn room_is_made_from_the_oldest_connection_not_being_answered() {
+        let c = Conns::default();
+        let (a, ctl_a, mut rx_a) = c.register();
+        let (_, _ctl_b, mut rx_b) = c.register();
+        ctl_a.busy.store(true, Ordering::Release);
+        // `a` is answering a request: `b`, although newer, goes.
+        assert!(c.evict_oldest_idle());
+        assert!(rx_b.try_recv().is_ok());
+        assert!(rx_a.try_recv().is_err());
+        // Only `a` left, busy: nothing to close.
+        assert!(!c.evict_oldest_idle());
+        ctl_a.busy.store(false, Ordering::Release);
+        assert!(c.evict_oldest_idle());
+        assert!(rx_a.try_recv().is_ok());
+        c.remove(a);
+        assert!(!c.evict_oldest_idle());
     }
 
     #[test]

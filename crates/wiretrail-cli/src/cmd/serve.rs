@@ -66,7 +66,8 @@ pub struct ServeArgs {
     /// Time a client has to send a request's body (default 30s).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub body_timeout: Option<Duration>,
-    /// Connections served at once; more wait in the listen queue (default 256).
+    /// Connections open at once (default 256); at the cap a new one replaces the oldest not
+    /// being answered (a slow or idle client).
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 }
