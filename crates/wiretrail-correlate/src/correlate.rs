@@ -209,7 +209,9 @@ pub fn correlate(
                     _ => Vec::new(),
                 };
                 let conn_idx = match j {
-                    timejoin::Joined::One(s) => Some(s.conn),
+                    timejoin::Joined::One(s) | timejoin::Joined::ByOrder { story: s, .. } => {
+                        Some(s.conn)
+                    }
                     timejoin::Joined::Several { all, .. } => {
                         shown = all.iter().map(|s| s.conn).collect();
                         None

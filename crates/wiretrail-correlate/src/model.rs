@@ -197,6 +197,7 @@ pub enum ProofKind {
     LogAgrees,
     LogDisagrees,
     Contested,
+    PairedByOrder,
     NoHandshakeCaptured,
     /// Capture data of a node is lost for part of the connection's life.
     CaptureIncomplete,

@@ -23,7 +23,7 @@ use crate::conn::Conn;
 use crate::ctx::{Ctx, Parts};
 use crate::diagnose::{cause_kind, from_hit, from_log, log_evidence, records, Outcome};
 use crate::model::{Cause, ErrorDiagnosis, Evidence, Finding, FindingKind};
-use crate::rules::{self, Case, RuleHit};
+use crate::rules::{self, Case, Proof, RuleHit};
 use std::collections::{BTreeMap, BTreeSet};
 use wiretrail_capture::Nanos;
 use wiretrail_logs::ProxyError;
@@ -54,9 +54,18 @@ pub(crate) enum Joined {
         all: Vec<Story>,
         lines: usize,
     },
+    /// Several connections told the same story; this one was paired with
+    /// the line by order (the k-th line, the k-th connection to fail).
+    ByOrder {
+        story: Story,
+        among: usize,
+    },
     /// No connection tells the story.
     Nothing,
 }
+
+/// Two failures that began closer than this may be logged in either order.
+const ORDER_MARGIN_NS: Nanos = 50_000_000;
 
 /// Confidence lost when several connections tell the story and as many
 /// lines share them (they pair up; only which is which is unknown)...
@@ -158,6 +167,52 @@ pub(crate) fn join(
             *c = original.get(ei).cloned().unwrap_or_default();
         }
     }
+    // Lines still with several candidates that all tell one story are
+    // paired with them in order: Go logs a failure when it reaches the
+    // proxy, and failures of one kind through one transport (one dial
+    // timeout, one header timeout, one client deadline) end in the order
+    // they began. The k-th such line is the k-th such connection to fail.
+    let line_of = |ei: usize| {
+        errors
+            .iter()
+            .find(|(i, _, _)| *i == ei)
+            .map(|(_, e, _)| {
+                let line = match &e.source {
+                    wiretrail_logs::Source::File { line, .. }
+                    | wiretrail_logs::Source::Stdin { line } => *line,
+                    wiretrail_logs::Source::Elasticsearch { .. } => 0,
+                };
+                (crate::plan::ts_ns(e), line)
+            })
+            .unwrap_or((0, 0))
+    };
+    let mut pending: Vec<usize> = cands
+        .iter()
+        .filter(|(_, c)| c.len() > 1 && c.iter().all(|s| s.hit.cause == c[0].hit.cause))
+        .map(|(ei, _)| *ei)
+        .collect();
+    pending.sort_by_key(|&ei| (line_of(ei), ei));
+    let mut used: BTreeSet<usize> = taken.values().copied().collect();
+    let mut ordered: BTreeMap<usize, usize> = BTreeMap::new();
+    for ei in pending {
+        let c = &cands[&ei];
+        let among = c.len();
+        let mut free: Vec<&Story> = c.iter().filter(|s| !used.contains(&s.conn)).collect();
+        free.sort_by_key(|s| (s.hit.at.0, s.conn));
+        // Failures that began within a few milliseconds of each other may
+        // reach the log in either order: those stay unpaired.
+        let clear = match free[..] {
+            [] => false,
+            [_] => true,
+            [a, b, ..] => b.hit.at.0 - a.hit.at.0 >= ORDER_MARGIN_NS,
+        };
+        if clear {
+            let s = free[0].clone();
+            used.insert(s.conn);
+            ordered.insert(ei, among);
+            cands.insert(ei, vec![s]);
+        }
+    }
     let set = |c: &[Story]| c.iter().map(|s| s.conn).collect::<BTreeSet<usize>>();
     let mut sharing: BTreeMap<BTreeSet<usize>, usize> = BTreeMap::new();
     for c in cands.values().filter(|c| c.len() > 1) {
@@ -168,7 +223,13 @@ pub(crate) fn join(
         .map(|(ei, mut c)| {
             let j = match c.len() {
                 0 => Joined::Nothing,
-                1 => Joined::One(c.pop().expect("one")),
+                1 => match ordered.get(&ei) {
+                    Some(&among) => Joined::ByOrder {
+                        story: c.pop().expect("one"),
+                        among,
+                    },
+                    None => Joined::One(c.pop().expect("one")),
+                },
                 _ => Joined::Several {
                     lines: sharing.get(&set(&c)).copied().unwrap_or(1),
                     all: c,
@@ -197,6 +258,19 @@ pub(crate) fn outcome(
                 s.port
             ),
         ),
+        Joined::ByOrder { story, among } => {
+            let mut hit = story.hit.clone();
+            hit.proofs.push(Proof::PairedByOrder { among: *among as u32 });
+            from_hit(
+                ctx,
+                e,
+                hit,
+                &format!(
+                    " (joined by time: {among} connections around the log's time tell this story; lines and connections paired in order, port {} for this line)",
+                    story.port
+                ),
+            )
+        }
         Joined::Several { all, lines } => {
             let paired = *lines == all.len();
             let names: BTreeSet<Option<&str>> = all.iter().map(|s| s.hit.owner.as_deref()).collect();
@@ -290,7 +364,9 @@ pub(crate) fn outcome(
                 diagnosis: ErrorDiagnosis {
                     cause,
                     confidence,
-                    owner_node: if same_cause { one_node } else { None },
+                    // Candidates that all sit on one node name it, whatever
+                    // their stories.
+                    owner_node: one_node,
                     stray_nodes: Vec::new(),
                     evidence: ev,
                     proofs: records(&all[0].hit.proofs),

@@ -1035,9 +1035,10 @@ fn refused_joined_by_time_names_the_refusing_node_or_says_it_cannot() {
         "backend-01",
         refusal("backend-01", 40301, t(7.1)).0,
     ));
+    // Within milliseconds of the other: Go may log the two either way round.
     pkts.extend(file_frames(
         "backend-02",
-        refusal("backend-02", 40302, t(7.6)).0,
+        refusal("backend-02", 40302, t(7.102)).0,
     ));
     let mut ok = Sim::new(40303);
     handshake(&mut ok, "backend-03", t(7.3), 5000);
@@ -1064,8 +1065,8 @@ fn refused_joined_by_time_names_the_refusing_node_or_says_it_cannot() {
     assert_eq!(frames, vec![syn, rst]);
     assert_eq!(all[0].connection[0].conn_state, "REJ");
 
-    // :07 twice — two refusals on two nodes: both lines list both, name
-    // no node, and say the two pair up one to one.
+    // :07 twice — two refusals on two nodes 2 ms apart: both lines list
+    // both, name no node, and say the two pair up one to one.
     for e in &all[1..] {
         let d = &e.diagnosis;
         assert_eq!(d.cause, Cause::Refused);
@@ -1184,4 +1185,54 @@ fn pmtu_blackhole_joined_by_time_from_a_canceled_context() {
     assert_eq!(d.cause, Cause::PmtuBlackhole, "{d:#?}");
     assert_eq!(d.owner_node.as_deref(), Some(b));
     assert!(d.confidence >= 0.8, "{}", d.confidence);
+}
+
+#[test]
+fn refusals_far_apart_in_one_second_are_paired_by_order() {
+    // Two refused dials logged in the same second, their refusals 500 ms
+    // apart on two nodes: Go logs each as it happens, so the first line is
+    // the first refusal. Named, with the pairing said as a proof.
+    let dial = "dial tcp 10.0.0.100:80: connect: connection refused";
+    let errors = vec![
+        error(
+            "2024-03-01T10:00:07Z",
+            TimePrecision::Second,
+            dial,
+            ErrorClass::Refused,
+            2,
+        ),
+        error(
+            "2024-03-01T10:00:07Z",
+            TimePrecision::Second,
+            dial,
+            ErrorClass::Refused,
+            3,
+        ),
+    ];
+    let mut pkts = refusal("backend-01", 40301, t(7.1)).0;
+    pkts.extend(refusal("backend-02", 40302, t(7.6)).0);
+    let mut nodes = backends(3);
+    for n in &mut nodes {
+        n.pinned_offset_s = Some(0.0);
+    }
+    let r = run(errors, pkts, &nodes);
+    let all: Vec<_> = r.incidents.iter().flat_map(|i| i.errors.iter()).collect();
+    let owners: Vec<Option<&str>> = all
+        .iter()
+        .map(|e| e.diagnosis.owner_node.as_deref())
+        .collect();
+    assert_eq!(owners, vec![Some("backend-01"), Some("backend-02")]);
+    for e in &all {
+        assert_eq!(e.diagnosis.cause, Cause::Refused);
+        assert!(e
+            .diagnosis
+            .proofs
+            .iter()
+            .any(|p| p.proof == wiretrail_correlate::model::ProofKind::PairedByOrder));
+        assert!(
+            e.diagnosis.confidence < 0.9,
+            "an inference: {}",
+            e.diagnosis.confidence
+        );
+    }
 }

@@ -94,6 +94,10 @@ fn overflow(ctx: &Ctx<'_>, v: &NodeView) -> Option<(Pk, Proof)> {
     Some((ack, Proof::ResetOnAccept { ack, rst: r }))
 }
 
+/// A close this soon after the data it followed was acknowledged had been
+/// queued behind it.
+const QUEUED_CLOSE_NS: i64 = 10_000_000;
+
 fn check(case: &Case<'_>) -> Option<RuleHit> {
     let ctx = case.ctx;
     let parts = &case.parts;
@@ -136,9 +140,15 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
         .map(|i| ctx.t(i))
         .filter(|&t| t > ctx.t(ack))
         .min();
+    // A close that follows the request's first acknowledgment within
+    // milliseconds was waiting behind it: Go gave up any time before.
+    let acked_at = f.proxy_data.first().and_then(|&d| {
+        super::acked(ctx, view, super::seg_end(ctx, d), ctx.t(d), i64::MAX).map(|a| ctx.t(a))
+    });
     hit.at = match (proof, close) {
         (Proof::ResetOnAccept { rst, .. }, _) => (ctx.t(rst), ctx.t(rst)),
-        (_, Some(c)) => (c, c),
+        (_, Some(c)) if acked_at.is_none_or(|a| c - a >= QUEUED_CLOSE_NS) => (c, c),
+        (_, Some(c)) => (ctx.t(ack), c),
         _ => (ctx.t(ack), view.last_ref.max(ctx.t(ack))),
     };
     Some(hit)

@@ -106,6 +106,7 @@ fn samples() -> Vec<(Proof, &'static str)> {
         (Proof::LogAgrees { class: ErrorClass::Reset }, "the log line says what this cause produces"),
         (Proof::LogDisagrees { class: ErrorClass::Reset }, "the log line says something this cause does not produce"),
         (Proof::Contested { cause: Cause::Unknown }, "another rule's signature is present too"),
+        (Proof::PairedByOrder { among: 3 }, "a line joined by time paired by order with one of several connections telling the same story"),
         (Proof::NoHandshakeCaptured, "no node captured the handshake"),
     ];
     for (p, _) in &all {
@@ -148,6 +149,7 @@ fn samples() -> Vec<(Proof, &'static str)> {
             | Proof::LogAgrees { .. }
             | Proof::LogDisagrees { .. }
             | Proof::Contested { .. }
+            | Proof::PairedByOrder { .. }
             | Proof::NoHandshakeCaptured => {}
         }
     }

@@ -201,6 +201,10 @@ pub(crate) enum Proof {
     LogDisagrees { class: ErrorClass },
     /// Another rule's signature is also present.
     Contested { cause: Cause },
+    /// A line joined by time was paired with one of several connections
+    /// telling the same story by order (failures of one kind end in the
+    /// order they began).
+    PairedByOrder { among: u32 },
     /// No node captured the connection's handshake.
     NoHandshakeCaptured,
 }
@@ -274,6 +278,8 @@ impl Proof {
             Proof::LogAgrees { .. } => 0.10,
             Proof::LogDisagrees { .. } => -0.25,
             Proof::Contested { .. } => -0.25,
+            // An inference about which connection, not about the cause.
+            Proof::PairedByOrder { .. } => -0.05,
             Proof::NoHandshakeCaptured => -0.05,
         }
     }
@@ -316,6 +322,7 @@ impl Proof {
             Proof::LogAgrees { .. } => ProofKind::LogAgrees,
             Proof::LogDisagrees { .. } => ProofKind::LogDisagrees,
             Proof::Contested { .. } => ProofKind::Contested,
+            Proof::PairedByOrder { .. } => ProofKind::PairedByOrder,
             Proof::NoHandshakeCaptured => ProofKind::NoHandshakeCaptured,
         }
     }
@@ -491,6 +498,7 @@ impl Proof {
             | Proof::LogAgrees { .. }
             | Proof::LogDisagrees { .. }
             | Proof::Contested { .. }
+            | Proof::PairedByOrder { .. }
             | Proof::NoHandshakeCaptured => Vec::new(),
         }
     }
@@ -541,6 +549,7 @@ impl Proof {
             Proof::LogAgrees { class } => format!("the log's `{}` is what this cause produces", class.as_str()),
             Proof::LogDisagrees { class } => format!("the log's `{}` is not what this cause produces", class.as_str()),
             Proof::Contested { cause } => format!("the signature of {} is present too", cause.as_str()),
+            Proof::PairedByOrder { among } => format!("one of {among} connections telling this story, paired with the line by order"),
             Proof::NoHandshakeCaptured => "no node captured the handshake".into(),
         }
     }
