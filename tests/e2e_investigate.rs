@@ -100,9 +100,10 @@ fn demo_json_report_has_the_schema_and_matches_truth() {
         );
         let m = s(o, "method");
         assert!(
-            ["shared_packets", "tsval", "pinned", "none"].contains(&m),
+            ["shared_packets", "tsval", "pinned", "reference"].contains(&m),
             "method {m}"
         );
+        // Every node of the demo shares packets with the proxy: placed.
         assert!(num(o, "uncertainty_s") >= 0.0);
         // The lab's clocks are one clock: no node is off by a millisecond.
         assert!(num(o, "offset_s").abs() < 1e-3, "offset {}", short(o));

@@ -81,7 +81,7 @@ pub(crate) fn estimate(nodes: &[NodeInput], pkts: &[Pkt], max_off_ns: f64) -> Cl
     }
     if let Some(r) = reference {
         if placed[r].is_none() {
-            placed[r] = Some((0.0, 0.0, OffsetMethod::None, 0));
+            placed[r] = Some((0.0, 0.0, OffsetMethod::Reference, 0));
             queue.push_back(r);
         }
     }
@@ -137,14 +137,13 @@ pub(crate) fn estimate(nodes: &[NodeInput], pkts: &[Pkt], max_off_ns: f64) -> Cl
     for (i, n) in nodes.iter().enumerate() {
         let (off, unc, method, samples) = match placed[i] {
             Some(p) => p,
-            None => (0.0, f64::INFINITY, OffsetMethod::None, 0),
+            None => (0.0, f64::INFINITY, OffsetMethod::Unplaced, 0),
         };
-        let unc_s = if unc.is_finite() { unc / 1e9 } else { -1.0 };
         offsets.push(ClockOffset {
             node: n.name.clone(),
             offset_s: round9(off / 1e9),
-            // -1: the node could not be placed (no shared packets, no TSval).
-            uncertainty_s: round9(unc_s),
+            // None: the node could not be placed (no shared packets, no TSval).
+            uncertainty_s: unc.is_finite().then(|| round9(unc / 1e9)),
             method,
             samples,
         });

@@ -80,13 +80,7 @@ pub fn correlate(
     let max_unc_ns = clock
         .offsets
         .iter()
-        .map(|o| {
-            if o.uncertainty_s >= 0.0 {
-                (o.uncertainty_s * 1e9) as i64
-            } else {
-                dur_ns(cfg.max_clock_offset)
-            }
-        })
+        .map(|o| unc_ns(o, cfg))
         .max()
         .unwrap_or(0);
     let mut conns = conn::build(&mut pkts, max_unc_ns + 1_000_000_000);
@@ -155,14 +149,7 @@ pub fn correlate(
         let unc: BTreeMap<String, Nanos> = clock
             .offsets
             .iter()
-            .map(|o| {
-                let ns = if o.uncertainty_s >= 0.0 {
-                    (o.uncertainty_s * 1e9) as Nanos
-                } else {
-                    dur_ns(cfg.max_clock_offset)
-                };
-                (o.node.clone(), ns)
-            })
+            .map(|o| (o.node.clone(), unc_ns(o, cfg)))
             .collect();
         timejoin::join(
             &ctx,
@@ -180,7 +167,6 @@ pub fn correlate(
     // Every error diagnosed first (typed outcomes), then what only many
     // errors together show, then the incidents.
     let mut judged: Vec<Judged> = Vec::new();
-    let mut by_hour: BTreeMap<String, u64> = BTreeMap::new();
     let mut seen_errors: BTreeSet<usize> = BTreeSet::new();
     for pi in &plan.incidents {
         for &ei in &pi.error_indices {
@@ -192,9 +178,6 @@ pub fn correlate(
                 ));
                 continue;
             };
-            *by_hour
-                .entry(e.timestamp.format("%Y-%m-%dT%H").to_string())
-                .or_default() += 1;
             let mut shown: Vec<usize> = Vec::new();
             let (outcome, conn_idx) = if let Some(why) = unjoinable.get(&ei) {
                 (diagnose::diagnose_unjoinable(e, why), None)
@@ -282,9 +265,6 @@ pub fn correlate(
 
     let mut slots: Vec<Option<ProxyError>> = errors.into_iter().map(Some).collect();
     let mut incidents = Vec::new();
-    let mut shapes: Vec<(String, usize, u64)> = Vec::new();
-    let mut idles: Vec<(Cause, i64)> = Vec::new();
-    let mut budgets: Vec<u32> = Vec::new();
     for pi in &plan.incidents {
         let mut diagnosed = Vec::new();
         let mut findings: Vec<Finding> = Vec::new();
@@ -300,21 +280,7 @@ pub fn correlate(
                 diagnosis,
                 findings: f,
                 summary,
-                stray_shape,
-                idle_ns,
-                requests,
             } = j.outcome;
-            if let (Some(n), Cause::MaxRequestsClose) = (requests, diagnosis.cause) {
-                budgets.push(n);
-            }
-            if let Some(ns) = idle_ns {
-                if matches!(diagnosis.cause, Cause::IdleRace | Cause::MiddleboxReset) {
-                    idles.push((diagnosis.cause, ns / 1_000_000));
-                }
-            }
-            if let (Some((ord, bytes)), Cause::FlowSplit) = (stray_shape, diagnosis.cause) {
-                shapes.push((diagnosis.stray_nodes.join(","), ord, bytes));
-            }
             summaries.push((diagnosis.cause, diagnosis.confidence, summary));
             findings.extend(f);
             // Candidates of an ambiguous time join: on the timeline, with
@@ -429,22 +395,7 @@ pub fn correlate(
         ));
     }
 
-    let mut summary = summarize(&incidents, &shapes, &idles, by_hour);
-    if !budgets.is_empty() {
-        let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
-        for n in &budgets {
-            *counts.entry(*n).or_default() += 1;
-        }
-        let list: Vec<String> = counts
-            .iter()
-            .map(|(n, k)| format!("after {n} requests ×{k}"))
-            .collect();
-        summary.patterns.push(format!(
-            "max-requests closes: the backend closed {} ({} errors): its request budget; have it announce the close or raise it",
-            list.join(", "),
-            budgets.len()
-        ));
-    }
+    let summary = crate::summary::summarize(&incidents);
     let since = plan.incidents.iter().map(|i| i.since).min().unwrap_or(0);
     let until = plan.incidents.iter().map(|i| i.until).max().unwrap_or(0);
     Report {
@@ -669,6 +620,13 @@ fn cause_phrase(c: Cause) -> &'static str {
     }
 }
 
+/// How far a node's clock may be off the reference (ns): its measured
+/// uncertainty, or the largest plausible offset when it was not placed.
+fn unc_ns(o: &ClockOffset, cfg: &CorrelateConfig) -> Nanos {
+    o.uncertainty_s
+        .map_or(dur_ns(cfg.max_clock_offset), |u| (u * 1e9) as Nanos)
+}
+
 fn clock_findings(clock: &clock::Clock, used: &BTreeSet<usize>, conns: &[Conn]) -> Vec<Finding> {
     let nodes: BTreeSet<&str> = used
         .iter()
@@ -677,30 +635,32 @@ fn clock_findings(clock: &clock::Clock, used: &BTreeSet<usize>, conns: &[Conn]) 
     clock
         .offsets
         .iter()
-        .filter(|o| {
-            nodes.contains(o.node.as_str()) && (o.offset_s != 0.0 || o.method != OffsetMethod::None)
-        })
+        .filter(|o| nodes.contains(o.node.as_str()) && o.method != OffsetMethod::Reference)
         .map(|o| Finding {
             kind: FindingKind::ClockOffset,
             nodes: vec![o.node.clone()],
-            confidence: if o.method == OffsetMethod::None {
-                0.0
-            } else {
-                0.9
+            confidence: if o.method.placed() { 0.9 } else { 0.0 },
+            summary: match o.uncertainty_s {
+                Some(u) => format!(
+                    "{} times shifted by {:+.6} s (± {:.6} s, {}, reference {})",
+                    o.node,
+                    o.offset_s,
+                    u,
+                    match o.method {
+                        OffsetMethod::SharedPackets => "from packets seen on two nodes",
+                        OffsetMethod::Tsval => "from the proxy's TCP timestamps",
+                        OffsetMethod::Pinned => "pinned by the pipeline",
+                        OffsetMethod::Reference | OffsetMethod::Unplaced => "as given",
+                    },
+                    clock.reference.as_deref().unwrap_or("-")
+                ),
+                None => format!(
+                    "{}'s clock could not be placed on the reference ({}): nothing it captured is shared with a placed node; its times are compared within ±{} s",
+                    o.node,
+                    clock.reference.as_deref().unwrap_or("-"),
+                    "the largest plausible offset"
+                ),
             },
-            summary: format!(
-                "{} times shifted by {:+.6} s (± {:.6} s, {}, reference {})",
-                o.node,
-                o.offset_s,
-                o.uncertainty_s,
-                match o.method {
-                    OffsetMethod::SharedPackets => "from packets seen on two nodes",
-                    OffsetMethod::Tsval => "from the proxy's TCP timestamps",
-                    OffsetMethod::Pinned => "pinned by the pipeline",
-                    OffsetMethod::None => "not estimated",
-                },
-                clock.reference.as_deref().unwrap_or("-")
-            ),
             evidence: Vec::new(),
         })
         .collect()
@@ -765,95 +725,4 @@ fn timeline(
         (a.t_ns, &a.node, a.body.order_key()).cmp(&(b.t_ns, &b.node, b.body.order_key()))
     });
     out
-}
-
-fn summarize(
-    incidents: &[Incident],
-    shapes: &[(String, usize, u64)],
-    idles: &[(Cause, i64)],
-    by_hour: BTreeMap<String, u64>,
-) -> Summary {
-    let mut s = Summary {
-        incidents: incidents.len() as u64,
-        by_hour,
-        ..Summary::default()
-    };
-    for inc in incidents {
-        for e in &inc.errors {
-            s.errors += 1;
-            *s.by_cause
-                .entry(e.diagnosis.cause.as_str().to_string())
-                .or_default() += 1;
-            for n in &e.diagnosis.stray_nodes {
-                *s.stray_nodes.entry(n.clone()).or_default() += 1;
-            }
-            if let Some(o) = &e.diagnosis.owner_node {
-                *s.owner_nodes.entry(o.clone()).or_default() += 1;
-            }
-        }
-    }
-    let splits = s.by_cause.get("flow_split").copied().unwrap_or(0);
-    if splits > 0 {
-        if let Some((node, n)) = s.stray_nodes.iter().max_by_key(|(_, n)| **n) {
-            s.patterns.push(format!(
-                "the stray node was {node} in {n}/{splits} flow_split errors"
-            ));
-        }
-        if !shapes.is_empty() {
-            let mut ords: BTreeMap<usize, usize> = BTreeMap::new();
-            for (_, o, _) in shapes {
-                *ords.entry(*o).or_default() += 1;
-            }
-            let (ord, n) = ords.iter().max_by_key(|(_, n)| **n).expect("non-empty");
-            s.patterns.push(format!(
-                "the stray segment was data segment #{ord} of its request in {n}/{}",
-                shapes.len()
-            ));
-            let mut sizes: Vec<u64> = shapes.iter().map(|s| s.2).collect();
-            sizes.sort_unstable();
-            s.patterns.push(format!(
-                "request sizes at the split: {}–{} bytes (median {})",
-                sizes[0],
-                sizes[sizes.len() - 1],
-                sizes[sizes.len() / 2]
-            ));
-        }
-    }
-    let gaps = |c: Cause| {
-        let mut v: Vec<i64> = idles.iter().filter(|x| x.0 == c).map(|x| x.1).collect();
-        v.sort_unstable();
-        v
-    };
-    let v = gaps(Cause::IdleRace);
-    if !v.is_empty() {
-        s.patterns.push(format!(
-            "idle races: the backend closed after {}–{} ms idle (median {} ms, {} errors): its idle timeout; keep the proxy's IdleConnTimeout below it",
-            v[0],
-            v[v.len() - 1],
-            v[v.len() / 2],
-            v.len()
-        ));
-    }
-    let v = gaps(Cause::MiddleboxReset);
-    if !v.is_empty() {
-        s.patterns.push(format!(
-            "middlebox resets came after {:.1}–{:.1} s idle (median {:.1} s, {} errors): the device's idle timer is at most the shortest; keep the proxy's idle timeout below it",
-            v[0] as f64 / 1e3,
-            v[v.len() - 1] as f64 / 1e3,
-            v[v.len() / 2] as f64 / 1e3,
-            v.len()
-        ));
-    }
-    if let Some((cause, n)) = s.by_cause.iter().max_by_key(|(_, n)| **n) {
-        if s.errors > 1 {
-            s.patterns
-                .push(format!("most common cause: {cause} ({n}/{})", s.errors));
-        }
-    }
-    if let Some((h, n)) = s.by_hour.iter().max_by_key(|(_, n)| **n) {
-        if s.by_hour.len() > 1 {
-            s.patterns.push(format!("busiest hour: {h} ({n} errors)"));
-        }
-    }
-    s
 }

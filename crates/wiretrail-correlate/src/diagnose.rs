@@ -5,7 +5,9 @@
 
 use crate::conn::Conn;
 use crate::ctx::{time, Ctx, Parts, Pk};
-use crate::model::{Cause, ErrorDiagnosis, Evidence, Finding, FindingKind, ProofKind, ProofRecord};
+use crate::model::{
+    Cause, ErrorDiagnosis, Evidence, Finding, FindingKind, Measures, ProofKind, ProofRecord,
+};
 use crate::rules::{self, Case, Proof, RuleHit};
 use wiretrail_capture::Nanos;
 use wiretrail_logs::{ErrorClass, ProxyError, Source};
@@ -16,12 +18,6 @@ pub(crate) struct Outcome {
     pub diagnosis: ErrorDiagnosis,
     pub findings: Vec<Finding>,
     pub summary: String,
-    /// Flow splits: (ordinal of the stray segment in its request, request bytes).
-    pub stray_shape: Option<(usize, u64)>,
-    /// Idle races and middlebox resets: how long the connection was idle.
-    pub idle_ns: Option<Nanos>,
-    /// Max-requests closes: requests the connection served.
-    pub requests: Option<u32>,
 }
 
 /// The log line as evidence.
@@ -99,12 +95,10 @@ fn log_only_outcome(e: &ProxyError, why: String, findings: Vec<Finding>) -> Outc
             evidence: vec![log_evidence(e)],
             proofs,
             remedy: rules::rule_of(cause).map(|r| r.remedy.to_string()),
+            measures: Measures::default(),
         },
         findings,
         summary,
-        stray_shape: None,
-        idle_ns: None,
-        requests: None,
     }
 }
 
@@ -238,12 +232,10 @@ fn incomplete(
             evidence,
             proofs,
             remedy: None,
+            measures: Measures::default(),
         },
         findings: vec![finding],
         summary,
-        stray_shape: None,
-        idle_ns: None,
-        requests: None,
     }
 }
 
@@ -318,12 +310,15 @@ pub(crate) fn from_hit(ctx: &Ctx<'_>, e: &ProxyError, h: RuleHit, joined: &str) 
             evidence,
             proofs: records(&h.proofs),
             remedy: Some(h.remedy.to_string()).filter(|r| !r.is_empty()),
+            measures: Measures {
+                stray_segment: h.stray_shape.map(|s| s.0 as u32),
+                request_bytes: h.stray_shape.map(|s| s.1),
+                idle_ms: h.idle_ns.map(|n| n / 1_000_000),
+                requests_served: h.requests,
+            },
         },
         findings: vec![finding],
         summary: h.summary,
-        stray_shape: h.stray_shape,
-        idle_ns: h.idle_ns,
-        requests: h.requests,
     }
 }
 

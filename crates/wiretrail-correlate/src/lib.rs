@@ -32,6 +32,7 @@ mod packets;
 pub mod plan;
 mod rst;
 mod rules;
+pub mod summary;
 mod systemic;
 mod timejoin;
 
@@ -39,3 +40,4 @@ pub use config::{CaptureLoss, CorrelateConfig, LossReason, NodeInput, ProxyHint}
 pub use correlate::{correlate, incident_id};
 pub use model::{Cause, Report, SCHEMA_VERSION};
 pub use plan::{plan, Plan, PlannedIncident};
+pub use summary::{merge, summarize};

@@ -41,6 +41,12 @@ pub enum Cause {
     Unknown,
 }
 
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Cause {
     /// Every cause, in the order reports list them.
     pub const ALL: [Cause; 14] = [
@@ -214,13 +220,29 @@ pub struct ProofRecord {
     pub note: String,
 }
 
+/// How a node's clock was placed on the reference clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OffsetMethod {
+    /// The same packets captured by two nodes.
     SharedPackets,
+    /// The proxy's TCP timestamp clock, fitted per connection.
     Tsval,
+    /// Given by the pipeline.
     Pinned,
-    None,
+    /// This node's clock is the reference.
+    Reference,
+    /// Nothing relates this node's clock to the reference: not shifted, and
+    /// its times compare with others' only within the largest plausible
+    /// offset.
+    Unplaced,
+}
+
+impl OffsetMethod {
+    /// Whether the offset was measured (or given), not assumed.
+    pub fn placed(self) -> bool {
+        !matches!(self, OffsetMethod::Unplaced)
+    }
 }
 
 /// Add `offset_s` to the node's capture times to get reference time.
@@ -228,7 +250,8 @@ pub enum OffsetMethod {
 pub struct ClockOffset {
     pub node: String,
     pub offset_s: f64,
-    pub uncertainty_s: f64,
+    /// ± bound of `offset_s`; `None` when the node could not be placed.
+    pub uncertainty_s: Option<f64>,
     pub method: OffsetMethod,
     /// How many packet pairs / flows the estimate rests on.
     #[serde(default)]
@@ -286,6 +309,33 @@ pub struct ErrorDiagnosis {
     /// What to do about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remedy: Option<String>,
+    /// Figures the diagnosis measured, for patterns across errors.
+    #[serde(default, skip_serializing_if = "Measures::is_empty")]
+    pub measures: Measures,
+}
+
+/// Figures a diagnosis measured on the packets (absent when not measured).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measures {
+    /// Flow splits: which data segment of its request went astray (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stray_segment: Option<u32>,
+    /// Flow splits: the request's size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_bytes: Option<u64>,
+    /// Idle races and middlebox resets: how long the connection sat idle (ms);
+    /// max-requests closes: how soon after its response the backend closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_ms: Option<i64>,
+    /// Max-requests closes: the requests the connection had served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_served: Option<u32>,
+}
+
+impl Measures {
+    pub fn is_empty(&self) -> bool {
+        *self == Measures::default()
+    }
 }
 
 /// A log record plus what wiretrail concluded about it.
@@ -403,7 +453,7 @@ pub struct Incident {
 pub struct Summary {
     pub incidents: u64,
     pub errors: u64,
-    pub by_cause: std::collections::BTreeMap<String, u64>,
+    pub by_cause: std::collections::BTreeMap<Cause, u64>,
     /// Stray node name → count of errors where it was stray.
     pub stray_nodes: std::collections::BTreeMap<String, u64>,
     pub owner_nodes: std::collections::BTreeMap<String, u64>,

@@ -371,12 +371,10 @@ pub(crate) fn outcome(
                     evidence: ev,
                     proofs: records(&all[0].hit.proofs),
                     remedy: rules::rule_of(cause).map(|r| r.remedy.to_string()),
+                    measures: Default::default(),
                 },
                 findings: vec![finding],
                 summary,
-                stray_shape: None,
-                idle_ns: None,
-                requests: None,
             }
         }
         Joined::Nothing => {

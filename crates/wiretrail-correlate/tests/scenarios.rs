@@ -620,7 +620,7 @@ fn assert_offsets_recovered(r: &Run, method: OffsetMethod) {
         let want = -v.as_f64().unwrap();
         assert_eq!(o.method, method, "{o:?}");
         assert!(
-            (o.offset_s - want).abs() <= o.uncertainty_s,
+            (o.offset_s - want).abs() <= o.uncertainty_s.expect("placed"),
             "{node}: {o:?}, want {want}"
         );
     }

@@ -63,7 +63,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use wiretrail_correlate::model::{ClockOffset, InputStats, Report, Summary};
+use wiretrail_correlate::model::Report;
 use wiretrail_logs::ProxyError;
 
 /// How to run one batch.
@@ -373,21 +373,12 @@ pub fn run_batch(
     })
 }
 
-/// The day report from the chunk files, in chunk order.
+/// The day report from the chunk files, in chunk order: merged by
+/// correlation (incidents concatenated, the summary recomputed from them).
 pub fn merge(out_dir: &Path, cp: &Checkpoint, window: &Window) -> Result<Report, BatchError> {
     let mut completed = cp.completed.clone();
     completed.sort_by_key(|c| c.since);
-    let mut report = Report {
-        schema_version: wiretrail_correlate::SCHEMA_VERSION.to_string(),
-        generated_at: Utc::now(),
-        since: window.since().to_utc(),
-        until: window.until().to_utc(),
-        clock_offsets: Vec::new(),
-        incidents: Vec::new(),
-        events: Vec::new(),
-        summary: Summary::default(),
-        inputs: InputStats::default(),
-    };
+    let mut parts = Vec::new();
     for c in &completed {
         let Some(rel) = &c.file else { continue };
         let path = out_dir.join(rel);
@@ -399,54 +390,13 @@ pub fn merge(out_dir: &Path, cp: &Checkpoint, window: &Window) -> Result<Report,
             path: path.clone(),
             why: format!("chunk report is not a report: {e}"),
         })?;
-        merge_offsets(&mut report.clock_offsets, r.clock_offsets);
-        add_summary(&mut report.summary, &r.summary);
-        add_inputs(&mut report.inputs, &r.inputs);
-        report.incidents.extend(r.incidents);
-        report.events.extend(r.events);
+        parts.push(r);
     }
-    Ok(report)
-}
-
-/// Keep, per node, the offset resting on the most samples.
-fn merge_offsets(into: &mut Vec<ClockOffset>, more: Vec<ClockOffset>) {
-    for o in more {
-        match into.iter_mut().find(|x| x.node == o.node) {
-            Some(x) if o.samples > x.samples => *x = o,
-            Some(_) => {}
-            None => into.push(o),
-        }
-    }
-}
-
-fn add_summary(into: &mut Summary, s: &Summary) {
-    into.incidents += s.incidents;
-    into.errors += s.errors;
-    for (dst, src) in [
-        (&mut into.by_cause, &s.by_cause),
-        (&mut into.stray_nodes, &s.stray_nodes),
-        (&mut into.owner_nodes, &s.owner_nodes),
-        (&mut into.by_hour, &s.by_hour),
-    ] {
-        for (k, v) in src {
-            *dst.entry(k.clone()).or_default() += v;
-        }
-    }
-    for p in &s.patterns {
-        if !into.patterns.contains(p) {
-            into.patterns.push(p.clone());
-        }
-    }
-}
-
-fn add_inputs(into: &mut InputStats, s: &InputStats) {
-    into.log_lines += s.log_lines;
-    into.proxy_errors += s.proxy_errors;
-    into.unparsed_lines += s.unparsed_lines;
-    into.capture_files_read += s.capture_files_read;
-    into.capture_bytes_read += s.capture_bytes_read;
-    into.packets_matched += s.packets_matched;
-    into.problems.extend(s.problems.iter().cloned());
+    Ok(wiretrail_correlate::merge(
+        parts,
+        window.since().to_utc(),
+        window.until().to_utc(),
+    ))
 }
 
 /// The day summary for the terminal: by cause, by node, by hour.
@@ -483,7 +433,12 @@ pub fn write_day_summary(r: &Report, out: &mut dyn Write) -> std::io::Result<()>
         }
         Ok(())
     };
-    table(out, "by cause", &s.by_cause)?;
+    let by_cause: std::collections::BTreeMap<String, u64> = s
+        .by_cause
+        .iter()
+        .map(|(c, n)| (c.as_str().to_owned(), *n))
+        .collect();
+    table(out, "by cause", &by_cause)?;
     table(out, "stray node", &s.stray_nodes)?;
     table(out, "owner node", &s.owner_nodes)?;
     table(out, "by hour", &s.by_hour)?;

@@ -116,8 +116,15 @@ pub fn method_word(m: OffsetMethod) -> &'static str {
         OffsetMethod::SharedPackets => "shared_packets",
         OffsetMethod::Tsval => "tsval",
         OffsetMethod::Pinned => "pinned",
-        OffsetMethod::None => "none",
+        OffsetMethod::Reference => "reference",
+        OffsetMethod::Unplaced => "unplaced",
     }
+}
+
+/// `±0.000018 s`, or `unplaced` when the node's clock could not be placed.
+pub fn uncertainty_text(o: &ClockOffset) -> String {
+    o.uncertainty_s
+        .map_or_else(|| "unplaced".to_owned(), |u| format!("±{u:.6} s"))
 }
 
 /// Seconds relative to a base, sign always shown, microsecond digits:
@@ -145,9 +152,9 @@ pub fn ns_time(t: Nanos) -> String {
 /// Seconds with sign and enough digits for microsecond offsets.
 pub fn offset_text(o: &ClockOffset) -> String {
     format!(
-        "{:+.6} s ±{:.6} s ({}, {} samples)",
+        "{:+.6} s {} ({}, {} samples)",
         o.offset_s,
-        o.uncertainty_s,
+        uncertainty_text(o),
         method_word(o.method),
         o.samples
     )
@@ -444,7 +451,8 @@ mod tests {
             OffsetMethod::SharedPackets,
             OffsetMethod::Tsval,
             OffsetMethod::Pinned,
-            OffsetMethod::None,
+            OffsetMethod::Reference,
+            OffsetMethod::Unplaced,
         ] {
             assert_eq!(serde_json::to_value(m).unwrap(), method_word(m));
         }

@@ -94,10 +94,10 @@ fn header(h: &mut String, r: &Report) {
         for o in &r.clock_offsets {
             let _ = write!(
                 h,
-                r#"<tr><td>{}</td><td class="num mono">{:+.6} s</td><td class="num mono">{:.6} s</td><td>{}</td><td class="num">{}</td></tr>"#,
+                r#"<tr><td>{}</td><td class="num mono">{:+.6} s</td><td class="num mono">{}</td><td>{}</td><td class="num">{}</td></tr>"#,
                 text(&o.node),
                 o.offset_s,
-                o.uncertainty_s,
+                describe::uncertainty_text(o),
                 describe::method_word(o.method),
                 o.samples
             );
@@ -187,8 +187,13 @@ fn summary(h: &mut String, s: &Summary) {
         r#"<section class="card" id="summary"><h3>Summary: {} incidents, {} errors</h3>"#,
         s.incidents, s.errors
     );
+    let by_cause: std::collections::BTreeMap<String, u64> = s
+        .by_cause
+        .iter()
+        .map(|(c, n)| (c.as_str().to_owned(), *n))
+        .collect();
     for (label, m) in [
-        ("by cause", &s.by_cause),
+        ("by cause", &by_cause),
         ("stray nodes", &s.stray_nodes),
         ("owner nodes", &s.owner_nodes),
         ("by hour", &s.by_hour),

@@ -587,14 +587,14 @@ fn summary(p: &mut Painter<'_>, s: &Summary) -> io::Result<()> {
 }
 
 /// `flow_split 9, idle_race 1`, largest first, then by name.
-fn counts(m: &std::collections::BTreeMap<String, u64>) -> String {
+fn counts<K: std::fmt::Display + Ord>(m: &std::collections::BTreeMap<K, u64>) -> String {
     if m.is_empty() {
         return "-".to_owned();
     }
-    let mut v: Vec<(&String, &u64)> = m.iter().collect();
+    let mut v: Vec<(&K, &u64)> = m.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     v.iter()
-        .map(|(k, n)| format!("{} {n}", visible(k)))
+        .map(|(k, n)| format!("{} {n}", visible(&k.to_string())))
         .collect::<Vec<_>>()
         .join(", ")
 }

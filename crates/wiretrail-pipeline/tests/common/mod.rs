@@ -165,7 +165,7 @@ impl Engine for FakeEngine {
                 };
                 summary.incidents += 1;
                 summary.errors += 1;
-                *summary.by_cause.entry(cause.as_str().into()).or_default() += 1;
+                *summary.by_cause.entry(cause).or_default() += 1;
                 for s in &stray {
                     *summary.stray_nodes.entry(s.clone()).or_default() += 1;
                 }
@@ -198,6 +198,7 @@ impl Engine for FakeEngine {
                             evidence: vec![],
                             proofs: vec![],
                             remedy: None,
+                            measures: Default::default(),
                         },
                         record: e,
                         connection: vec![],

@@ -561,6 +561,7 @@ pub fn seed_incident() -> Incident {
                 evidence: vec![log, stray, rst],
                 proofs: vec![],
                 remedy: None,
+                measures: Default::default(),
             },
             connection: vec![
                 ConnectionView {
@@ -591,7 +592,7 @@ pub fn seed_incident() -> Incident {
 
 pub fn seed_report() -> Report {
     let mut by_cause = std::collections::BTreeMap::new();
-    by_cause.insert("flow_split".to_owned(), 1);
+    by_cause.insert(Cause::FlowSplit, 1);
     let mut stray = std::collections::BTreeMap::new();
     stray.insert("backend-03".to_owned(), 1);
     let mut owner = std::collections::BTreeMap::new();
@@ -607,21 +608,21 @@ pub fn seed_report() -> Report {
             ClockOffset {
                 node: "backend-01".into(),
                 offset_s: 0.0,
-                uncertainty_s: 0.0,
-                method: OffsetMethod::None,
+                uncertainty_s: Some(0.0),
+                method: OffsetMethod::Reference,
                 samples: 0,
             },
             ClockOffset {
                 node: "backend-02".into(),
                 offset_s: 0.0,
-                uncertainty_s: 0.0,
-                method: OffsetMethod::None,
+                uncertainty_s: None,
+                method: OffsetMethod::Unplaced,
                 samples: 0,
             },
             ClockOffset {
                 node: "backend-03".into(),
                 offset_s: 0.0123,
-                uncertainty_s: 0.00035,
+                uncertainty_s: Some(0.00035),
                 method: OffsetMethod::Tsval,
                 samples: 412,
             },
@@ -677,7 +678,7 @@ pub fn hostile_report() -> Report {
     let mut r = seed_report();
     r.schema_version = format!("1.0{}", HOSTILE[0]);
     r.summary.patterns.push(h.clone());
-    r.summary.by_cause.insert(HOSTILE[1].into(), 1);
+    // A cause is a word of the schema: a hostile one cannot be represented.
     r.summary.by_hour.insert(HOSTILE[3].into(), 2);
     r.inputs.problems.push(Problem::new(
         ProblemKind::UnusableSource,
@@ -984,6 +985,7 @@ pub fn backend_reset_incident() -> Incident {
                 evidence: vec![rst],
                 proofs: vec![],
                 remedy: None,
+                measures: Default::default(),
             },
             connection: vec![ConnectionView {
                 node: n.into(),
@@ -1006,7 +1008,7 @@ pub fn two_incident_report() -> Report {
     r.incidents.push(backend_reset_incident());
     r.summary.incidents = 2;
     r.summary.errors = 2;
-    r.summary.by_cause.insert("backend_reset".into(), 1);
+    r.summary.by_cause.insert(Cause::BackendReset, 1);
     r.summary.owner_nodes.insert("backend-02".into(), 1);
     *r.summary.by_hour.get_mut("2023-05-05T17").unwrap() += 1;
     r
