@@ -140,7 +140,7 @@ pub(crate) fn estimate(nodes: &[NodeInput], pkts: &[Pkt], max_off_ns: f64) -> Cl
             None => (0.0, f64::INFINITY, OffsetMethod::Unplaced, 0),
         };
         offsets.push(ClockOffset {
-            node: n.name.clone(),
+            node: n.name.to_string(),
             offset_s: round9(off / 1e9),
             // None: the node could not be placed (no shared packets, no TSval).
             uncertainty_s: unc.is_finite().then(|| round9(unc / 1e9)),
@@ -148,7 +148,7 @@ pub(crate) fn estimate(nodes: &[NodeInput], pkts: &[Pkt], max_off_ns: f64) -> Cl
             samples,
         });
         by_name.insert(
-            n.name.clone(),
+            n.name.to_string(),
             (
                 off.round() as Nanos,
                 if unc.is_finite() {
@@ -161,7 +161,7 @@ pub(crate) fn estimate(nodes: &[NodeInput], pkts: &[Pkt], max_off_ns: f64) -> Cl
     }
     Clock {
         offsets,
-        reference: reference.map(|r| nodes[r].name.clone()),
+        reference: reference.map(|r| nodes[r].name.to_string()),
         by_name,
     }
 }

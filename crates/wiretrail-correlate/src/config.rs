@@ -1,6 +1,6 @@
 //! What correlation is told: thresholds, and what is known about each node.
 
-use crate::model::NodeRole;
+use crate::model::{NodeName, NodeRole};
 use std::net::IpAddr;
 use std::time::Duration;
 use wiretrail_capture::Nanos;
@@ -66,7 +66,7 @@ impl Default for CorrelateConfig {
 /// One capturing node, as the pipeline names it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeInput {
-    pub name: String,
+    pub name: NodeName,
     pub role: NodeRole,
     /// Spans (node clock, ns since epoch) its capture files cover. Empty:
     /// unknown, judged from the packets alone.
@@ -122,10 +122,15 @@ pub struct CaptureLoss {
 }
 
 impl NodeInput {
+    /// [`NodeInput::new`] from a name still to be checked.
+    pub fn named(name: &str, role: NodeRole) -> Result<Self, crate::model::NodeNameError> {
+        Ok(NodeInput::new(NodeName::new(name)?, role))
+    }
+
     /// A node with no coverage information, no pinned offset and no aliases.
-    pub fn new(name: impl Into<String>, role: NodeRole) -> Self {
+    pub fn new(name: NodeName, role: NodeRole) -> Self {
         NodeInput {
-            name: name.into(),
+            name,
             role,
             coverage: Vec::new(),
             pinned_offset_s: None,

@@ -41,20 +41,37 @@ pub fn correlate(
 
     // Nodes: the pipeline's, plus any that only the packets name.
     let mut nodes: Vec<NodeInput> = nodes.to_vec();
-    let known: BTreeSet<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let known: BTreeSet<String> = nodes.iter().map(|n| n.name.to_string()).collect();
     let extra: BTreeSet<String> = packets
         .iter()
         .map(|p| p.node.to_string())
         .filter(|n| !known.contains(n))
         .collect();
+    let mut refused: BTreeSet<String> = BTreeSet::new();
     for n in extra {
-        inputs.problems.push(Problem::new(
-            ProblemKind::Unexpected,
-            ProblemSource::Node { node: n.clone() },
-            "packets from a node the pipeline does not declare: role taken as other",
-        ));
-        nodes.push(NodeInput::new(n, NodeRole::Other));
+        match NodeName::new(&n) {
+            Ok(name) => {
+                inputs.problems.push(Problem::new(
+                    ProblemKind::Unexpected,
+                    ProblemSource::Node { node: n.clone() },
+                    "packets from a node the pipeline does not declare: role taken as other",
+                ));
+                nodes.push(NodeInput::new(name, NodeRole::Other));
+            }
+            Err(e) => {
+                inputs.problems.push(Problem::new(
+                    ProblemKind::Unexpected,
+                    ProblemSource::Run,
+                    format!("packets from an undeclared node dropped: {e}"),
+                ));
+                refused.insert(n);
+            }
+        }
     }
+    let packets: Vec<PacketObs> = packets
+        .into_iter()
+        .filter(|p| !refused.contains(p.node.as_ref()))
+        .collect();
 
     let bad_query = packets
         .iter()
@@ -358,7 +375,7 @@ pub fn correlate(
                     || n.covers(pi.since - off, pi.until - off)
                         .unwrap_or_else(|| node_times.any_between(&n.name, pi.since, pi.until));
                 IncidentNode {
-                    name: n.name.clone(),
+                    name: n.name.to_string(),
                     role: n.role,
                     saw_connection: saw.contains(n.name.as_str()),
                     covered,
@@ -521,9 +538,9 @@ fn coverage_split(
             .covers(since - off, until - off)
             .unwrap_or_else(|| times.any_between(&n.name, since, until));
         if c {
-            covered.push(n.name.clone());
+            covered.push(n.name.to_string());
         } else {
-            uncovered.push(n.name.clone());
+            uncovered.push(n.name.to_string());
         }
     }
     (covered, uncovered)
@@ -687,7 +704,7 @@ fn timeline(
                 marks.sort();
                 out.push(TimelineEvent {
                     t_ns: p.ref_ts,
-                    node: o.node.to_string(),
+                    origin: ctx.origin(&o.node),
                     body: EventBody::Packet(PacketEvent {
                         dir: o.dir,
                         flags: o.flags,
@@ -714,7 +731,7 @@ fn timeline(
     for (i, e) in errors.iter().enumerate() {
         out.push(TimelineEvent {
             t_ns: ts_ns(&e.record),
-            node: "log".into(),
+            origin: Origin::Log,
             body: EventBody::Log {
                 error: i,
                 message: e.record.message.clone(),
@@ -722,7 +739,11 @@ fn timeline(
         });
     }
     out.sort_by(|a, b| {
-        (a.t_ns, &a.node, a.body.order_key()).cmp(&(b.t_ns, &b.node, b.body.order_key()))
+        (a.t_ns, a.origin.as_str(), a.body.order_key()).cmp(&(
+            b.t_ns,
+            b.origin.as_str(),
+            b.body.order_key(),
+        ))
     });
     out
 }

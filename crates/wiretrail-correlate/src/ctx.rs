@@ -10,7 +10,7 @@
 use crate::clock::Clock;
 use crate::config::{CaptureLoss, NodeInput};
 use crate::conn::{Conn, NodeView};
-use crate::model::{Evidence, NodeRole};
+use crate::model::{Evidence, NodeName, NodeRole, Origin};
 use crate::packets::Pkt;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
@@ -201,11 +201,20 @@ impl<'a> Ctx<'a> {
         self.mac_names_host.contains(&ip)
     }
 
+    /// The origin of a packet of `node`: every node in the store was checked
+    /// once on the way in (declared, or refused at `correlate`'s entry).
+    pub fn origin(&self, node: &str) -> Origin {
+        match self.nodes.get(node) {
+            Some(n) => Origin::Node(n.name.clone()),
+            None => NodeName::new(node).map_or(Origin::Log, Origin::Node),
+        }
+    }
+
     /// A packet as evidence, with a note.
     pub fn ev(&self, i: Pk, note: impl Into<String>) -> Evidence {
         let p = &self.pkts[i];
         Evidence {
-            node: p.obs.node.to_string(),
+            origin: self.origin(&p.obs.node),
             file: p.file(),
             frame: p.obs.frame,
             time: time(p.ref_ts),

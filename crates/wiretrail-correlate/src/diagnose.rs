@@ -6,7 +6,7 @@
 use crate::conn::Conn;
 use crate::ctx::{time, Ctx, Parts, Pk};
 use crate::model::{
-    Cause, ErrorDiagnosis, Evidence, Finding, FindingKind, Measures, ProofKind, ProofRecord,
+    Cause, ErrorDiagnosis, Evidence, Finding, FindingKind, Measures, Origin, ProofKind, ProofRecord,
 };
 use crate::rules::{self, Case, Proof, RuleHit};
 use wiretrail_capture::Nanos;
@@ -28,7 +28,7 @@ pub(crate) fn log_evidence(e: &ProxyError) -> Evidence {
         Source::Elasticsearch { index, id, .. } => (format!("{index}/{id}"), 0),
     };
     Evidence {
-        node: "log".into(),
+        origin: Origin::Log,
         file,
         frame,
         time: e.timestamp,

@@ -124,11 +124,185 @@ pub enum FindingKind {
     ClockOffset,
 }
 
+/// A node's name, checked once for every place it goes: file names
+/// (slices, caches), the remote `--node NAME=DIR` argument, pcapng interface
+/// names, Elasticsearch documents. Letters, digits, `-`, `_`, `.`, starting
+/// with a letter or digit, at most 64 characters; not `log`, the origin of a
+/// timeline's log rows.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct NodeName(String);
+
+/// Why a string is not a [`NodeName`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{name}` is not a usable node name: {why}")]
+pub struct NodeNameError {
+    pub name: String,
+    pub why: &'static str,
+}
+
+impl NodeName {
+    pub const MAX_LEN: usize = 64;
+    /// The hint shown with a refusal.
+    pub const RULE: &'static str =
+        "use letters, digits, `-`, `_`, `.` (and not `log`, which names log events)";
+
+    pub fn new(name: &str) -> Result<NodeName, NodeNameError> {
+        let refuse = |why| {
+            Err(NodeNameError {
+                name: name.to_string(),
+                why,
+            })
+        };
+        let Some(first) = name.chars().next() else {
+            return refuse("it is empty");
+        };
+        if name.chars().count() > Self::MAX_LEN {
+            return refuse("longer than 64 characters");
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return refuse("only letters, digits, `-`, `_` and `.` are allowed");
+        }
+        if !first.is_ascii_alphanumeric() {
+            return refuse("it must start with a letter or a digit");
+        }
+        if name == "log" {
+            return refuse("`log` names the log events of a timeline");
+        }
+        Ok(NodeName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for NodeName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for NodeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for NodeName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for NodeName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for NodeName {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+impl From<NodeName> for String {
+    fn from(n: NodeName) -> String {
+        n.0
+    }
+}
+
+impl TryFrom<String> for NodeName {
+    type Error = NodeNameError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        NodeName::new(&s)
+    }
+}
+
+impl TryFrom<&str> for NodeName {
+    type Error = NodeNameError;
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        NodeName::new(s)
+    }
+}
+
+impl AsRef<str> for NodeName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for NodeName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a timeline row or a piece of evidence comes from: a node's capture
+/// or the proxy's log. In the JSON it is the `node` key: the node's name, or
+/// `"log"` (which no node may be called).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Origin {
+    Node(NodeName),
+    Log,
+}
+
+impl Origin {
+    pub fn node(&self) -> Option<&NodeName> {
+        match self {
+            Origin::Node(n) => Some(n),
+            Origin::Log => None,
+        }
+    }
+
+    pub fn is_log(&self) -> bool {
+        matches!(self, Origin::Log)
+    }
+
+    /// The JSON word: the node's name or `log`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Origin::Node(n) => n.as_str(),
+            Origin::Log => "log",
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Origin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Origin {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "log" {
+            return Ok(Origin::Log);
+        }
+        NodeName::new(&s)
+            .map(Origin::Node)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// One piece of evidence: a packet on a node, or a log line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
-    /// Node name, or `"log"` for a log line.
-    pub node: String,
+    /// The node that captured it, or the log.
+    #[serde(rename = "node")]
+    pub origin: Origin,
     /// Capture file (or log source) path.
     pub file: String,
     /// Frame number in that file (1-based), or line number for logs.
@@ -424,8 +598,9 @@ impl EventBody {
 pub struct TimelineEvent {
     /// Reference-clock time, ns since epoch.
     pub t_ns: Nanos,
-    /// Node name, or `"log"`.
-    pub node: String,
+    /// The node that captured the row, or the log.
+    #[serde(rename = "node")]
+    pub origin: Origin,
     #[serde(flatten)]
     pub body: EventBody,
 }

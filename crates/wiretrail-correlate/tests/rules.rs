@@ -78,7 +78,7 @@ fn refused_dial_error_without_packets_falls_back_to_the_log() {
     assert_eq!(d.cause, Cause::Refused);
     assert!(d.confidence <= 0.6);
     assert_eq!(d.owner_node, None);
-    assert_eq!(d.evidence[0].node, "log");
+    assert_eq!(d.evidence[0].origin.as_str(), "log");
     assert_eq!(d.evidence[0].frame, 9);
 }
 
@@ -109,7 +109,7 @@ fn refused_syn_answered_by_rst_ack() {
     let frames: Vec<u64> = d
         .evidence
         .iter()
-        .filter(|e| e.node == "backend-02")
+        .filter(|e| e.origin.as_str() == "backend-02")
         .map(|e| e.frame)
         .collect();
     assert_eq!(frames, vec![syn, rst]);
@@ -160,7 +160,7 @@ fn idle_race_backend_fin_then_late_request_then_rst() {
     let frames: Vec<u64> = d
         .evidence
         .iter()
-        .filter(|e| e.node == n)
+        .filter(|e| e.origin.as_str() == n)
         .map(|e| e.frame)
         .collect();
     // The last response (where the idle time starts), the FIN, the
@@ -208,7 +208,7 @@ fn backend_reset_mid_request_by_the_owner() {
     let frames: Vec<u64> = d
         .evidence
         .iter()
-        .filter(|e| e.node == n)
+        .filter(|e| e.origin.as_str() == n)
         .map(|e| e.frame)
         .collect();
     // The request (its first segment), the owner's ACK of it, the abort.
@@ -263,7 +263,7 @@ fn response_timeout_request_acked_never_answered() {
         .diagnosis
         .evidence
         .iter()
-        .filter(|e| e.node != "log")
+        .filter(|e| e.origin.as_str() != "log")
         .map(|e| e.frame)
         .collect();
     assert_eq!(frames, vec![req, ack, fin]);
@@ -287,7 +287,7 @@ fn client_canceled_request_outstanding() {
         .diagnosis
         .evidence
         .iter()
-        .filter(|e| e.node != "log")
+        .filter(|e| e.origin.as_str() != "log")
         .map(|e| e.frame)
         .collect();
     assert_eq!(frames, vec![req, ack, fin]);
@@ -362,7 +362,7 @@ fn clock_offset_from_packets_seen_on_two_nodes() {
     both(&mut s, 30.0007, TP, "A", BI + 1, PI + 501, 0, 0);
     both(&mut s, 30.3, TP, "RA", BI + 1, PI + 501, 0, 0);
     let mut nodes = backends(1);
-    nodes.insert(0, NodeInput::new("proxy", NodeRole::Proxy));
+    nodes.insert(0, NodeInput::named("proxy", NodeRole::Proxy).unwrap());
     let r = run(
         vec![reset_error(40700, "2024-03-01T10:00:30Z")],
         s.pkts,
@@ -391,7 +391,7 @@ fn clock_offset_from_packets_seen_on_two_nodes() {
     let times: Vec<i64> = inc
         .timeline
         .iter()
-        .filter(|e| e.node != "log")
+        .filter(|e| e.origin.as_str() != "log")
         .map(|e| e.t_ns)
         .collect();
     assert!(times.windows(2).all(|w| w[1] >= w[0]));
@@ -813,7 +813,7 @@ fn idle_close_with_unread_request_is_rst_without_fin() {
         .diagnosis
         .evidence
         .iter()
-        .filter(|e| e.node == n)
+        .filter(|e| e.origin.as_str() == n)
         .map(|e| e.frame)
         .collect();
     assert_eq!(frames, vec![req, rst]);
@@ -873,7 +873,7 @@ fn connect_timeout_syn_never_answered() {
         .diagnosis
         .evidence
         .iter()
-        .filter(|e| e.node == n)
+        .filter(|e| e.origin.as_str() == n)
         .map(|e| e.frame)
         .collect();
     assert_eq!(frames, vec![syn1, syn2]);
@@ -899,7 +899,7 @@ fn segment_acked_by_owner_but_captured_only_elsewhere() {
     );
     s.add(P::new("backend-01", t(95.2), TP, "RA", BI + 1, PI + 1501, 0).win(0));
     let mut nodes = backends(1);
-    nodes.push(NodeInput::new("mirror", NodeRole::Switch));
+    nodes.push(NodeInput::named("mirror", NodeRole::Switch).unwrap());
     let r = run(
         vec![reset_error(44400, "2024-03-01T10:01:35Z")],
         s.pkts,
@@ -914,7 +914,7 @@ fn segment_acked_by_owner_but_captured_only_elsewhere() {
     let ev: Vec<(String, u64)> = f
         .evidence
         .iter()
-        .map(|e| (e.node.clone(), e.frame))
+        .map(|e| (e.origin.to_string(), e.frame))
         .collect();
     assert_eq!(
         ev,
@@ -925,7 +925,7 @@ fn segment_acked_by_owner_but_captured_only_elsewhere() {
         .iter()
         .find_map(|e| match &e.body {
             EventBody::Packet(PacketEvent { frame, marks, .. })
-                if e.node == "mirror" && *frame == seg =>
+                if e.origin.as_str() == "mirror" && *frame == seg =>
             {
                 Some(marks.clone())
             }
@@ -966,7 +966,7 @@ fn destination_mac_change_mid_connection_is_a_path_anomaly() {
     let r = run(
         vec![reset_error(44500, "2024-03-01T10:01:39Z")],
         s.pkts,
-        &[NodeInput::new("proxy", NodeRole::Proxy)],
+        &[NodeInput::named("proxy", NodeRole::Proxy).unwrap()],
     );
     let inc = &r.incidents[0];
     let f = inc
@@ -1065,7 +1065,7 @@ fn refused_joined_by_time_names_the_refusing_node_or_says_it_cannot() {
     let frames: Vec<u64> = d
         .evidence
         .iter()
-        .filter(|e| e.node == "backend-02")
+        .filter(|e| e.origin.as_str() == "backend-02")
         .map(|e| e.frame)
         .collect();
     assert_eq!(frames, vec![syn, rst]);
@@ -1086,7 +1086,7 @@ fn refused_joined_by_time_names_the_refusing_node_or_says_it_cannot() {
                     .as_deref()
                     .is_some_and(|n| n.starts_with("candidate"))
             })
-            .map(|x| x.node.as_str())
+            .map(|x| x.origin.as_str())
             .collect();
         assert_eq!(cands, ["backend-01", "backend-02"].into_iter().collect());
         assert!(e.connection.is_empty(), "no one connection is this line's");
@@ -1143,7 +1143,7 @@ fn dial_timeout_joined_by_time_names_the_node_holding_the_syns() {
     let frames: Vec<u64> = d
         .evidence
         .iter()
-        .filter(|e| e.node == n)
+        .filter(|e| e.origin.as_str() == n)
         .map(|e| e.frame)
         .collect();
     assert_eq!(frames, syns);
@@ -1171,7 +1171,7 @@ fn pmtu_blackhole_joined_by_time_from_a_canceled_context() {
     for p in s.pkts.iter_mut().filter(|p| p.flags.syn()) {
         p.opts.mss = Some(1460);
     }
-    let mut nodes = vec![NodeInput::new("proxy", NodeRole::Proxy)];
+    let mut nodes = vec![NodeInput::named("proxy", NodeRole::Proxy).unwrap()];
     nodes.extend(backends(3));
     let mut cfg = CorrelateConfig::default();
     cfg.proxies.push(wiretrail_correlate::ProxyHint {

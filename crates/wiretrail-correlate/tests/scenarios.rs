@@ -136,7 +136,7 @@ fn run_with(dir: &Path, skip: &[&str], blind: &[&str]) -> Run {
                 Some("switch") => NodeRole::Switch,
                 _ => NodeRole::Other,
             };
-            let mut node = NodeInput::new(n.as_str(), role);
+            let mut node = NodeInput::named(n.as_str(), role).unwrap();
             node.coverage = catalog.coverage(n);
             if role == NodeRole::Backend {
                 node.aliases = vec![vip];
@@ -146,7 +146,7 @@ fn run_with(dir: &Path, skip: &[&str], blind: &[&str]) -> Run {
         .collect();
     let mut nodes = nodes;
     for b in blind {
-        let mut n = NodeInput::new(*b, NodeRole::Backend);
+        let mut n = NodeInput::named(b, NodeRole::Backend).unwrap();
         n.coverage = vec![(0, 1)];
         n.aliases = vec![vip];
         nodes.push(n);
@@ -261,7 +261,7 @@ fn score(r: &Run) -> (Score, Vec<String>) {
         let listed_unknown = d.cause == Cause::Unknown
             && t["evidence"].as_array().unwrap().iter().any(|ev| {
                 d.evidence.iter().any(|x| {
-                    Some(x.node.as_str()) == ev["node"].as_str()
+                    Some(x.origin.as_str()) == ev["node"].as_str()
                         && Some(x.frame) == ev["frame"].as_u64()
                         && x.note
                             .as_deref()
@@ -297,7 +297,7 @@ fn score(r: &Run) -> (Score, Vec<String>) {
                 && d.owner_node.is_none()
                 && t["evidence"].as_array().unwrap().iter().all(|ev| {
                     d.evidence.iter().any(|x| {
-                        Some(x.node.as_str()) == ev["node"].as_str()
+                        Some(x.origin.as_str()) == ev["node"].as_str()
                             && Some(x.frame) == ev["frame"].as_u64()
                             && x.note
                                 .as_deref()
@@ -348,7 +348,7 @@ fn score(r: &Run) -> (Score, Vec<String>) {
                     ev["file"].as_str().unwrap(),
                 );
                 let found = d.evidence.iter().any(|x| {
-                    x.node == node
+                    x.origin.as_str() == node
                         && x.frame == frame
                         && x.file.ends_with(file.rsplit('/').next().unwrap())
                 });
@@ -479,7 +479,7 @@ fn refused() {
         let d = &e.diagnosis;
         assert_eq!(d.cause, Cause::Refused);
         assert_eq!(d.owner_node.as_deref(), Some("backend-03"));
-        assert_eq!(d.evidence.last().map(|x| x.node.as_str()), Some("log"));
+        assert_eq!(d.evidence.last().map(|x| x.origin.as_str()), Some("log"));
         let notes: Vec<&str> = d
             .evidence
             .iter()

@@ -179,7 +179,7 @@ fn seed_is_a_flow_split_owned_by_001_with_003_stray() {
     let frames: Vec<(String, u64)> = d
         .evidence
         .iter()
-        .map(|e| (e.node.clone(), e.frame))
+        .map(|e| (e.origin.to_string(), e.frame))
         .collect();
     for want in [
         ("backend-01", 3841690),

@@ -95,7 +95,7 @@ pub fn incident_doc(report: &Report, inc: &Incident, index: &str) -> EsDoc {
         .findings
         .iter()
         .flat_map(|f| f.evidence.iter().map(move |e| (f, e)))
-        .map(|(f, e)| json!({ "finding": enum_str(&f.kind), "node": e.node, "file": e.file, "frame": e.frame, "time": ts(e.time), "note": e.note }))
+        .map(|(f, e)| json!({ "finding": enum_str(&f.kind), "node": e.origin.as_str(), "file": e.file, "frame": e.frame, "time": ts(e.time), "note": e.note }))
         .collect();
     let offsets: Vec<Value> = report
         .clock_offsets
@@ -173,7 +173,7 @@ pub fn incident_doc(report: &Report, inc: &Incident, index: &str) -> EsDoc {
 fn event_key(ev: &TimelineEvent) -> String {
     match &ev.body {
         EventBody::Packet(PacketEvent { file, frame, .. }) => {
-            format!("packet\0{}\0{}\0{}", ev.node, file, frame)
+            format!("packet\0{}\0{}\0{}", ev.origin, file, frame)
         }
         EventBody::Log { error, .. } => format!("log\0{error}"),
     }
@@ -221,7 +221,7 @@ fn event_doc(
     w.insert("incident_id".into(), json!(inc.id));
     w.insert("event_index".into(), json!(i));
     w.insert("cause".into(), json!(inc.verdict.cause.as_str()));
-    w.insert("node".into(), json!(ev.node));
+    w.insert("node".into(), json!(ev.origin.as_str()));
     let (message, etype, outcome, from_proxy) = match &ev.body {
         EventBody::Packet(p) => {
             let names = flag_names(p.flags);
@@ -266,7 +266,7 @@ fn event_doc(
         "message": message,
         "event": { "kind": "event", "category": ["network"], "type": [etype], "dataset": "wiretrail.timeline" },
         "network": { "transport": "tcp" },
-        "host": { "name": ev.node },
+        "host": { "name": ev.origin.as_str() },
         "wiretrail": Value::Object(w),
     });
     if let Some(o) = outcome {

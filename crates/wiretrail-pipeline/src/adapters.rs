@@ -358,7 +358,7 @@ pub fn analyse(
                 });
             }
             NodeInput {
-                name: n.name.to_string(),
+                name: n.name.clone(),
                 role: n.role,
                 coverage: remote_coverage
                     .get(n.name.as_str())

@@ -307,7 +307,7 @@ fn slice_rows<'a>(
     let mut rows: Vec<SliceRow<'a>> = Vec::new();
     for ev in &inc.timeline {
         if let EventBody::Packet(PacketEvent { file, frame, .. }) = &ev.body {
-            if let Some(p) = by_key.get(&(ev.node.as_str(), Path::new(file), *frame)) {
+            if let Some(p) = by_key.get(&(ev.origin.as_str(), Path::new(file), *frame)) {
                 rows.push(SliceRow {
                     t_ns: ev.t_ns,
                     packet: p,
@@ -330,7 +330,7 @@ fn slice_rows<'a>(
     for f in &inc.findings {
         for e in &f.evidence {
             if let Some(r) = rows.iter_mut().find(|r| {
-                *r.packet.node == e.node
+                *r.packet.node == *e.origin.as_str()
                     && r.packet.frame == e.frame
                     && r.packet.file.as_path() == Path::new(&e.file)
             }) {

@@ -677,7 +677,7 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
         .evidence
         .iter()
         .chain(ia.findings.iter().flat_map(|f| &f.evidence))
-        .filter(|e| e.node == "b1")
+        .filter(|e| e.origin.as_str() == "b1")
         .collect();
     assert!(!ev.is_empty(), "{ia:#?}");
     for e in ev {

@@ -337,8 +337,10 @@ pub fn offsets_for<'r>(report: &'r Report, inc: &Incident) -> Vec<&'r ClockOffse
 pub fn node_names(inc: &Incident) -> Vec<String> {
     let mut names: Vec<String> = inc.nodes.iter().map(|n| n.name.clone()).collect();
     for ev in &inc.timeline {
-        if matches!(ev.body, EventBody::Packet(_)) && !names.contains(&ev.node) {
-            names.push(ev.node.clone());
+        if matches!(ev.body, EventBody::Packet(_))
+            && !names.iter().any(|n| n.as_str() == ev.origin.as_str())
+        {
+            names.push(ev.origin.to_string());
         }
     }
     names
@@ -349,10 +351,13 @@ pub fn files_by_node(inc: &Incident) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for ev in &inc.timeline {
         if let EventBody::Packet(PacketEvent { file, .. }) = &ev.body {
-            let pos = match out.iter().position(|(n, _)| n == &ev.node) {
+            let pos = match out
+                .iter()
+                .position(|(n, _)| n.as_str() == ev.origin.as_str())
+            {
                 Some(p) => p,
                 None => {
-                    out.push((ev.node.clone(), Vec::new()));
+                    out.push((ev.origin.to_string(), Vec::new()));
                     out.len() - 1
                 }
             };

@@ -423,7 +423,7 @@ fn evidence_table(h: &mut String, ev: &[wiretrail_correlate::model::Evidence]) {
         let _ = write!(
             h,
             r#"<tr><td>{}</td><td class="mono">{}</td><td class="num mono">{}</td><td class="mono">{}</td><td>{}</td></tr>"#,
-            text(&e.node),
+            text(e.origin.as_str()),
             text(&e.file),
             e.frame,
             describe::abs_time(e.time),
@@ -468,7 +468,7 @@ fn row(h: &mut String, ev: &TimelineEvent, base: i64) {
             let _ = write!(
                 h,
                 r#"<tr class="{class}"><td class="num">{rel}</td><td>{abs}</td><td>{node}</td><td>{arrow}</td><td>{flags}</td><td class="num">{seq}</td><td class="num">{ack}</td><td class="num">{len}</td><td class="num">{window}</td><td class="num">{tsval}</td><td class="num">{tsecr}</td><td title="{file_attr}">{file_short}#{frame}</td><td>{marks}</td></tr>"#,
-                node = text(&ev.node),
+                node = text(ev.origin.as_str()),
                 arrow = describe::arrow(p.dir),
                 flags = describe::flags_text(p.flags),
                 seq = describe::packet_seq(p),

@@ -54,7 +54,7 @@ fn copies(a: &TimelineEvent, b: &TimelineEvent) -> bool {
     match (&a.body, &b.body) {
         (EventBody::Packet(p), EventBody::Packet(q)) => {
             q.marks.contains(&Mark::CaptureDuplicate)
-                && a.node == b.node
+                && a.origin == b.origin
                 && (p.dir, p.flags, p.seq, p.ack, p.len) == (q.dir, q.flags, q.seq, q.ack, q.len)
         }
         _ => false,
@@ -325,11 +325,13 @@ fn event(
             );
         }
         EventBody::Packet(p) => {
-            let (x_from, x_to, stub) = match lane_x(&ev.node) {
-                Some(nx) if !proxy_nodes.contains(&ev.node) => match p.dir {
-                    Direction::ToBackend => (PROXY_X, nx, false),
-                    Direction::ToProxy => (nx, PROXY_X, false),
-                },
+            let (x_from, x_to, stub) = match lane_x(ev.origin.as_str()) {
+                Some(nx) if !proxy_nodes.iter().any(|n| n.as_str() == ev.origin.as_str()) => {
+                    match p.dir {
+                        Direction::ToBackend => (PROXY_X, nx, false),
+                        Direction::ToProxy => (nx, PROXY_X, false),
+                    }
+                }
                 // Captured at the proxy: the far end is not known here.
                 _ => match p.dir {
                     Direction::ToBackend => (PROXY_X, PROXY_X + 80.0, true),
@@ -356,7 +358,7 @@ fn event(
             let ack_s = describe::packet_ack(p);
             let tip = format!(
                 "{node} {file}#{frame} {flags} seq={seq_s} ack={ack_s} len={len} win={window} {marks}",
-                node = ev.node,
+                node = ev.origin,
                 file = p.file,
                 frame = p.frame,
                 len = p.len,
@@ -421,7 +423,7 @@ fn event(
             }
             let mut detail = format!(
                 "{} #{} · {seq_s} / {ack_s} · {} · {}",
-                truncate(&ev.node, 14),
+                truncate(ev.origin.as_str(), 14),
                 p.frame,
                 p.len,
                 p.window

@@ -233,7 +233,7 @@ fn incident(
         for ev in &f.evidence {
             let mut s = format!(
                 "      evidence {} {}#{} {}",
-                visible(&ev.node),
+                visible(ev.origin.as_str()),
                 visible(&ev.file),
                 ev.frame,
                 describe::abs_time(ev.time)
@@ -384,7 +384,7 @@ fn build_row(ev: &TimelineEvent, base: i64) -> Row {
         },
         EventBody::Packet(p) => Cells::Packet([
             rel,
-            visible(&ev.node).into_owned(),
+            visible(ev.origin.as_str()).into_owned(),
             describe::arrow(p.dir).to_owned(),
             p.frame.to_string(),
             describe::flags_text(p.flags),

@@ -49,9 +49,9 @@ impl Kit {
     /// capturing from T0-100 s to T0+100 s.
     pub fn new(port: u16) -> Self {
         let cov = vec![(T0 - 100_000_000_000, T0 + 100_000_000_000)];
-        let mut nodes = vec![NodeInput::new("proxy", NodeRole::Proxy)];
+        let mut nodes = vec![NodeInput::named("proxy", NodeRole::Proxy).unwrap()];
         for b in ["b1", "b2", "b3"] {
-            nodes.push(NodeInput::new(b, NodeRole::Backend));
+            nodes.push(NodeInput::named(b, NodeRole::Backend).unwrap());
         }
         for n in &mut nodes {
             n.coverage = cov.clone();

@@ -227,7 +227,7 @@ pub fn error(
 pub fn backends(n: usize) -> Vec<NodeInput> {
     (1..=n)
         .map(|i| {
-            let mut node = NodeInput::new(format!("backend-0{i}"), NodeRole::Backend);
+            let mut node = NodeInput::named(&format!("backend-0{i}"), NodeRole::Backend).unwrap();
             node.aliases = vec![VIP.parse::<SocketAddr>().unwrap().ip()];
             node
         })
