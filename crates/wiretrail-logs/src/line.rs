@@ -62,7 +62,7 @@ pub(crate) fn parse_line_noted(
     match envelope::open(line) {
         Ok(env) => finish(env, origin, cfg),
         Err(why) => {
-            if LOOSE_FINDER.find(line).is_some() || formats::json_marker(line, cfg.formats) {
+            if LOOSE_FINDER.find(line).is_some() || formats::candidate(line, cfg.formats) {
                 (Parsed::Malformed(why), None)
             } else {
                 (Parsed::NotProxyError, None)
@@ -248,7 +248,9 @@ fn build(
         timestamp: stamp.ts,
         time_precision: stamp.precision,
         time_zone_assumed: stamp.assumed,
-        host: f.host.or_else(|| env.host.clone()),
+        host: f
+            .host
+            .or_else(|| env.host.clone().filter(|_| !f.no_envelope_host)),
         process: env.process.clone().or(f.process),
         pid: env.pid.or(f.pid),
         op: f.op,

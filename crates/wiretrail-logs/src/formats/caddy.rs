@@ -33,10 +33,11 @@ pub(crate) fn parse(obj: &Map<String, Value>) -> Option<Outcome> {
     let error_log = logger == "http.log.error" || logger.starts_with("http.log.error.");
     let access_log = logger == "http.log.access" || logger.starts_with("http.log.access.");
     if !error_log && !access_log {
-        // Caddy's other loggers (`http.handlers.reverse_proxy`'s "aborting
-        // with incomplete response" is a body-phase error after the status
-        // went out).
-        return logger.starts_with("http").then_some(Outcome::NotError);
+        // Caddy's other loggers (`admin`, `tls`, and
+        // `http.handlers.reverse_proxy`'s "aborting with incomplete
+        // response", a body-phase error after the status went out), or
+        // another zap logger's line: not a record.
+        return Some(Outcome::NotError);
     }
     let status = json_u64(obj.get("status"));
     let stamp = match obj.get("ts").map(stamp) {

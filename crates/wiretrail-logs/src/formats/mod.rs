@@ -42,6 +42,9 @@ pub(crate) struct Found {
     pub stamp: Option<PartialStamp>,
     /// Filled from the envelope when the proxy's text has none.
     pub host: Option<String>,
+    /// The envelope's host field is not a host (Traefik v3's level, read
+    /// as one by the syslog detection).
+    pub no_envelope_host: bool,
     pub process: Option<String>,
     pub pid: Option<u32>,
     pub op: Option<String>,
@@ -106,6 +109,7 @@ impl Found {
             format,
             stamp: None,
             host: None,
+            no_envelope_host: false,
             process: None,
             pid: None,
             op: phase.op().map(str::to_owned),
@@ -125,6 +129,7 @@ impl Found {
             format,
             stamp: None,
             host: None,
+            no_envelope_host: false,
             process: None,
             pid: None,
             op: own(g.op),
@@ -191,7 +196,9 @@ fn status_5xx_json(hay: &[u8], at: usize) -> bool {
 ///   Docker or journald JSON envelope the quotes are escaped, so the name
 ///   alone), and access entries' `"status":50[234]`.
 /// - Traefik: `caused by: ` (v2's debug line), `Bad Gateway` / `Gateway
-///   Timeout` / `Service Unavailable` (v3's), `"DownstreamStatus":50[234]`.
+///   Timeout` / `Service Unavailable` / `Client Closed Request` (v3's),
+///   `"DownstreamStatus":50[234]` and `"DownstreamStatus":499` (its access
+///   log).
 /// - nginx: `upstream` (every upstream error names it: `while connecting to
 ///   upstream`, `no live upstreams`, `upstream timed out`, ...).
 /// - HAProxy: ` 50[234] ` (the status field).
@@ -232,8 +239,18 @@ pub(crate) static NEEDLES: &[Needle] = &[
     },
     Needle {
         format: SourceFormat::Traefik,
+        text: "Client Closed Request",
+        check: any,
+    },
+    Needle {
+        format: SourceFormat::Traefik,
         text: "\"DownstreamStatus\":50",
         check: |h, at| matches!(h.get(at + 21), Some(b'2'..=b'4')),
+    },
+    Needle {
+        format: SourceFormat::Traefik,
+        text: "\"DownstreamStatus\":499",
+        check: any,
     },
     Needle {
         format: SourceFormat::Nginx,
@@ -327,7 +344,7 @@ pub(crate) fn inner(env: &Envelope<'_>, formats: Formats) -> Option<Outcome> {
         }
     }
     if formats.contains(SourceFormat::Traefik) {
-        if let Some(o) = traefik::parse_text(msg) {
+        if let Some(o) = traefik::parse_text(msg, env) {
             return Some(o);
         }
     }

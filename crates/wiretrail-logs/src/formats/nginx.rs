@@ -151,7 +151,9 @@ fn errno_call(what: &str) -> Option<&str> {
 
 /// `(104: Connection reset by peer)` → (104, `Connection reset by peer`).
 fn errno(what: &str) -> Option<(Option<u32>, &str)> {
-    let open = what.find('(')?;
+    // After the call's own `()`: `upstream timed out (110: ...)`, `recv()
+    // failed (104: ...)`.
+    let open = what.find(" (")? + 1;
     let close = what[open..].find(')')? + open;
     let inner = &what[open + 1..close];
     Some(match inner.split_once(": ") {
@@ -182,4 +184,27 @@ fn upstream_socket(url: &str) -> Option<String> {
     }
     let authority = rest.split('/').next().unwrap_or(rest);
     socket(authority).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_lines() {
+        let w = "recv() failed (104: Connection reset by peer)";
+        assert_eq!(errno_call(w), Some("recv"));
+        assert_eq!(errno(w), Some((Some(104), "Connection reset by peer")));
+        assert!(matches!(classify(w), Some(Kind::Socket(ErrorClass::Reset))));
+        let w = "connect() failed (111: Connection refused)";
+        assert!(matches!(classify(w), Some(Kind::Socket(ErrorClass::Refused))));
+    }
+
+    #[test]
+    fn upstream_sockets() {
+        assert_eq!(upstream_socket("http://10.2.2.9:80/x").as_deref(), Some("10.2.2.9:80"));
+        assert_eq!(upstream_socket("http://[fd00::9]:80/x").as_deref(), Some("[fd00::9]:80"));
+        assert_eq!(upstream_socket("http://backends/x"), None);
+        assert_eq!(upstream_socket("http://unix:/run/app.sock:/x").as_deref(), Some("/run/app.sock"));
+    }
 }

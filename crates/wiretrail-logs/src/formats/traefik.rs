@@ -25,6 +25,7 @@
 //! (nanoseconds): when Traefik answered.
 
 use super::{json_u64, socket, Found, Outcome, Phase};
+use crate::envelope::{Envelope, EnvelopeKind};
 use crate::goerr::parse_borrowed;
 use crate::record::{ErrorClass, SourceFormat};
 use crate::time::{iso, parse_rfc3339, PartialStamp};
@@ -119,7 +120,22 @@ fn access(obj: &Map<String, Value>) -> Outcome {
 
 /// A text line: v2's logrus `time="..." level=debug msg="'502 ...' caused
 /// by: ..."`, v3's `TIME DBG CALLER > 502 Bad Gateway error="..."`.
-pub(crate) fn parse_text(msg: &str) -> Option<Outcome> {
+pub(crate) fn parse_text(msg: &str, env: &Envelope<'_>) -> Option<Outcome> {
+    // v3's `TIME LVL CALLER > ...` reads like an RFC 3339 syslog line to the
+    // envelope detection: its stamp became the envelope's, the level its
+    // host. The rest is Traefik's.
+    if env.kind == EnvelopeKind::SyslogIso
+        && env.host.as_deref().is_some_and(|h| ZEROLOG_LEVELS.contains(&h))
+    {
+        let at = msg.find("> ").map_or(0, |p| p + 2);
+        return v3_message(&msg[at..], None).map(|o| match o {
+            Outcome::Found(mut f) => {
+                f.no_envelope_host = true;
+                Outcome::Found(f)
+            }
+            other => other,
+        });
+    }
     if let Some(rest) = msg.strip_prefix("time=\"") {
         let (t, rest) = rest.split_once('"')?;
         let stamp = parse_rfc3339(t)?;
@@ -144,7 +160,15 @@ pub(crate) fn parse_text(msg: &str) -> Option<Outcome> {
         return None;
     }
     let at = rest.find("> ")? + 2;
-    let rest = &rest[at..];
+    v3_message(&rest[at..], Some(stamp))
+}
+
+/// zerolog's console levels.
+const ZEROLOG_LEVELS: [&str; 7] = ["TRC", "DBG", "INF", "WRN", "ERR", "FTL", "PNC"];
+
+/// `502 Bad Gateway error="..."`: v3's message and its `error` field.
+/// `stamp`: the line's own, when the envelope did not take it.
+fn v3_message(rest: &str, stamp: Option<PartialStamp>) -> Option<Outcome> {
     let (code, _) = status_text(rest)?;
     let e = rest.find(" error=")? + 7;
     let err = if rest[e..].starts_with('"') {
@@ -155,7 +179,10 @@ pub(crate) fn parse_text(msg: &str) -> Option<Outcome> {
     if !upstream_status(code) {
         return Some(Outcome::NotError);
     }
-    Some(from_error(&err, stamp))
+    let err = err.trim_end_matches(['\r', '\n', ' ']);
+    let mut f = Found::go(SourceFormat::Traefik, &parse_borrowed(err), err.to_owned());
+    f.stamp = stamp;
+    Some(f.boxed())
 }
 
 /// The rest of a Go-quoted string (after its opening quote), unescaped up to

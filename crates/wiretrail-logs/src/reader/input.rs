@@ -37,13 +37,15 @@ impl InputInfo {
             .get_or_init(|| super::scan::Searcher::new(self.cfg.formats))
     }
 
-    /// Decide what to search this input for from its first bytes: the
-    /// formats [`crate::formats::sniff`] finds there, among those the
-    /// configuration reads. A head shorter than the sniff window from a
-    /// live stream (stdin handing over the first lines as they come) says
-    /// too little: every configured format is searched then.
+    /// Decide what to search this input for. Formats the configuration
+    /// names (`logs.format`) are all searched. In auto mode (every format),
+    /// those [`crate::formats::sniff`] finds in the input's first bytes; a
+    /// head shorter than the sniff window from a live stream (stdin handing
+    /// over the first lines as they come) says too little: every format is
+    /// searched then.
     pub(crate) fn decide(&self, head: &[u8], whole: bool) {
-        let formats = if whole || head.len() >= crate::formats::SNIFF_BYTES {
+        let auto = self.cfg.formats == crate::config::Formats::ALL;
+        let formats = if auto && (whole || head.len() >= crate::formats::SNIFF_BYTES) {
             crate::formats::sniff(head, self.cfg.formats)
         } else {
             self.cfg.formats
