@@ -79,6 +79,7 @@ const CASES: &[Case] = &[
         "6 2026-12-06T12:33:48.854Z refused dial connect - -",
         "7 2026-12-06T12:33:50.056Z timeout read read - -",
         "8 2026-12-06T12:33:52.263Z timeout dial connect - -",
+        "10 2026-12-06T12:33:53.776Z eof read read - -",
     ]),
     ("haproxy/custom-bp-raw.log", "UTC", SourceFormat::Haproxy, &[
         "2 2026-12-06T12:33:53.993Z eof read read 127.0.0.1:40526 -",

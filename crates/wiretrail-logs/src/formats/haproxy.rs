@@ -21,9 +21,11 @@
 //! milliseconds) plus the last timer (`%Ta`, total active time): when the
 //! session ended, which for a failed exchange is when HAProxy gave up.
 //!
-//! A line is a record when its status is 502, 503 or 504, or when the
-//! client aborted while HAProxy waited for the server (`CC`, `CH`, `CQ`:
-//! Go's `context canceled`). The termination state says what broke:
+//! A line is a record when its status is 502, 503 or 504, when it is -1
+//! (no response reached the client) with a server-side termination (`S?`,
+//! `s?`: the server reset the connection while HAProxy was still sending
+//! the request, `SD--`), or when the client aborted while HAProxy waited
+//! for the server (`CC`, `CH`, `CQ`: Go's `context canceled`). The termination state says what broke:
 //!
 //! | state | class | op |
 //! |---|---|---|
@@ -82,7 +84,9 @@ pub(crate) fn parse(msg: &str) -> Option<Outcome> {
         .take(4)
         .find_map(|t| termination(t))?;
     let canceled = state.0 == b'C' && matches!(state.1, b'C' | b'H' | b'Q');
-    if !matches!(status, 502..=504) && !canceled {
+    // -1: no response at all went to the client; the server side broke it.
+    let unanswered = status <= 0 && matches!(state.0, b'S' | b's');
+    if !matches!(status, 502..=504) && !canceled && !unanswered {
         return Some(Outcome::NotError);
     }
     let (class, phase) = if server == "<NOSRV>" {

@@ -201,7 +201,8 @@ fn status_5xx_json(hay: &[u8], at: usize) -> bool {
 ///   log).
 /// - nginx: `upstream` (every upstream error names it: `while connecting to
 ///   upstream`, `no live upstreams`, `upstream timed out`, ...).
-/// - HAProxy: ` 50[234] ` (the status field).
+/// - HAProxy: ` 50[234] ` and ` -1 ` (the status field; the timers' `-1`
+///   are between slashes).
 /// - Envoy: `" 50[234] ` and `" 0 ` (default and Istio text formats: the
 ///   status right after the quoted request line; 0 when no response was
 ///   sent at all), JSON: `"response_code":50[234]` and `"response_flags":"`
@@ -261,6 +262,11 @@ pub(crate) static NEEDLES: &[Needle] = &[
         format: SourceFormat::Haproxy,
         text: " 50",
         check: status_5xx_spaced,
+    },
+    Needle {
+        format: SourceFormat::Haproxy,
+        text: " -1 ",
+        check: any,
     },
     Needle {
         format: SourceFormat::Envoy,
