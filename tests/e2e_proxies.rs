@@ -59,14 +59,25 @@ fn check(ds: &'static str, program: &str, failures: &mut Vec<String>) -> Row {
     let out = dir.path().join("report.json");
     let mut args: Vec<String> = vec!["investigate".into()];
     args.extend(flags(ds));
-    args.extend(["--format".into(), "json".into(), "--out".into(), out.display().to_string()]);
+    args.extend([
+        "--format".into(),
+        "json".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ]);
     run(wt(&args)).expect_code(0);
     let r = read_json(&out);
     let t = truth(ds);
-    assert_eq!(s(&t, "proxy_program"), program, "{ds}: truth of another program");
+    assert_eq!(
+        s(&t, "proxy_program"),
+        program,
+        "{ds}: truth of another program"
+    );
     let by_line = truth_by_line(&t);
     assert!(!by_line.is_empty(), "{ds}: truth has no error line");
-    let single_node = arr(&t, "errors").iter().all(|e| arr(e, "stray_nodes").is_empty());
+    let single_node = arr(&t, "errors")
+        .iter()
+        .all(|e| arr(e, "stray_nodes").is_empty());
     let mut row = Row {
         dataset: ds,
         errors: by_line.len(),
@@ -114,15 +125,21 @@ fn check(ds: &'static str, program: &str, failures: &mut Vec<String>) -> Row {
                 ));
             }
             if !by_port && got_owner.is_some_and(|o| o != want_owner) {
-                fail(format!("line {line} (no port): owner {got_owner:?}, truth {want_owner}"));
+                fail(format!(
+                    "line {line} (no port): owner {got_owner:?}, truth {want_owner}"
+                ));
             }
             if single_node && !got_strays.is_empty() {
-                fail(format!("line {line}: stray nodes {got_strays:?} on a single-node cause"));
+                fail(format!(
+                    "line {line}: stray nodes {got_strays:?} on a single-node cause"
+                ));
             }
         }
     }
     for line in by_line.keys().filter(|l| !seen.contains(l)) {
-        fail(format!("proxy error of line {line} missing from the report"));
+        fail(format!(
+            "proxy error of line {line} missing from the report"
+        ));
     }
     if row.formats != BTreeSet::from([program.to_string()]) {
         fail(format!("records of {:?}, not {program}", row.formats));

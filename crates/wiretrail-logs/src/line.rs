@@ -1,8 +1,8 @@
 //! From an opened envelope to a [`ProxyError`]: find the phrase, read Go's
 //! own `log` prefix, pick the best stamp, parse the Go error.
 
-use crate::config::ParseConfig;
 use crate::config::Formats;
+use crate::config::ParseConfig;
 use crate::envelope::{self, Envelope, EnvelopeKind};
 use crate::formats::{self, Found, Outcome};
 use crate::goerr::parse_borrowed;

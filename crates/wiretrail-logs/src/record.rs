@@ -95,7 +95,9 @@ impl TimePrecision {
 /// In the JSON record as `source_format`, written only when it is not `go`
 /// (a Go `httputil.ReverseProxy` line prints exactly as it did before the
 /// key existed, and a record without the key reads back as `go`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceFormat {
     /// Go `httputil.ReverseProxy`: `http: proxy error: <Go error>`.

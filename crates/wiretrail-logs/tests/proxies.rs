@@ -45,115 +45,175 @@ fn summary(line: u64, e: &ProxyError) -> String {
 }
 
 /// (fixture, zone of its zone-less stamps, format, every record it holds).
-type Case = (&'static str, &'static str, SourceFormat, &'static [&'static str]);
+type Case = (
+    &'static str,
+    &'static str,
+    SourceFormat,
+    &'static [&'static str],
+);
 
 const CASES: &[Case] = &[
-    ("nginx/error-info-shanghai.log", "Asia/Shanghai", SourceFormat::Nginx, &[
-        "1 2026-12-06T12:33:37Z reset read recv - 127.0.0.1:9101",
-        "2 2026-12-06T12:33:37Z eof read read - 127.0.0.1:9102",
-        "3 2026-12-06T12:33:37Z refused dial connect - 127.0.0.1:9103",
-        "5 2026-12-06T12:33:37Z refused dial connect - 127.0.0.2:9103",
-        "7 2026-12-06T12:33:37Z other - - - -",
-        "8 2026-12-06T12:33:38Z other - - - -",
-        "9 2026-12-06T12:33:39Z timeout read read - 127.0.0.1:9104",
-        "10 2026-12-06T12:33:40Z timeout dial connect - 127.0.0.1:9105",
-        "12 2026-12-06T12:33:42Z canceled - - - 127.0.0.1:9107",
-        "13 2026-12-06T12:33:42Z reset read recv - 127.0.0.1:9108",
-    ]),
-    ("nginx/error-shanghai.log", "Asia/Shanghai", SourceFormat::Nginx, &[
-        "1 2026-12-06T12:33:37Z reset read recv - 127.0.0.1:9101",
-        "2 2026-12-06T12:33:37Z eof read read - 127.0.0.1:9102",
-        "3 2026-12-06T12:33:37Z refused dial connect - 127.0.0.1:9103",
-        "4 2026-12-06T12:33:37Z refused dial connect - 127.0.0.2:9103",
-        "5 2026-12-06T12:33:37Z other - - - -",
-        "6 2026-12-06T12:33:38Z other - - - -",
-        "7 2026-12-06T12:33:39Z timeout read read - 127.0.0.1:9104",
-        "8 2026-12-06T12:33:40Z timeout dial connect - 127.0.0.1:9105",
-        "10 2026-12-06T12:33:42Z reset read recv - 127.0.0.1:9108",
-    ]),
-    ("haproxy/httplog-rfc3164.log", "UTC", SourceFormat::Haproxy, &[
-        "2 2026-12-06T12:33:45.013Z eof read read - -",
-        "3 2026-12-06T12:33:45.241Z eof read read - -",
-        "4 2026-12-06T12:33:46.444Z refused dial connect - -",
-        "5 2026-12-06T12:33:47.648Z refused dial connect - -",
-        "6 2026-12-06T12:33:48.854Z refused dial connect - -",
-        "7 2026-12-06T12:33:50.056Z timeout read read - -",
-        "8 2026-12-06T12:33:52.263Z timeout dial connect - -",
-        "10 2026-12-06T12:33:53.776Z eof read read - -",
-    ]),
-    ("haproxy/custom-bp-raw.log", "UTC", SourceFormat::Haproxy, &[
-        "2 2026-12-06T12:33:53.993Z eof read read 127.0.0.1:40526 -",
-        "3 2026-12-06T12:33:54.195Z eof read read 127.0.0.1:47306 -",
-        "4 2026-12-06T12:33:55.397Z refused dial connect 127.0.0.1:38828 -",
-        "5 2026-12-06T12:33:56.601Z refused dial connect 127.0.0.1:38842 -",
-        "6 2026-12-06T12:33:57.802Z refused dial connect 127.0.0.1:38866 -",
-        "7 2026-12-06T12:33:59.008Z timeout read read 127.0.0.1:40260 -",
-        "8 2026-12-06T12:34:01.214Z timeout dial connect 127.0.0.1:35456 -",
-        "10 2026-12-06T12:34:02.721Z eof read read 127.0.0.1:48578 -",
-    ]),
-    ("caddy/caddy.log", "UTC", SourceFormat::Caddy, &[
-        "9 2026-12-06T12:34:06.176066Z reset read read 127.0.0.1:48474 127.0.0.1:9101",
-        "10 2026-12-06T12:34:06.378121Z eof - - - -",
-        "11 2026-12-06T12:34:06.579586Z refused dial connect - 127.0.0.1:9103",
-        "12 2026-12-06T12:34:06.781019Z refused dial connect - 127.0.0.1:9103",
-        "13 2026-12-06T12:34:06.982593Z refused dial connect - 127.0.0.1:9103",
-        "14 2026-12-06T12:34:08.185511Z timeout - - - -",
-        "15 2026-12-06T12:34:09.388071Z timeout dial dial - 127.0.0.1:9105",
-        "18 2026-12-06T12:34:10.893839Z closed readfrom write 127.0.0.1:50416 127.0.0.1:9108",
-    ]),
-    ("caddy/access.log", "UTC", SourceFormat::Caddy, &[
-        "2 2026-12-06T12:34:06.176103Z other - - - -",
-        "3 2026-12-06T12:34:06.378154Z other - - - -",
-        "4 2026-12-06T12:34:06.579617Z other - - - -",
-        "5 2026-12-06T12:34:06.781080Z other - - - -",
-        "6 2026-12-06T12:34:06.982633Z other - - - -",
-        "7 2026-12-06T12:34:08.185680Z timeout read read - -",
-        "8 2026-12-06T12:34:09.388145Z other - - - -",
-        "11 2026-12-06T12:34:10.893864Z other - - - -",
-    ]),
-    ("traefik/debug-common.log", "UTC", SourceFormat::Traefik, &[
-        "1 2026-12-06T12:34:15Z reset read read 127.0.0.1:45496 127.0.0.1:9101",
-        "2 2026-12-06T12:34:15Z closed readfrom write 127.0.0.1:50888 127.0.0.1:9102",
-        "3 2026-12-06T12:34:15Z refused dial connect - 127.0.0.1:9103",
-        "4 2026-12-06T12:34:15Z refused dial connect - 127.0.0.1:9103",
-        "5 2026-12-06T12:34:16Z refused dial connect - 127.0.0.1:9103",
-        "6 2026-12-06T12:34:17Z timeout - - - -",
-        "7 2026-12-06T12:34:18Z timeout dial dial - 127.0.0.1:9105",
-        "8 2026-12-06T12:34:20Z canceled - - - -",
-        "9 2026-12-06T12:34:20Z reset readfrom write 127.0.0.1:58672 127.0.0.1:9108",
-    ]),
-    ("traefik/debug-json.log", "UTC", SourceFormat::Traefik, &[
-        "1 2026-12-06T12:34:25Z closed readfrom write 127.0.0.1:35352 127.0.0.1:9101",
-        "2 2026-12-06T12:34:25Z eof - - - -",
-        "3 2026-12-06T12:34:25Z refused dial connect - 127.0.0.1:9103",
-        "4 2026-12-06T12:34:26Z refused dial connect - 127.0.0.1:9103",
-        "5 2026-12-06T12:34:26Z refused dial connect - 127.0.0.1:9103",
-        "6 2026-12-06T12:34:27Z timeout - - - -",
-        "7 2026-12-06T12:34:28Z timeout dial dial - 127.0.0.1:9105",
-        "8 2026-12-06T12:34:30Z canceled - - - -",
-        "9 2026-12-06T12:34:30Z reset read read 127.0.0.1:47414 127.0.0.1:9108",
-    ]),
-    ("traefik/access-json-run.log", "UTC", SourceFormat::Traefik, &[
-        "2 2026-12-06T12:34:25.528597621Z other - - - 127.0.0.1:9101",
-        "3 2026-12-06T12:34:25.730753986Z other - - - 127.0.0.1:9102",
-        "4 2026-12-06T12:34:25.933376808Z other - - - 127.0.0.1:9103",
-        "5 2026-12-06T12:34:26.135060249Z other - - - 127.0.0.1:9103",
-        "6 2026-12-06T12:34:26.336925699Z other - - - 127.0.0.1:9103",
-        "7 2026-12-06T12:34:27.539358385Z timeout - - - 127.0.0.1:9104",
-        "8 2026-12-06T12:34:28.741427823Z timeout - - - 127.0.0.1:9105",
-        "10 2026-12-06T12:34:30.247604390Z canceled - - - 127.0.0.1:9107",
-        "11 2026-12-06T12:34:30.250172304Z other - - - 127.0.0.1:9108",
-    ]),
-    ("envoy/access.log", "UTC", SourceFormat::Envoy, &[
-        "2 2024-07-20T07:05:58.670Z timeout read read - 172.27.0.2:8080",
-        "3 2024-07-20T07:06:24.729Z other - - - -",
-        "4 2024-07-20T07:09:48.470Z refused dial connect - 172.28.0.2:801",
-        "6 2022-04-24T12:23:38.048Z other read read 127.0.0.6:39063 10.244.0.17:8080",
-    ]),
-    ("envoy/access.json", "UTC", SourceFormat::Envoy, &[
-        "1 2024-07-20T07:09:48.470Z refused dial connect - 172.28.0.2:801",
-        "2 2022-04-24T12:23:38.048Z other read read 127.0.0.6:39063 10.244.0.17:8080",
-    ]),
+    (
+        "nginx/error-info-shanghai.log",
+        "Asia/Shanghai",
+        SourceFormat::Nginx,
+        &[
+            "1 2026-12-06T12:33:37Z reset read recv - 127.0.0.1:9101",
+            "2 2026-12-06T12:33:37Z eof read read - 127.0.0.1:9102",
+            "3 2026-12-06T12:33:37Z refused dial connect - 127.0.0.1:9103",
+            "5 2026-12-06T12:33:37Z refused dial connect - 127.0.0.2:9103",
+            "7 2026-12-06T12:33:37Z other - - - -",
+            "8 2026-12-06T12:33:38Z other - - - -",
+            "9 2026-12-06T12:33:39Z timeout read read - 127.0.0.1:9104",
+            "10 2026-12-06T12:33:40Z timeout dial connect - 127.0.0.1:9105",
+            "12 2026-12-06T12:33:42Z canceled - - - 127.0.0.1:9107",
+            "13 2026-12-06T12:33:42Z reset read recv - 127.0.0.1:9108",
+        ],
+    ),
+    (
+        "nginx/error-shanghai.log",
+        "Asia/Shanghai",
+        SourceFormat::Nginx,
+        &[
+            "1 2026-12-06T12:33:37Z reset read recv - 127.0.0.1:9101",
+            "2 2026-12-06T12:33:37Z eof read read - 127.0.0.1:9102",
+            "3 2026-12-06T12:33:37Z refused dial connect - 127.0.0.1:9103",
+            "4 2026-12-06T12:33:37Z refused dial connect - 127.0.0.2:9103",
+            "5 2026-12-06T12:33:37Z other - - - -",
+            "6 2026-12-06T12:33:38Z other - - - -",
+            "7 2026-12-06T12:33:39Z timeout read read - 127.0.0.1:9104",
+            "8 2026-12-06T12:33:40Z timeout dial connect - 127.0.0.1:9105",
+            "10 2026-12-06T12:33:42Z reset read recv - 127.0.0.1:9108",
+        ],
+    ),
+    (
+        "haproxy/httplog-rfc3164.log",
+        "UTC",
+        SourceFormat::Haproxy,
+        &[
+            "2 2026-12-06T12:33:45.013Z eof read read - -",
+            "3 2026-12-06T12:33:45.241Z eof read read - -",
+            "4 2026-12-06T12:33:46.444Z refused dial connect - -",
+            "5 2026-12-06T12:33:47.648Z refused dial connect - -",
+            "6 2026-12-06T12:33:48.854Z refused dial connect - -",
+            "7 2026-12-06T12:33:50.056Z timeout read read - -",
+            "8 2026-12-06T12:33:52.263Z timeout dial connect - -",
+            "10 2026-12-06T12:33:53.776Z eof read read - -",
+        ],
+    ),
+    (
+        "haproxy/custom-bp-raw.log",
+        "UTC",
+        SourceFormat::Haproxy,
+        &[
+            "2 2026-12-06T12:33:53.993Z eof read read 127.0.0.1:40526 -",
+            "3 2026-12-06T12:33:54.195Z eof read read 127.0.0.1:47306 -",
+            "4 2026-12-06T12:33:55.397Z refused dial connect 127.0.0.1:38828 -",
+            "5 2026-12-06T12:33:56.601Z refused dial connect 127.0.0.1:38842 -",
+            "6 2026-12-06T12:33:57.802Z refused dial connect 127.0.0.1:38866 -",
+            "7 2026-12-06T12:33:59.008Z timeout read read 127.0.0.1:40260 -",
+            "8 2026-12-06T12:34:01.214Z timeout dial connect 127.0.0.1:35456 -",
+            "10 2026-12-06T12:34:02.721Z eof read read 127.0.0.1:48578 -",
+        ],
+    ),
+    (
+        "caddy/caddy.log",
+        "UTC",
+        SourceFormat::Caddy,
+        &[
+            "9 2026-12-06T12:34:06.176066Z reset read read 127.0.0.1:48474 127.0.0.1:9101",
+            "10 2026-12-06T12:34:06.378121Z eof - - - -",
+            "11 2026-12-06T12:34:06.579586Z refused dial connect - 127.0.0.1:9103",
+            "12 2026-12-06T12:34:06.781019Z refused dial connect - 127.0.0.1:9103",
+            "13 2026-12-06T12:34:06.982593Z refused dial connect - 127.0.0.1:9103",
+            "14 2026-12-06T12:34:08.185511Z timeout - - - -",
+            "15 2026-12-06T12:34:09.388071Z timeout dial dial - 127.0.0.1:9105",
+            "18 2026-12-06T12:34:10.893839Z closed readfrom write 127.0.0.1:50416 127.0.0.1:9108",
+        ],
+    ),
+    (
+        "caddy/access.log",
+        "UTC",
+        SourceFormat::Caddy,
+        &[
+            "2 2026-12-06T12:34:06.176103Z other - - - -",
+            "3 2026-12-06T12:34:06.378154Z other - - - -",
+            "4 2026-12-06T12:34:06.579617Z other - - - -",
+            "5 2026-12-06T12:34:06.781080Z other - - - -",
+            "6 2026-12-06T12:34:06.982633Z other - - - -",
+            "7 2026-12-06T12:34:08.185680Z timeout read read - -",
+            "8 2026-12-06T12:34:09.388145Z other - - - -",
+            "11 2026-12-06T12:34:10.893864Z other - - - -",
+        ],
+    ),
+    (
+        "traefik/debug-common.log",
+        "UTC",
+        SourceFormat::Traefik,
+        &[
+            "1 2026-12-06T12:34:15Z reset read read 127.0.0.1:45496 127.0.0.1:9101",
+            "2 2026-12-06T12:34:15Z closed readfrom write 127.0.0.1:50888 127.0.0.1:9102",
+            "3 2026-12-06T12:34:15Z refused dial connect - 127.0.0.1:9103",
+            "4 2026-12-06T12:34:15Z refused dial connect - 127.0.0.1:9103",
+            "5 2026-12-06T12:34:16Z refused dial connect - 127.0.0.1:9103",
+            "6 2026-12-06T12:34:17Z timeout - - - -",
+            "7 2026-12-06T12:34:18Z timeout dial dial - 127.0.0.1:9105",
+            "8 2026-12-06T12:34:20Z canceled - - - -",
+            "9 2026-12-06T12:34:20Z reset readfrom write 127.0.0.1:58672 127.0.0.1:9108",
+        ],
+    ),
+    (
+        "traefik/debug-json.log",
+        "UTC",
+        SourceFormat::Traefik,
+        &[
+            "1 2026-12-06T12:34:25Z closed readfrom write 127.0.0.1:35352 127.0.0.1:9101",
+            "2 2026-12-06T12:34:25Z eof - - - -",
+            "3 2026-12-06T12:34:25Z refused dial connect - 127.0.0.1:9103",
+            "4 2026-12-06T12:34:26Z refused dial connect - 127.0.0.1:9103",
+            "5 2026-12-06T12:34:26Z refused dial connect - 127.0.0.1:9103",
+            "6 2026-12-06T12:34:27Z timeout - - - -",
+            "7 2026-12-06T12:34:28Z timeout dial dial - 127.0.0.1:9105",
+            "8 2026-12-06T12:34:30Z canceled - - - -",
+            "9 2026-12-06T12:34:30Z reset read read 127.0.0.1:47414 127.0.0.1:9108",
+        ],
+    ),
+    (
+        "traefik/access-json-run.log",
+        "UTC",
+        SourceFormat::Traefik,
+        &[
+            "2 2026-12-06T12:34:25.528597621Z other - - - 127.0.0.1:9101",
+            "3 2026-12-06T12:34:25.730753986Z other - - - 127.0.0.1:9102",
+            "4 2026-12-06T12:34:25.933376808Z other - - - 127.0.0.1:9103",
+            "5 2026-12-06T12:34:26.135060249Z other - - - 127.0.0.1:9103",
+            "6 2026-12-06T12:34:26.336925699Z other - - - 127.0.0.1:9103",
+            "7 2026-12-06T12:34:27.539358385Z timeout - - - 127.0.0.1:9104",
+            "8 2026-12-06T12:34:28.741427823Z timeout - - - 127.0.0.1:9105",
+            "10 2026-12-06T12:34:30.247604390Z canceled - - - 127.0.0.1:9107",
+            "11 2026-12-06T12:34:30.250172304Z other - - - 127.0.0.1:9108",
+        ],
+    ),
+    (
+        "envoy/access.log",
+        "UTC",
+        SourceFormat::Envoy,
+        &[
+            "2 2024-07-20T07:05:58.670Z timeout read read - 172.27.0.2:8080",
+            "3 2024-07-20T07:06:24.729Z other - - - -",
+            "4 2024-07-20T07:09:48.470Z refused dial connect - 172.28.0.2:801",
+            "6 2022-04-24T12:23:38.048Z other read read 127.0.0.6:39063 10.244.0.17:8080",
+        ],
+    ),
+    (
+        "envoy/access.json",
+        "UTC",
+        SourceFormat::Envoy,
+        &[
+            "1 2024-07-20T07:09:48.470Z refused dial connect - 172.28.0.2:801",
+            "2 2022-04-24T12:23:38.048Z other read read 127.0.0.6:39063 10.244.0.17:8080",
+        ],
+    ),
 ];
 
 #[test]
@@ -225,10 +285,11 @@ fn nginx_local_time_takes_the_configured_zone() {
     // nginx wrote 20:33:37 in Asia/Shanghai and printed no zone.
     let line = std::fs::read_to_string(fixture("nginx/error-shanghai.log")).unwrap();
     let line = line.lines().next().unwrap();
-    let read = |tz: &str| match parse_line(line.as_bytes(), common::origin(), &cfg(tz, Formats::ALL)) {
-        Parsed::Error(e) => e,
-        other => panic!("{other:?}"),
-    };
+    let read =
+        |tz: &str| match parse_line(line.as_bytes(), common::origin(), &cfg(tz, Formats::ALL)) {
+            Parsed::Error(e) => e,
+            other => panic!("{other:?}"),
+        };
     let sh = read("Asia/Shanghai");
     assert_eq!(common::ts(&sh), "2026-12-06T12:33:37Z");
     assert!(sh.time_zone_assumed);
@@ -244,7 +305,8 @@ fn haproxy_stamp_is_the_request_date_plus_its_total_time() {
     let text = std::fs::read_to_string(fixture("haproxy/httplog-rfc3164.log")).unwrap();
     let line = text.lines().nth(3).unwrap();
     assert!(line.contains("[06/Dec/2026:12:33:45.443]") && line.contains("/1001 503"));
-    let Parsed::Error(e) = parse_line(line.as_bytes(), common::origin(), &cfg("UTC", Formats::ALL)) else {
+    let Parsed::Error(e) = parse_line(line.as_bytes(), common::origin(), &cfg("UTC", Formats::ALL))
+    else {
         panic!("{line}")
     };
     assert_eq!(common::ts(&e), "2026-12-06T12:33:46.444Z");
@@ -259,7 +321,11 @@ fn caddy_float_epoch_keeps_microseconds_and_no_assumption() {
     let text = std::fs::read_to_string(fixture("caddy/caddy.log")).unwrap();
     let line = text.lines().nth(8).unwrap();
     assert!(line.contains("\"ts\":1796560446.176066"), "{line}");
-    let Parsed::Error(e) = parse_line(line.as_bytes(), common::origin(), &cfg("Asia/Shanghai", Formats::ALL)) else {
+    let Parsed::Error(e) = parse_line(
+        line.as_bytes(),
+        common::origin(),
+        &cfg("Asia/Shanghai", Formats::ALL),
+    ) else {
         panic!("{line}")
     };
     assert_eq!(common::ts(&e), "2026-12-06T12:34:06.176066Z");
@@ -279,7 +345,11 @@ fn source_format_is_written_for_other_proxies_only() {
     assert_eq!(back.source_format, SourceFormat::Go);
 
     let text = std::fs::read_to_string(fixture("nginx/error-shanghai.log")).unwrap();
-    let Parsed::Error(e) = parse_line(text.lines().next().unwrap().as_bytes(), common::origin(), &cfg("UTC", Formats::ALL)) else {
+    let Parsed::Error(e) = parse_line(
+        text.lines().next().unwrap().as_bytes(),
+        common::origin(),
+        &cfg("UTC", Formats::ALL),
+    ) else {
         panic!()
     };
     let j = serde_json::to_string(&e).unwrap();
@@ -297,14 +367,25 @@ fn formats_are_judged_by_the_head_of_an_input_unless_named() {
     let p = dir.path().join("mixed.log");
     let mut s = String::new();
     for i in 0..2000 {
-        s.push_str(&format!("2026/12/06 12:00:{:02} proxy started worker {i}\n", i % 60));
+        s.push_str(&format!(
+            "2026/12/06 12:00:{:02} proxy started worker {i}\n",
+            i % 60
+        ));
     }
     s.push_str("2026/12/06 12:01:00 http: proxy error: EOF\n");
     let nginx = std::fs::read_to_string(fixture("nginx/error-shanghai.log")).unwrap();
     s.push_str(&nginx);
     std::fs::write(&p, &s).unwrap();
-    let count = |f: Formats| LogReader::open(&[p.clone()], cfg("UTC", f)).unwrap().count();
-    assert_eq!(count(Formats::ALL), 1, "only the Go line: nginx was not in the head");
+    let count = |f: Formats| {
+        LogReader::open(std::slice::from_ref(&p), cfg("UTC", f))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(
+        count(Formats::ALL),
+        1,
+        "only the Go line: nginx was not in the head"
+    );
     assert_eq!(
         count(Formats::only(SourceFormat::Go).with(SourceFormat::Nginx)),
         1 + 9

@@ -39,8 +39,12 @@ pub fn generate(format: &str, file: &Path, mib: u64) -> (u64, u64, u64) {
         let (s, m) = (n / 60 % 60, n / 3600 % 60);
         let port = 32768 + rng.below(28000);
         let ms = rng.below(1000);
-        let uri = ["/api/v1/items", "/upload/w3/r17", "/api/v2/orders/12345/lines", "/healthz"]
-            [rng.below(4) as usize];
+        let uri = [
+            "/api/v1/items",
+            "/upload/w3/r17",
+            "/api/v2/orders/12345/lines",
+            "/healthz",
+        ][rng.below(4) as usize];
         let recs = match format {
             "nginx" => {
                 if err {
@@ -64,7 +68,11 @@ pub fn generate(format: &str, file: &Path, mib: u64) -> (u64, u64, u64) {
                 // Byte counts never 502..=504: only the status field matches the needle.
                 let b = 600 + rng.below(400);
                 let (st, tsc, t) = if err {
-                    [("502", "SH--", "0/0/0/-1/0"), ("503", "SC--", "0/0/-1/-1/1001"), ("504", "sH--", "0/0/0/-1/1001")][rng.below(3) as usize]
+                    [
+                        ("502", "SH--", "0/0/0/-1/0"),
+                        ("503", "SC--", "0/0/-1/-1/1001"),
+                        ("504", "sH--", "0/0/0/-1/1001"),
+                    ][rng.below(3) as usize]
                 } else {
                     ("200", "----", "0/0/0/3/3")
                 };

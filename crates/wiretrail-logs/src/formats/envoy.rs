@@ -102,12 +102,17 @@ fn connect_failure(reason: &str, details: &str) -> ErrorClass {
         text.match_indices(n).any(|(i, _)| {
             let before = text[..i].chars().last();
             let after = text[i + n.len()..].chars().next();
-            !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+            !before.is_some_and(|c| c.is_ascii_digit())
+                && !after.is_some_and(|c| c.is_ascii_digit())
         })
     };
     if text.contains("refused") || has_errno("111") {
         ErrorClass::Refused
-    } else if text.contains("timeout") || text.contains("timed_out") || text.contains("timed out") || has_errno("110") {
+    } else if text.contains("timeout")
+        || text.contains("timed_out")
+        || text.contains("timed out")
+        || has_errno("110")
+    {
         ErrorClass::Timeout
     } else if text.contains("unreachable") || has_errno("113") || has_errno("101") {
         ErrorClass::Unreachable
@@ -151,12 +156,11 @@ pub(crate) fn parse_text(msg: &str) -> Option<Outcome> {
         .find(|t| t.starts_with('"'))
         .map_or("-", |t| unquote(t));
     let duration_ms = toks[k + 2].parse().ok();
-    let last_quoted = (k + 3..toks.len()).rev().find(|&i| toks[i].starts_with('"'));
+    let last_quoted = (k + 3..toks.len())
+        .rev()
+        .find(|&i| toks[i].starts_with('"'));
     let (upstream_host, upstream_local) = match last_quoted {
-        Some(i) => (
-            unquote(toks[i]),
-            toks.get(i + 2).copied().unwrap_or("-"),
-        ),
+        Some(i) => (unquote(toks[i]), toks.get(i + 2).copied().unwrap_or("-")),
         None => ("-", "-"),
     };
     let e = Entry {
@@ -191,10 +195,14 @@ pub(crate) fn parse_json(obj: &Map<String, Value>) -> Option<Outcome> {
         .and_then(Value::as_str)
         .and_then(parse_rfc3339)
     else {
-        return Some(Outcome::Malformed("Envoy entry without a readable start_time".into()));
+        return Some(Outcome::Malformed(
+            "Envoy entry without a readable start_time".into(),
+        ));
     };
     let Ok(status) = text("response_code").parse::<u32>() else {
-        return Some(Outcome::Malformed("Envoy entry: response_code is not a number".into()));
+        return Some(Outcome::Malformed(
+            "Envoy entry: response_code is not a number".into(),
+        ));
     };
     let (details, reason) = (
         text("response_code_details"),
@@ -259,9 +267,15 @@ mod tests {
 
     #[test]
     fn connect_failures() {
-        assert_eq!(connect_failure("delayed connect error: 111", "-"), ErrorClass::Refused);
         assert_eq!(
-            connect_failure("-", "upstream_reset_before_response_started{connection_timeout}"),
+            connect_failure("delayed connect error: 111", "-"),
+            ErrorClass::Refused
+        );
+        assert_eq!(
+            connect_failure(
+                "-",
+                "upstream_reset_before_response_started{connection_timeout}"
+            ),
             ErrorClass::Timeout
         );
         assert_eq!(

@@ -44,7 +44,9 @@ use crate::time::{month_abbr, offset, PartialStamp};
 
 pub(crate) fn parse(msg: &str) -> Option<Outcome> {
     let toks = tokens(msg);
-    let di = toks.iter().position(|t| t.starts_with('[') && date(t).is_some())?;
+    let di = toks
+        .iter()
+        .position(|t| t.starts_with('[') && date(t).is_some())?;
     let (mut stamp, mut i) = {
         let t = toks[di];
         if t.ends_with(']') {

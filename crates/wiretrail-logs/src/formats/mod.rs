@@ -184,8 +184,7 @@ fn status_5xx_spaced(hay: &[u8], at: usize) -> bool {
 
 /// `502`, `503`, `504`, then not a digit (after a `":50` hit).
 fn status_5xx_json(hay: &[u8], at: usize) -> bool {
-    matches!(hay.get(at + 4), Some(b'2'..=b'4'))
-        && !hay.get(at + 5).is_some_and(u8::is_ascii_digit)
+    matches!(hay.get(at + 4), Some(b'2'..=b'4')) && !hay.get(at + 5).is_some_and(u8::is_ascii_digit)
 }
 
 /// Every format's needles: what the reader's scan searches for besides Go's
@@ -287,8 +286,7 @@ pub(crate) static NEEDLES: &[Needle] = &[
         format: SourceFormat::Envoy,
         text: "\"response_flags\":\"",
         check: |h, at| {
-            matches!(h.get(at + 18), Some(b'U' | b'D'))
-                || h.get(at + 18..at + 20) == Some(b"NR")
+            matches!(h.get(at + 18), Some(b'U' | b'D')) || h.get(at + 18..at + 20) == Some(b"NR")
         },
     },
 ];
@@ -397,30 +395,6 @@ pub(crate) fn json_u64(v: Option<&Value>) -> Option<u64> {
     v.as_u64().or_else(|| v.as_str()?.trim().parse().ok())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sockets() {
-        assert_eq!(socket("10.2.2.9:80"), Some("10.2.2.9:80"));
-        assert_eq!(socket("[fd00::9]:8080"), Some("[fd00::9]:8080"));
-        assert_eq!(socket("backend:80"), Some("backend:80"));
-        assert_eq!(socket("refusing"), None);
-        assert_eq!(socket("fd00::9"), None);
-        assert_eq!(socket("-"), None);
-    }
-
-    #[test]
-    fn needles_check_around_the_hit() {
-        let f = Formats::ALL;
-        assert!(candidate(b"x 0/0/-1/-1/1 503 217 - - SC--", f));
-        assert!(!candidate(b"x 0/0/0/0/0 200 217 - - ---- 500 ok", f));
-        assert!(candidate(br#"{"status":502,"x":1}"#, f));
-        assert!(!candidate(br#"{"status":500}"#, f));
-    }
-}
-
 /// How much of an input's beginning [`sniff`] reads.
 pub(crate) const SNIFF_BYTES: usize = 64 << 10;
 
@@ -474,7 +448,8 @@ fn looks_like(f: SourceFormat, line: &[u8]) -> bool {
         SourceFormat::Nginx => nginx_prefix(line),
         SourceFormat::Haproxy => haproxy_date(line),
         SourceFormat::Envoy => {
-            has(line, "response_flags") || memchr::memmem::find(line, b"Z] \"").is_some_and(|p| p >= 20)
+            has(line, "response_flags")
+                || memchr::memmem::find(line, b"Z] \"").is_some_and(|p| p >= 20)
         }
     }
 }
@@ -491,9 +466,22 @@ fn nginx_prefix(line: &[u8]) -> bool {
         let digits = pid.iter().take_while(|c| c.is_ascii_digit()).count();
         open >= 20
             && line[open - 1] == b' '
-            && line[open - 20..open - 1].iter().filter(|c| c.is_ascii_digit()).count() == 14
-            && [&b"error"[..], b"crit", b"warn", b"notice", b"info", b"alert", b"emerg", b"debug"]
-                .contains(&level)
+            && line[open - 20..open - 1]
+                .iter()
+                .filter(|c| c.is_ascii_digit())
+                .count()
+                == 14
+            && [
+                &b"error"[..],
+                b"crit",
+                b"warn",
+                b"notice",
+                b"info",
+                b"alert",
+                b"emerg",
+                b"debug",
+            ]
+            .contains(&level)
             && digits > 0
             && pid.get(digits) == Some(&b'#')
     })
@@ -515,9 +503,13 @@ fn haproxy_date(line: &[u8]) -> bool {
 
 /// zerolog's console writer: `2023-05-05T17:33:07Z DBG ... > message`.
 fn zerolog_text(line: &[u8]) -> bool {
-    const LEVELS: [&[u8]; 7] = [b" TRC ", b" DBG ", b" INF ", b" WRN ", b" ERR ", b" FTL ", b" PNC "];
+    const LEVELS: [&[u8]; 7] = [
+        b" TRC ", b" DBG ", b" INF ", b" WRN ", b" ERR ", b" FTL ", b" PNC ",
+    ];
     line.first().is_some_and(u8::is_ascii_digit)
-        && LEVELS.iter().any(|l| memchr::memmem::find(line, l).is_some())
+        && LEVELS
+            .iter()
+            .any(|l| memchr::memmem::find(line, l).is_some())
         && has(line, " > ")
 }
 
@@ -525,4 +517,28 @@ fn zerolog_text(line: &[u8]) -> bool {
 /// the order [`NEEDLES`] lists them.
 pub(crate) fn needles(formats: Formats) -> impl Iterator<Item = &'static Needle> {
     NEEDLES.iter().filter(move |n| formats.contains(n.format))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets() {
+        assert_eq!(socket("10.2.2.9:80"), Some("10.2.2.9:80"));
+        assert_eq!(socket("[fd00::9]:8080"), Some("[fd00::9]:8080"));
+        assert_eq!(socket("backend:80"), Some("backend:80"));
+        assert_eq!(socket("refusing"), None);
+        assert_eq!(socket("fd00::9"), None);
+        assert_eq!(socket("-"), None);
+    }
+
+    #[test]
+    fn needles_check_around_the_hit() {
+        let f = Formats::ALL;
+        assert!(candidate(b"x 0/0/-1/-1/1 503 217 - - SC--", f));
+        assert!(!candidate(b"x 0/0/0/0/0 200 217 - - ---- 500 ok", f));
+        assert!(candidate(br#"{"status":502,"x":1}"#, f));
+        assert!(!candidate(br#"{"status":500}"#, f));
+    }
 }

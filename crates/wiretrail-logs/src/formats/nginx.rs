@@ -197,14 +197,26 @@ mod tests {
         assert_eq!(errno(w), Some((Some(104), "Connection reset by peer")));
         assert!(matches!(classify(w), Some(Kind::Socket(ErrorClass::Reset))));
         let w = "connect() failed (111: Connection refused)";
-        assert!(matches!(classify(w), Some(Kind::Socket(ErrorClass::Refused))));
+        assert!(matches!(
+            classify(w),
+            Some(Kind::Socket(ErrorClass::Refused))
+        ));
     }
 
     #[test]
     fn upstream_sockets() {
-        assert_eq!(upstream_socket("http://10.2.2.9:80/x").as_deref(), Some("10.2.2.9:80"));
-        assert_eq!(upstream_socket("http://[fd00::9]:80/x").as_deref(), Some("[fd00::9]:80"));
+        assert_eq!(
+            upstream_socket("http://10.2.2.9:80/x").as_deref(),
+            Some("10.2.2.9:80")
+        );
+        assert_eq!(
+            upstream_socket("http://[fd00::9]:80/x").as_deref(),
+            Some("[fd00::9]:80")
+        );
         assert_eq!(upstream_socket("http://backends/x"), None);
-        assert_eq!(upstream_socket("http://unix:/run/app.sock:/x").as_deref(), Some("/run/app.sock"));
+        assert_eq!(
+            upstream_socket("http://unix:/run/app.sock:/x").as_deref(),
+            Some("/run/app.sock")
+        );
     }
 }

@@ -79,7 +79,9 @@ pub(crate) fn parse_json(obj: &Map<String, Value>) -> Option<Outcome> {
         .and_then(Value::as_str)
         .and_then(parse_rfc3339)
     else {
-        return Some(Outcome::Malformed("Traefik line without a readable `time`".into()));
+        return Some(Outcome::Malformed(
+            "Traefik line without a readable `time`".into(),
+        ));
     };
     Some(from_error(err, stamp))
 }
@@ -125,7 +127,10 @@ pub(crate) fn parse_text(msg: &str, env: &Envelope<'_>) -> Option<Outcome> {
     // envelope detection: its stamp became the envelope's, the level its
     // host. The rest is Traefik's.
     if env.kind == EnvelopeKind::SyslogIso
-        && env.host.as_deref().is_some_and(|h| ZEROLOG_LEVELS.contains(&h))
+        && env
+            .host
+            .as_deref()
+            .is_some_and(|h| ZEROLOG_LEVELS.contains(&h))
     {
         let at = msg.find("> ").map_or(0, |p| p + 2);
         return v3_message(&msg[at..], None).map(|o| match o {

@@ -66,7 +66,11 @@ impl Searcher {
         let go = formats.contains(SourceFormat::Go);
         let others: Vec<&'static Needle> = crate::formats::needles(formats).collect();
         if others.is_empty() {
-            return if go { Searcher::Phrase } else { Searcher::Nothing };
+            return if go {
+                Searcher::Phrase
+            } else {
+                Searcher::Nothing
+            };
         }
         let mut pats: Vec<&'static str> = Vec::with_capacity(others.len() + 1);
         let mut checks: Vec<fn(&[u8], usize) -> bool> = Vec::with_capacity(others.len() + 1);
