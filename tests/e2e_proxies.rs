@@ -177,3 +177,37 @@ fn every_proxy_gets_the_go_proxys_verdicts() {
         failures.join("\n  ")
     );
 }
+
+/// `pipelines/nginx-demo.toml` (`logs.format = "nginx"`) on the nginx
+/// flow-split recording: the verdicts of the flags-only run above.
+#[test]
+fn the_nginx_pipeline_names_the_flow_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    let args = [
+        "investigate",
+        "--pipeline",
+        "pipelines/nginx-demo.toml",
+        "--format",
+        "json",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    run(wt(args)).expect_code(0);
+    let r = read_json(&out);
+    let by_line = truth_by_line(&truth("proxies/nginx-flow-split"));
+    let mut n = 0;
+    for inc in arr(&r, "incidents") {
+        for e in arr(inc, "errors") {
+            let line = e["source"]["line"].as_u64().unwrap();
+            assert_eq!(s(e, "source_format"), "nginx");
+            assert_eq!(
+                s(&e["diagnosis"], "cause"),
+                expected_cause(&by_line[&line]),
+                "line {line}"
+            );
+            n += 1;
+        }
+    }
+    assert_eq!(n, by_line.len());
+}

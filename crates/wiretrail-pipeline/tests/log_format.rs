@@ -40,3 +40,11 @@ fn unknown_names_point_at_the_value() {
     let e = load("format = []").unwrap_err();
     assert!(e.contains("reads nothing"), "{e}");
 }
+
+#[test]
+fn the_shipped_nginx_pipeline_names_its_format() {
+    let p =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/nginx-demo.toml");
+    let p = Pipeline::load(&p).unwrap();
+    assert_eq!(p.log_formats, Formats::only(SourceFormat::Nginx));
+}
