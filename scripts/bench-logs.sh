@@ -98,10 +98,12 @@ for fmt in $PROXY_FORMATS; do
   NEEDLE=$("$BIN" needle "$fmt")
   cat "$PF" > /dev/null
   rm -f "$TMP/p-wt.best" "$TMP/p-rg.best"
+  exec 3>&2 2>/dev/null # wiretrail's summary of each run
   for i in $(seq "$RUNS"); do
     run p-wt "$WT" logs --tz UTC --format json "$PF"
     run p-rg rg -c "$NEEDLE" "$PF"
   done
+  exec 2>&3 3>&-
   n_wt=$("$WT" logs --tz UTC --format json "$PF" 2>/dev/null | wc -l)
   n_rg=$(rg -c "$NEEDLE" "$PF")
   [ "$n_wt" = "$n_rg" ] || echo "bench-logs: $fmt: wiretrail found $n_wt records, rg $n_rg lines" >&2

@@ -34,22 +34,24 @@ pub enum Parsed {
 
 /// One line of text in any envelope (auto-detected).
 pub fn parse_line(line: &[u8], origin: Source, cfg: &ParseConfig) -> Parsed {
+    // Cheap reject first: most lines of a proxy's log are not errors. JSON
+    // may hide the phrase in a byte-array MESSAGE, so JSON is always opened.
+    // (The reader's scan found its lines by these needles already.)
+    if line.first() != Some(&b'{') && !might_hold(line, cfg.formats) {
+        return Parsed::NotProxyError;
+    }
     parse_line_noted(line, origin, cfg).0
 }
 
-/// [`parse_line`], and what the reader should say about the record (two
-/// stamps that disagree: see [`when`]).
+/// [`parse_line`] of a line the reader's scan found by a needle, and what
+/// the reader should say about the record (two stamps that disagree: see
+/// [`when`]).
 pub(crate) fn parse_line_noted(
     line: &[u8],
     origin: Source,
     cfg: &ParseConfig,
 ) -> (Parsed, Option<String>) {
-    // Cheap reject first: most lines of a proxy's log are not errors. JSON
-    // may hide the phrase in a byte-array MESSAGE, so JSON is always opened.
     let json = line.first() == Some(&b'{');
-    if !json && !might_hold(line, cfg.formats) {
-        return (Parsed::NotProxyError, None);
-    }
     // A proxy's own JSON record (Caddy, Traefik, Envoy) is no envelope.
     if json && formats::json_marker(line, cfg.formats) {
         if let Ok(v) = serde_json::from_slice::<Value>(line) {
@@ -73,7 +75,7 @@ pub(crate) fn parse_line_noted(
 
 /// Whether a line may hold a record of one of `formats`: Go's phrase, or
 /// another format's needle.
-fn might_hold(line: &[u8], formats: Formats) -> bool {
+pub(crate) fn might_hold(line: &[u8], formats: Formats) -> bool {
     (formats.contains(SourceFormat::Go) && PHRASE_FINDER.find(line).is_some())
         || formats::candidate(line, formats)
 }

@@ -356,6 +356,15 @@ fn source_format_is_written_for_other_proxies_only() {
     assert!(j.contains(r#","source_format":"nginx","source":{"#), "{j}");
     let back: ProxyError = serde_json::from_str(&j).unwrap();
     assert_eq!(back, e);
+    // The workers' renderer writes the same bytes, and the text line names
+    // the program.
+    let mut out = Vec::new();
+    wiretrail_logs::render::write_record(&mut out, &e, wiretrail_logs::render::Format::Json);
+    assert_eq!(String::from_utf8(out).unwrap(), format!("{j}\n"));
+    let mut out = Vec::new();
+    wiretrail_logs::render::write_record(&mut out, &e, wiretrail_logs::render::Format::Text);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("] (nginx) t.log:1\n"), "{text}");
 }
 
 /// The reader searches an input for the formats its first 64 KiB show:

@@ -177,6 +177,15 @@ fn any(_: &[u8], _: usize) -> bool {
     true
 }
 
+/// `to upstream`, `from upstream`, `no live upstreams`: what nginx says
+/// while connecting, sending the request or reading the response head; not
+/// `reading upstream` (the body, after the status went out) nor `an
+/// upstream response is buffered` (a warning).
+fn nginx_upstream(hay: &[u8], at: usize) -> bool {
+    let before = &hay[..at];
+    before.ends_with(b" to ") || before.ends_with(b" from ") || before.ends_with(b"no live ")
+}
+
 /// ` 502 `, ` 503 `, ` 504 ` (after a ` 50` hit).
 fn status_5xx_spaced(hay: &[u8], at: usize) -> bool {
     matches!(hay.get(at + 3), Some(b'2'..=b'4')) && hay.get(at + 4) == Some(&b' ')
@@ -198,8 +207,9 @@ fn status_5xx_json(hay: &[u8], at: usize) -> bool {
 ///   Timeout` / `Service Unavailable` / `Client Closed Request` (v3's),
 ///   `"DownstreamStatus":50[234]` and `"DownstreamStatus":499` (its access
 ///   log).
-/// - nginx: `upstream` (every upstream error names it: `while connecting to
-///   upstream`, `no live upstreams`, `upstream timed out`, ...).
+/// - nginx: `upstream` after `to `, `from ` or `no live ` (every record
+///   says `while connecting to upstream`, `while sending request to
+///   upstream` or `while reading response header from upstream`).
 /// - HAProxy: ` 50[234] ` and ` -1 ` (the status field; the timers' `-1`
 ///   are between slashes).
 /// - Envoy: `" 50[234] ` and `" 0 ` (default and Istio text formats: the
@@ -255,7 +265,7 @@ pub(crate) static NEEDLES: &[Needle] = &[
     Needle {
         format: SourceFormat::Nginx,
         text: "upstream",
-        check: any,
+        check: nginx_upstream,
     },
     Needle {
         format: SourceFormat::Haproxy,

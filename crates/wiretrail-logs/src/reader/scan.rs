@@ -275,7 +275,10 @@ impl Worker<'_> {
         let mut valid = [false; 2];
         let mut line = first_line;
         loop {
-            let cand = if self.groups.iter().any(Option::is_some) {
+            // Whether the line was found by a needle (else it is read because
+            // it may continue a split line, and must show a needle itself).
+            let hit = self.groups.iter().all(Option::is_none);
+            let cand = if !hit {
                 // Inside a split line: every line may continue it.
                 if pos >= region.len() {
                     break;
@@ -308,7 +311,7 @@ impl Worker<'_> {
                 memchr::memchr(b'\n', &region[cand..]).map_or(region.len(), |p| cand + p);
             line += memchr::memchr_iter(b'\n', &region[counted..line_start]).count() as u64;
             counted = line_start;
-            self.handle(&region[line_start..line_end], line + 1);
+            self.handle(&region[line_start..line_end], line + 1, hit);
             pos = line_end + 1;
             if pos > region.len() {
                 break;
@@ -319,12 +322,12 @@ impl Worker<'_> {
         self.line = line;
     }
 
-    fn handle(&mut self, line: &[u8], no: u64) {
+    fn handle(&mut self, line: &[u8], no: u64, hit: bool) {
         let Some(part) = part_of(line) else {
             // A line of another kind ends any split line: its parts were not
             // followed by the rest.
             self.flush_groups();
-            return self.parse(line, no);
+            return self.parse(line, no, hit);
         };
         let slot = &mut self.groups[part.stream];
         if slot.as_ref().is_some_and(|g| g.runtime != part.runtime) {
@@ -332,7 +335,7 @@ impl Worker<'_> {
         }
         let slot = &mut self.groups[part.stream];
         match slot {
-            None if !part.partial => self.parse(line, no),
+            None if !part.partial => self.parse(line, no, hit),
             None => {
                 let mut g = Group::new(no, line, part);
                 g.push(line, part);
@@ -351,7 +354,7 @@ impl Worker<'_> {
         if let Some(g) = self.groups[stream].take() {
             let no = g.line;
             let joined = g.joined();
-            self.parse(&joined, no);
+            self.parse(&joined, no, false);
         }
     }
 
@@ -371,7 +374,14 @@ impl Worker<'_> {
         }
     }
 
-    fn parse(&mut self, line: &[u8], no: u64) {
+    /// `hit`: a needle found the line (else it is checked for one first).
+    fn parse(&mut self, line: &[u8], no: u64, hit: bool) {
+        if !hit
+            && line.first() != Some(&b'{')
+            && !crate::line::might_hold(line, self.info.cfg.formats)
+        {
+            return;
+        }
         let origin = if self.info.stdin {
             Source::Stdin { line: no }
         } else {
