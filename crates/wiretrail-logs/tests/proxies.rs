@@ -400,3 +400,48 @@ fn formats_are_judged_by_the_head_of_an_input_unless_named() {
         1 + 9
     );
 }
+
+/// The same lines shipped by Docker (json-file), Kubernetes (CRI) and
+/// journald (`-o json`): the envelope is opened first, the proxy's line
+/// inside reads as when it stood alone (the shipper's finer stamp wins,
+/// as for Go's lines).
+#[test]
+fn envelopes_carry_the_other_proxies_lines() {
+    let line = |name: &str, n: usize| {
+        std::fs::read_to_string(fixture(name))
+            .unwrap()
+            .lines()
+            .nth(n - 1)
+            .unwrap()
+            .to_owned()
+    };
+    let read = |l: &str| match parse_line(l.as_bytes(), common::origin(), &cfg("UTC", Formats::ALL))
+    {
+        Parsed::Error(e) => e,
+        other => panic!("{other:?}\n{l}"),
+    };
+    let caddy = line("caddy/caddy.log", 9);
+    let docker = serde_json::json!({"log": format!("{caddy}\n"), "stream": "stderr", "time": "2026-12-06T12:34:06.176999999Z"});
+    let e = read(&docker.to_string());
+    assert_eq!(e.source_format, SourceFormat::Caddy);
+    assert_eq!(e.local.as_deref(), Some("127.0.0.1:48474"));
+    assert_eq!(common::ts(&e), "2026-12-06T12:34:06.176999999Z");
+
+    let traefik = line("traefik/debug-json.log", 3);
+    let e = read(&format!(
+        "2026-12-06T12:34:25.123456789Z stderr F {traefik}"
+    ));
+    assert_eq!(e.source_format, SourceFormat::Traefik);
+    assert_eq!(
+        (e.class, e.op.as_deref()),
+        (wiretrail_logs::ErrorClass::Refused, Some("dial"))
+    );
+
+    let nginx = line("nginx/error-shanghai.log", 4);
+    let journald = serde_json::json!({"MESSAGE": nginx, "__REALTIME_TIMESTAMP": "1796560417000000", "_HOSTNAME": "edge1", "SYSLOG_IDENTIFIER": "nginx", "_PID": "32411"});
+    let e = read(&journald.to_string());
+    assert_eq!(e.source_format, SourceFormat::Nginx);
+    assert_eq!(e.host.as_deref(), Some("edge1"));
+    assert_eq!(e.remote.as_deref(), Some("127.0.0.2:9103"));
+    assert_eq!(e.class, wiretrail_logs::ErrorClass::Refused);
+}
