@@ -10,6 +10,12 @@
 # fastest run is reported, then the ratios. wiretrail runs with one worker
 # per core (the default) and with one worker (WIRETRAIL_LOG_THREADS=1): rg
 # searches a single file on one thread.
+# Then the other proxies' formats (nginx, HAProxy, Caddy, Traefik, Envoy):
+# a generated log of each (PROXY_MIB MiB, default MIB/4; the proxy's ordinary
+# lines with ~1% error lines), `wiretrail logs --format json` against `rg -c`
+# with the pattern that matches exactly the lines wiretrail turns into
+# records (`logbench needle FORMAT`; the counts must agree), RUNS rounds in
+# turn, fastest of each. PROXY_FORMATS picks some (default all).
 # Usage: scripts/bench-logs.sh [MIB] [FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,3 +87,28 @@ awk -v j="$(secs logs-json)" -v t="$(secs logs-text)" -v rc="$(secs rg-c)" -v r=
 }'
 awk -v q="$(cat "$TMP/quarter.rss")" -v f="$(cut -d' ' -f2 "$TMP/wiretrail.best")" -v b="$SIZE" \
   'BEGIN { printf "memory: peak RSS %d KB over %.0f MB, %d KB over %.0f MB\n", q, b / 4e6, f, b / 1e6 }'
+
+# ---- the other proxies' formats ------------------------------------------------
+PROXY_MIB=${PROXY_MIB:-$((MIB / 4))}
+PROXY_FORMATS=${PROXY_FORMATS:-nginx haproxy caddy traefik envoy}
+echo "other proxies' formats: $PROXY_MIB MiB each; wiretrail logs --format json vs rg -c PATTERN (the same lines)"
+for fmt in $PROXY_FORMATS; do
+  PF="${TMPDIR:-/tmp}/wiretrail-bench-$fmt.log"
+  "$BIN" gen-proxy "$fmt" "$PF" "$PROXY_MIB" > /dev/null
+  NEEDLE=$("$BIN" needle "$fmt")
+  cat "$PF" > /dev/null
+  rm -f "$TMP/p-wt.best" "$TMP/p-rg.best"
+  exec 3>&2 2>/dev/null # wiretrail's summary of each run
+  for i in $(seq "$RUNS"); do
+    run p-wt "$WT" logs --tz UTC --format json "$PF"
+    run p-rg rg -c "$NEEDLE" "$PF"
+  done
+  exec 2>&3 3>&-
+  n_wt=$("$WT" logs --tz UTC --format json "$PF" 2>/dev/null | wc -l)
+  n_rg=$(rg -c "$NEEDLE" "$PF")
+  [ "$n_wt" = "$n_rg" ] || echo "bench-logs: $fmt: wiretrail found $n_wt records, rg $n_rg lines" >&2
+  awk -v f="$fmt" -v w="$(secs p-wt)" -v r="$(secs p-rg)" -v b="$(stat -c %s "$PF")" -v n="$n_wt" -v m="$n_rg" 'BEGIN {
+    printf "%-8s wiretrail logs %7.3f s %8.1f MB/s | rg -c %7.3f s %8.1f MB/s | wiretrail at %3.0f%% of rg | records %d, rg lines %d\n", f, w, b / 1e6 / w, r, b / 1e6 / r, 100 * r / w, n, m
+  }'
+  rm -f "$PF"
+done

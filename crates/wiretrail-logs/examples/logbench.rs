@@ -5,6 +5,8 @@
 //! logbench gen FILE MIB        # write a log of MIB MiB, ~1% proxy errors, 6 envelopes in turn
 //! logbench wiretrail FILE      # LogReader over FILE
 //! logbench regex FILE          # line-by-line regex captures over FILE
+//! logbench gen-proxy FORMAT FILE MIB  # nginx|haproxy|caddy|traefik|envoy log, ~1% error lines
+//! logbench needle FORMAT       # the rg pattern that finds that format's record lines
 //! ```
 //! Each run prints one line: `mode bytes lines errors seconds MB/s lines/s`.
 //! `scripts/bench-logs.sh` runs all of them plus `rg` on one file.
@@ -30,6 +32,18 @@ fn main() {
                 args[2], c.bytes, c.lines, c.errors
             );
         }
+        Some("gen-proxy") if args.len() == 5 => {
+            let (bytes, lines, records) = common::proxies::generate(
+                &args[2],
+                Path::new(&args[3]),
+                args[4].parse().expect("MiB"),
+            );
+            println!(
+                "generated {} ({}): {bytes} bytes, {lines} lines, {records} records",
+                args[3], args[2]
+            );
+        }
+        Some("needle") if args.len() == 3 => println!("{}", common::proxies::needle(&args[2])),
         Some("wiretrail") if args.len() == 3 => {
             // WIRETRAIL_LOG_THREADS sets the workers; LOGBENCH_CHUNK_MIB the chunk size.
             let mut opts = ReadOptions::default();
@@ -49,7 +63,9 @@ fn main() {
             report("regex", c, t);
         }
         _ => {
-            eprintln!("usage: logbench gen FILE MIB | wiretrail FILE | regex FILE");
+            eprintln!(
+                "usage: logbench gen FILE MIB | gen-proxy FORMAT FILE MIB | needle FORMAT | wiretrail FILE | regex FILE"
+            );
             std::process::exit(2);
         }
     }

@@ -1,5 +1,6 @@
 //! How zone-less and year-less stamps are completed.
 
+use crate::record::SourceFormat;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::sync::OnceLock;
@@ -16,6 +17,70 @@ pub struct ParseConfig {
     /// A year-less stamp takes the year that puts it closest before this
     /// instant (a file's modification time, or now for stdin).
     pub reference: DateTime<Utc>,
+    /// Which proxies' lines are read: every format (auto-detected per line)
+    /// unless the pipeline names some (`logs.format`).
+    pub formats: Formats,
+}
+
+/// A set of [`SourceFormat`]s: which proxies' lines the parsers look for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Formats(u8);
+
+impl Formats {
+    /// Every format, each line auto-detected.
+    pub const ALL: Formats = Formats((1 << SourceFormat::ALL.len()) - 1);
+    pub const NONE: Formats = Formats(0);
+
+    fn bit(f: SourceFormat) -> u8 {
+        1 << (f as u8)
+    }
+
+    /// Only `f`.
+    pub fn only(f: SourceFormat) -> Formats {
+        Formats(Self::bit(f))
+    }
+
+    /// This set and `f`.
+    pub fn with(self, f: SourceFormat) -> Formats {
+        Formats(self.0 | Self::bit(f))
+    }
+
+    pub fn contains(self, f: SourceFormat) -> bool {
+        self.0 & Self::bit(f) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The formats in the set, in [`SourceFormat::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = SourceFormat> {
+        SourceFormat::ALL
+            .into_iter()
+            .filter(move |f| self.contains(*f))
+    }
+}
+
+impl Default for Formats {
+    fn default() -> Self {
+        Formats::ALL
+    }
+}
+
+impl FromIterator<SourceFormat> for Formats {
+    fn from_iter<I: IntoIterator<Item = SourceFormat>>(it: I) -> Self {
+        it.into_iter().fold(Formats::NONE, Formats::with)
+    }
+}
+
+impl std::fmt::Display for Formats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if *self == Formats::ALL {
+            return f.write_str("auto");
+        }
+        let names: Vec<&str> = self.iter().map(SourceFormat::as_str).collect();
+        f.write_str(&names.join(","))
+    }
 }
 
 impl ParseConfig {
@@ -25,6 +90,7 @@ impl ParseConfig {
             tz,
             year: None,
             reference: Utc::now(),
+            formats: Formats::ALL,
         }
     }
 

@@ -57,7 +57,7 @@ pub struct Envelope<'a> {
 }
 
 impl<'a> Envelope<'a> {
-    fn bare(kind: EnvelopeKind, msg: Cow<'a, str>) -> Self {
+    pub(crate) fn bare(kind: EnvelopeKind, msg: Cow<'a, str>) -> Self {
         Envelope {
             kind,
             stamps: Vec::new(),

@@ -1,4 +1,6 @@
-//! Go `httputil.ReverseProxy` error lines, from every envelope users meet.
+//! Go `httputil.ReverseProxy` error lines, from every envelope users meet,
+//! and the same failures as Caddy, Traefik, nginx, HAProxy and Envoy log
+//! them ([`SourceFormat`]).
 //!
 //! This crate turns log lines (journald short/iso/precise and JSON, RFC 3164
 //! and 5424 syslog, Kubernetes CRI, Docker json-file, Filebeat/Elasticsearch
@@ -16,6 +18,7 @@
 
 pub mod config;
 pub mod envelope;
+mod formats;
 pub mod goerr;
 mod line;
 pub mod reader;
@@ -24,8 +27,8 @@ pub mod render;
 pub mod text;
 pub mod time;
 
-pub use config::ParseConfig;
+pub use config::{Formats, ParseConfig};
 pub use goerr::{parse_go_error, GoError};
 pub use line::{parse_document, parse_line, Parsed, PHRASE};
 pub use reader::{LogError, LogReader, ReadProblem, ReadProblemKind, ReadStats, Rendered};
-pub use record::{ErrorClass, ProxyError, Source, TimePrecision};
+pub use record::{ErrorClass, ProxyError, Source, SourceFormat, TimePrecision};

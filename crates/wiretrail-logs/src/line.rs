@@ -1,10 +1,12 @@
 //! From an opened envelope to a [`ProxyError`]: find the phrase, read Go's
 //! own `log` prefix, pick the best stamp, parse the Go error.
 
+use crate::config::Formats;
 use crate::config::ParseConfig;
-use crate::envelope::{self, Envelope};
+use crate::envelope::{self, Envelope, EnvelopeKind};
+use crate::formats::{self, Found, Outcome};
 use crate::goerr::parse_borrowed;
-use crate::record::{ProxyError, Source};
+use crate::record::{ProxyError, Source, SourceFormat};
 use crate::time::{go_clock, go_date, PartialStamp, Stamp, TimeOfDay};
 use memchr::memmem::Finder;
 use serde_json::Value;
@@ -32,31 +34,50 @@ pub enum Parsed {
 
 /// One line of text in any envelope (auto-detected).
 pub fn parse_line(line: &[u8], origin: Source, cfg: &ParseConfig) -> Parsed {
+    // Cheap reject first: most lines of a proxy's log are not errors. JSON
+    // may hide the phrase in a byte-array MESSAGE, so JSON is always opened.
+    // (The reader's scan found its lines by these needles already.)
+    if line.first() != Some(&b'{') && !might_hold(line, cfg.formats) {
+        return Parsed::NotProxyError;
+    }
     parse_line_noted(line, origin, cfg).0
 }
 
-/// [`parse_line`], and what the reader should say about the record (two
-/// stamps that disagree: see [`when`]).
+/// [`parse_line`] of a line the reader's scan found by a needle, and what
+/// the reader should say about the record (two stamps that disagree: see
+/// [`when`]).
 pub(crate) fn parse_line_noted(
     line: &[u8],
     origin: Source,
     cfg: &ParseConfig,
 ) -> (Parsed, Option<String>) {
-    // Cheap reject first: most lines of a proxy's log are not errors. JSON
-    // may hide the phrase in a byte-array MESSAGE, so JSON is always opened.
-    if line.first() != Some(&b'{') && PHRASE_FINDER.find(line).is_none() {
-        return (Parsed::NotProxyError, None);
+    let json = line.first() == Some(&b'{');
+    // A proxy's own JSON record (Caddy, Traefik, Envoy) is no envelope.
+    if json && formats::json_marker(line, cfg.formats) {
+        if let Ok(v) = serde_json::from_slice::<Value>(line) {
+            if let Some(o) = formats::json(&v, cfg.formats) {
+                let env = Envelope::bare(EnvelopeKind::Bare, "".into());
+                return outcome(&env, o, origin, cfg);
+            }
+        }
     }
     match envelope::open(line) {
         Ok(env) => finish(env, origin, cfg),
         Err(why) => {
-            if LOOSE_FINDER.find(line).is_some() {
+            if LOOSE_FINDER.find(line).is_some() || formats::candidate(line, cfg.formats) {
                 (Parsed::Malformed(why), None)
             } else {
                 (Parsed::NotProxyError, None)
             }
         }
     }
+}
+
+/// Whether a line may hold a record of one of `formats`: Go's phrase, or
+/// another format's needle.
+pub(crate) fn might_hold(line: &[u8], formats: Formats) -> bool {
+    (formats.contains(SourceFormat::Go) && PHRASE_FINDER.find(line).is_some())
+        || formats::candidate(line, formats)
 }
 
 /// One Elasticsearch/Filebeat document (`_source` of a hit); origin is
@@ -81,6 +102,11 @@ pub fn parse_document(doc: &Value, origin: Source, cfg: &ParseConfig) -> Parsed 
         }
         other => other,
     };
+    // A proxy's JSON record shipped with its keys decoded (no `message`).
+    if let Some(o) = formats::json(doc, cfg.formats) {
+        let env = Envelope::bare(EnvelopeKind::Document, "".into());
+        return outcome(&env, o, origin, cfg).0;
+    }
     match envelope::document(doc) {
         Ok(env) => finish(env, origin, cfg).0,
         Err(why) => Parsed::Malformed(why),
@@ -155,12 +181,20 @@ pub(crate) fn finish(
     origin: Source,
     cfg: &ParseConfig,
 ) -> (Parsed, Option<String>) {
-    let Some(at) = PHRASE_FINDER.find(env.msg.as_bytes()) else {
-        return (Parsed::NotProxyError, None);
+    let go = cfg
+        .formats
+        .contains(SourceFormat::Go)
+        .then(|| PHRASE_FINDER.find(env.msg.as_bytes()))
+        .flatten();
+    let Some(at) = go else {
+        return match formats::inner(&env, cfg.formats) {
+            Some(o) => outcome(&env, o, origin, cfg),
+            None => (Parsed::NotProxyError, None),
+        };
     };
     let pre = &env.msg[..at];
     let text = env.msg[at + PHRASE.len()..].trim_end_matches(['\r', '\n', ' ']);
-    let (stamp, note) = match when(&env, go_stamp(pre), cfg) {
+    let (stamp, note) = match when(&env, go_stamp(pre), Own::Go, cfg) {
         Ok(s) => s,
         Err(why) => return (Parsed::Malformed(why), None),
     };
@@ -179,9 +213,75 @@ pub(crate) fn finish(
         syscall: own(g.syscall),
         class: g.class,
         message: text.to_owned(),
+        source_format: SourceFormat::Go,
         source: origin,
     });
     (record, note)
+}
+
+/// A proxy format's reading of a line, as the line's outcome.
+fn outcome(
+    env: &Envelope<'_>,
+    o: Outcome,
+    origin: Source,
+    cfg: &ParseConfig,
+) -> (Parsed, Option<String>) {
+    match o {
+        Outcome::Found(f) => build(env, *f, origin, cfg),
+        Outcome::NotError => (Parsed::NotProxyError, None),
+        Outcome::Malformed(why) => (Parsed::Malformed(why), None),
+    }
+}
+
+/// The record of a proxy format's line: its own stamp weighed against the
+/// envelope's like Go's own stamp is, the envelope's host and process
+/// where the proxy's text names none.
+fn build(
+    env: &Envelope<'_>,
+    f: Found,
+    origin: Source,
+    cfg: &ParseConfig,
+) -> (Parsed, Option<String>) {
+    let (stamp, note) = match when(env, f.stamp.map(GoStamp::Dated), Own::Proxy, cfg) {
+        Ok(s) => s,
+        Err(why) => return (Parsed::Malformed(why), None),
+    };
+    let record = Parsed::Error(ProxyError {
+        timestamp: stamp.ts,
+        time_precision: stamp.precision,
+        time_zone_assumed: stamp.assumed,
+        host: f
+            .host
+            .or_else(|| env.host.clone().filter(|_| !f.no_envelope_host)),
+        process: env.process.clone().or(f.process),
+        pid: env.pid.or(f.pid),
+        op: f.op,
+        local: f.local,
+        remote: f.remote,
+        syscall: f.syscall,
+        class: f.class,
+        message: f.message,
+        source_format: f.format,
+        source: origin,
+    });
+    (record, note)
+}
+
+/// Whose stamp is inside the envelope, for what the reader says when two
+/// stamps disagree.
+#[derive(Debug, Clone, Copy)]
+enum Own {
+    Go,
+    Proxy,
+}
+
+impl Own {
+    fn name(self) -> &'static str {
+        match self {
+            Own::Go => "Go's own",
+            Own::Proxy => "the proxy's own",
+        }
+    }
 }
 
 /// Two stamps of one line further apart than this cannot be the same
@@ -214,9 +314,10 @@ fn plausible(s: &Stamp, cfg: &ParseConfig) -> bool {
 fn when(
     env: &Envelope<'_>,
     go: Option<GoStamp>,
+    own: Own,
     cfg: &ParseConfig,
 ) -> Result<(Stamp, Option<String>), String> {
-    let (stamp, note) = pick(env, go, cfg)?;
+    let (stamp, note) = pick(env, go, own, cfg)?;
     if !representable(&stamp.ts) {
         return Err(format!(
             "timestamp {} is outside what can be represented (1677-09-21 to 2262-04-11): refused",
@@ -229,6 +330,7 @@ fn when(
 fn pick(
     env: &Envelope<'_>,
     go: Option<GoStamp>,
+    own_name: Own,
     cfg: &ParseConfig,
 ) -> Result<(Stamp, Option<String>), String> {
     let (dated, clock) = match go {
@@ -269,17 +371,19 @@ fn pick(
         if let Some(own) = g.resolve(cfg, None) {
             if (own.ts - stamp.ts).abs() > ZONE_SPAN {
                 let show = |s: &Stamp| s.precision.format(&s.ts);
+                let own_stamp = format!("{} stamp", own_name.name());
                 let (kept, dropped, whose) = if plausible(&own, cfg) {
-                    (own, stamp, "Go's own stamp")
+                    (own, stamp, own_stamp.as_str())
                 } else if plausible(&stamp, cfg) {
                     (stamp, own, "the envelope's stamp")
                 } else {
                     (stamp, own, "the envelope's stamp (neither is plausible)")
                 };
                 let note = format!(
-                    "the envelope's stamp {} and Go's own {} cannot be the same moment in any zone: \
+                    "the envelope's stamp {} and {} {} cannot be the same moment in any zone: \
                      {whose} {} was used, {} dropped",
                     show(&stamp),
+                    own_name.name(),
                     show(&own),
                     show(&kept),
                     show(&dropped)

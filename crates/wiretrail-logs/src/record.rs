@@ -90,6 +90,79 @@ impl TimePrecision {
     }
 }
 
+/// Which program wrote the line a record was read from.
+///
+/// In the JSON record as `source_format`, written only when it is not `go`
+/// (a Go `httputil.ReverseProxy` line prints exactly as it did before the
+/// key existed, and a record without the key reads back as `go`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormat {
+    /// Go `httputil.ReverseProxy`: `http: proxy error: <Go error>`.
+    #[default]
+    Go,
+    /// Caddy's JSON logs: the `http.log.error` logger (the Go error in
+    /// `msg`) and access entries with status 502/503/504.
+    Caddy,
+    /// Traefik's `'502 Bad Gateway' caused by: <Go error>` (text or JSON
+    /// log) and its JSON access log.
+    Traefik,
+    /// nginx's error log (`... while connecting to upstream`, ...).
+    Nginx,
+    /// HAProxy's `httplog` (or a custom `log-format` built on it).
+    Haproxy,
+    /// Envoy's access log (default or Istio text format, JSON).
+    Envoy,
+}
+
+impl SourceFormat {
+    pub const ALL: [SourceFormat; 6] = [
+        SourceFormat::Go,
+        SourceFormat::Caddy,
+        SourceFormat::Traefik,
+        SourceFormat::Nginx,
+        SourceFormat::Haproxy,
+        SourceFormat::Envoy,
+    ];
+
+    /// The schema word (`go`, `caddy`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceFormat::Go => "go",
+            SourceFormat::Caddy => "caddy",
+            SourceFormat::Traefik => "traefik",
+            SourceFormat::Nginx => "nginx",
+            SourceFormat::Haproxy => "haproxy",
+            SourceFormat::Envoy => "envoy",
+        }
+    }
+
+    /// `go` is the default: the key is left out for it.
+    pub fn is_go(&self) -> bool {
+        *self == SourceFormat::Go
+    }
+}
+
+impl std::fmt::Display for SourceFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SourceFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        SourceFormat::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| {
+                format!("`{s}` is not a log format (go, caddy, traefik, nginx, haproxy, envoy)")
+            })
+    }
+}
+
 /// Where a record came from: a file and line, or an Elasticsearch hit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -114,7 +187,8 @@ pub enum Source {
     },
 }
 
-/// One `http: proxy error: ...` line, parsed.
+/// One proxy error line (Go's `http: proxy error: ...`, or one of the
+/// other proxies' lines of [`SourceFormat`]), parsed.
 ///
 /// `Serialize` is written out by hand (same keys, same order as the fields)
 /// so that `timestamp` prints exactly the fractional digits of
@@ -142,8 +216,12 @@ pub struct ProxyError {
     /// The innermost syscall or op (`read`, `write`, `connect`).
     pub syscall: Option<String>,
     pub class: ErrorClass,
-    /// The Go error text after `http: proxy error: `.
+    /// The Go error text after `http: proxy error: `; for the other
+    /// formats the proxy's own text (see the crate's README).
     pub message: String,
+    /// Which program wrote the line; `go` when absent from the JSON.
+    #[serde(default)]
+    pub source_format: SourceFormat,
     pub source: Source,
 }
 
@@ -164,7 +242,7 @@ impl TimePrecision {
 impl Serialize for ProxyError {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("ProxyError", 14)?;
+        let mut st = s.serialize_struct("ProxyError", 15)?;
         st.serialize_field("timestamp", &self.time_precision.format(&self.timestamp))?;
         st.serialize_field("time_precision", &self.time_precision)?;
         st.serialize_field("time_zone_assumed", &self.time_zone_assumed)?;
@@ -177,6 +255,11 @@ impl Serialize for ProxyError {
         st.serialize_field("syscall", &self.syscall)?;
         st.serialize_field("class", &self.class)?;
         st.serialize_field("message", &self.message)?;
+        if self.source_format.is_go() {
+            st.skip_field("source_format")?;
+        } else {
+            st.serialize_field("source_format", &self.source_format)?;
+        }
         st.serialize_field("source", &self.source)?;
         st.end()
     }

@@ -7,7 +7,8 @@
 //!   (`tests/render.rs` compares them on generated records).
 //! - [`Format::Text`]: one aligned line for a person,
 //!   `2023-05-05T09:33:07Z~ reset       read     A -> B  message  [host proc[pid]] file:line`
-//!   (`~`: the zone or year was assumed); every string from the input is
+//!   (`~`: the zone or year was assumed; `(nginx) ` before `file:line` when
+//!   another proxy than Go's wrote the line); every string from the input is
 //!   neutralised ([`crate::text::push_visible`]): a log line cannot drive
 //!   the terminal.
 //!
@@ -89,6 +90,11 @@ fn json_head(out: &mut Vec<u8>, e: &ProxyError) -> Option<u64> {
     out.extend_from_slice(e.class.as_str().as_bytes());
     out.extend_from_slice(b"\",\"message\":");
     json_str(out, &e.message);
+    if !e.source_format.is_go() {
+        out.extend_from_slice(b",\"source_format\":\"");
+        out.extend_from_slice(e.source_format.as_str().as_bytes());
+        out.push(b'"');
+    }
     out.extend_from_slice(b",\"source\":{");
     match &e.source {
         Source::File { file, line } => {
@@ -203,6 +209,11 @@ fn text_head(out: &mut Vec<u8>, e: &ProxyError) -> Option<u64> {
         }
     }
     out.extend_from_slice(b"] ");
+    if !e.source_format.is_go() {
+        out.push(b'(');
+        out.extend_from_slice(e.source_format.as_str().as_bytes());
+        out.extend_from_slice(b") ");
+    }
     match &e.source {
         Source::File { file, line } => {
             push_visible(out, file);

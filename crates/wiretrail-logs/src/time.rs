@@ -7,7 +7,9 @@
 
 use crate::config::ParseConfig;
 use crate::record::TimePrecision;
-use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc,
+};
 use nom::bytes::complete::{tag, take_while1, take_while_m_n};
 use nom::character::complete::char;
 use nom::combinator::{map_res, opt};
@@ -220,6 +222,30 @@ impl PartialStamp {
                     .map(|t| t.with_timezone(&Utc))
             }
         }
+    }
+
+    /// The same stamp `d` later, on the clock it was printed on (a proxy
+    /// that stamps a request's start and prints how long it lasted). Only
+    /// for stamps that printed their year.
+    pub(crate) fn shifted(&self, d: Duration) -> Option<PartialStamp> {
+        let t = self.naive(self.year?)?.checked_add_signed(d)?;
+        let dur_precision = if d.subsec_nanos() % 1_000_000 == 0 {
+            TimePrecision::Millisecond
+        } else {
+            TimePrecision::Nanosecond
+        };
+        Some(PartialStamp {
+            year: Some(t.year()),
+            month: t.month(),
+            day: t.day(),
+            hour: t.hour(),
+            minute: t.minute(),
+            second: t.second(),
+            nanos: t.nanosecond(),
+            // The sum is no finer than the coarser of the two.
+            precision: self.precision.min(dur_precision),
+            offset: self.offset,
+        })
     }
 
     /// Complete the stamp. `hint` is another stamp of the same line that

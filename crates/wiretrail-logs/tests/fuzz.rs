@@ -124,6 +124,7 @@ fn cfg() -> ParseConfig {
         tz: Some(chrono_tz::Asia::Shanghai),
         year: None,
         reference: chrono::Utc::now(),
+        formats: wiretrail_logs::Formats::ALL,
     }
 }
 

@@ -32,6 +32,7 @@ fn shanghai(reference: chrono::DateTime<Utc>) -> ParseConfig {
         tz: Some(SHANGHAI),
         year: None,
         reference,
+        formats: wiretrail_logs::Formats::ALL,
     }
 }
 
@@ -301,6 +302,7 @@ fn zone_rules() {
         tz: Some(chrono_tz::Europe::Berlin),
         year: None,
         reference: Utc.with_ymd_and_hms(2023, 8, 1, 0, 0, 0).unwrap(),
+        formats: wiretrail_logs::Formats::ALL,
     };
     assert_eq!(
         ts(&parse_ok(
@@ -409,7 +411,7 @@ mod property {
                 shipped.format("%b %e %H:%M:%S"),
                 t.with_timezone(&tz).format("%H:%M:%S%.6f"),
             );
-            let cfg = ParseConfig { tz: Some(tz), year: None, reference: t + Duration::days(2) };
+            let cfg = ParseConfig { tz: Some(tz), year: None, reference: t + Duration::days(2), formats: wiretrail_logs::Formats::ALL };
             let e = parse_ok(&line, &cfg);
             prop_assert_eq!(ts(&e), micros(t), "{}", line);
             prop_assert_eq!(e.time_precision, TimePrecision::Microsecond);
@@ -428,7 +430,7 @@ mod property {
                 "@timestamp": shipped.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 "message": format!("{} {EOF_TAIL}", t.with_timezone(&tz).format("%H:%M:%S%.6f")),
             });
-            let cfg = ParseConfig { tz: Some(tz), year: None, reference: t };
+            let cfg = ParseConfig { tz: Some(tz), year: None, reference: t, formats: wiretrail_logs::Formats::ALL };
             let Parsed::Error(e) = parse_document(&doc, origin(), &cfg) else {
                 panic!("{doc}")
             };
@@ -446,7 +448,7 @@ mod property {
             let tz = ZONES[z];
             let t = at(secs, us);
             let line = format!("[gw] {} {EOF_TAIL}", t.with_timezone(&tz).format("%H:%M:%S%.6f"));
-            let cfg = ParseConfig { tz: Some(tz), year: None, reference: t + Duration::seconds(later_s) };
+            let cfg = ParseConfig { tz: Some(tz), year: None, reference: t + Duration::seconds(later_s), formats: wiretrail_logs::Formats::ALL };
             let e = parse_ok(&line, &cfg);
             prop_assert_eq!(ts(&e), micros(t), "{}", line);
             prop_assert!(e.time_zone_assumed);

@@ -6,7 +6,7 @@ mod common;
 use chrono::{TimeZone, Utc};
 use wiretrail_logs::reader::{ReadOptions, Rendered};
 use wiretrail_logs::render::{write_record, Format};
-use wiretrail_logs::{ErrorClass, LogReader, ProxyError, Source, TimePrecision};
+use wiretrail_logs::{ErrorClass, LogReader, ProxyError, Source, SourceFormat, TimePrecision};
 
 /// SplitMix64.
 struct Rng(u64);
@@ -88,6 +88,8 @@ fn record(rng: &mut Rng) -> ProxyError {
         syscall: rng.opt(),
         class: ErrorClass::ALL[rng.below(ErrorClass::ALL.len() as u64) as usize],
         message: rng.string(),
+        // Every format: the key is written for all but `go`.
+        source_format: SourceFormat::ALL[rng.below(SourceFormat::ALL.len() as u64) as usize],
         source,
     }
 }
@@ -125,6 +127,7 @@ fn text_is_neutralised_and_keeps_its_layout() {
         syscall: Some("read".into()),
         class: ErrorClass::Reset,
         message: "read: connection reset by peer\u{1b}[2J\u{0}\u{202e}".into(),
+        source_format: SourceFormat::Go,
         source: Source::File {
             file: "/var/log/p\u{9b}.log".into(),
             line: 12,

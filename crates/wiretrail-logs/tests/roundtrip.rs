@@ -187,7 +187,7 @@ proptest! {
 
     #[test]
     fn every_envelope_round_trips(r in rec()) {
-        let cfg = ParseConfig { tz: Some(chrono_tz::UTC), year: None, reference: r.ts + Duration::days(r.ahead_days) };
+        let cfg = ParseConfig { tz: Some(chrono_tz::UTC), year: None, reference: r.ts + Duration::days(r.ahead_days), formats: wiretrail_logs::Formats::ALL };
         for (line, who, precision) in envelopes(&r) {
             let got = match parse_line(line.as_bytes(), Source::Stdin { line: 1 }, &cfg) {
                 Parsed::Error(e) => e,

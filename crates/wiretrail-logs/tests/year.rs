@@ -76,6 +76,7 @@ fn zone_applied_with_dst() {
         tz: Some(chrono_tz::Europe::Berlin),
         year: None,
         reference: Utc.with_ymd_and_hms(2023, 12, 1, 0, 0, 0).unwrap(),
+        formats: wiretrail_logs::Formats::ALL,
     };
     // Summer (+02:00) and winter (+01:00).
     assert_eq!(

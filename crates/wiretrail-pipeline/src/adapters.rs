@@ -19,6 +19,7 @@ use wiretrail_logs::{LogReader, ParseConfig, ProxyError};
 fn parse_config(p: &Pipeline, window: &Window) -> ParseConfig {
     let mut cfg = ParseConfig::new(p.tz);
     cfg.year = p.year;
+    cfg.formats = p.log_formats;
     // Year-less stamps are placed in the year that puts them nearest the window.
     cfg.reference = window.until().to_utc();
     cfg

@@ -69,6 +69,18 @@ pub mod raw {
         pub paths: Vec<Spanned<String>>,
         /// Only errors logged by this host (syslog/journald host field).
         pub host: Option<String>,
+        /// Which proxies' lines to read: `"auto"` (default: every format,
+        /// detected per input), one name (`"nginx"`) or a list
+        /// (`["haproxy", "go"]`).
+        pub format: Option<Spanned<LogFormat>>,
+    }
+
+    /// `logs.format`: one name or a list of names.
+    #[derive(Debug, Deserialize)]
+    #[serde(untagged)]
+    pub enum LogFormat {
+        One(String),
+        Many(Vec<String>),
     }
 
     #[derive(Debug, Deserialize)]
@@ -268,6 +280,9 @@ pub struct Pipeline {
     pub year: Option<i32>,
     pub cache_dir: Option<PathBuf>,
     pub logs: LogSource,
+    /// `logs.format`: which proxies' lines are read (all, auto-detected, by
+    /// default).
+    pub log_formats: wiretrail_logs::Formats,
     /// The `[elasticsearch]` table, paths resolved.
     pub elasticsearch: Option<wiretrail_elastic::EsConfig>,
     /// Only errors from this proxy host (from `logs.host`, an alert label, or --host).
@@ -638,6 +653,7 @@ impl Pipeline {
             year: None,
             cache_dir: None,
             logs: LogSource::Stdin,
+            log_formats: wiretrail_logs::Formats::ALL,
             elasticsearch: None,
             host_filter: None,
             nodes: Vec::new(),
@@ -762,6 +778,16 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
     })?;
     let logs_span = logs_raw.span();
     let logs_raw = logs_raw.into_inner();
+    let log_formats = match &logs_raw.format {
+        None => wiretrail_logs::Formats::ALL,
+        Some(f) => log_formats(f.get_ref()).map_err(|m| {
+            at_hint(
+                f.span(),
+                m,
+                "format = \"auto\", one of go, caddy, traefik, nginx, haproxy, envoy, or a list of them",
+            )
+        })?,
+    };
     let kind = *logs_raw.source.get_ref();
     let paths: Vec<PathBuf> = logs_raw
         .paths
@@ -1020,6 +1046,7 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
         year: f.year,
         cache_dir: f.cache_dir.as_deref().map(|p| resolve(&base, p)),
         logs,
+        log_formats,
         elasticsearch,
         host_filter: logs_raw.host,
         nodes,
@@ -1029,6 +1056,22 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
         batch,
         serve,
     })
+}
+
+/// `logs.format`: `"auto"`, one format's name, or a list of names.
+fn log_formats(f: &raw::LogFormat) -> Result<wiretrail_logs::Formats, String> {
+    let names: Vec<&str> = match f {
+        raw::LogFormat::One(s) if s == "auto" => return Ok(wiretrail_logs::Formats::ALL),
+        raw::LogFormat::One(s) => vec![s.as_str()],
+        raw::LogFormat::Many(v) => v.iter().map(String::as_str).collect(),
+    };
+    if names.is_empty() {
+        return Err("`format = []` reads nothing".into());
+    }
+    names
+        .into_iter()
+        .map(str::parse::<wiretrail_logs::SourceFormat>)
+        .collect()
 }
 
 /// Parse a `--node NAME=LOCATION[,role=R][,offset=S][,alias=IP]` flag.

@@ -209,6 +209,7 @@ impl Kit {
             syscall: g.syscall,
             class: g.class,
             message: message.into(),
+            source_format: wiretrail_logs::SourceFormat::Go,
             source: Source::File {
                 file: "proxy.log".into(),
                 line: 1,

@@ -217,6 +217,7 @@ pub fn error(
         syscall,
         class,
         message: message.to_string(),
+        source_format: wiretrail_logs::SourceFormat::Go,
         source: Source::File {
             file: "/var/log/proxy.log".into(),
             line,

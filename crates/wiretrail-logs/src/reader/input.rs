@@ -24,6 +24,34 @@ pub(crate) struct InputInfo {
     pub journald: std::sync::atomic::AtomicBool,
     /// The workers render records in this form instead of keeping them.
     pub render: Option<crate::render::Format>,
+    /// What the workers search this input for (set by the producer from the
+    /// input's first bytes before it hands out the first chunk).
+    pub searcher: std::sync::OnceLock<super::scan::Searcher>,
+}
+
+impl InputInfo {
+    /// The input's searcher; every format's needles if the producer has not
+    /// set one (it always does before the first chunk).
+    pub(crate) fn searcher(&self) -> &super::scan::Searcher {
+        self.searcher
+            .get_or_init(|| super::scan::Searcher::new(self.cfg.formats))
+    }
+
+    /// Decide what to search this input for. Formats the configuration
+    /// names (`logs.format`) are all searched. In auto mode (every format),
+    /// those [`crate::formats::sniff`] finds in the input's first bytes; a
+    /// head shorter than the sniff window from a live stream (stdin handing
+    /// over the first lines as they come) says too little: every format is
+    /// searched then.
+    pub(crate) fn decide(&self, head: &[u8], whole: bool) {
+        let auto = self.cfg.formats == crate::config::Formats::ALL;
+        let formats = if auto && (whole || head.len() >= crate::formats::SNIFF_BYTES) {
+            crate::formats::sniff(head, self.cfg.formats)
+        } else {
+            self.cfg.formats
+        };
+        let _ = self.searcher.set(super::scan::Searcher::new(formats));
+    }
 }
 
 /// Something to read, in order.

@@ -185,6 +185,7 @@ impl Producer {
                 cfg,
                 journald: AtomicBool::new(false),
                 render,
+                searcher: std::sync::OnceLock::new(),
             })
         };
         match input {
@@ -254,6 +255,7 @@ impl Producer {
             if pos == 0 {
                 info.journald
                     .store(journald_export(&map), Ordering::Relaxed);
+                info.decide(&map[off..], want == len);
             }
             let (map, cut) = if pos + want == len {
                 match self.file_end(info, file, &map[off..], len)? {
@@ -396,6 +398,7 @@ impl Producer {
             if std::mem::take(&mut first) {
                 info.journald
                     .store(journald_export(&buf), Ordering::Relaxed);
+                info.decide(&buf, eof);
             }
             if let Some(skipped) = skipping.as_mut() {
                 match memchr::memchr(b'\n', &buf) {

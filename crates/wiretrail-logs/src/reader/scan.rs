@@ -10,8 +10,10 @@
 use super::input::InputInfo;
 use super::split::{part_of, Part, Runtime};
 use super::{ReadProblemKind, MAX_SAMPLES};
+use crate::config::Formats;
+use crate::formats::Needle;
 use crate::line::{parse_line_noted, Parsed};
-use crate::record::{ErrorClass, ProxyError, Source};
+use crate::record::{ErrorClass, ProxyError, Source, SourceFormat};
 use memchr::memmem::Finder;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -40,6 +42,65 @@ const BLOCK: usize = 256 << 10;
 /// gives the search rarer bytes to look for than `proxy error` (which every
 /// `proxy[812]:` of a journald log would nearly match): 15 % faster.
 static PHRASE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"http: proxy error"));
+
+/// What the workers search one input for: the needles of the formats it
+/// holds ([`crate::formats::sniff`], or the formats the configuration
+/// names).
+#[derive(Debug)]
+pub(crate) enum Searcher {
+    /// Go's phrase alone (a Go proxy's log): one `memmem`, the fastest.
+    Phrase,
+    /// Several needles in one pass (Aho-Corasick, SIMD-prefiltered like
+    /// ripgrep's literals): Go's phrase when Go is read, and each other
+    /// format's needles with the check of the bytes around a hit.
+    Many {
+        ac: aho_corasick::AhoCorasick,
+        checks: Vec<fn(&[u8], usize) -> bool>,
+    },
+    /// No format at all: nothing is a candidate.
+    Nothing,
+}
+
+impl Searcher {
+    pub(crate) fn new(formats: Formats) -> Searcher {
+        let go = formats.contains(SourceFormat::Go);
+        let others: Vec<&'static Needle> = crate::formats::needles(formats).collect();
+        if others.is_empty() {
+            return if go {
+                Searcher::Phrase
+            } else {
+                Searcher::Nothing
+            };
+        }
+        let mut pats: Vec<&'static str> = Vec::with_capacity(others.len() + 1);
+        let mut checks: Vec<fn(&[u8], usize) -> bool> = Vec::with_capacity(others.len() + 1);
+        if go {
+            pats.push("http: proxy error");
+            checks.push(|_, _| true);
+        }
+        for n in others {
+            pats.push(n.text);
+            checks.push(n.check);
+        }
+        let ac = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .build(&pats)
+            .expect("the needles are a few short literals");
+        Searcher::Many { ac, checks }
+    }
+
+    /// Where the first candidate in `hay` is (any byte of its line).
+    fn find(&self, hay: &[u8]) -> Option<usize> {
+        match self {
+            Searcher::Phrase => PHRASE.find(hay),
+            Searcher::Many { ac, checks } => ac
+                .find_overlapping_iter(hay)
+                .find(|m| checks[m.pattern().as_usize()](hay, m.start()))
+                .map(|m| m.start()),
+            Searcher::Nothing => None,
+        }
+    }
+}
 
 /// `"MESSAGE":[` in a journald export. A single-byte search for `[` runs
 /// several times faster than a substring search, and `[` is rare in
@@ -207,13 +268,17 @@ impl Worker<'_> {
             .journald
             .load(std::sync::atomic::Ordering::Relaxed);
         let enabled = [true, journald];
+        let searcher = self.info.searcher();
         let mut pos = 0;
         let mut counted = 0;
         let mut next = [0usize; 2];
         let mut valid = [false; 2];
         let mut line = first_line;
         loop {
-            let cand = if self.groups.iter().any(Option::is_some) {
+            // Whether the line was found by a needle (else it is read because
+            // it may continue a split line, and must show a needle itself).
+            let hit = self.groups.iter().all(Option::is_none);
+            let cand = if !hit {
                 // Inside a split line: every line may continue it.
                 if pos >= region.len() {
                     break;
@@ -225,7 +290,7 @@ impl Worker<'_> {
                     if !valid[k] || next[k] < pos {
                         let hay = &region[pos.min(region.len())..];
                         let found = match k {
-                            0 => PHRASE.find(hay),
+                            0 => searcher.find(hay),
                             _ if enabled[k] => find_byte_message(hay),
                             _ => None,
                         };
@@ -246,7 +311,7 @@ impl Worker<'_> {
                 memchr::memchr(b'\n', &region[cand..]).map_or(region.len(), |p| cand + p);
             line += memchr::memchr_iter(b'\n', &region[counted..line_start]).count() as u64;
             counted = line_start;
-            self.handle(&region[line_start..line_end], line + 1);
+            self.handle(&region[line_start..line_end], line + 1, hit);
             pos = line_end + 1;
             if pos > region.len() {
                 break;
@@ -257,12 +322,12 @@ impl Worker<'_> {
         self.line = line;
     }
 
-    fn handle(&mut self, line: &[u8], no: u64) {
+    fn handle(&mut self, line: &[u8], no: u64, hit: bool) {
         let Some(part) = part_of(line) else {
             // A line of another kind ends any split line: its parts were not
             // followed by the rest.
             self.flush_groups();
-            return self.parse(line, no);
+            return self.parse(line, no, hit);
         };
         let slot = &mut self.groups[part.stream];
         if slot.as_ref().is_some_and(|g| g.runtime != part.runtime) {
@@ -270,7 +335,7 @@ impl Worker<'_> {
         }
         let slot = &mut self.groups[part.stream];
         match slot {
-            None if !part.partial => self.parse(line, no),
+            None if !part.partial => self.parse(line, no, hit),
             None => {
                 let mut g = Group::new(no, line, part);
                 g.push(line, part);
@@ -289,7 +354,7 @@ impl Worker<'_> {
         if let Some(g) = self.groups[stream].take() {
             let no = g.line;
             let joined = g.joined();
-            self.parse(&joined, no);
+            self.parse(&joined, no, false);
         }
     }
 
@@ -309,7 +374,14 @@ impl Worker<'_> {
         }
     }
 
-    fn parse(&mut self, line: &[u8], no: u64) {
+    /// `hit`: a needle found the line (else it is checked for one first).
+    fn parse(&mut self, line: &[u8], no: u64, hit: bool) {
+        if !hit
+            && line.first() != Some(&b'{')
+            && !crate::line::might_hold(line, self.info.cfg.formats)
+        {
+            return;
+        }
         let origin = if self.info.stdin {
             Source::Stdin { line: no }
         } else {

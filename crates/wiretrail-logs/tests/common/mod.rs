@@ -10,6 +10,7 @@ pub fn cfg() -> ParseConfig {
         tz: Some(chrono_tz::Asia::Shanghai),
         year: None,
         reference: Utc.with_ymd_and_hms(2023, 6, 1, 0, 0, 0).unwrap(),
+        formats: wiretrail_logs::Formats::ALL,
     }
 }
 
@@ -18,6 +19,7 @@ pub fn utc_cfg(reference: DateTime<Utc>) -> ParseConfig {
         tz: Some(chrono_tz::UTC),
         year: None,
         reference,
+        formats: wiretrail_logs::Formats::ALL,
     }
 }
 

@@ -40,6 +40,7 @@ pub fn proxy_error(ts: DateTime<Utc>, port: u16, line: u64) -> ProxyError {
         syscall: Some("read".into()),
         class: ErrorClass::Reset,
         message: format!("read tcp 10.1.1.5:{port}->10.0.0.100:80: read: connection reset by peer"),
+        source_format: wiretrail_logs::SourceFormat::Go,
         source: Source::File {
             file: "proxy.log".into(),
             line,

@@ -156,6 +156,7 @@ pub fn seed_error() -> ProxyError {
         syscall: None,
         class: ErrorClass::Closed,
         message: LOG_MESSAGE.into(),
+        source_format: wiretrail_logs::SourceFormat::Go,
         source: Source::File {
             file: "/var/log/gateway/proxy.log".into(),
             line: 48213,
