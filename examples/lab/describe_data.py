@@ -177,8 +177,10 @@ def split_counters(ds):
 
 def main():
     names = [n for n in ORDER if os.path.isdir(os.path.join(DATA, n))]
+    # Datasets are the folders with a lab.json (proxies/ holds datasets of
+    # other proxies, described in its own README).
     names += sorted(n for n in os.listdir(DATA)
-                    if os.path.isdir(os.path.join(DATA, n)) and n not in names)
+                    if os.path.exists(os.path.join(DATA, n, "lab.json")) and n not in names)
     out = []
     w = out.append
     w("# Recorded lab datasets\n")

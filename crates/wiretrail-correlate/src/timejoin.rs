@@ -80,9 +80,12 @@ fn story(ctx: &Ctx<'_>, e: &ProxyError, ci: usize, c: &Conn) -> Option<Story> {
         err: e,
         parts: Parts::of(ctx, c),
     };
+    // A line that names no failure (an access log's bare 502: class
+    // `other`) takes whatever story a connection tells.
+    let any = e.class == wiretrail_logs::ErrorClass::Other;
     let hit = rules::all_hits(&case)
         .into_iter()
-        .find(|h| rules::rule_of(h.cause).is_some_and(|r| (r.explains)(e)))?;
+        .find(|h| any || rules::rule_of(h.cause).is_some_and(|r| (r.explains)(e)))?;
     Some(Story {
         conn: ci,
         port: c.tuple.0.port(),

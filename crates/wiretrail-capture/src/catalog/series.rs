@@ -21,7 +21,11 @@
 //!   whose packets do not run on from one file into the next means a
 //!   rotation is missing: deleted, or tcpdump captured nothing in that
 //!   period — which names cannot tell apart, so the stretch is a named gap,
-//!   never covered. With two files left there is one step only: a deleted
+//!   never covered. Unless no file fits there: a period is at least as
+//!   long as the longest stretch of packets one file holds, and a deleted
+//!   file needs two periods between its neighbours' names; a shorter step
+//!   is only a period without packets (tcpdump opens a file when a packet
+//!   arrives). With two files left there is one step only: a deleted
 //!   file between them cannot be seen.
 
 use super::names::NameHint;
@@ -204,6 +208,19 @@ fn timed_series(files: &[FileEntry], mut members: Vec<usize>, join_gap: Nanos) -
     // period.) Two files alone give one step, which is the period as far
     // as names can tell: a file deleted between the only two is not seen.
     let period = steps.iter().copied().filter(|&d| d > 0).min().unwrap_or(0);
+    // The longest stretch of packets in one file: the period is at least
+    // that (tcpdump rotates once a period has passed since it opened the
+    // file), so a file deleted between two names needs twice that between
+    // them. A shorter step is a period without packets (tcpdump opens the
+    // next file only when a packet arrives), not a lost file. Only spans
+    // read from packets count: a compressed file's head says nothing of
+    // its end.
+    let longest_file = members
+        .iter()
+        .filter(|&&i| matches!(files[i].known, super::Known::Probed | super::Known::Scanned))
+        .filter_map(|&i| Some(files[i].last_ts? - files[i].first_ts?))
+        .max()
+        .unwrap_or(0);
     let holes = members
         .windows(2)
         .zip(&steps)
@@ -216,7 +233,10 @@ fn timed_series(files: &[FileEntry], mut members: Vec<usize>, join_gap: Nanos) -
                 _ => false,
             };
             // 1.5 periods or more between names: a missing slot.
-            (period > 0 && 2 * d >= 3 * period && !continuous).then(|| {
+            // Names are whole seconds: the openings were up to a second
+            // further apart than their names say.
+            let file_fits = (d + 1).saturating_mul(1_000_000_000) >= 2 * longest_file;
+            (period > 0 && 2 * d >= 3 * period && file_fits && !continuous).then(|| {
                 let name = |f: &FileEntry| {
                     f.path
                         .file_name()

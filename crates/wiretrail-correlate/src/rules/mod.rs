@@ -679,12 +679,16 @@ pub(crate) fn all_hits(case: &Case<'_>) -> Vec<RuleHit> {
             let mut h = (r.check)(case)?;
             debug_assert_eq!(h.cause, r.cause, "a rule names only its own cause");
             h.remedy = r.remedy;
+            // A line that names no failure (an access log's bare 502) neither
+            // agrees nor disagrees.
             let class = case.class();
-            h.proofs.push(if (r.explains)(case.err) {
-                Proof::LogAgrees { class }
-            } else {
-                Proof::LogDisagrees { class }
-            });
+            if class != ErrorClass::Other {
+                h.proofs.push(if (r.explains)(case.err) {
+                    Proof::LogAgrees { class }
+                } else {
+                    Proof::LogDisagrees { class }
+                });
+            }
             // A missing handshake weakens a story told about an established
             // connection; handshake failures and splits are told without it.
             if !handshake_anywhere
