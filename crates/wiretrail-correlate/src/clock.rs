@@ -20,7 +20,7 @@ use crate::model::{ClockOffset, NodeRole, OffsetMethod};
 use crate::packets::Pkt;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
-use wiretrail_capture::{Direction, Nanos};
+use wiretrail_capture::{Direction, Nanos, SeqNumber};
 
 /// Linux stamps TSval in milliseconds.
 const DEFAULT_TICK_NS: f64 = 1_000_000.0;
@@ -174,8 +174,8 @@ fn round9(x: f64) -> f64 {
 struct WireKey {
     src: SocketAddr,
     dst: SocketAddr,
-    seq: u32,
-    ack: u32,
+    seq: SeqNumber,
+    ack: SeqNumber,
     len: u32,
     ip_id: Option<u32>,
     tsval: Option<u32>,

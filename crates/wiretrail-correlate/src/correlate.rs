@@ -18,7 +18,7 @@ use wiretrail_capture::{Direction, Nanos, PacketObs};
 use wiretrail_logs::ProxyError;
 
 /// Everything after extraction: connection rebuild, one clock, diagnosis,
-/// timeline and summary. `packets[i].query` indexes `plan.queries`.
+/// timeline and summary. `packets[i].queries` index `plan.queries`.
 pub fn correlate(
     errors: Vec<ProxyError>,
     plan: &Plan,
@@ -75,7 +75,7 @@ pub fn correlate(
 
     let bad_query = packets
         .iter()
-        .filter(|p| p.query >= plan.queries.len())
+        .filter(|p| p.queries.iter().any(|&q| q >= plan.queries.len()))
         .count();
     if bad_query > 0 {
         inputs.problems.push(Problem::new(
@@ -319,7 +319,7 @@ pub fn correlate(
                     .iter()
                     .map(|v| ConnectionView {
                         node: v.node.to_string(),
-                        conn_state: v.facts.conn_state.clone(),
+                        conn_state: v.facts.conn_state,
                         history: v.facts.history.clone(),
                         handshake_seen: v.facts.handshake_seen,
                         first: time(v.first_ref),
@@ -708,15 +708,15 @@ fn timeline(
                     body: EventBody::Packet(PacketEvent {
                         dir: o.dir,
                         flags: o.flags,
-                        seq: o.seq,
-                        ack: o.ack,
+                        seq: o.seq.0,
+                        ack: o.ack.0,
                         len: o.payload_len,
                         window: o.window,
                         tsval: o.opts.tsval,
                         tsecr: o.opts.tsecr,
-                        rel_seq: rs.map(|b| o.seq.wrapping_sub(b)),
+                        rel_seq: rs.map(|b| o.seq.since(b)),
                         rel_ack: if o.flags.ack() {
-                            ra.map(|b| o.ack.wrapping_sub(b))
+                            ra.map(|b| o.ack.since(b))
                         } else {
                             None
                         },

@@ -2,7 +2,7 @@
 //! capture duplicates, path anomalies, the provenance of every RST, gaps a
 //! node acknowledged that another node captured, and the stray marks.
 
-use crate::conn::{seq_gt, Conn};
+use crate::conn::Conn;
 use crate::ctx::{Ctx, Parts, Side};
 use crate::model::{Finding, FindingKind, Mark};
 use crate::rst::{self, RstForm, RstSender};
@@ -182,8 +182,8 @@ pub(crate) fn conn_findings(ctx: &Ctx<'_>, c: &Conn) -> (Vec<Finding>, Vec<(usiz
                     let o = &ctx.pkts[j].obs;
                     ctx.pkts[j].to_backend()
                         && o.payload_len > 0
-                        && !seq_gt(from, o.seq.wrapping_add(o.payload_len).wrapping_sub(1))
-                        && seq_gt(to, o.seq)
+                        && from < o.seq + o.payload_len
+                        && to > o.seq
                 })
                 .collect();
             let mut evidence = vec![ctx.ev(
@@ -191,7 +191,7 @@ pub(crate) fn conn_findings(ctx: &Ctx<'_>, c: &Conn) -> (Vec<Finding>, Vec<(usiz
                 format!(
                     "ACK {} covers {} bytes this node never captured",
                     to,
-                    to.wrapping_sub(from)
+                    to.since(from)
                 ),
             )];
             if filled.is_empty() {
@@ -202,7 +202,7 @@ pub(crate) fn conn_findings(ctx: &Ctx<'_>, c: &Conn) -> (Vec<Finding>, Vec<(usiz
                     summary: format!(
                         "{} acknowledged {} bytes no capture holds: the capture dropped them",
                         v.node,
-                        to.wrapping_sub(from)
+                        to.since(from)
                     ),
                     evidence,
                 });

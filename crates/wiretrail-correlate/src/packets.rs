@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use wiretrail_capture::{Direction, Nanos, PacketObs};
+use wiretrail_capture::{Direction, Nanos, PacketObs, SeqNumber};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Pkt {
@@ -17,9 +17,6 @@ pub(crate) struct Pkt {
     /// Time on the reference clock (set once offsets are known).
     pub ref_ts: Nanos,
     pub marks: Vec<Mark>,
-    /// Other queries that matched the same frame (extraction reports a
-    /// frame once per query it matches; we keep one observation).
-    pub also_queries: Vec<usize>,
 }
 
 impl Pkt {
@@ -48,8 +45,8 @@ pub(crate) struct HeaderKey {
     pub dst: SocketAddr,
     pub ip_id: Option<u32>,
     pub flags: u16,
-    pub seq: u32,
-    pub ack: u32,
+    pub seq: SeqNumber,
+    pub ack: SeqNumber,
     pub len: u32,
     pub window: u16,
     pub tsval: Option<u32>,
@@ -84,9 +81,12 @@ pub(crate) fn store(packets: Vec<PacketObs>) -> Vec<Pkt> {
     for obs in packets {
         let key = (obs.node.clone(), obs.file.clone(), obs.frame);
         if let Some(&i) = at.get(&key) {
-            if out[i].obs.query != obs.query && !out[i].also_queries.contains(&obs.query) {
-                out[i].also_queries.push(obs.query);
-            }
+            // The same frame handed twice (tests, or another direction's
+            // reading): one packet, every query it matched.
+            let qs = &mut out[i].obs.queries;
+            qs.extend(obs.queries);
+            qs.sort_unstable();
+            qs.dedup();
             continue;
         }
         at.insert(key, out.len());
@@ -95,7 +95,6 @@ pub(crate) fn store(packets: Vec<PacketObs>) -> Vec<Pkt> {
             obs,
             dup_of: None,
             marks: Vec::new(),
-            also_queries: Vec::new(),
         });
     }
     out

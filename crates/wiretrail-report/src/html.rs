@@ -385,7 +385,7 @@ fn error_block(h: &mut String, n: usize, e: &DiagnosedError) {
                 h,
                 r#"<tr><td>{}</td><td class="mono">{}</td><td class="mono">{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="mono">{}</td><td class="mono">{}</td></tr>"#,
                 text(&c.node),
-                text(&c.conn_state),
+                c.conn_state.as_str(),
                 text(&c.history),
                 if c.handshake_seen { "seen" } else { "not seen" },
                 c.packets,

@@ -342,7 +342,7 @@ fn error_lines(p: &mut Painter<'_>, n: usize, e: &DiagnosedError) -> io::Result<
             &format!(
                 "             {:<12} conn_state {:<6} history {:<10} {} packets (+{} capture duplicates) {} .. {}{}",
                 visible(&c.node),
-                visible(&c.conn_state),
+                c.conn_state,
                 visible(&c.history),
                 c.packets,
                 c.capture_duplicates,

@@ -725,9 +725,11 @@ fn extract_text(
         );
         let mut per: BTreeMap<usize, (u64, HashSet<(SocketAddr, SocketAddr)>)> = BTreeMap::new();
         for o in ex.packets.iter().filter(|o| *o.node == *n.name) {
-            let e = per.entry(o.query).or_default();
-            e.0 += 1;
-            e.1.insert(o.proxy_backend());
+            for &q in &o.queries {
+                let e = per.entry(q).or_default();
+                e.0 += 1;
+                e.1.insert(o.proxy_backend());
+            }
         }
         for (qi, q) in queries.iter().enumerate() {
             match per.get(&qi) {
