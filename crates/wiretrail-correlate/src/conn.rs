@@ -9,7 +9,7 @@
 //! `conn_state` and `history`, and the per-packet marks.
 
 use crate::model::{ConnState, Mark};
-use crate::packets::Pkt;
+use crate::packets::{Pk, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,32 +27,32 @@ const SEQ_JOIN_BYTES: u32 = 1 << 24;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ViewFacts {
     /// Packet indices of the proxy's SYN and the backend's SYN-ACK.
-    pub syn: Option<usize>,
-    pub synack: Option<usize>,
+    pub syn: Option<Pk>,
+    pub synack: Option<Pk>,
     pub handshake_seen: bool,
     pub conn_state: ConnState,
     pub history: String,
     pub to_backend: usize,
-    pub proxy_data: Vec<usize>,
-    pub backend_data: Vec<usize>,
+    pub proxy_data: Vec<Pk>,
+    pub backend_data: Vec<Pk>,
     /// The backend answered with something other than RST (it had state).
     pub backend_stateful: bool,
-    pub backend_rsts: Vec<usize>,
-    pub proxy_rsts: Vec<usize>,
-    pub backend_fin: Option<usize>,
-    pub proxy_fin: Option<usize>,
+    pub backend_rsts: Vec<Pk>,
+    pub proxy_rsts: Vec<Pk>,
+    pub backend_fin: Option<Pk>,
+    pub proxy_fin: Option<Pk>,
     /// Backend ACKs of proxy bytes this node never saw: (packet, from, to).
-    pub acked_unseen: Vec<(usize, SeqNumber, SeqNumber)>,
-    pub path_anomalies: Vec<usize>,
+    pub acked_unseen: Vec<(Pk, SeqNumber, SeqNumber)>,
+    pub path_anomalies: Vec<Pk>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct NodeView {
     pub node: Arc<str>,
     /// Distinct packets, in capture order.
-    pub pkts: Vec<usize>,
+    pub pkts: Vec<Pk>,
     /// Capture duplicates of those packets.
-    pub dups: Vec<usize>,
+    pub dups: Vec<Pk>,
     pub first_ref: Nanos,
     pub last_ref: Nanos,
     pub facts: ViewFacts,
@@ -74,7 +74,7 @@ pub(crate) struct Conn {
 struct Inst {
     node: Arc<str>,
     tuple: Tuple,
-    pkts: Vec<usize>,
+    pkts: Vec<Pk>,
     syn_seq: Option<SeqNumber>,
     last_tb_seq: Option<SeqNumber>,
 }
@@ -82,9 +82,9 @@ struct Inst {
 /// Groups packets (reference times already set) into connections.
 /// `tol_ns` is how far apart in time two nodes' parts of one connection may
 /// appear (clock uncertainty).
-pub(crate) fn build(pkts: &mut [Pkt], tol_ns: Nanos) -> Vec<Conn> {
-    let mut groups: BTreeMap<(Tuple, Arc<str>), Vec<usize>> = BTreeMap::new();
-    for (i, p) in pkts.iter().enumerate().filter(|(_, p)| !p.is_dup()) {
+pub(crate) fn build(pkts: &mut Store, tol_ns: Nanos) -> Vec<Conn> {
+    let mut groups: BTreeMap<(Tuple, Arc<str>), Vec<Pk>> = BTreeMap::new();
+    for (i, p) in pkts.indexed().filter(|(_, p)| !p.is_dup()) {
         groups
             .entry((p.obs.proxy_backend(), p.obs.node.clone()))
             .or_default()
@@ -216,7 +216,7 @@ pub(crate) fn build(pkts: &mut [Pkt], tol_ns: Nanos) -> Vec<Conn> {
     }
 
     // Duplicates follow their first copy.
-    let mut home: HashMap<usize, (usize, usize)> = HashMap::new();
+    let mut home: HashMap<Pk, (usize, usize)> = HashMap::new();
     for (ci, c) in conns.iter().enumerate() {
         for (vi, v) in c.views.iter().enumerate() {
             for &p in &v.pkts {
@@ -224,7 +224,7 @@ pub(crate) fn build(pkts: &mut [Pkt], tol_ns: Nanos) -> Vec<Conn> {
             }
         }
     }
-    for (i, p) in pkts.iter().enumerate() {
+    for (i, p) in pkts.indexed() {
         if let Some(orig) = p.dup_of {
             if let Some(&(ci, vi)) = home.get(&orig) {
                 conns[ci].views[vi].dups.push(i);
@@ -255,7 +255,7 @@ pub(crate) fn build(pkts: &mut [Pkt], tol_ns: Nanos) -> Vec<Conn> {
     conns
 }
 
-fn conn_anchor(c: &Conn, pkts: &[Pkt]) -> Option<SeqNumber> {
+fn conn_anchor(c: &Conn, pkts: &Store) -> Option<SeqNumber> {
     c.views.iter().find_map(|v| {
         v.pkts
             .iter()
@@ -291,7 +291,7 @@ struct DirState {
 }
 
 /// Analyses one node's view: marks on its packets, Zeek state and history.
-pub(crate) fn analyse(pkts: &mut [Pkt], view: &[usize]) -> ViewFacts {
+pub(crate) fn analyse(pkts: &mut Store, view: &[Pk]) -> ViewFacts {
     let mut f = ViewFacts::default();
     let mut st = [DirState::default(), DirState::default()];
     let mut ep = [Ep::Inactive, Ep::Inactive];

@@ -8,7 +8,7 @@ use crate::ctx::{time, Ctx};
 use crate::diagnose::{self, Outcome};
 use crate::findings;
 use crate::model::*;
-use crate::packets::{mark_capture_duplicates, store, Pkt};
+use crate::packets::{mark_capture_duplicates, store, Store};
 use crate::plan::{error_key, ts_ns, Plan};
 use crate::systemic::{self, Judged};
 use crate::timejoin;
@@ -88,7 +88,7 @@ pub fn correlate(
         ));
     }
 
-    let mut pkts: Vec<Pkt> = store(packets);
+    let mut pkts: Store = store(packets);
     mark_capture_duplicates(&mut pkts, cfg.dup_window_ns);
     let clock = clock::estimate(&nodes, &pkts, dur_ns(cfg.max_clock_offset) as f64);
     for p in &mut pkts {
@@ -503,7 +503,7 @@ fn choose_conn(
 struct NodeTimes(HashMap<String, Vec<Nanos>>);
 
 impl NodeTimes {
-    fn new(pkts: &[Pkt]) -> Self {
+    fn new(pkts: &Store) -> Self {
         let mut m: HashMap<String, Vec<Nanos>> = HashMap::new();
         for p in pkts {
             m.entry(p.obs.node.to_string()).or_default().push(p.ref_ts);

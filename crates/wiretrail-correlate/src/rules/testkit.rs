@@ -9,7 +9,7 @@ use crate::config::{CaptureLoss, NodeInput};
 use crate::conn::{self, Conn};
 use crate::ctx::{Ctx, Parts};
 use crate::model::NodeRole;
-use crate::packets::{mark_capture_duplicates, store, Pkt};
+use crate::packets::{mark_capture_duplicates, store};
 use chrono::{DateTime, Utc};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -231,7 +231,7 @@ impl Kit {
     /// Builds the store and connections, and runs `f` on the case of `err`
     /// against the connection with the most packets.
     pub fn case<R>(&self, err: &ProxyError, f: impl FnOnce(&Case<'_>) -> R) -> R {
-        let mut pkts: Vec<Pkt> = store(self.pkts.clone());
+        let mut pkts = store(self.pkts.clone());
         mark_capture_duplicates(&mut pkts, 1_000_000);
         let clock = clock::estimate(&self.nodes, &pkts, 10e9);
         for p in &mut pkts {
