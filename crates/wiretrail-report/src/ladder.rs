@@ -18,8 +18,7 @@ use wiretrail_capture::Direction;
 use wiretrail_correlate::model::{EventBody, Incident, Mark, NodeRole, TimelineEvent};
 
 use crate::describe::{self, RowClass};
-use crate::html::text;
-use crate::text::truncate;
+use crate::text::{self, truncate};
 
 /// Upper bound on arrows per ladder; the table below it stays complete.
 pub const MAX_ARROWS: usize = 300;
@@ -218,8 +217,8 @@ pub fn svg(inc: &Incident, n: usize, cap: usize) -> String {
             cls = l.class,
             x0 = l.x - 75.0,
             x = l.x,
-            name = text(&truncate(&l.name, 20)),
-            sub = text(&l.sub),
+            name = text::html(&truncate(&l.name, 20)),
+            sub = text::html(&l.sub),
             y2 = height - 10.0,
         );
     }
@@ -311,7 +310,7 @@ fn event(
             let _ = write!(
                 s,
                 r#"<title>{tip}</title><path class="diamond" d="M{x0:.1},{y0:.1} l7,7 l-7,7 l-7,-7 z"/><line class="arrow" x1="{x1:.1}" y1="{mid:.1}" x2="{x2:.1}" y2="{y2:.1}" marker-end="url(#ah{n}-log)"/><text class="lbl" x="{lx:.1}" y="{ly:.1}">502 · [{e}]</text><text class="detail" x="{detail_x:.1}" y="{dy:.1}">log [{e}] {msg}</text>"#,
-                tip = text(&tip),
+                tip = text::html(&tip),
                 x0 = PROXY_X,
                 y0 = mid - 7.0,
                 x1 = PROXY_X - 9.0,
@@ -320,7 +319,7 @@ fn event(
                 lx = (PROXY_X + CLIENT_X) / 2.0,
                 ly = mid - 3.0,
                 e = error + 1,
-                msg = text(&truncate(message, 80)),
+                msg = text::html(&truncate(message, 80)),
                 dy = mid + 4.0,
             );
         }
@@ -367,7 +366,7 @@ fn event(
             let _ = write!(
                 s,
                 r#"<title>{tip}</title><line class="arrow" x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}"{dash} marker-end="url(#ah{n}-{marker})"/>"#,
-                tip = text(&tip),
+                tip = text::html(&tip),
                 x1 = x_from + 2.0 * sign,
                 x2 = x_to - 3.0 * sign,
             );
@@ -436,7 +435,7 @@ fn event(
                 s,
                 r#"<text class="detail" x="{detail_x:.1}" y="{dy:.1}">{d}</text>"#,
                 dy = mid + 4.0,
-                d = text(&detail),
+                d = text::html(&detail),
             );
         }
     }
