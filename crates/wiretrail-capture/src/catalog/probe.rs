@@ -380,7 +380,11 @@ fn tail_ng(
         };
         let btype = rd32(bbe, rest, 0);
         let len = rd32(bbe, rest, 4);
-        if !ng::KNOWN_TYPES.contains(&btype) || len < 12 || len % 4 != 0 || len > MAX_BLOCK {
+        if !ng::KNOWN_TYPES.contains(&btype)
+            || len < 12
+            || !len.is_multiple_of(4)
+            || len > MAX_BLOCK
+        {
             return Step::Invalid;
         }
         let len = len as usize;
