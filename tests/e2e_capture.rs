@@ -426,3 +426,47 @@ fn index_text_neutralises_control_characters_in_file_names() {
         o.stdout
     );
 }
+
+#[test]
+fn index_text_names_gaps_and_overlaps_between_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut src: Vec<_> = std::fs::read_dir(dataset_dir("demo").join("captures").join("proxy"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    src.sort();
+    // Names without rotation hints: the first and the third rotation leave
+    // a stretch nothing covers; one file twice overlaps itself.
+    let (gap, twice) = (dir.path().join("gap"), dir.path().join("twice"));
+    std::fs::create_dir_all(&gap).unwrap();
+    std::fs::create_dir_all(&twice).unwrap();
+    std::fs::copy(&src[0], gap.join("x.pcap")).unwrap();
+    std::fs::copy(&src[2], gap.join("y.pcap")).unwrap();
+    std::fs::copy(&src[0], twice.join("a.pcap")).unwrap();
+    std::fs::copy(&src[0], twice.join("b.pcap")).unwrap();
+    let o = run(wt([
+        "capture".to_string(),
+        "index".into(),
+        "--no-cache".into(),
+        format!("g={}", gap.display()),
+        format!("t={}", twice.display()),
+    ]));
+    o.expect_code(0);
+    let line = |start: &str| {
+        o.stdout
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no `{start}` line in:\n{}", o.stdout))
+            .to_string()
+    };
+    let g = line("  GAP:     2026-11-25 00:34:");
+    assert!(
+        g.ends_with(" between x.pcap and y.pcap: not captured"),
+        "{g}"
+    );
+    let ov = line("  overlap: 2026-11-25 00:33:");
+    assert!(
+        ov.ends_with(" in a.pcap and b.pcap: packets there may appear twice"),
+        "{ov}"
+    );
+}

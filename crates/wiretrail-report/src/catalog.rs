@@ -400,28 +400,44 @@ fn coverage_lines(out: &mut dyn Write, n: &NodeCatalog, tz: Option<Tz>) -> io::R
         )?;
     }
     for g in &n.coverage.gaps {
-        writeln!(
+        let (a, b) = (&n.files[g.before], &n.files[g.after]);
+        span_of_two(
             out,
-            "  GAP:     {} .. {} ({}) between {} and {}: not captured",
-            fmt_ts(g.from, tz),
-            fmt_ts(g.to, tz),
-            fmt_dur(g.to - g.from),
-            file_name(&n.files[g.before]),
-            file_name(&n.files[g.after])
+            "GAP:    ",
+            (g.from, g.to),
+            "between",
+            (a, b),
+            "not captured",
+            tz,
         )?;
     }
     for o in &n.coverage.overlaps {
-        writeln!(
-            out,
-            "  overlap: {} .. {} ({}) in {} and {}: packets there may appear twice",
-            fmt_ts(o.from, tz),
-            fmt_ts(o.to, tz),
-            fmt_dur(o.to - o.from),
-            file_name(&n.files[o.a]),
-            file_name(&n.files[o.b])
-        )?;
+        let (a, b) = (&n.files[o.a], &n.files[o.b]);
+        let what = "packets there may appear twice";
+        span_of_two(out, "overlap:", (o.from, o.to), "in", (a, b), what, tz)?;
     }
     Ok(())
+}
+
+/// A coverage line about two files: a gap between them, or an overlap.
+fn span_of_two(
+    out: &mut dyn Write,
+    label: &str,
+    (from, to): (Nanos, Nanos),
+    preposition: &str,
+    (a, b): (&FileEntry, &FileEntry),
+    what: &str,
+    tz: Option<Tz>,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "  {label} {} .. {} ({}) {preposition} {} and {}: {what}",
+        fmt_ts(from, tz),
+        fmt_ts(to, tz),
+        fmt_dur(to - from),
+        file_name(a),
+        file_name(b)
+    )
 }
 
 fn coverage_text(c: &Coverage, tz: Option<Tz>) -> String {
