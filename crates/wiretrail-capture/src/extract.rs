@@ -468,7 +468,7 @@ fn read_piece(
     let mut errors_in_a_row = 0;
     let mut hits = Vec::new();
     loop {
-        if reporting && out.scanned % 8192 == 0 {
+        if reporting && out.scanned.is_multiple_of(8192) {
             let now = rd.bytes_consumed();
             if now - reported >= PROGRESS_EVERY {
                 progress.bytes(t, now - reported);

@@ -52,9 +52,7 @@ pub mod journal;
 
 use crate::config::Pipeline;
 use crate::engine::{cap_errors, Engine, EngineError, Keep};
-use crate::outputs::{
-    remove_stale_temporaries, write_atomic, write_json, write_slices, OutputError,
-};
+use crate::outputs::{remove_stale_temporaries, write_atomic, write_slices, OutputError};
 use crate::progress::Progress;
 use crate::time::{Duration, Timestamp, Window};
 use chrono::{DateTime, Utc};
@@ -329,7 +327,9 @@ pub fn run_batch(
             )?;
             a.report.inputs.problems.extend(limited);
             let rel = chunk_file_name(&w);
-            write_atomic(&o.out_dir.join(&rel), |f| write_json(&a.report, f))?;
+            write_atomic(&o.out_dir.join(&rel), |f| {
+                wiretrail_report::render_json(&a.report, f)
+            })?;
             if o.slices {
                 write_slices(&a.report, &a.packets, &o.out_dir.join("slices"))?;
             }
@@ -354,7 +354,7 @@ pub fn run_batch(
     let report = merge(&o.out_dir, &cp, &o.window)?;
     let mut written = Vec::new();
     let json = o.out_dir.join("report.json");
-    write_atomic(&json, |w| write_json(&report, w))?;
+    write_atomic(&json, |w| wiretrail_report::render_json(&report, w))?;
     written.push(json);
     if o.html {
         let html = o.out_dir.join("report.html");

@@ -7,6 +7,7 @@ use crate::engine::Analysis;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use wiretrail_capture::pcapng::{write_merged, MergedRecord};
 use wiretrail_capture::PacketObs;
 use wiretrail_correlate::model::{EventBody, Incident, PacketEvent, Report};
 
@@ -189,12 +190,6 @@ pub fn write_atomic(
     result.map_err(werr(path))
 }
 
-/// The report as pretty JSON (the documented schema).
-pub fn write_json(report: &Report, w: &mut dyn Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *w, report).map_err(std::io::Error::other)?;
-    w.write_all(b"\n")
-}
-
 /// Write everything the plan asks for; returns the files written.
 pub fn write_outputs(
     a: &Analysis,
@@ -210,7 +205,9 @@ pub fn write_outputs(
         max_rows_per_incident: plan.max_rows_per_incident,
     };
     match plan.stdout_format {
-        Some(Format::Json) => write_json(report, stdout).map_err(OutputError::Stdout)?,
+        Some(Format::Json) => {
+            wiretrail_report::render_json(report, stdout).map_err(OutputError::Stdout)?
+        }
         Some(Format::Html) => {
             wiretrail_report::render_html(report, stdout).map_err(OutputError::Stdout)?
         }
@@ -229,7 +226,7 @@ pub fn write_outputs(
         }
     }
     if let Some(p) = &plan.json {
-        write_atomic(p, |w| write_json(report, w))?;
+        write_atomic(p, |w| wiretrail_report::render_json(report, w))?;
         written.push(p.clone());
     }
     if let Some(p) = &plan.html {
@@ -261,34 +258,20 @@ pub fn write_slices(
         if rows.is_empty() {
             continue;
         }
-        let mut interfaces: Vec<(&str, u16)> = Vec::new();
-        for r in &rows {
-            if !interfaces
-                .iter()
-                .any(|(n, l)| *n == &*r.packet.node && *l == r.packet.linktype)
-            {
-                interfaces.push((&r.packet.node, r.packet.linktype));
-            }
-        }
+        let comments: Vec<Option<String>> = rows
+            .iter()
+            .map(|r| (!r.comments.is_empty()).then(|| r.comments.join("; ")))
+            .collect();
+        let records: Vec<MergedRecord<'_>> = rows
+            .iter()
+            .zip(&comments)
+            .map(|(r, c)| MergedRecord {
+                packet: r.packet,
+                comment: c.as_deref(),
+            })
+            .collect();
         let path = dir.join(format!("{}.pcapng", safe_file_name(&inc.id)));
-        write_atomic(&path, |w| {
-            let mut pw = wiretrail_capture::pcapng::PcapngWriter::new(w, &interfaces)?;
-            for r in &rows {
-                let iface = interfaces
-                    .iter()
-                    .position(|(n, l)| *n == &*r.packet.node && *l == r.packet.linktype)
-                    .unwrap_or(0) as u32;
-                let comment = (!r.comments.is_empty()).then(|| r.comments.join("; "));
-                pw.write_packet(
-                    iface,
-                    r.packet.ts,
-                    &r.packet.data,
-                    r.packet.orig_len,
-                    comment.as_deref(),
-                )?;
-            }
-            pw.finish().map(|_| ())
-        })?;
+        write_atomic(&path, |w| write_merged(w, &records).map(|_| ()))?;
         written.push(path);
     }
     Ok(written)
