@@ -307,7 +307,25 @@ pub(crate) fn outcome(
                 String::new()
             };
             let base = all.iter().map(|s| s.hit.confidence()).fold(f64::INFINITY, f64::min);
+            // More lines than connections share these candidates: at least
+            // `lines - all.len()` of the lines failed on a connection that
+            // tells no story the captures show (a request that never reached
+            // the wire, a connection outside the capture). Any one line may
+            // be one of those, so however well the candidates agree, their
+            // story is no line's in particular.
+            let crowded = *lines > all.len();
             let (cause, confidence, summary) = match (&one_node, same_cause) {
+                (_, true) if crowded => (
+                    Cause::Unknown,
+                    0.0,
+                    format!(
+                        "{lines} lines of that second share {} connections that tell {} ({}): at least {} of the lines failed on a connection whose story the captures do not show, so which lines these are cannot be told",
+                        all.len(),
+                        cause.as_str(),
+                        ports.join(", "),
+                        lines - all.len()
+                    ),
+                ),
                 (None, true) if unnamed => (
                     cause,
                     ((base - if paired { PAIRED_PENALTY } else { UNPAIRED_PENALTY }).max(0.0) * 1000.0)
@@ -368,11 +386,17 @@ pub(crate) fn outcome(
                     cause,
                     confidence,
                     // Candidates that all sit on one node name it, whatever
-                    // their stories.
-                    owner_node: one_node,
+                    // their stories; unless some lines' connections are
+                    // not among them.
+                    owner_node: one_node.filter(|_| !crowded),
                     stray_nodes: Vec::new(),
                     evidence: ev,
-                    proofs: records(&all[0].hit.proofs),
+                    // An unknown cause proves nothing: no candidate's proofs are this line's.
+                    proofs: if cause == Cause::Unknown {
+                        Vec::new()
+                    } else {
+                        records(&all[0].hit.proofs)
+                    },
                     remedy: rules::rule_of(cause).map(|r| r.remedy.to_string()),
                     measures: Default::default(),
                 },

@@ -1103,6 +1103,53 @@ fn refused_joined_by_time_names_the_refusing_node_or_says_it_cannot() {
 }
 
 #[test]
+fn more_lines_than_connections_telling_the_story_give_no_line_a_cause() {
+    // Three refused dials logged in one second, two refusals in the
+    // captures (the third connection is not in them: its story is not the
+    // captures'). Both refusals agree, but any one line may be the third:
+    // no line is given `refused`, and the summary says why.
+    let dial = "dial tcp 10.0.0.100:80: connect: connection refused";
+    let errors: Vec<_> = (1..=3)
+        .map(|n| {
+            error(
+                "2024-03-01T10:00:07Z",
+                TimePrecision::Second,
+                dial,
+                ErrorClass::Refused,
+                n,
+            )
+        })
+        .collect();
+    let mut pkts = refusal("backend-02", 40301, t(7.1)).0;
+    let mut more = refusal("backend-02", 40302, t(7.102)).0;
+    for o in &mut more {
+        o.file = std::sync::Arc::new("/cap/backend-02/second.pcap".into());
+    }
+    pkts.extend(more);
+    let mut nodes = backends(3);
+    for n in &mut nodes {
+        n.pinned_offset_s = Some(0.0);
+    }
+    let r = run(errors, pkts, &nodes);
+    let all: Vec<_> = r.incidents.iter().flat_map(|i| i.errors.iter()).collect();
+    assert_eq!(all.len(), 3);
+    for e in &all {
+        let d = &e.diagnosis;
+        assert_eq!(d.cause, Cause::Unknown, "{:?}", d);
+        assert_eq!(d.confidence, 0.0);
+        assert_eq!(d.owner_node, None, "the third line's node is not known");
+        assert!(d.proofs.is_empty());
+    }
+    let f = r.incidents[0]
+        .findings
+        .iter()
+        .find(|f| f.summary.contains("3 lines of that second share 2 connections"))
+        .expect("a finding saying more lines than connections fit");
+    assert!(f.summary.contains("at least 1 of the lines"), "{}", f.summary);
+    assert!(f.summary.contains("40301") && f.summary.contains("40302"));
+}
+
+#[test]
 fn dial_timeout_joined_by_time_names_the_node_holding_the_syns() {
     // SYNs dropped at backend-02 (its capture still holds them: taps see
     // ingress before the firewall); Go gives up 10 s after the first SYN

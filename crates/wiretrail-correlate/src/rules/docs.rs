@@ -47,6 +47,13 @@ time: see `timejoin`) and the rules below run over it, in this order; the first 
 not fire: the answer is then a weaker honest word (`stray_rst`, or `unknown` with what is
 missing). A later rule that also fires is listed as `contested` and lowers the confidence.
 
+**Lines joined by time.** A line that prints no proxy port is matched to the connections
+around its time whose rule explains its words. One candidate: its cause. Several telling one
+story: paired in order when their failures are clearly ordered, else the cause with lowered
+confidence and every candidate listed. Several telling different stories, or more lines of
+that second than connections telling the story (some lines then failed on a connection the
+captures do not show, and any line may be one of them): `unknown`, candidates listed.
+
 **Capture modes.** wiretrail is often run with only some captures: the proxy's alone (the
 most common setup), the backends' alone, or all of them. Each rule says what each mode can
 prove; where a mode cannot name the node that owned the connection, `owner_node` is null and
