@@ -162,20 +162,37 @@ pub fn run(a: BatchArgs) -> CmdResult {
 
 /// First Ctrl-C: finish the current chunk, save the checkpoint, stop.
 /// Second Ctrl-C: stop now (the checkpoint is still consistent).
+///
+/// The handler is registered before this returns (not in the thread it
+/// starts): a Ctrl-C that comes before the first chunk must not kill the
+/// run with the default action (it did, on a loaded machine).
 fn install_interrupt(cancel: Arc<AtomicBool>) {
-    std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        eprintln!("wiretrail: warning: no Ctrl-C handler (no runtime): Ctrl-C stops at once");
+        return;
+    };
+    let registered = {
+        let _in_rt = rt.enter();
+        signal(SignalKind::interrupt())
+    };
+    let mut ints = match registered {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wiretrail: warning: no Ctrl-C handler ({e}): Ctrl-C stops at once");
             return;
-        };
+        }
+    };
+    std::thread::spawn(move || {
         rt.block_on(async {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if ints.recv().await.is_some() {
                 eprintln!("wiretrail: interrupted: finishing the current chunk (Ctrl-C again to stop now)");
                 cancel.store(true, Ordering::SeqCst);
             }
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if ints.recv().await.is_some() {
                 std::process::exit(130);
             }
         });
