@@ -317,8 +317,8 @@ fn run_to_file(
         source,
     };
     // Hidden, and named so a later run can tell whose it was (see
-    // `outputs::remove_stale_temporaries`).
-    let tmp = crate::outputs::temporary_path(dest);
+    // `files::remove_stale_temporaries`).
+    let tmp = crate::files::temporary_path(dest);
     let mut child = ssh_command(t, extra)
         .arg(remote_cmd)
         .stdout(Stdio::piped())
@@ -373,7 +373,7 @@ fn cache_dir_for(cache: &Path, node: &str, t: &SshTarget) -> PathBuf {
             }
         })
         .collect();
-    cache.join(crate::outputs::safe_file_name(node)).join(safe)
+    cache.join(crate::files::safe_file_name(node)).join(safe)
 }
 
 /// What the host offers besides a shell, from the listing's round trip.
@@ -613,7 +613,7 @@ pub fn fetch_node(
     })?;
     // What a killed run left half-copied here is never used (a cache hit
     // needs the `.remote` note written after the rename): remove it.
-    crate::outputs::remove_stale_temporaries(&dir);
+    crate::files::remove_stale_temporaries(&dir);
     let out = run(
         t,
         &node.ssh_options,
