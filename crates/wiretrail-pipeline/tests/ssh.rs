@@ -24,7 +24,7 @@ use wiretrail_pipeline::config::{
 };
 use wiretrail_pipeline::engine::{Engine, Keep};
 use wiretrail_pipeline::progress::{Progress, Silent};
-use wiretrail_pipeline::remote::fetch_node;
+use wiretrail_pipeline::remote::{fetch_node, FetchMode};
 use wiretrail_pipeline::time::{Timestamp, Window};
 use wiretrail_pipeline::CratesEngine;
 
@@ -268,7 +268,7 @@ fn remote_captures_over_ssh() {
         until: (BASE + 5 * 3600 + 1810) * S,
     };
     let f = fetch_node(&node, &target, std::slice::from_ref(&q), 10 * S, &cache).unwrap();
-    assert_eq!(f.mode, "copy", "forced: files are copied");
+    assert_eq!(f.mode, FetchMode::Copy, "forced: files are copied");
     assert_eq!(f.files.len(), 1, "{:?}", f.files);
     assert!(f.files[0].ends_with("cap-05.pcap"));
     assert_eq!(f.remote_dir_bytes, dir_bytes);
@@ -454,7 +454,7 @@ fn remote_extract_when_wiretrail_is_installed_there() {
         until: (BASE + 5 * 3600 + 1810) * S,
     };
     let f = fetch_node(&node, &target, &[q], 10 * S, &tmp.path().join("cache")).unwrap();
-    assert_eq!(f.mode, "extract", "{:?}", f.problems);
+    assert_eq!(f.mode, FetchMode::Extract, "{:?}", f.problems);
     // The host cached its catalog where we told it to, not in a home directory.
     assert!(tmp.path().join("remote-cache/wiretrail").exists());
     assert_eq!(f.files.len(), 1);
@@ -540,14 +540,14 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
     // Whole-file copy, forced (and by its old name).
     node.remote_extract = RemoteExtract::Copy;
     let copy = fetch(&node, "cache-copy");
-    assert_eq!(copy.mode, "copy");
+    assert_eq!(copy.mode, FetchMode::Copy);
     let one_file = std::fs::metadata(caps.join("cap-05.pcap")).unwrap().len();
     assert_eq!(copy.bytes_transferred, one_file);
 
     // Auto: no wiretrail there, so tcpdump filters each overlapping file.
     node.remote_extract = RemoteExtract::Auto;
     let td = fetch(&node, "cache-td");
-    assert_eq!(td.mode, "tcpdump", "{:?}", td.problems);
+    assert_eq!(td.mode, FetchMode::Tcpdump, "{:?}", td.problems);
     assert!(td.problems.is_empty(), "{:?}", td.problems);
     assert_eq!(td.files.len(), 1);
     // Same name as the remote file, and the remote path is recorded.
@@ -579,7 +579,7 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
     // Forced tcpdump does the same.
     node.remote_extract = RemoteExtract::Tcpdump;
     let forced = fetch(&node, "cache-forced");
-    assert_eq!(forced.mode, "tcpdump");
+    assert_eq!(forced.mode, FetchMode::Tcpdump);
     assert_eq!(forced.bytes_transferred, td.bytes_transferred);
 
     // Hundreds of errors in one window: the per-flow filter would be too
@@ -608,7 +608,7 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
         &tmp.path().join("cache-coarse"),
     )
     .unwrap();
-    assert_eq!(coarse.mode, "tcpdump", "{:?}", coarse.problems);
+    assert_eq!(coarse.mode, FetchMode::Tcpdump, "{:?}", coarse.problems);
     assert_eq!(
         std::fs::read(&coarse.files[0]).unwrap(),
         std::fs::read(&td.files[0]).unwrap()
@@ -647,7 +647,7 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
         &tmp.path().join("cache-gz"),
     )
     .unwrap();
-    assert_eq!(g.mode, "tcpdump", "{:?}", g.problems);
+    assert_eq!(g.mode, FetchMode::Tcpdump, "{:?}", g.problems);
     assert!(g.files[0].ends_with("cap-05.pcap"), "{:?}", g.files);
     assert_eq!(
         std::fs::read(&g.files[0]).unwrap(),
