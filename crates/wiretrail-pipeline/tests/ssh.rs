@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wiretrail_capture::FlowQuery;
+use wiretrail_capture::{FlowQuery, FlowTarget};
 use wiretrail_correlate::model::{ProblemKind, ProblemSource};
 use wiretrail_pipeline::config::{
     parse_node_flag, CaptureLocation, LogSource, Pipeline, RemoteExtract,
@@ -260,13 +260,13 @@ fn remote_captures_over_ssh() {
     };
 
     // 1. Only what the window needs crosses the wire.
-    let q = FlowQuery {
-        proxy_port: Some(51392),
-        proxy_ip: None,
-        backend: None,
-        since: (BASE + 5 * 3600 + 1700) * S,
-        until: (BASE + 5 * 3600 + 1810) * S,
-    };
+    let q = FlowQuery::to_port(
+        51392,
+        None,
+        None,
+        (BASE + 5 * 3600 + 1700) * S,
+        (BASE + 5 * 3600 + 1810) * S,
+    );
     let f = fetch_node(&node, &target, std::slice::from_ref(&q), 10 * S, &cache).unwrap();
     assert_eq!(f.mode, FetchMode::Copy, "forced: files are copied");
     assert_eq!(f.files.len(), 1, "{:?}", f.files);
@@ -398,13 +398,13 @@ fn a_newline_in_a_remote_file_name_does_not_hide_the_node() {
     let CaptureLocation::Ssh(target) = node.captures.clone() else {
         panic!()
     };
-    let q = FlowQuery {
-        proxy_port: Some(51392),
-        proxy_ip: None,
-        backend: None,
-        since: (BASE + 5 * 3600 + 1700) * S,
-        until: (BASE + 5 * 3600 + 1810) * S,
-    };
+    let q = FlowQuery::to_port(
+        51392,
+        None,
+        None,
+        (BASE + 5 * 3600 + 1700) * S,
+        (BASE + 5 * 3600 + 1810) * S,
+    );
     let f = fetch_node(&node, &target, &[q], 10 * S, &tmp.path().join("cache"))
         .unwrap_or_else(|e| panic!("the node is lost to one file name: {e}"));
     let mut names: Vec<String> = f
@@ -446,13 +446,13 @@ fn remote_extract_when_wiretrail_is_installed_there() {
     let CaptureLocation::Ssh(target) = node.captures.clone() else {
         panic!()
     };
-    let q = FlowQuery {
-        proxy_port: Some(51392),
-        proxy_ip: Some("10.1.1.5".parse().unwrap()),
-        backend: Some("10.0.0.100:80".parse().unwrap()),
-        since: (BASE + 5 * 3600 + 1700) * S,
-        until: (BASE + 5 * 3600 + 1810) * S,
-    };
+    let q = FlowQuery::to_port(
+        51392,
+        Some("10.1.1.5".parse().unwrap()),
+        Some("10.0.0.100:80".parse().unwrap()),
+        (BASE + 5 * 3600 + 1700) * S,
+        (BASE + 5 * 3600 + 1810) * S,
+    );
     let f = fetch_node(&node, &target, &[q], 10 * S, &tmp.path().join("cache")).unwrap();
     assert_eq!(f.mode, FetchMode::Extract, "{:?}", f.problems);
     // The host cached its catalog where we told it to, not in a home directory.
@@ -519,13 +519,13 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
     let CaptureLocation::Ssh(target) = node.captures.clone() else {
         panic!()
     };
-    let q = FlowQuery {
-        proxy_port: Some(51392),
-        proxy_ip: Some("10.1.1.5".parse().unwrap()),
-        backend: Some("10.0.0.100:80".parse().unwrap()),
-        since: (BASE + 5 * 3600 + 1700) * S,
-        until: (BASE + 5 * 3600 + 1810) * S,
-    };
+    let q = FlowQuery::to_port(
+        51392,
+        Some("10.1.1.5".parse().unwrap()),
+        Some("10.0.0.100:80".parse().unwrap()),
+        (BASE + 5 * 3600 + 1700) * S,
+        (BASE + 5 * 3600 + 1810) * S,
+    );
     let fetch = |node: &wiretrail_pipeline::config::Node, cache: &str| {
         fetch_node(
             node,
@@ -589,7 +589,10 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
     node.remote_extract = RemoteExtract::Auto;
     let mut many: Vec<FlowQuery> = (0..300)
         .map(|i| FlowQuery {
-            proxy_port: Some(20000 + i),
+            target: FlowTarget::ProxyPort {
+                port: 20000 + i,
+                backend: q.backend(),
+            },
             ..q.clone()
         })
         .collect();

@@ -256,10 +256,10 @@ pub fn run_cfg(
             .queries
             .iter()
             .position(|q| {
-                let flow = match q.proxy_port {
+                let flow = match q.proxy_port() {
                     Some(port) => port == proxy.port(),
                     // A wildcard (time join): any port to its backend socket.
-                    None => q.backend == Some(backend),
+                    None => q.backend() == Some(backend),
                 };
                 flow && p.ts >= q.since && p.ts <= q.until
             })

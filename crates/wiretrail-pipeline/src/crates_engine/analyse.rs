@@ -87,11 +87,6 @@ pub(super) fn analyse(
             problems.push(p);
         }
     }
-    problems.extend(
-        ex.query_problems
-            .iter()
-            .map(|m| Problem::new(ProblemKind::Unjoinable, ProblemSource::Run, m.clone())),
-    );
     let files_read: u64 = ex.stats.iter().map(|s| s.files_read as u64).sum();
     let bytes_read: u64 = ex.stats.iter().map(|s| s.bytes_read).sum();
     let nodes = node_inputs(p, &catalog, &sources);

@@ -4,7 +4,7 @@
 
 use super::ssh::sh_quote;
 use std::net::IpAddr;
-use wiretrail_capture::{FlowQuery, Nanos};
+use wiretrail_capture::{FlowQuery, FlowTarget, Nanos};
 
 /// How close a [`bpf_filter`] is to the queries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,26 +24,26 @@ pub const MAX_FILTER_LEN: usize = 2000;
 
 /// A BPF expression that keeps every packet local extraction can match for
 /// `queries` (a superset: matching is redone locally, with the windows),
-/// `None` when no query can match anything or even the coarse form is
-/// longer than `max_len`.
+/// `None` when there are no queries or even the coarse form is longer than
+/// `max_len`.
 pub fn bpf_filter(queries: &[FlowQuery], max_len: usize) -> Option<(String, FilterPrecision)> {
     use std::collections::BTreeSet;
     use std::fmt::Write;
-    let live: Vec<&FlowQuery> = queries.iter().filter(|q| q.problem().is_none()).collect();
+    let live = queries;
     if live.is_empty() {
         return None;
     }
     // `port` matches either end, so the proxy's port needs no direction.
     let mut terms = BTreeSet::new();
-    for q in &live {
+    for q in live {
         let mut t = Vec::new();
         if let Some(a) = q.proxy_ip {
             t.push(format!("host {a}"));
         }
-        if let Some(p) = q.proxy_port {
+        if let Some(p) = q.proxy_port() {
             t.push(format!("port {p}"));
         }
-        if let Some(b) = q.backend {
+        if let Some(b) = q.backend() {
             t.push(format!("host {}", b.ip()));
             t.push(format!("port {}", b.port()));
         }
@@ -62,16 +62,21 @@ pub fn bpf_filter(queries: &[FlowQuery], max_len: usize) -> Option<(String, Filt
     }
     let mut ports: BTreeSet<u16> = BTreeSet::new();
     let (mut lo, mut hi) = (u16::MAX, 0u16);
-    for q in &live {
-        match (q.backend, q.proxy_port) {
-            (Some(b), _) => {
+    for q in live {
+        match q.target {
+            FlowTarget::ProxyPort {
+                backend: Some(b), ..
+            }
+            | FlowTarget::Backend(b) => {
                 ports.insert(b.port());
             }
-            (None, Some(p)) => {
-                lo = lo.min(p);
-                hi = hi.max(p);
+            FlowTarget::ProxyPort {
+                port,
+                backend: None,
+            } => {
+                lo = lo.min(port);
+                hi = hi.max(port);
             }
-            (None, None) => {}
         }
     }
     let mut any = ports
@@ -143,12 +148,10 @@ pub fn remote_extract_command(
     for q in queries {
         // `FlowQuery`'s display is the remote CLI's `--flow` form
         // (`IP:PORT-B:P`, `IP:*-B:P` for a wildcard).
-        let arg = match (q.proxy_port, q.proxy_ip, q.backend) {
-            (_, Some(_), Some(_)) => format!("--flow {}", sh_quote(&q.to_string())),
-            (Some(p), _, _) => format!("--port {p}"),
-            (None, None, Some(b)) => format!("--backend {}", sh_quote(&b.to_string())),
-            // Matches nothing: extraction says so locally.
-            (None, _, None) => continue,
+        let arg = match (q.proxy_ip, q.backend(), q.target) {
+            (Some(_), Some(_), _) => format!("--flow {}", sh_quote(&q.to_string())),
+            (_, _, FlowTarget::ProxyPort { port, .. }) => format!("--port {port}"),
+            (_, _, FlowTarget::Backend(b)) => format!("--backend {}", sh_quote(&b.to_string())),
         };
         if seen.insert(arg.clone()) {
             cmd.push(' ');
@@ -168,12 +171,11 @@ mod tests {
     use super::*;
 
     fn fq(port: Option<u16>, ip: Option<&str>, backend: Option<&str>) -> FlowQuery {
-        FlowQuery {
-            proxy_port: port,
-            proxy_ip: ip.map(|i| i.parse().unwrap()),
-            backend: backend.map(|b| b.parse().unwrap()),
-            since: 0,
-            until: 1,
+        let ip = ip.map(|i| i.parse().unwrap());
+        let backend = backend.map(|b| b.parse().unwrap());
+        match port {
+            Some(p) => FlowQuery::to_port(p, ip, backend, 0, 1),
+            None => FlowQuery::to_backend(ip, backend.unwrap(), 0, 1),
         }
     }
 
@@ -184,8 +186,6 @@ mod tests {
             fq(Some(51392), Some("10.1.1.5"), Some("10.0.0.100:80")),
             fq(None, Some("10.1.1.5"), Some("10.0.0.100:8080")),
             fq(Some(40000), None, None),
-            // Matches nothing: left out.
-            fq(None, None, None),
         ];
         let (f, p) = bpf_filter(&qs, MAX_FILTER_LEN).unwrap();
         assert_eq!(p, FilterPrecision::Exact);
@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(p, FilterPrecision::Coarse);
         assert_eq!(f, "tcp and (port 80) and (host 10.1.1.5)");
         assert!(bpf_filter(&many, 10).is_none());
-        assert!(bpf_filter(&[fq(None, None, None)], MAX_FILTER_LEN).is_none());
+        assert!(bpf_filter(&[], MAX_FILTER_LEN).is_none());
         assert_eq!(
             with_vlan("tcp"),
             "(tcp) or (vlan and (tcp))",

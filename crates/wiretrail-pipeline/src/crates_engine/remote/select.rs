@@ -226,13 +226,7 @@ mod tests {
 
     #[test]
     fn windows_merge_and_shift() {
-        let q = |a: i64, b: i64| FlowQuery {
-            proxy_port: Some(1),
-            proxy_ip: None,
-            backend: None,
-            since: a,
-            until: b,
-        };
+        let q = |a: i64, b: i64| FlowQuery::to_port(1, None, None, a, b);
         let w = node_windows(
             &[q(100, 200), q(150, 300), q(1000, 1100)],
             10,
