@@ -277,3 +277,196 @@ fn extract_of_an_absent_flow_exits_1() {
     o.expect_code(1);
     assert!(o.stdout.contains("wrote 0 packets"), "{}", o.stdout);
 }
+
+/// `capture extract` with `--port` on the demo's first error, in `window`.
+fn extract_args(out: &Path, window: &[&str]) -> Vec<String> {
+    let t = truth("demo");
+    let port = arr(&t, "errors")[0]["proxy_local_port"].as_u64().unwrap();
+    let mut args = vec!["capture".to_string(), "extract".into()];
+    for n in node_args() {
+        args.push("--node".into());
+        args.push(n);
+    }
+    args.extend(["--port".to_string(), port.to_string(), "--no-cache".into()]);
+    args.extend(window.iter().map(|s| s.to_string()));
+    args.extend(["-w".to_string(), out.display().to_string()]);
+    args
+}
+
+fn wrote(o: &Out) -> u64 {
+    o.stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("wrote ")?
+                .strip_suffix(" packets")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no `wrote N packets` in:\n{}", o.stdout))
+}
+
+#[test]
+fn extract_reads_the_times_every_command_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("flow.pcapng");
+    let rfc3339 = run(wt(extract_args(
+        &out,
+        &[
+            "--since",
+            "2026-11-25T00:33:50Z",
+            "--until",
+            "2026-11-25T00:33:55Z",
+        ],
+    )));
+    rfc3339.expect_code(0);
+    let expected = wrote(&rfc3339);
+    assert!(expected > 0);
+    // The same window with an offset (08:33:50 +08:00 is 00:33:50Z), and as
+    // epoch seconds: forms `investigate` and `es` read.
+    for window in [
+        [
+            "--since",
+            "2026-11-25 08:33:50 +08:00",
+            "--until",
+            "2026-11-25 08:33:55 +08:00",
+        ],
+        ["--since", "1795566830", "--until", "1795566835"],
+    ] {
+        let o = run(wt(extract_args(&out, &window)));
+        o.expect_code(0);
+        assert_eq!(wrote(&o), expected, "{window:?}");
+    }
+    // A bare date is its midnight in --tz: the whole day holds the flow.
+    let o = run(wt(extract_args(
+        &out,
+        &[
+            "--since",
+            "2026-11-25",
+            "--until",
+            "2026-11-26",
+            "--tz",
+            "UTC",
+        ],
+    )));
+    o.expect_code(0);
+    assert!(wrote(&o) >= expected);
+    // A zone-less stamp without --tz is refused, naming the fix.
+    let o = run(wt(extract_args(
+        &out,
+        &[
+            "--since",
+            "2026-11-25 00:33:50",
+            "--until",
+            "2026-11-25T00:33:55Z",
+        ],
+    )));
+    o.expect_code(2);
+    assert!(o.stderr.contains("--tz"), "{}", o.stderr);
+}
+
+#[test]
+fn capture_refuses_a_node_given_twice() {
+    let caps = dataset_dir("demo").join("captures");
+    let twice = [
+        format!("backend-01={}", caps.join("backend-01").display()),
+        format!("backend-01={}", caps.join("backend-02").display()),
+    ];
+    let mut index = vec!["capture".to_string(), "index".into(), "--no-cache".into()];
+    index.extend(twice.iter().cloned());
+    let dir = tempfile::tempdir().unwrap();
+    let mut extract = vec!["capture".to_string(), "extract".into()];
+    for n in &twice {
+        extract.extend(["--node".to_string(), n.clone()]);
+    }
+    extract.extend(
+        [
+            "--port",
+            "1",
+            "--since",
+            "2026-11-25T00:33:50Z",
+            "--until",
+            "2026-11-25T00:33:55Z",
+            "--no-cache",
+            "-w",
+        ]
+        .map(String::from),
+    );
+    extract.push(dir.path().join("x.pcapng").display().to_string());
+    for args in [index, extract] {
+        let o = run(wt(&args));
+        o.expect_code(2);
+        assert!(
+            o.stderr.contains("`backend-01` is given twice"),
+            "{}",
+            o.stderr
+        );
+    }
+}
+
+#[test]
+fn index_text_neutralises_control_characters_in_file_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_dir(dataset_dir("demo").join("captures").join("proxy"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    std::fs::copy(&src, dir.path().join("evil\x1b[2J\u{202e}.pcap")).unwrap();
+    let node = format!("proxy={}", dir.path().display());
+    let o = run(wt(["capture", "index", "--no-cache", node.as_str()]));
+    o.expect_code(0);
+    assert!(
+        !o.stdout.contains('\x1b') && !o.stdout.contains('\u{202e}'),
+        "a file name reached the terminal raw:\n{:?}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("evil\\x1b[2J\\u{202e}.pcap"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn index_text_names_gaps_and_overlaps_between_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut src: Vec<_> = std::fs::read_dir(dataset_dir("demo").join("captures").join("proxy"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    src.sort();
+    // Names without rotation hints: the first and the third rotation leave
+    // a stretch nothing covers; one file twice overlaps itself.
+    let (gap, twice) = (dir.path().join("gap"), dir.path().join("twice"));
+    std::fs::create_dir_all(&gap).unwrap();
+    std::fs::create_dir_all(&twice).unwrap();
+    std::fs::copy(&src[0], gap.join("x.pcap")).unwrap();
+    std::fs::copy(&src[2], gap.join("y.pcap")).unwrap();
+    std::fs::copy(&src[0], twice.join("a.pcap")).unwrap();
+    std::fs::copy(&src[0], twice.join("b.pcap")).unwrap();
+    let o = run(wt([
+        "capture".to_string(),
+        "index".into(),
+        "--no-cache".into(),
+        format!("g={}", gap.display()),
+        format!("t={}", twice.display()),
+    ]));
+    o.expect_code(0);
+    let line = |start: &str| {
+        o.stdout
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no `{start}` line in:\n{}", o.stdout))
+            .to_string()
+    };
+    let g = line("  GAP:     2026-11-25 00:34:");
+    assert!(
+        g.ends_with(" between x.pcap and y.pcap: not captured"),
+        "{g}"
+    );
+    let ov = line("  overlap: 2026-11-25 00:33:");
+    assert!(
+        ov.ends_with(" in a.pcap and b.pcap: packets there may appear twice"),
+        "{ov}"
+    );
+}

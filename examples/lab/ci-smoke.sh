@@ -4,8 +4,9 @@
 # middlebox-reset run (a routed stateful firewall that forgets idle
 # connections) whose truth must show the firewall's RST.
 # Prints `SKIP: <reason>` and exits 0 where it cannot run (not root, no
-# network namespaces, a tool or Go >= 1.26 missing) -- unless
-# WIRETRAIL_REQUIRE_ALL=1 (as CI sets it), then that is a failure. Exits
+# network namespaces, a tool or Go >= 1.26 missing) -- unless CI=true (or 1)
+# or WIRETRAIL_REQUIRE_ALL is set to anything but 0 (as .ci/run does), then
+# that is a failure (the rule of wiretrail_testsupport::require_all). Exits
 # non-zero when the lab ran but did not produce proxy errors, rotated captures
 # and a consistent truth file.
 #   examples/lab/ci-smoke.sh [OUT_DIR]      (default: a temporary directory, removed)
@@ -15,8 +16,11 @@ set -uo pipefail
 LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 skip() {
-	if [ "${WIRETRAIL_REQUIRE_ALL:-}" = 1 ]; then
-		echo "FAIL: lab smoke test cannot run (WIRETRAIL_REQUIRE_ALL=1): $*"
+	local required=""
+	case "${CI:-}" in [Tt][Rr][Uu][Ee] | 1) required=1 ;; esac
+	case "${WIRETRAIL_REQUIRE_ALL:-0}" in "" | 0) ;; *) required=1 ;; esac
+	if [ -n "$required" ]; then
+		echo "FAIL: lab smoke test cannot run (CI=true / WIRETRAIL_REQUIRE_ALL=1 forbid skipping): $*"
 		exit 1
 	fi
 	echo "SKIP: lab smoke test: $*"

@@ -372,7 +372,7 @@ struct Costs {
 }
 
 impl Costs {
-    fn add(&self, c: &scan::Cost) {
+    fn add(&self, c: &probe::Cost) {
         self.bytes.fetch_add(c.bytes, Ordering::Relaxed);
         self.packets.fetch_add(c.packets, Ordering::Relaxed);
     }

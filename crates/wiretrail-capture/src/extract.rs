@@ -19,7 +19,7 @@ mod plan;
 use crate::catalog::{Catalog, FileEntry};
 use crate::decode::Skip;
 use crate::decode::{decode_tcp, tcp_ports};
-use crate::obs::{Nanos, PacketObs};
+use crate::obs::{Direction, Nanos, PacketObs, SeqNumber};
 use crate::problem::{CaptureProblem, ProblemKind};
 use crate::query::FlowQuery;
 use crate::read::{CaptureReader, ReadError};
@@ -242,7 +242,7 @@ pub fn extract(catalog: &Catalog, queries: &[FlowQuery], opts: &ExtractOptions) 
         ex.problems.push(p);
     }
     keyed.sort_by(|(na, a), (nb, b)| {
-        (na, a.ts, &a.file, a.frame, a.query).cmp(&(nb, b.ts, &b.file, b.frame, b.query))
+        (na, a.ts, &a.file, a.frame, &a.queries).cmp(&(nb, b.ts, &b.file, b.frame, &b.queries))
     });
     ex.packets = keyed.into_iter().map(|(_, p)| p).collect();
     ex
@@ -462,7 +462,7 @@ fn read_piece(
     let mut errors_in_a_row = 0;
     let mut hits = Vec::new();
     loop {
-        if reporting && out.scanned % 8192 == 0 {
+        if reporting && out.scanned.is_multiple_of(8192) {
             let now = rd.bytes_consumed();
             if now - reported >= PROGRESS_EVERY {
                 progress.bytes(t, now - reported);
@@ -521,28 +521,41 @@ fn read_piece(
             out.header_cut += 1;
             out.first_cut_at.get_or_insert(rec.offset);
         }
+        // One observation per frame and direction: the queries it matched
+        // travel with it. (A direction differs only between queries that
+        // disagree on which end is the proxy: then each reading is kept.)
+        let mut dirs: Vec<(Direction, Vec<usize>)> = Vec::with_capacity(1);
         for &(qi, dir) in &hits {
+            match dirs.iter_mut().find(|(d, _)| *d == dir) {
+                Some((_, qs)) => qs.push(qi),
+                None => dirs.push((dir, vec![qi])),
+            }
+        }
+        let data: Arc<[u8]> = rec.data.into();
+        for (dir, mut queries) in dirs {
+            queries.sort_unstable();
+            queries.dedup();
             let obs = PacketObs {
                 node: t.node_name.clone(),
                 file: t.path.clone(),
                 frame: rec.frame,
                 ts: rec.ts,
-                query: qi,
+                queries,
                 dir,
                 src: SocketAddr::new(tcp.src, tcp.src_port),
                 dst: SocketAddr::new(tcp.dst, tcp.dst_port),
                 ip_id: tcp.ip_id,
                 ttl: tcp.ttl,
                 flags: tcp.flags,
-                seq: tcp.seq,
-                ack: tcp.ack,
+                seq: SeqNumber(tcp.seq),
+                ack: SeqNumber(tcp.ack),
                 payload_len: tcp.payload_len,
                 window: tcp.window,
                 opts: tcp.opts,
                 link: tcp.link,
                 linktype: rec.linktype,
                 orig_len: rec.orig_len,
-                data: rec.data.to_vec(),
+                data: data.clone(),
             };
             out.packets.push((t.node, obs));
         }

@@ -19,5 +19,5 @@ pub mod problem;
 pub mod query;
 pub mod read;
 
-pub use obs::{Direction, LinkInfo, Nanos, PacketObs, TcpFlags, TcpOpts};
+pub use obs::{Direction, LinkInfo, Nanos, PacketObs, SeqNumber, TcpFlags, TcpOpts};
 pub use query::{FlowQuery, FlowTarget};

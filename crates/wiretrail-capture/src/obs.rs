@@ -8,6 +8,63 @@ use std::sync::Arc;
 /// Nanoseconds since the Unix epoch, UTC, as the capturing node's clock read it.
 pub type Nanos = i64;
 
+/// A TCP sequence (or acknowledgement) number: 32 bits that wrap, so
+/// "after" is the sign of the wrapping difference (RFC 793 §3.3), never
+/// the integers' order. Comparisons (`<`, `>`) follow sequence space, as
+/// smoltcp's `TcpSeqNumber` does; they are only meaningful within 2^31 of
+/// each other, which is why the type is not `Ord`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SeqNumber(pub u32);
+
+impl SeqNumber {
+    /// How far `self` lies past `base`, forward in sequence space
+    /// (a relative sequence number when `base` is the ISN).
+    pub fn since(self, base: SeqNumber) -> u32 {
+        self.0.wrapping_sub(base.0)
+    }
+
+    /// The shorter way round between two sequence numbers.
+    pub fn distance(self, other: SeqNumber) -> u32 {
+        self.since(other).min(other.since(self))
+    }
+
+    /// The later of two (in sequence space).
+    pub fn max(self, other: SeqNumber) -> SeqNumber {
+        if other > self {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+impl std::ops::Add<u32> for SeqNumber {
+    type Output = SeqNumber;
+    fn add(self, n: u32) -> SeqNumber {
+        SeqNumber(self.0.wrapping_add(n))
+    }
+}
+
+impl std::ops::Sub<u32> for SeqNumber {
+    type Output = SeqNumber;
+    fn sub(self, n: u32) -> SeqNumber {
+        SeqNumber(self.0.wrapping_sub(n))
+    }
+}
+
+impl PartialOrd for SeqNumber {
+    fn partial_cmp(&self, other: &SeqNumber) -> Option<std::cmp::Ordering> {
+        Some((self.0.wrapping_sub(other.0) as i32).cmp(&0))
+    }
+}
+
+impl std::fmt::Display for SeqNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// TCP flag bits as on the wire (low 9 bits of the flags field: NS..FIN).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct TcpFlags(pub u16);
@@ -88,8 +145,11 @@ pub struct PacketObs {
     pub frame: u64,
     /// Capture time on the node's own clock.
     pub ts: Nanos,
-    /// Index of the [`crate::query::FlowQuery`] that matched (into the slice given to extraction).
-    pub query: usize,
+    /// Indices of the [`crate::query::FlowQuery`]s that matched (into the
+    /// slice given to extraction), ascending, never empty: one observation
+    /// per frame however many queries it matched (overlapping windows of
+    /// one flow are common), so its bytes are held once.
+    pub queries: Vec<usize>,
     pub dir: Direction,
     pub src: SocketAddr,
     pub dst: SocketAddr,
@@ -99,8 +159,8 @@ pub struct PacketObs {
     pub ttl: u8,
     pub flags: TcpFlags,
     /// Raw (absolute) sequence and acknowledgement numbers.
-    pub seq: u32,
-    pub ack: u32,
+    pub seq: SeqNumber,
+    pub ack: SeqNumber,
     /// TCP payload length from the IP lengths (not the captured length).
     pub payload_len: u32,
     /// Raw window field (unscaled).
@@ -111,8 +171,9 @@ pub struct PacketObs {
     pub linktype: u16,
     /// Original length on the wire.
     pub orig_len: u32,
-    /// The captured bytes (possibly snaplen-truncated), for the slice writer.
-    pub data: Vec<u8>,
+    /// The captured bytes (possibly snaplen-truncated), for the slice writer;
+    /// shared, so cloning an observation (analysis, slices) copies no bytes.
+    pub data: Arc<[u8]>,
 }
 
 impl PacketObs {
@@ -124,7 +185,33 @@ impl PacketObs {
         }
     }
 
+    /// Whether query `q` matched this packet.
+    pub fn matched(&self, q: usize) -> bool {
+        self.queries.binary_search(&q).is_ok()
+    }
+
     pub fn proxy_ip(&self) -> IpAddr {
         self.proxy_backend().0.ip()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeqNumber;
+
+    #[test]
+    fn sequence_numbers_compare_across_the_wrap() {
+        let near_end = SeqNumber(u32::MAX - 10);
+        let wrapped = near_end + 100;
+        assert_eq!(wrapped, SeqNumber(89));
+        assert!(wrapped > near_end, "89 is 100 bytes after 2^32-11");
+        assert!(near_end < wrapped);
+        assert_eq!(wrapped.since(near_end), 100);
+        assert_eq!(near_end.distance(wrapped), 100);
+        assert_eq!(wrapped.distance(near_end), 100);
+        assert_eq!(near_end.max(wrapped), wrapped);
+        assert_eq!(wrapped - 100, near_end);
+        // Integers' order would say the opposite.
+        assert!(wrapped.0 < near_end.0);
     }
 }

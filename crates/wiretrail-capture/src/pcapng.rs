@@ -1,6 +1,11 @@
-//! A minimal pcapng writer for incident slices: one section, one interface
-//! (IDB) per capturing node, named after the node, nanosecond timestamps,
-//! an optional comment per packet. Little-endian, as Wireshark writes.
+//! A minimal pcapng writer: one section, one interface (IDB) per capturing
+//! node and link type, named after the node, nanosecond timestamps, an
+//! optional comment per packet. Little-endian, as Wireshark writes.
+//!
+//! [`write_merged`] is the one way wiretrail writes the packets of several
+//! nodes into one file: `wiretrail capture extract` (capture-clock order) and
+//! the per-incident slices (reference-clock order, findings as comments)
+//! both call it.
 //!
 //! Every interface declares a snaplen of [`SNAPLEN`], the largest packet
 //! Wireshark and libpcap accept for these link types: a file holding a
@@ -9,8 +14,10 @@
 //! to it, keeps its original length, and says so in a packet comment; the
 //! writer counts the cuts ([`PcapngWriter::cut`]) and warns once.
 
-use crate::obs::Nanos;
+use crate::obs::{Nanos, PacketObs};
+use std::collections::HashSet;
 use std::io::{self, Write};
+use std::path::Path;
 
 const SHB: u32 = 0x0A0D_0D0A;
 const IDB: u32 = 1;
@@ -174,4 +181,46 @@ impl<W: Write> PcapngWriter<W> {
         self.w.flush()?;
         Ok(self.w)
     }
+}
+
+/// One record of a merged file: a packet, and what to say about it.
+#[derive(Debug, Clone, Copy)]
+pub struct MergedRecord<'a> {
+    pub packet: &'a PacketObs,
+    /// A packet comment (Wireshark shows it with the packet).
+    pub comment: Option<&'a str>,
+}
+
+/// Write the packets of several nodes into one pcapng, in the order given
+/// (the caller's clock decides: capture time for an extraction, reference
+/// time for an incident slice), each at its capture timestamp. One interface
+/// per (node, link type), named after the node, declared in the order they
+/// first appear. A captured frame given twice (same node, file and frame:
+/// it matched two queries) is written once, with the first one's comment.
+///
+/// Returns the flushed writer and how many records it wrote.
+pub fn write_merged<W: Write>(w: W, records: &[MergedRecord<'_>]) -> io::Result<(W, u64)> {
+    let mut interfaces: Vec<(&str, u16)> = Vec::new();
+    for r in records {
+        let key = (&*r.packet.node, r.packet.linktype);
+        if !interfaces.contains(&key) {
+            interfaces.push(key);
+        }
+    }
+    let mut pw = PcapngWriter::new(w, &interfaces)?;
+    let mut seen: HashSet<(&str, &Path, u64)> = HashSet::with_capacity(records.len());
+    let mut written = 0u64;
+    for r in records {
+        let p = r.packet;
+        if !seen.insert((&p.node, p.file.as_path(), p.frame)) {
+            continue;
+        }
+        let iface = interfaces
+            .iter()
+            .position(|&(n, l)| n == &*p.node && l == p.linktype)
+            .expect("every (node, link type) was declared above");
+        pw.write_packet(iface as u32, p.ts, &p.data, p.orig_len, r.comment)?;
+        written += 1;
+    }
+    Ok((pw.finish()?, written))
 }

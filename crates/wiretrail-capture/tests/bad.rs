@@ -3,21 +3,14 @@
 //! a partial-tail stop) naming the right byte offset, and never panics,
 //! loops or allocates from an unchecked length.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use wiretrail_capture::decode::{decode_tcp, tcp_ports};
 use wiretrail_capture::read::{CaptureReader, ReadError};
 
 fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    if dir.join("bad/EXPECTED.tsv").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "\n!!!!!!!! SKIPPING: corpus bad/ not found at {} !!!!!!!!\n",
-            dir.display()
-        );
-        None
-    }
+    common::corpus_with("bad/EXPECTED.tsv")
 }
 
 /// What reading a file gave: records before the first error, the first

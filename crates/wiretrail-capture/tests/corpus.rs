@@ -3,6 +3,8 @@
 //! fields. Deviations we cannot (or choose not to) match are listed below
 //! with their reason; everything else must match exactly.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -26,16 +28,7 @@ const NON_PACKET_FRAMES: &str =
      we number packets only, so frames.tsv packet rows are matched in order";
 
 fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    if dir.join("captures").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "\n!!!!!!!! SKIPPING: capture corpus not found at {} !!!!!!!!\n",
-            dir.display()
-        );
-        None
-    }
+    common::corpus_with("captures")
 }
 
 fn captures(dir: &Path) -> Vec<PathBuf> {
@@ -533,8 +526,10 @@ fn pcapng_writer_roundtrip_and_tshark() {
     let tshark = match tshark {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("\n!!!!!!!! SKIPPING tshark check of the pcapng writer: tshark not runnable ({e}) !!!!!!!!\n");
             let _ = std::fs::remove_file(&out);
+            wiretrail_testsupport::require_or_skip(&format!(
+                "tshark, to check the pcapng writer (apt-get install tshark): {e}"
+            ));
             return;
         }
     };

@@ -169,11 +169,13 @@ fn check_file(
     }
     let mut got = BTreeMap::new();
     for o in &ex.packets {
-        assert!(
-            got.insert((o.query, o.frame), o).is_none(),
-            "{capture_name}: frame {} twice for one query",
-            o.frame
-        );
+        for &q in &o.queries {
+            assert!(
+                got.insert((q, o.frame), o).is_none(),
+                "{capture_name}: frame {} twice for one query",
+                o.frame
+            );
+        }
     }
     let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(k)).collect();
     let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(k)).collect();
@@ -190,7 +192,7 @@ fn check_file(
             r.frame
         );
         assert_eq!(
-            (o.flags.0 & 0x1ff, o.seq, o.ack, o.payload_len),
+            (o.flags.0 & 0x1ff, o.seq.0, o.ack.0, o.payload_len),
             (r.flags & 0x1ff, r.seq, r.ack, r.len),
             "{capture_name} frame {}",
             r.frame
@@ -299,7 +301,9 @@ fn rotations_and_nodes_in_one_pass() {
     // packets; dumpcap recorded each packet on two interfaces.
     let mut per: HashMap<(&str, usize), u64> = HashMap::new();
     for o in &ex.packets {
-        *per.entry((&*o.node, o.query)).or_default() += 1;
+        for &q in &o.queries {
+            *per.entry((&*o.node, q)).or_default() += 1;
+        }
     }
     for (qi, f) in flows.iter().enumerate() {
         let want: u64 = f["packets"].parse().unwrap();
@@ -359,6 +363,27 @@ fn rotations_and_nodes_in_one_pass() {
 }
 
 #[test]
+fn a_frame_matched_by_overlapping_queries_is_one_observation() {
+    // Two errors on one connection give two queries with overlapping
+    // windows: each frame comes once, naming both, its bytes held once.
+    let tmp = tempfile::tempdir().unwrap();
+    let lo = lo_rotations(tmp.path());
+    let opts = CatalogOptions {
+        cache_dir: Some(tmp.path().join("cache")),
+        ..CatalogOptions::default()
+    };
+    let cat = Catalog::build_with(&[single("lo", &lo)], &opts).unwrap();
+    let q = FlowQuery::to_port(18080, None, None, i64::MIN / 2, i64::MAX / 2);
+    let one = extract(&cat, std::slice::from_ref(&q), &ExtractOptions::default());
+    let two = extract(&cat, &[q.clone(), q], &ExtractOptions::default());
+    assert!(!one.packets.is_empty());
+    assert_eq!(two.packets.len(), one.packets.len());
+    assert!(two.packets.iter().all(|o| o.queries == [0, 1]));
+    let copy = two.packets[0].clone();
+    assert!(std::sync::Arc::ptr_eq(&copy.data, &two.packets[0].data));
+}
+
+#[test]
 fn port_queries_and_disjoint_windows() {
     let tmp = tempfile::tempdir().unwrap();
     let lo = lo_rotations(tmp.path());
@@ -383,7 +408,7 @@ fn port_queries_and_disjoint_windows() {
         .filter(|r| r.src.port() == 18080 || r.dst.port() == 18080)
         .count();
     assert_eq!(ex.packets.len(), want);
-    assert!(ex.packets.iter().all(|o| o.query == 0));
+    assert!(ex.packets.iter().all(|o| o.queries == [0]));
     assert!(ex
         .packets
         .iter()
@@ -453,12 +478,12 @@ fn wildcard_query_takes_every_connection_to_the_backend_in_its_window() {
         let got: Vec<(u64, Direction)> = ex
             .packets
             .iter()
-            .filter(|o| o.query == qi)
+            .filter(|o| o.matched(qi))
             .map(|o| {
                 // Rotated files restart frame numbers: map back by time.
                 let r = oracle
                     .iter()
-                    .find(|r| r.ts == o.ts && r.src == o.src && r.dst == o.dst && r.seq == o.seq)
+                    .find(|r| r.ts == o.ts && r.src == o.src && r.dst == o.dst && r.seq == o.seq.0)
                     .unwrap_or_else(|| panic!("{o:?} is not in the oracle"));
                 (r.frame, o.dir)
             })
@@ -478,7 +503,7 @@ fn wildcard_query_takes_every_connection_to_the_backend_in_its_window() {
         let ports: std::collections::BTreeSet<u16> = ex
             .packets
             .iter()
-            .filter(|o| o.query == qi)
+            .filter(|o| o.matched(qi))
             .map(|o| o.proxy_backend().0.port())
             .collect();
         assert!(ports.len() > 1, "one connection only: {ports:?}");

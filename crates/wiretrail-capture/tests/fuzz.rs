@@ -11,6 +11,8 @@
 //! path printed: copy it to `tests/fixtures/fuzz/`, where
 //! `fixtures_do_not_panic` replays it forever after.
 
+mod common;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use wiretrail_capture::decode::{decode_tcp, tcp_ports};
@@ -37,16 +39,7 @@ impl Rng {
 }
 
 fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    if dir.join("captures").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "\n!!!!!!!! SKIPPING fuzz: corpus not found at {} !!!!!!!!\n",
-            dir.display()
-        );
-        None
-    }
+    common::corpus_with("captures")
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {

@@ -1,6 +1,11 @@
 //! `wiretrail`: the binary. Thin: argument parsing and exit codes here, the
 //! work in the library crates. Each subcommand lives in `cmd/<name>.rs`.
 
+// The doc comments of this crate are clap's `--help` text, written for a
+// terminal (`<out>/report.html`, `ssh://[user@]host`), not Markdown: rustdoc
+// must not read them as HTML tags or intra-doc links.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
+
 mod cmd;
 
 /// The log reader allocates records on its worker threads and the caller

@@ -17,10 +17,10 @@
 
 use crate::config::NodeInput;
 use crate::model::{ClockOffset, NodeRole, OffsetMethod};
-use crate::packets::Pkt;
+use crate::packets::Store;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
-use wiretrail_capture::{Direction, Nanos};
+use wiretrail_capture::{Direction, Nanos, SeqNumber};
 
 /// Linux stamps TSval in milliseconds.
 const DEFAULT_TICK_NS: f64 = 1_000_000.0;
@@ -55,7 +55,7 @@ impl Clock {
 
 /// `max_off_ns`: offsets beyond it are implausible (the plan's windows were
 /// widened by that much only) and are not used.
-pub(crate) fn estimate(nodes: &[NodeInput], pkts: &[Pkt], max_off_ns: f64) -> Clock {
+pub(crate) fn estimate(nodes: &[NodeInput], pkts: &Store, max_off_ns: f64) -> Clock {
     let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
     let idx: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let has_pkts: Vec<bool> = (0..nodes.len())
@@ -174,15 +174,15 @@ fn round9(x: f64) -> f64 {
 struct WireKey {
     src: SocketAddr,
     dst: SocketAddr,
-    seq: u32,
-    ack: u32,
+    seq: SeqNumber,
+    ack: SeqNumber,
     len: u32,
     ip_id: Option<u32>,
     tsval: Option<u32>,
     flags: u16,
 }
 
-fn shared_packet_edges(idx: &HashMap<&str, usize>, pkts: &[Pkt]) -> Vec<Edge> {
+fn shared_packet_edges(idx: &HashMap<&str, usize>, pkts: &Store) -> Vec<Edge> {
     // key → (node, time); a node with two different packets of one key
     // (a real identical retransmission) is ambiguous for that key.
     let mut seen: HashMap<WireKey, (usize, Vec<(usize, Nanos)>)> = HashMap::new();
@@ -296,7 +296,7 @@ type TsvalSamples = BTreeMap<usize, Vec<(u32, Nanos)>>;
 /// brings a new random offset: each node's samples of one 4-tuple are
 /// clustered by their zero, and only zeros closer than `max_off_ns` are
 /// compared (a random offset lands there with odds of about 1 in 10^5).
-fn tsval_edges(idx: &HashMap<&str, usize>, pkts: &[Pkt], max_off_ns: f64) -> Vec<Edge> {
+fn tsval_edges(idx: &HashMap<&str, usize>, pkts: &Store, max_off_ns: f64) -> Vec<Edge> {
     let mut samples: BTreeMap<(SocketAddr, SocketAddr), TsvalSamples> = BTreeMap::new();
     for p in pkts.iter().filter(|p| !p.is_dup() && p.to_backend()) {
         let (Some(tsval), Some(&n)) = (p.obs.opts.tsval, idx.get(p.obs.node.as_ref())) else {

@@ -8,60 +8,51 @@
 //! a few KB above it. Each node's view is then analysed on its own: Zeek's
 //! `conn_state` and `history`, and the per-packet marks.
 
-use crate::model::Mark;
-use crate::packets::Pkt;
+use crate::model::{ConnState, Mark};
+use crate::packets::{Pk, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use wiretrail_capture::Nanos;
+use wiretrail_capture::{Nanos, SeqNumber};
 
 /// (proxy socket, backend socket).
 pub(crate) type Tuple = (SocketAddr, SocketAddr);
-
-/// `a` is after `b` in sequence space.
-pub(crate) fn seq_gt(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) > 0
-}
 
 /// A segment this far above a connection's ISN belongs to it whatever the
 /// time between (16 MiB of one connection's bytes: far below the 2^32
 /// space where an unrelated ISN would land at random).
 const SEQ_JOIN_BYTES: u32 = 1 << 24;
 
-fn seq_dist(a: u32, b: u32) -> u32 {
-    a.wrapping_sub(b).min(b.wrapping_sub(a))
-}
-
 /// What one node's view of a connection shows.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ViewFacts {
     /// Packet indices of the proxy's SYN and the backend's SYN-ACK.
-    pub syn: Option<usize>,
-    pub synack: Option<usize>,
+    pub syn: Option<Pk>,
+    pub synack: Option<Pk>,
     pub handshake_seen: bool,
-    pub conn_state: String,
+    pub conn_state: ConnState,
     pub history: String,
     pub to_backend: usize,
-    pub proxy_data: Vec<usize>,
-    pub backend_data: Vec<usize>,
+    pub proxy_data: Vec<Pk>,
+    pub backend_data: Vec<Pk>,
     /// The backend answered with something other than RST (it had state).
     pub backend_stateful: bool,
-    pub backend_rsts: Vec<usize>,
-    pub proxy_rsts: Vec<usize>,
-    pub backend_fin: Option<usize>,
-    pub proxy_fin: Option<usize>,
+    pub backend_rsts: Vec<Pk>,
+    pub proxy_rsts: Vec<Pk>,
+    pub backend_fin: Option<Pk>,
+    pub proxy_fin: Option<Pk>,
     /// Backend ACKs of proxy bytes this node never saw: (packet, from, to).
-    pub acked_unseen: Vec<(usize, u32, u32)>,
-    pub path_anomalies: Vec<usize>,
+    pub acked_unseen: Vec<(Pk, SeqNumber, SeqNumber)>,
+    pub path_anomalies: Vec<Pk>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct NodeView {
     pub node: Arc<str>,
     /// Distinct packets, in capture order.
-    pub pkts: Vec<usize>,
+    pub pkts: Vec<Pk>,
     /// Capture duplicates of those packets.
-    pub dups: Vec<usize>,
+    pub dups: Vec<Pk>,
     pub first_ref: Nanos,
     pub last_ref: Nanos,
     pub facts: ViewFacts,
@@ -71,8 +62,8 @@ pub(crate) struct NodeView {
 #[derive(Debug, Clone)]
 pub(crate) struct Conn {
     pub tuple: Tuple,
-    pub proxy_isn: Option<u32>,
-    pub backend_isn: Option<u32>,
+    pub proxy_isn: Option<SeqNumber>,
+    pub backend_isn: Option<SeqNumber>,
     pub views: Vec<NodeView>,
     pub first_ref: Nanos,
     pub last_ref: Nanos,
@@ -83,17 +74,17 @@ pub(crate) struct Conn {
 struct Inst {
     node: Arc<str>,
     tuple: Tuple,
-    pkts: Vec<usize>,
-    syn_seq: Option<u32>,
-    last_tb_seq: Option<u32>,
+    pkts: Vec<Pk>,
+    syn_seq: Option<SeqNumber>,
+    last_tb_seq: Option<SeqNumber>,
 }
 
 /// Groups packets (reference times already set) into connections.
 /// `tol_ns` is how far apart in time two nodes' parts of one connection may
 /// appear (clock uncertainty).
-pub(crate) fn build(pkts: &mut [Pkt], tol_ns: Nanos) -> Vec<Conn> {
-    let mut groups: BTreeMap<(Tuple, Arc<str>), Vec<usize>> = BTreeMap::new();
-    for (i, p) in pkts.iter().enumerate().filter(|(_, p)| !p.is_dup()) {
+pub(crate) fn build(pkts: &mut Store, tol_ns: Nanos) -> Vec<Conn> {
+    let mut groups: BTreeMap<(Tuple, Arc<str>), Vec<Pk>> = BTreeMap::new();
+    for (i, p) in pkts.indexed().filter(|(_, p)| !p.is_dup()) {
         groups
             .entry((p.obs.proxy_backend(), p.obs.node.clone()))
             .or_default()
@@ -112,7 +103,7 @@ pub(crate) fn build(pkts: &mut [Pkt], tol_ns: Nanos) -> Vec<Conn> {
                     c.syn_seq != Some(o.seq)
                 } else {
                     tb && !o.flags.rst()
-                        && c.last_tb_seq.is_some_and(|s| seq_dist(s, o.seq) > 1 << 30)
+                        && c.last_tb_seq.is_some_and(|s| s.distance(o.seq) > 1 << 30)
                 }
             });
             if split {
@@ -174,12 +165,10 @@ pub(crate) fn build(pkts: &mut [Pkt], tol_ns: Nanos) -> Vec<Conn> {
                 .filter(|(_, c)| c.tuple == inst.tuple)
                 .filter_map(|(i, c)| {
                     let by_seq = match (anchor, c.proxy_isn) {
-                        (Some(a), Some(isn)) if a.wrapping_sub(isn) < 1 << 30 => {
-                            Some(a.wrapping_sub(isn))
-                        }
+                        (Some(a), Some(isn)) if a.since(isn) < 1 << 30 => Some(a.since(isn)),
                         (Some(_), Some(_)) => return None,
                         (Some(a), None) => match conn_anchor(c, pkts) {
-                            Some(b) if seq_dist(a, b) < 1 << 24 => None,
+                            Some(b) if a.distance(b) < 1 << 24 => None,
                             Some(_) => return None,
                             None => None,
                         },
@@ -227,7 +216,7 @@ pub(crate) fn build(pkts: &mut [Pkt], tol_ns: Nanos) -> Vec<Conn> {
     }
 
     // Duplicates follow their first copy.
-    let mut home: HashMap<usize, (usize, usize)> = HashMap::new();
+    let mut home: HashMap<Pk, (usize, usize)> = HashMap::new();
     for (ci, c) in conns.iter().enumerate() {
         for (vi, v) in c.views.iter().enumerate() {
             for &p in &v.pkts {
@@ -235,7 +224,7 @@ pub(crate) fn build(pkts: &mut [Pkt], tol_ns: Nanos) -> Vec<Conn> {
             }
         }
     }
-    for (i, p) in pkts.iter().enumerate() {
+    for (i, p) in pkts.indexed() {
         if let Some(orig) = p.dup_of {
             if let Some(&(ci, vi)) = home.get(&orig) {
                 conns[ci].views[vi].dups.push(i);
@@ -255,8 +244,7 @@ pub(crate) fn build(pkts: &mut [Pkt], tol_ns: Nanos) -> Vec<Conn> {
         });
         for v in &c.views {
             for &i in &v.pkts {
-                c.queries.insert(pkts[i].obs.query);
-                c.queries.extend(pkts[i].also_queries.iter().copied());
+                c.queries.extend(pkts[i].obs.queries.iter().copied());
             }
         }
         for v in &mut c.views {
@@ -267,7 +255,7 @@ pub(crate) fn build(pkts: &mut [Pkt], tol_ns: Nanos) -> Vec<Conn> {
     conns
 }
 
-fn conn_anchor(c: &Conn, pkts: &[Pkt]) -> Option<u32> {
+fn conn_anchor(c: &Conn, pkts: &Store) -> Option<SeqNumber> {
     c.views.iter().find_map(|v| {
         v.pkts
             .iter()
@@ -294,16 +282,16 @@ type PathKey = (Option<[u8; 6]>, Option<[u8; 6]>, Option<u16>, u8);
 #[derive(Debug, Clone, Default)]
 struct DirState {
     seen: bool,
-    max_end: u32,
-    holes: Vec<(u32, u32)>,
-    last_ack: Option<u32>,
+    max_end: SeqNumber,
+    holes: Vec<(SeqNumber, SeqNumber)>,
+    last_ack: Option<SeqNumber>,
     last_win: u16,
     path: Option<PathKey>,
     bytes: u64,
 }
 
 /// Analyses one node's view: marks on its packets, Zeek state and history.
-pub(crate) fn analyse(pkts: &mut [Pkt], view: &[usize]) -> ViewFacts {
+pub(crate) fn analyse(pkts: &mut Store, view: &[Pk]) -> ViewFacts {
     let mut f = ViewFacts::default();
     let mut st = [DirState::default(), DirState::default()];
     let mut ep = [Ep::Inactive, Ep::Inactive];
@@ -321,27 +309,23 @@ pub(crate) fn analyse(pkts: &mut [Pkt], view: &[usize]) -> ViewFacts {
         // Sequence space: retransmission / out of order.
         let seg_len = o.payload_len + u32::from(fl.syn()) + u32::from(fl.fin());
         if seg_len > 0 && !fl.rst() {
-            let end = o.seq.wrapping_add(seg_len);
+            let end = o.seq + seg_len;
             let s = &mut st[d];
             if !s.seen {
                 s.seen = true;
                 s.max_end = end;
-            } else if seq_gt(end, s.max_end) {
-                if seq_gt(o.seq, s.max_end) {
+            } else if end > s.max_end {
+                if o.seq > s.max_end {
                     s.holes.push((s.max_end, o.seq));
                 }
                 s.max_end = end;
-            } else if let Some(h) = s
-                .holes
-                .iter()
-                .position(|&(a, b)| !seq_gt(a, o.seq) && seq_gt(b, o.seq))
-            {
+            } else if let Some(h) = s.holes.iter().position(|&(a, b)| a <= o.seq && b > o.seq) {
                 marks.push(Mark::OutOfOrder);
                 let (a, b) = s.holes.remove(h);
-                if seq_gt(o.seq, a) {
+                if o.seq > a {
                     s.holes.push((a, o.seq));
                 }
-                if seq_gt(b, end) {
+                if b > end {
                     s.holes.push((end, b));
                 }
             } else {
@@ -356,7 +340,7 @@ pub(crate) fn analyse(pkts: &mut [Pkt], view: &[usize]) -> ViewFacts {
 
         // Acknowledgements.
         if fl.ack() && !fl.rst() {
-            if st[od].seen && seq_gt(o.ack, st[od].max_end) {
+            if st[od].seen && o.ack > st[od].max_end {
                 marks.push(Mark::AckedUnseen);
                 if d == 1 {
                     f.acked_unseen.push((i, st[od].max_end, o.ack));
@@ -475,13 +459,13 @@ pub(crate) fn analyse(pkts: &mut [Pkt], view: &[usize]) -> ViewFacts {
     }
     f.handshake_seen = f.syn.is_some() && f.synack.is_some();
     f.history = history;
-    f.conn_state = zeek_conn_state(ep[0], ep[1], &f.history, st[0].bytes, st[1].bytes).into();
+    f.conn_state = zeek_conn_state(ep[0], ep[1], &f.history, st[0].bytes, st[1].bytes);
     f
 }
 
 /// Zeek's `conn_state` (base/protocols/conn/main.zeek), from the two
 /// endpoint states.
-fn zeek_conn_state(os: Ep, rs: Ep, history: &str, osize: u64, rsize: u64) -> &'static str {
+fn zeek_conn_state(os: Ep, rs: Ep, history: &str, osize: u64, rsize: u64) -> ConnState {
     let o_inactive = matches!(os, Ep::Inactive | Ep::Partial);
     let r_inactive = matches!(rs, Ep::Inactive | Ep::Partial);
     if rs == Ep::Reset {
@@ -491,11 +475,19 @@ fn zeek_conn_state(os: Ep, rs: Ep, history: &str, osize: u64, rsize: u64) -> &'s
             // Zeek requires the SYN to be seen for REJ; a reset with no
             // data on either side after a bare SYN is the same thing.
             if os == Ep::Reset && !history.starts_with('S') {
-                return if o_inactive { "RSTRH" } else { "RSTR" };
+                return if o_inactive {
+                    ConnState::Rstrh
+                } else {
+                    ConnState::Rstr
+                };
             }
-            return "REJ";
+            return ConnState::Rej;
         }
-        return if o_inactive { "RSTRH" } else { "RSTR" };
+        return if o_inactive {
+            ConnState::Rstrh
+        } else {
+            ConnState::Rstr
+        };
     }
     if os == Ep::Reset {
         if r_inactive {
@@ -506,30 +498,30 @@ fn zeek_conn_state(os: Ep, rs: Ep, history: &str, osize: u64, rsize: u64) -> &'s
                     .take_while(|c| !"HAFGIQ".contains(*c))
                     .any(|c| c == 'R')
             {
-                return "RSTOS0";
+                return ConnState::Rstos0;
             }
-            return "OTH";
+            return ConnState::Oth;
         }
-        return "RSTO";
+        return ConnState::Rsto;
     }
     match (os, rs) {
-        (Ep::Closed, Ep::Closed) => "SF",
+        (Ep::Closed, Ep::Closed) => ConnState::Sf,
         (Ep::Closed, _) => {
             if r_inactive {
-                "SH"
+                ConnState::Sh
             } else {
-                "S2"
+                ConnState::S2
             }
         }
         (_, Ep::Closed) => {
             if o_inactive {
-                "SHR"
+                ConnState::Shr
             } else {
-                "S3"
+                ConnState::S3
             }
         }
-        (Ep::SynSent, Ep::Inactive) => "S0",
-        (Ep::Established, Ep::Established) => "S1",
-        _ => "OTH",
+        (Ep::SynSent, Ep::Inactive) => ConnState::S0,
+        (Ep::Established, Ep::Established) => ConnState::S1,
+        _ => ConnState::Oth,
     }
 }

@@ -8,7 +8,7 @@ use crate::ctx::{time, Ctx};
 use crate::diagnose::{self, Outcome};
 use crate::findings;
 use crate::model::*;
-use crate::packets::{mark_capture_duplicates, store, Pkt};
+use crate::packets::{mark_capture_duplicates, store, Store};
 use crate::plan::{error_key, ts_ns, ErrorJoin, Plan};
 use crate::systemic::{self, Judged};
 use crate::timejoin;
@@ -18,7 +18,7 @@ use wiretrail_capture::{Direction, Nanos, PacketObs};
 use wiretrail_logs::ProxyError;
 
 /// Everything after extraction: connection rebuild, one clock, diagnosis,
-/// timeline and summary. `packets[i].query` indexes `plan.queries`.
+/// timeline and summary. `packets[i].queries` index `plan.queries`.
 pub fn correlate(
     errors: Vec<ProxyError>,
     plan: &Plan,
@@ -88,7 +88,7 @@ pub fn correlate(
 
     let bad_query = packets
         .iter()
-        .filter(|p| p.query >= plan.queries.len())
+        .filter(|p| p.queries.iter().any(|&q| q >= plan.queries.len()))
         .count();
     if bad_query > 0 {
         inputs.problems.push(Problem::new(
@@ -101,7 +101,7 @@ pub fn correlate(
         ));
     }
 
-    let mut pkts: Vec<Pkt> = store(packets);
+    let mut pkts: Store = store(packets);
     mark_capture_duplicates(&mut pkts, cfg.dup_window_ns);
     let clock = clock::estimate(&nodes, &pkts, dur_ns(cfg.max_clock_offset) as f64);
     for p in &mut pkts {
@@ -333,7 +333,7 @@ pub fn correlate(
                     .iter()
                     .map(|v| ConnectionView {
                         node: v.node.to_string(),
-                        conn_state: v.facts.conn_state.clone(),
+                        conn_state: v.facts.conn_state,
                         history: v.facts.history.clone(),
                         handshake_seen: v.facts.handshake_seen,
                         first: time(v.first_ref),
@@ -517,7 +517,7 @@ fn choose_conn(
 struct NodeTimes(HashMap<String, Vec<Nanos>>);
 
 impl NodeTimes {
-    fn new(pkts: &[Pkt]) -> Self {
+    fn new(pkts: &Store) -> Self {
         let mut m: HashMap<String, Vec<Nanos>> = HashMap::new();
         for p in pkts {
             m.entry(p.obs.node.to_string()).or_default().push(p.ref_ts);
@@ -722,15 +722,15 @@ fn timeline(
                     body: EventBody::Packet(PacketEvent {
                         dir: o.dir,
                         flags: o.flags,
-                        seq: o.seq,
-                        ack: o.ack,
+                        seq: o.seq.0,
+                        ack: o.ack.0,
                         len: o.payload_len,
                         window: o.window,
                         tsval: o.opts.tsval,
                         tsecr: o.opts.tsecr,
-                        rel_seq: rs.map(|b| o.seq.wrapping_sub(b)),
+                        rel_seq: rs.map(|b| o.seq.since(b)),
                         rel_ack: if o.flags.ack() {
-                            ra.map(|b| o.ack.wrapping_sub(b))
+                            ra.map(|b| o.ack.since(b))
                         } else {
                             None
                         },

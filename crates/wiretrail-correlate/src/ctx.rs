@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::config::{CaptureLoss, NodeInput};
 use crate::conn::{Conn, NodeView};
 use crate::model::{Evidence, NodeName, NodeRole, Origin};
-use crate::packets::Pkt;
+use crate::packets::{Pkt, Store};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -21,8 +21,7 @@ use wiretrail_capture::{Direction, Nanos};
 /// captured anything this close to it.
 const UNKNOWN_COVERAGE_SLACK_NS: Nanos = 10_000_000_000;
 
-/// An index into the packet store.
-pub(crate) type Pk = usize;
+pub(crate) use crate::packets::Pk;
 
 pub(crate) fn time(ns: Nanos) -> DateTime<Utc> {
     DateTime::from_timestamp_nanos(ns)
@@ -81,7 +80,7 @@ pub(crate) struct RunFacts {
 }
 
 pub(crate) struct Ctx<'a> {
-    pub pkts: &'a [Pkt],
+    pub pkts: &'a Store,
     pub facts: RunFacts,
     nodes: HashMap<&'a str, &'a NodeInput>,
     clock: &'a Clock,
@@ -96,7 +95,7 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(pkts: &'a [Pkt], nodes: &'a [NodeInput], clock: &'a Clock) -> Self {
+    pub fn new(pkts: &'a Store, nodes: &'a [NodeInput], clock: &'a Clock) -> Self {
         let mut times: HashMap<&str, Vec<Nanos>> = HashMap::new();
         for p in pkts {
             times.entry(p.obs.node.as_ref()).or_default().push(p.ref_ts);

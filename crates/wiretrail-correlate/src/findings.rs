@@ -2,14 +2,14 @@
 //! capture duplicates, path anomalies, the provenance of every RST, gaps a
 //! node acknowledged that another node captured, and the stray marks.
 
-use crate::conn::{seq_gt, Conn};
-use crate::ctx::{Ctx, Parts, Side};
+use crate::conn::Conn;
+use crate::ctx::{Ctx, Parts, Pk, Side};
 use crate::model::{Finding, FindingKind, Mark};
 use crate::rst::{self, RstForm, RstSender};
 
 /// The words of an RST's form, with the packets that prove it.
-fn form_words(ctx: &Ctx<'_>, rst: usize, f: RstForm, after_fin: bool) -> String {
-    let frame = |i: usize| ctx.pkts[i].obs.frame;
+fn form_words(ctx: &Ctx<'_>, rst: Pk, f: RstForm, after_fin: bool) -> String {
+    let frame = |i: Pk| ctx.pkts[i].obs.frame;
     match f {
         _ if after_fin => {
             "idle close: RST after the backend's own FIN, data arrived on a socket it had closed".into()
@@ -37,7 +37,7 @@ fn form_words(ctx: &Ctx<'_>, rst: usize, f: RstForm, after_fin: bool) -> String 
 
 /// Marks stray segments/RSTs and gaps filled elsewhere; returns the
 /// connection's findings that do not depend on any one error.
-pub(crate) fn conn_findings(ctx: &Ctx<'_>, c: &Conn) -> (Vec<Finding>, Vec<(usize, Mark)>) {
+pub(crate) fn conn_findings(ctx: &Ctx<'_>, c: &Conn) -> (Vec<Finding>, Vec<(Pk, Mark)>) {
     let mut out = Vec::new();
     let mut marks = Vec::new();
     let parts = Parts::of(ctx, c);
@@ -173,7 +173,7 @@ pub(crate) fn conn_findings(ctx: &Ctx<'_>, c: &Conn) -> (Vec<Finding>, Vec<(usiz
         }
         // Bytes the backend acknowledged but this node never saw.
         for &(ack_pkt, from, to) in &v.facts.acked_unseen {
-            let filled: Vec<usize> = c
+            let filled: Vec<Pk> = c
                 .views
                 .iter()
                 .filter(|w| w.node != v.node)
@@ -182,8 +182,8 @@ pub(crate) fn conn_findings(ctx: &Ctx<'_>, c: &Conn) -> (Vec<Finding>, Vec<(usiz
                     let o = &ctx.pkts[j].obs;
                     ctx.pkts[j].to_backend()
                         && o.payload_len > 0
-                        && !seq_gt(from, o.seq.wrapping_add(o.payload_len).wrapping_sub(1))
-                        && seq_gt(to, o.seq)
+                        && from < o.seq + o.payload_len
+                        && to > o.seq
                 })
                 .collect();
             let mut evidence = vec![ctx.ev(
@@ -191,7 +191,7 @@ pub(crate) fn conn_findings(ctx: &Ctx<'_>, c: &Conn) -> (Vec<Finding>, Vec<(usiz
                 format!(
                     "ACK {} covers {} bytes this node never captured",
                     to,
-                    to.wrapping_sub(from)
+                    to.since(from)
                 ),
             )];
             if filled.is_empty() {
@@ -202,7 +202,7 @@ pub(crate) fn conn_findings(ctx: &Ctx<'_>, c: &Conn) -> (Vec<Finding>, Vec<(usiz
                     summary: format!(
                         "{} acknowledged {} bytes no capture holds: the capture dropped them",
                         v.node,
-                        to.wrapping_sub(from)
+                        to.since(from)
                     ),
                     evidence,
                 });

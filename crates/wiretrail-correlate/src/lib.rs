@@ -1,7 +1,7 @@
 //! Correlation: from proxy errors and the packets every node captured to one
 //! cross-node timeline per incident, on one clock, with a named cause.
 //!
-//! Two phases. [`plan`] groups [`wiretrail_logs::ProxyError`] records into
+//! Two phases. [`plan()`] groups [`wiretrail_logs::ProxyError`] records into
 //! incidents and says which flows (with time windows) extraction must pull
 //! from every node's captures: by the proxy's port when the line prints it,
 //! else by time (every connection to the backend in the log's second; see

@@ -451,12 +451,81 @@ pub struct IncidentNode {
     pub covered: bool,
 }
 
+/// Zeek's `conn_state` (base/protocols/conn/main.zeek), with the proxy as
+/// originator: the vocabulary people already read conn.log in. Serialized
+/// as Zeek writes it (`RSTO`, `S0`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum ConnState {
+    /// Connection attempt seen, no reply.
+    S0,
+    /// Established, not terminated.
+    S1,
+    /// Normal establishment and termination.
+    #[serde(rename = "SF")]
+    Sf,
+    /// Connection attempt rejected.
+    #[serde(rename = "REJ")]
+    Rej,
+    /// Established, close attempt by the originator only.
+    S2,
+    /// Established, close attempt by the responder only.
+    S3,
+    /// Established, the originator aborted (sent a RST).
+    #[serde(rename = "RSTO")]
+    Rsto,
+    /// Established, the responder aborted.
+    #[serde(rename = "RSTR")]
+    Rstr,
+    /// The originator sent a SYN then a RST; no SYN-ACK from the responder.
+    #[serde(rename = "RSTOS0")]
+    Rstos0,
+    /// The responder sent a SYN-ACK then a RST; no SYN from the originator.
+    #[serde(rename = "RSTRH")]
+    Rstrh,
+    /// The originator sent a SYN then a FIN; no SYN-ACK.
+    #[serde(rename = "SH")]
+    Sh,
+    /// The responder sent a SYN-ACK then a FIN; no SYN.
+    #[serde(rename = "SHR")]
+    Shr,
+    /// No SYN seen, only midstream traffic (also what nothing seen yet is).
+    #[serde(rename = "OTH")]
+    #[default]
+    Oth,
+}
+
+impl ConnState {
+    /// Zeek's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::S0 => "S0",
+            Self::S1 => "S1",
+            Self::Sf => "SF",
+            Self::Rej => "REJ",
+            Self::S2 => "S2",
+            Self::S3 => "S3",
+            Self::Rsto => "RSTO",
+            Self::Rstr => "RSTR",
+            Self::Rstos0 => "RSTOS0",
+            Self::Rstrh => "RSTRH",
+            Self::Sh => "SH",
+            Self::Shr => "SHR",
+            Self::Oth => "OTH",
+        }
+    }
+}
+
+impl std::fmt::Display for ConnState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// One connection instance as one node saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionView {
     pub node: String,
-    /// Zeek conn_state (S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0, RSTRH, SH, SHR, OTH).
-    pub conn_state: String,
+    pub conn_state: ConnState,
     /// Zeek history letters, from the proxy's side as originator.
     pub history: String,
     pub handshake_seen: bool,

@@ -6,20 +6,84 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use wiretrail_capture::{Direction, Nanos, PacketObs};
+use wiretrail_capture::{Direction, Nanos, PacketObs, SeqNumber};
+
+/// A packet's place in the [`Store`]. Typed (rust-analyzer's `la_arena::Idx`
+/// idea) so a packet's index cannot be passed where a connection's, a
+/// node's or an error's is meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Pk(u32);
+
+impl Pk {
+    pub(crate) fn at(i: usize) -> Pk {
+        // A capture-side bound keeps stores far below 2^32 packets (the
+        // max-errors cap and the query windows); say so if it ever is not.
+        Pk(u32::try_from(i).expect("packet store exceeds 2^32 packets"))
+    }
+}
+
+/// Every observation once, indexed by [`Pk`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Store(Vec<Pkt>);
+
+impl Store {
+    /// Every packet with its index, in store order.
+    pub fn indexed(&self) -> impl Iterator<Item = (Pk, &Pkt)> {
+        self.0.iter().enumerate().map(|(i, p)| (Pk::at(i), p))
+    }
+    /// Every index, in store order.
+    pub fn ids(&self) -> impl Iterator<Item = Pk> + use<> {
+        (0..self.0.len()).map(Pk::at)
+    }
+    pub fn iter(&self) -> std::slice::Iter<'_, Pkt> {
+        self.0.iter()
+    }
+}
+
+impl std::ops::Index<Pk> for Store {
+    type Output = Pkt;
+    fn index(&self, i: Pk) -> &Pkt {
+        &self.0[i.0 as usize]
+    }
+}
+
+impl std::ops::IndexMut<Pk> for Store {
+    fn index_mut(&mut self, i: Pk) -> &mut Pkt {
+        &mut self.0[i.0 as usize]
+    }
+}
+
+impl<'a> IntoIterator for &'a Store {
+    type Item = &'a Pkt;
+    type IntoIter = std::slice::Iter<'a, Pkt>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Store {
+    type Item = &'a mut Pkt;
+    type IntoIter = std::slice::IterMut<'a, Pkt>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter_mut()
+    }
+}
+
+impl FromIterator<Pkt> for Store {
+    fn from_iter<I: IntoIterator<Item = Pkt>>(it: I) -> Self {
+        Store(it.into_iter().collect())
+    }
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct Pkt {
     pub obs: PacketObs,
-    /// Index of the first copy when this is the same packet recorded again
-    /// by the same node.
-    pub dup_of: Option<usize>,
+    /// The first copy when this is the same packet recorded again by the
+    /// same node.
+    pub dup_of: Option<Pk>,
     /// Time on the reference clock (set once offsets are known).
     pub ref_ts: Nanos,
     pub marks: Vec<Mark>,
-    /// Other queries that matched the same frame (extraction reports a
-    /// frame once per query it matches; we keep one observation).
-    pub also_queries: Vec<usize>,
 }
 
 impl Pkt {
@@ -48,8 +112,8 @@ pub(crate) struct HeaderKey {
     pub dst: SocketAddr,
     pub ip_id: Option<u32>,
     pub flags: u16,
-    pub seq: u32,
-    pub ack: u32,
+    pub seq: SeqNumber,
+    pub ack: SeqNumber,
     pub len: u32,
     pub window: u16,
     pub tsval: Option<u32>,
@@ -78,15 +142,18 @@ impl HeaderKey {
 }
 
 /// Builds the store, one observation per (node, file, frame).
-pub(crate) fn store(packets: Vec<PacketObs>) -> Vec<Pkt> {
+pub(crate) fn store(packets: Vec<PacketObs>) -> Store {
     let mut at: HashMap<(Arc<str>, Arc<PathBuf>, u64), usize> = HashMap::new();
     let mut out: Vec<Pkt> = Vec::with_capacity(packets.len());
     for obs in packets {
         let key = (obs.node.clone(), obs.file.clone(), obs.frame);
         if let Some(&i) = at.get(&key) {
-            if out[i].obs.query != obs.query && !out[i].also_queries.contains(&obs.query) {
-                out[i].also_queries.push(obs.query);
-            }
+            // The same frame handed twice (tests, or another direction's
+            // reading): one packet, every query it matched.
+            let qs = &mut out[i].obs.queries;
+            qs.extend(obs.queries);
+            qs.sort_unstable();
+            qs.dedup();
             continue;
         }
         at.insert(key, out.len());
@@ -95,10 +162,9 @@ pub(crate) fn store(packets: Vec<PacketObs>) -> Vec<Pkt> {
             obs,
             dup_of: None,
             marks: Vec::new(),
-            also_queries: Vec::new(),
         });
     }
-    out
+    Store(out)
 }
 
 /// LINKTYPE_LINUX_SLL2 (`tcpdump -i any` since 4.99) records the interface
@@ -127,8 +193,8 @@ pub(crate) fn ifindex(o: &PacketObs) -> Option<u32> {
 /// or whose copy is also between them, is what provoked the repeat (the
 /// second stray segment before the second RST). Under duplicate capture the
 /// copy of a packet follows it within microseconds, before the next exchange.
-pub(crate) fn mark_capture_duplicates(pkts: &mut [Pkt], window_ns: i64) -> usize {
-    let mut order: Vec<usize> = (0..pkts.len()).collect();
+pub(crate) fn mark_capture_duplicates(pkts: &mut Store, window_ns: i64) -> usize {
+    let mut order: Vec<Pk> = pkts.ids().collect();
     order.sort_by(|&a, &b| {
         (pkts[a].obs.node.as_ref(), pkts[a].obs.ts, a).cmp(&(
             pkts[b].obs.node.as_ref(),
@@ -140,10 +206,10 @@ pub(crate) fn mark_capture_duplicates(pkts: &mut [Pkt], window_ns: i64) -> usize
     // Pass 1: every repeat of a header within the window of its previous
     // occurrence (and, where known, on another interface) is a candidate
     // copy; `copy_pos` says where each packet's next repeat sits.
-    let mut last: HashMap<(&str, HeaderKey), (usize, Nanos)> = HashMap::new();
-    let mut lanes: HashMap<Lane<'_>, Vec<(usize, usize)>> = HashMap::new();
-    let mut copies: HashSet<usize> = HashSet::new();
-    let mut copy_pos: HashMap<usize, usize> = HashMap::new();
+    let mut last: HashMap<(&str, HeaderKey), (Pk, Nanos)> = HashMap::new();
+    let mut lanes: HashMap<Lane<'_>, Vec<(usize, Pk)>> = HashMap::new();
+    let mut copies: HashSet<Pk> = HashSet::new();
+    let mut copy_pos: HashMap<Pk, usize> = HashMap::new();
     for (pos, &i) in order.iter().enumerate() {
         let o = &pkts[i].obs;
         let key = (o.node.as_ref(), HeaderKey::of(o));
@@ -165,8 +231,8 @@ pub(crate) fn mark_capture_duplicates(pkts: &mut [Pkt], window_ns: i64) -> usize
     // the last accepted original of its header unless a whole packet the
     // other way lies between them.
     let mut accepted = Vec::new();
-    let mut is_copy: HashSet<usize> = HashSet::new();
-    let mut orig: HashMap<(&str, HeaderKey), (usize, Nanos, usize)> = HashMap::new();
+    let mut is_copy: HashSet<Pk> = HashSet::new();
+    let mut orig: HashMap<(&str, HeaderKey), (Pk, Nanos, usize)> = HashMap::new();
     for (pos, &i) in order.iter().enumerate() {
         let o = &pkts[i].obs;
         let key = (o.node.as_ref(), HeaderKey::of(o));

@@ -12,6 +12,7 @@
 
 use crate::conn::NodeView;
 use crate::ctx::{Ctx, Pk};
+use wiretrail_capture::SeqNumber;
 
 /// How a RST from the backend side is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +72,7 @@ pub(crate) fn form(ctx: &Ctx<'_>, v: &NodeView, rst: Pk) -> RstForm {
     if r.flags.ack() {
         if let Some(syn) = before().find(|&j| {
             let s = &ctx.pkts[j].obs;
-            s.flags.syn() && !s.flags.ack() && r.ack == s.seq.wrapping_add(1)
+            s.flags.syn() && !s.flags.ack() && r.ack == s.seq + 1
         }) {
             return RstForm::Refusal { syn };
         }
@@ -83,14 +84,12 @@ pub(crate) fn form(ctx: &Ctx<'_>, v: &NodeView, rst: Pk) -> RstForm {
         }) {
             return RstForm::Stateless { answers: a };
         }
-    } else if r.seq == 0 {
+    } else if r.seq == SeqNumber(0) {
         if let Some(a) = before().find(|&j| {
             let s = &ctx.pkts[j].obs;
             !s.flags.ack()
                 && r.ack
-                    == s.seq.wrapping_add(
-                        s.payload_len + u32::from(s.flags.syn()) + u32::from(s.flags.fin()),
-                    )
+                    == s.seq + (s.payload_len + u32::from(s.flags.syn()) + u32::from(s.flags.fin()))
         }) {
             return RstForm::StatelessToNoAck { answers: a };
         }

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use wiretrail_capture::Direction::{ToBackend as TB, ToProxy as TP};
 use wiretrail_correlate::model::{
-    Cause, EventBody, FindingKind, Mark, NodeRole, OffsetMethod, PacketEvent,
+    Cause, ConnState, EventBody, FindingKind, Mark, NodeRole, OffsetMethod, PacketEvent,
 };
 use wiretrail_correlate::{plan, CorrelateConfig, ErrorJoin, NodeInput};
 use wiretrail_logs::{ErrorClass, TimePrecision};
@@ -112,7 +112,7 @@ fn refused_syn_answered_by_rst_ack() {
         .map(|e| e.frame)
         .collect();
     assert_eq!(frames, vec![syn, rst]);
-    assert_eq!(inc.errors[0].connection[0].conn_state, "REJ");
+    assert_eq!(inc.errors[0].connection[0].conn_state, ConnState::Rej);
     assert_eq!(inc.errors[0].connection[0].history, "Sr");
 }
 
@@ -212,7 +212,7 @@ fn backend_reset_mid_request_by_the_owner() {
         .collect();
     // The request (its first segment), the owner's ACK of it, the abort.
     assert_eq!(frames, vec![first, ack, rst]);
-    assert_eq!(inc.errors[0].connection[0].conn_state, "RSTR");
+    assert_eq!(inc.errors[0].connection[0].conn_state, ConnState::Rstr);
 }
 
 fn pending_request(port: u16) -> (Sim, u64, u64, u64) {
@@ -266,7 +266,7 @@ fn response_timeout_request_acked_never_answered() {
         .map(|e| e.frame)
         .collect();
     assert_eq!(frames, vec![req, ack, fin]);
-    assert_eq!(inc.errors[0].connection[0].conn_state, "S2");
+    assert_eq!(inc.errors[0].connection[0].conn_state, ConnState::S2);
 }
 
 #[test]
@@ -574,7 +574,7 @@ fn port_reuse_picks_the_instance_alive_at_the_log_time() {
         &backends(1),
     );
     let v = &r.incidents[0].errors[0].connection[0];
-    assert_eq!(v.conn_state, "RSTR");
+    assert_eq!(v.conn_state, ConnState::Rstr);
     assert_eq!(v.first, chrono::DateTime::from_timestamp_nanos(t(100.0)));
     assert_eq!(r.incidents[0].verdict.cause, Cause::BackendReset);
 }
@@ -771,7 +771,7 @@ fn same_interface_copies_are_not_duplicates_other_interface_copies_are() {
     for (k, p) in s.pkts.iter_mut().enumerate() {
         p.linktype = 276;
         // The data copy comes from the member (7); the RST copy from the same interface.
-        p.data = sll2(if k == n - 4 + 1 { 7 } else { 3 });
+        p.data = sll2(if k == n - 4 + 1 { 7 } else { 3 }).into();
     }
     let r = run(
         vec![reset_error(44100, "2024-03-01T10:01:10Z")],
@@ -878,7 +878,7 @@ fn connect_timeout_syn_never_answered() {
     let inc = &r.incidents[0];
     assert_eq!(inc.verdict.cause, Cause::ConnectTimeout);
     let v = &inc.errors[0].connection[0];
-    assert_eq!((v.conn_state.as_str(), v.history.as_str()), ("S0", "ST"));
+    assert_eq!((v.conn_state, v.history.as_str()), (ConnState::S0, "ST"));
     let frames: Vec<u64> = inc.errors[0]
         .diagnosis
         .evidence
@@ -1079,7 +1079,7 @@ fn refused_joined_by_time_names_the_refusing_node_or_says_it_cannot() {
         .map(|e| e.frame)
         .collect();
     assert_eq!(frames, vec![syn, rst]);
-    assert_eq!(all[0].connection[0].conn_state, "REJ");
+    assert_eq!(all[0].connection[0].conn_state, ConnState::Rej);
 
     // :07 twice — two refusals on two nodes 2 ms apart: both lines list
     // both, name no node, and say the two pair up one to one.

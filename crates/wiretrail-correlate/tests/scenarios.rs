@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use wiretrail_capture::catalog::{Catalog, CatalogOptions, NodeSpec};
 use wiretrail_capture::extract::{extract, ExtractOptions};
 use wiretrail_correlate::model::{
-    Cause, DiagnosedError, FindingKind, NodeRole, OffsetMethod, Report,
+    Cause, ConnState, DiagnosedError, FindingKind, NodeRole, OffsetMethod, Report,
 };
 use wiretrail_correlate::{correlate, plan, CorrelateConfig, NodeInput, ProxyHint};
 use wiretrail_logs::{LogReader, ParseConfig, Source};
@@ -405,7 +405,7 @@ fn flow_split() {
                 .find(|c| &c.node == st)
                 .expect("stray view");
             assert!(!v.handshake_seen);
-            assert_eq!(v.conn_state, "RSTRH");
+            assert_eq!(v.conn_state, ConnState::Rstrh);
         }
     }
     assert!(r

@@ -9,7 +9,9 @@ mod common;
 
 use common::*;
 use wiretrail_capture::Direction::{ToBackend as TB, ToProxy as TP};
-use wiretrail_correlate::model::{Cause, EventBody, FindingKind, Mark, OffsetMethod, PacketEvent};
+use wiretrail_correlate::model::{
+    Cause, ConnState, EventBody, FindingKind, Mark, OffsetMethod, PacketEvent,
+};
 use wiretrail_logs::{ErrorClass, TimePrecision};
 
 const PI: u32 = 1_000_000_000; // proxy ISN
@@ -208,11 +210,11 @@ fn seed_is_a_flow_split_owned_by_001_with_003_stray() {
     let v1 = views.iter().find(|v| v.node == "backend-01").unwrap();
     let v3 = views.iter().find(|v| v.node == "backend-03").unwrap();
     assert!(v1.handshake_seen && !v3.handshake_seen);
-    assert_eq!(v1.conn_state, "RSTO");
+    assert_eq!(v1.conn_state, ConnState::Rsto);
     assert_eq!(v1.history, "ShADadR");
     assert_eq!(
-        (v3.conn_state.as_str(), v3.history.as_str()),
-        ("RSTRH", "Dr")
+        (v3.conn_state, v3.history.as_str()),
+        (ConnState::Rstrh, "Dr")
     );
     assert_eq!((v1.packets, v1.capture_duplicates), (14, 14));
     assert_eq!((v3.packets, v3.capture_duplicates), (2, 2));

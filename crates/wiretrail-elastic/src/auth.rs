@@ -45,6 +45,29 @@ pub enum Credentials {
 }
 
 impl Credentials {
+    /// The exact strings these credentials put on the wire (the secret,
+    /// and the base64 forms headers carry), to scrub from anything printed.
+    pub fn sent_values(&self) -> Vec<String> {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        match self {
+            Credentials::Basic { user, password } => vec![
+                password.expose().to_string(),
+                b64(&format!("{user}:{}", password.expose())),
+            ],
+            Credentials::ApiKey(k) => {
+                let k = k.expose();
+                let mut v = vec![k.to_string()];
+                if let Some((_, key)) = k.split_once(':') {
+                    v.push(key.to_string());
+                    v.push(b64(k));
+                }
+                v
+            }
+            Credentials::Bearer(t) => vec![t.expose().to_string()],
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Credentials::Basic { .. } => "basic",

@@ -156,7 +156,7 @@ impl EsClient {
             retry: cfg.retry.clone(),
             retries: Arc::new(AtomicU64::new(0)),
             credentials: creds.as_ref().map(Credentials::kind),
-            secrets: Secrets::of(creds.as_ref()),
+            secrets: Secrets::new(creds.iter().flat_map(Credentials::sent_values)),
             host: match (url.host_str(), url.port_or_known_default()) {
                 (Some(h), Some(p)) => format!("{h}:{p}"),
                 _ => url.to_string(),

@@ -5,7 +5,7 @@
 //!   streamed page by page into the log parser's document envelope, with
 //!   retries, PIT reopening and exactly-once delivery.
 //! - [`sink`]: index templates (ECS names + `wiretrail.*`) and `_bulk`
-//!   publishing of a correlation [`Report`](wiretrail_correlate::model::Report)
+//!   publishing of a correlation [`Report`]
 //!   with deterministic ids, per-item results and item retries.
 //!
 //! Built on the official `elasticsearch` crate; retries, backoff and error

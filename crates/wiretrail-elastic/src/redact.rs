@@ -11,8 +11,6 @@
 //!   `base64(user:password)`, the API key in both forms, the bearer token),
 //!   wherever they appear.
 
-use crate::auth::Credentials;
-use base64::Engine as _;
 use regex::Regex;
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -87,28 +85,11 @@ impl std::fmt::Debug for Secrets {
 }
 
 impl Secrets {
-    pub fn of(creds: Option<&Credentials>) -> Secrets {
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let mut v = Vec::new();
-        match creds {
-            None => {}
-            Some(Credentials::Basic { user, password }) => {
-                v.push(password.expose().to_string());
-                v.push(b64(&format!("{user}:{}", password.expose())));
-            }
-            Some(Credentials::ApiKey(k)) => {
-                let k = k.expose();
-                v.push(k.to_string());
-                if let Some((_, key)) = k.split_once(':') {
-                    v.push(key.to_string());
-                    v.push(b64(k));
-                }
-            }
-            Some(Credentials::Bearer(t)) => v.push(t.expose().to_string()),
-        }
-        // Very short values would blank out ordinary words.
-        v.retain(|s| s.len() >= 4);
-        Secrets(v)
+    /// Scrub these exact values (the ones credentials put on the wire:
+    /// [`crate::auth::Credentials::sent_values`]). Very short values are
+    /// left out: they would blank out ordinary words.
+    pub fn new(values: impl IntoIterator<Item = String>) -> Secrets {
+        Secrets(values.into_iter().filter(|s| s.len() >= 4).collect())
     }
 
     /// [`redact`], then every exact secret value replaced.
@@ -141,7 +122,8 @@ impl Secrets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Secret;
+    use crate::auth::{Credentials, Secret};
+    use base64::Engine as _;
 
     #[test]
     fn schemes_headers_keys_and_urls() {
@@ -179,13 +161,13 @@ mod tests {
             user: "elastic".into(),
             password: Secret::new("pw-Zq83"),
         };
-        let s = Secrets::of(Some(&creds));
+        let s = Secrets::new(creds.sent_values());
         let b64 = base64::engine::general_purpose::STANDARD.encode("elastic:pw-Zq83");
         let mut body = serde_json::json!({ "error": { "reason": format!("echo [{b64}] and pw-Zq83"), "x": [ "pw-Zq83" ] } });
         s.scrub(&mut body);
         let t = body.to_string();
         assert!(!t.contains("pw-Zq83") && !t.contains(&b64), "{t}");
-        let s = Secrets::of(Some(&Credentials::ApiKey(Secret::new("myid:mykey-123"))));
+        let s = Secrets::new(Credentials::ApiKey(Secret::new("myid:mykey-123")).sent_values());
         let t = s.clean("unauthorized key [mykey-123] (bXlpZDpteWtleS0xMjM=)");
         assert!(
             !t.contains("mykey-123") && !t.contains("bXlpZDpteWtleS0xMjM="),

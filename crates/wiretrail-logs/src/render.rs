@@ -309,8 +309,8 @@ fn push_stamp(out: &mut Vec<u8>, t: &DateTime<Utc>, digits: Digits) {
         SecondsFormat::Micros => 6,
         SecondsFormat::Nanos => 9,
         _ if nanos == 0 => 0,
-        _ if nanos % 1_000_000 == 0 => 3,
-        _ if nanos % 1_000 == 0 => 6,
+        _ if nanos.is_multiple_of(1_000_000) => 3,
+        _ if nanos.is_multiple_of(1_000) => 6,
         _ => 9,
     };
     if shown > 0 {

@@ -1,7 +1,7 @@
 //! Timestamps as the sources print them, and how they become instants.
 //!
 //! Every envelope yields a [`PartialStamp`]: the fields it printed, its
-//! precision, and its zone if it printed one. [`resolve`] completes the
+//! precision, and its zone if it printed one. [`PartialStamp::resolve`] completes the
 //! missing year (closest before the reference time) and zone (the configured
 //! one) and says whether it had to.
 

@@ -82,7 +82,7 @@ fn many_buffers_line_numbers_and_no_final_newline() {
     let mut n = 0u64;
     while text.len() < 5 << 20 {
         n += 1;
-        if n % 977 == 0 {
+        if n.is_multiple_of(977) {
             text.push_str(L1);
             expect.push(n);
         } else {
@@ -252,7 +252,7 @@ fn mapped_windows_and_streams_agree() {
     let mut n = 0u64;
     while text.len() < 40 << 20 {
         n += 1;
-        text.push_str(if n % 501 == 0 { L1 } else { NOISE });
+        text.push_str(if n.is_multiple_of(501) { L1 } else { NOISE });
     }
     text.push_str("2023-05-05T09:33:07Z stderr F 2023/05/05 17:33:07 http: proxy error: EOF");
     let dir = tempfile::tempdir().unwrap();

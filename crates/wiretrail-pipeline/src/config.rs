@@ -3,7 +3,7 @@
 //!
 //! Loading is two steps, both of which point into the file on failure:
 //! serde with `deny_unknown_fields` (typos and wrong types, with toml's span),
-//! then [`validate`] (values that parse but make no sense: a zone that does
+//! then `validate` (values that parse but make no sense: a zone that does
 //! not exist, two nodes with one name, an `ssh://` URL without a host).
 //! Relative paths are relative to the pipeline file's directory, so a
 //! pipeline can be run from anywhere.

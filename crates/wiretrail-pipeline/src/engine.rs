@@ -196,7 +196,8 @@ pub trait Engine: Send + Sync {
     fn render(&self, report: &Report, how: Rendering, out: &mut dyn Write) -> std::io::Result<()>;
 
     /// One pcapng of `packets`, in this order: one interface per node (and
-    /// link type), named after it; comments as packet comments.
+    /// link type), named after it; comments as packet comments; a captured
+    /// frame given twice is written once.
     fn write_pcapng(&self, packets: &[SlicePacket<'_>], out: &mut dyn Write)
         -> std::io::Result<()>;
 

@@ -4,6 +4,9 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use wiretrail_capture::{Direction, Nanos, TcpFlags};
+use wiretrail_logs::record::Source;
+
+use crate::text;
 use wiretrail_correlate::model::{
     ClockOffset, EventBody, FindingKind, Incident, Mark, NodeRole, OffsetMethod, PacketEvent,
     Report, TimelineEvent,
@@ -384,6 +387,34 @@ pub fn pct(c: f64) -> String {
         format!("{:.0}%", (c * 100.0).clamp(0.0, 100.0))
     } else {
         "?%".to_owned()
+    }
+}
+
+/// Where a log line came from: `file:line`, `es:index/id`, `stdin:line`
+/// (made visible: file names and ids come from outside).
+pub fn source_text(s: &Source) -> String {
+    match s {
+        Source::File { file, line } => format!("{}:{line}", text::visible(file)),
+        Source::Elasticsearch { index, id, .. } => {
+            format!("es:{}/{}", text::visible(index), text::visible(id))
+        }
+        Source::Stdin { line } => format!("stdin:{line}"),
+    }
+}
+
+/// A byte count for people: `512 B`, `217.4 KiB`, `1.2 GiB`.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
     }
 }
 

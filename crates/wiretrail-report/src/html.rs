@@ -5,9 +5,9 @@
 //! complete timeline table and the log lines.
 //!
 //! Escaping discipline: every string that did not originate in this module
-//! goes through [`text`] (element content) or [`attr`] (double-quoted
-//! attribute values), which first make control and bidi characters visible
-//! and then HTML-escape. Anchors use incident ordinals, never ids from data.
+//! goes through [`text::html`] (element content and double-quoted attribute
+//! values alike), which first makes control and bidi characters visible and
+//! then HTML-escapes. Anchors use incident ordinals, never ids from data.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -17,27 +17,14 @@ use wiretrail_correlate::model::{
 };
 
 use crate::describe;
+use crate::describe::{human_bytes, source_text};
 use crate::ladder;
-use crate::terminal::{human_bytes, source_text};
-use crate::text::visible;
+use crate::text;
 
 /// Timelines longer than this start collapsed (still complete).
 const OPEN_TABLE_ROWS: usize = 400;
 
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'";
-
-/// Element content: controls made visible, then `&`, `<`, `>` and both
-/// quotes escaped (quotes are not needed in text, but escaping them means a
-/// fragment stays inert even if a later edit moves it into an attribute).
-pub(crate) fn text(s: &str) -> String {
-    html_escape::encode_quoted_attribute(&visible(s)).into_owned()
-}
-
-/// A quoted attribute value: controls made visible, then `&`, `<`, `>`, `"`
-/// and `'` escaped.
-pub(crate) fn attr(s: &str) -> String {
-    html_escape::encode_quoted_attribute(&visible(s)).into_owned()
-}
 
 /// The whole report as one HTML document.
 pub fn render_html(report: &Report, out: &mut dyn Write) -> io::Result<()> {
@@ -59,8 +46,8 @@ pub fn render_html(report: &Report, out: &mut dyn Write) -> io::Result<()> {
 {css}</style>
 </head><body>
 "#,
-        csp = attr(CSP),
-        title = text(&title),
+        csp = text::html(CSP),
+        title = text::html(&title),
         css = include_str!("style.css"),
     );
     header(&mut h, report);
@@ -80,7 +67,7 @@ fn header(h: &mut String, r: &Report) {
         describe::abs_time(r.since),
         describe::abs_time(r.until),
         describe::abs_time(r.generated_at),
-        text(&r.schema_version)
+        text::html(&r.schema_version)
     );
     h.push_str(r#"<div class="grid">"#);
     // Summary.
@@ -95,7 +82,7 @@ fn header(h: &mut String, r: &Report) {
             let _ = write!(
                 h,
                 r#"<tr><td>{}</td><td class="num mono">{:+.6} s</td><td class="num mono">{}</td><td>{}</td><td class="num">{}</td></tr>"#,
-                text(&o.node),
+                text::html(&o.node),
                 o.offset_s,
                 describe::uncertainty_text(o),
                 describe::method_word(o.method),
@@ -118,7 +105,7 @@ fn header(h: &mut String, r: &Report) {
                 r#"<li><span class="pill">{}</span> {} {}</li>"#,
                 describe::finding_word(f.kind),
                 describe::pct(f.confidence),
-                text(&f.summary)
+                text::html(&f.summary)
             );
         }
         h.push_str("</ul></section>");
@@ -141,7 +128,7 @@ fn header(h: &mut String, r: &Report) {
     if !s.problems.is_empty() {
         let _ = write!(h, "<h3>Problems ({})</h3><ul>", s.problems.len());
         for p in &s.problems {
-            let _ = write!(h, "<li class=\"mono\">{}</li>", text(&p.to_string()));
+            let _ = write!(h, "<li class=\"mono\">{}</li>", text::html(&p.to_string()));
         }
         h.push_str("</ul>");
     }
@@ -161,15 +148,15 @@ fn header(h: &mut String, r: &Report) {
                 .nodes
                 .iter()
                 .filter(|n| n.saw_connection)
-                .map(|n| text(&n.name))
+                .map(|n| text::html(&n.name))
                 .collect();
             let _ = write!(
                 h,
                 r##"<tr><td><a href="#inc-{n}">{n}</a></td><td class="mono">{start}</td><td>{proxy}</td><td>{backend}</td><td><span class="pill cause-{c}">{c}</span></td><td class="num">{conf}</td><td class="num">{errs}</td><td>{saw}</td></tr>"##,
                 n = i + 1,
                 start = describe::abs_time(inc.start),
-                proxy = text(&inc.proxy),
-                backend = text(&inc.backend),
+                proxy = text::html(&inc.proxy),
+                backend = text::html(&inc.backend),
                 c = inc.verdict.cause.as_str(),
                 conf = describe::pct(inc.verdict.confidence),
                 errs = inc.errors.len(),
@@ -208,7 +195,7 @@ fn summary(h: &mut String, s: &Summary) {
             let _ = write!(
                 h,
                 r#"<tr><td class="mono">{}</td><td class="num">{v}</td><td><span class="bar" style="width:{px:.0}px"></span></td></tr>"#,
-                text(k)
+                text::html(k)
             );
         }
         h.push_str("</table></div>");
@@ -216,7 +203,7 @@ fn summary(h: &mut String, s: &Summary) {
     if !s.patterns.is_empty() {
         h.push_str("<div><b>patterns</b><ul>");
         for p in &s.patterns {
-            let _ = write!(h, "<li>{}</li>", text(&p.to_string()));
+            let _ = write!(h, "<li>{}</li>", text::html(&p.to_string()));
         }
         h.push_str("</ul></div>");
     }
@@ -228,14 +215,14 @@ fn incident(h: &mut String, report: &Report, inc: &Incident, n: usize) {
         h,
         r#"<section class="incident" id="inc-{n}"><h2>Incident {n} <span class="muted mono">{id}</span></h2>
 <div><code>{start}</code> .. <code>{end}</code> · proxy <b>{proxy}</b> → backend <b>{backend}</b>"#,
-        id = text(&inc.id),
+        id = text::html(&inc.id),
         start = describe::abs_time(inc.start),
         end = describe::abs_time(inc.end),
-        proxy = text(&inc.proxy),
-        backend = text(&inc.backend),
+        proxy = text::html(&inc.proxy),
+        backend = text::html(&inc.backend),
     );
     if let Some(c) = &inc.community_id {
-        let _ = write!(h, " · community_id <code>{}</code>", text(c));
+        let _ = write!(h, " · community_id <code>{}</code>", text::html(c));
     }
     let v = &inc.verdict;
     let _ = write!(
@@ -248,10 +235,14 @@ fn incident(h: &mut String, report: &Report, inc: &Incident, n: usize) {
         },
         cause = v.cause.as_str(),
         conf = describe::pct(v.confidence),
-        summary = text(&v.summary)
+        summary = text::html(&v.summary)
     );
     if let Some(r) = &v.remedy {
-        let _ = write!(h, r#"<div class="remedy"><b>Remedy.</b> {}</div>"#, text(r));
+        let _ = write!(
+            h,
+            r#"<div class="remedy"><b>Remedy.</b> {}</div>"#,
+            text::html(r)
+        );
     }
 
     // Ladder.
@@ -311,14 +302,14 @@ fn incident(h: &mut String, report: &Report, inc: &Incident, n: usize) {
         let _ = write!(
             h,
             r#"<tr><td><b>{}</b></td><td>{role}</td><td>{}</td><td>{}</td><td class="mono">{}</td></tr>"#,
-            text(&node.name),
+            text::html(&node.name),
             if node.saw_connection { "yes" } else { "no" },
             if node.covered {
                 "yes"
             } else {
                 "<b>no</b>: absence proves nothing"
             },
-            text(&off)
+            text::html(&off)
         );
     }
     h.push_str("</table>");
@@ -342,23 +333,23 @@ fn error_block(h: &mut String, n: usize, e: &DiagnosedError) {
         host = r
             .host
             .as_deref()
-            .map(|h| format!("{} ", text(h)))
+            .map(|h| format!("{} ", text::html(h)))
             .unwrap_or_default(),
-        msg = text(&r.message),
+        msg = text::html(&r.message),
         class = r.class.as_str(),
-        op = text(r.op.as_deref().unwrap_or("-")),
-        local = text(r.local.as_deref().unwrap_or("-")),
-        remote = text(r.remote.as_deref().unwrap_or("-")),
-        src = text(&source_text(&r.source)),
+        op = text::html(r.op.as_deref().unwrap_or("-")),
+        local = text::html(r.local.as_deref().unwrap_or("-")),
+        remote = text::html(r.remote.as_deref().unwrap_or("-")),
+        src = text::html(&source_text(&r.source)),
     );
     let d = &e.diagnosis;
-    let strays: Vec<String> = d.stray_nodes.iter().map(|s| text(s)).collect();
+    let strays: Vec<String> = d.stray_nodes.iter().map(|s| text::html(s)).collect();
     let _ = write!(
         h,
         r#"<div>diagnosis <span class="pill cause-{c}">{c}</span> {conf} · owner <b>{owner}</b> · stray <b>{strays}</b></div>"#,
         c = d.cause.as_str(),
         conf = describe::pct(d.confidence),
-        owner = text(d.owner_node.as_deref().unwrap_or("none")),
+        owner = text::html(d.owner_node.as_deref().unwrap_or("none")),
         strays = if strays.is_empty() {
             "none".to_owned()
         } else {
@@ -371,7 +362,7 @@ fn error_block(h: &mut String, n: usize, e: &DiagnosedError) {
             let _ = write!(
                 h,
                 r#" <span class="pill" title="{note}">{w} {wt:+.2}</span>"#,
-                note = text(&pr.note),
+                note = text::html(&pr.note),
                 w = describe::proof_word(pr.proof),
                 wt = pr.weight
             );
@@ -384,9 +375,9 @@ fn error_block(h: &mut String, n: usize, e: &DiagnosedError) {
             let _ = write!(
                 h,
                 r#"<tr><td>{}</td><td class="mono">{}</td><td class="mono">{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="mono">{}</td><td class="mono">{}</td></tr>"#,
-                text(&c.node),
-                text(&c.conn_state),
-                text(&c.history),
+                text::html(&c.node),
+                c.conn_state.as_str(),
+                text::html(&c.history),
                 if c.handshake_seen { "seen" } else { "not seen" },
                 c.packets,
                 c.capture_duplicates,
@@ -403,13 +394,13 @@ fn error_block(h: &mut String, n: usize, e: &DiagnosedError) {
 
 fn finding(h: &mut String, f: &Finding) {
     let kind = describe::finding_word(f.kind);
-    let nodes: Vec<String> = f.nodes.iter().map(|n| text(n)).collect();
+    let nodes: Vec<String> = f.nodes.iter().map(|n| text::html(n)).collect();
     let _ = write!(
         h,
         r#"<div class="finding"><span class="kind">{kind}</span> <span class="pill">{}</span> [{}] {}"#,
         describe::pct(f.confidence),
         nodes.join(", "),
-        text(&f.summary)
+        text::html(&f.summary)
     );
     if !f.evidence.is_empty() {
         evidence_table(h, &f.evidence);
@@ -423,11 +414,11 @@ fn evidence_table(h: &mut String, ev: &[wiretrail_correlate::model::Evidence]) {
         let _ = write!(
             h,
             r#"<tr><td>{}</td><td class="mono">{}</td><td class="num mono">{}</td><td class="mono">{}</td><td>{}</td></tr>"#,
-            text(e.origin.as_str()),
-            text(&e.file),
+            text::html(e.origin.as_str()),
+            text::html(&e.file),
             e.frame,
             describe::abs_time(e.time),
-            text(e.note.as_deref().unwrap_or(""))
+            text::html(e.note.as_deref().unwrap_or(""))
         );
     }
     h.push_str("</table>");
@@ -461,14 +452,14 @@ fn row(h: &mut String, ev: &TimelineEvent, base: i64) {
                 h,
                 r#"<tr class="{class}"><td class="num">{rel}</td><td>{abs}</td><td>log</td><td>◆</td><td colspan="9">[{}] {}</td></tr>"#,
                 error + 1,
-                text(message)
+                text::html(message)
             );
         }
         EventBody::Packet(p) => {
             let _ = write!(
                 h,
                 r#"<tr class="{class}"><td class="num">{rel}</td><td>{abs}</td><td>{node}</td><td>{arrow}</td><td>{flags}</td><td class="num">{seq}</td><td class="num">{ack}</td><td class="num">{len}</td><td class="num">{window}</td><td class="num">{tsval}</td><td class="num">{tsecr}</td><td title="{file_attr}">{file_short}#{frame}</td><td>{marks}</td></tr>"#,
-                node = text(ev.origin.as_str()),
+                node = text::html(ev.origin.as_str()),
                 arrow = describe::arrow(p.dir),
                 flags = describe::flags_text(p.flags),
                 seq = describe::packet_seq(p),
@@ -477,8 +468,8 @@ fn row(h: &mut String, ev: &TimelineEvent, base: i64) {
                 window = p.window,
                 tsval = describe::opt_text(p.tsval),
                 tsecr = describe::opt_text(p.tsecr),
-                file_attr = attr(&p.file),
-                file_short = text(p.file.rsplit('/').next().unwrap_or(&p.file)),
+                file_attr = text::html(&p.file),
+                file_short = text::html(p.file.rsplit('/').next().unwrap_or(&p.file)),
                 frame = p.frame,
                 marks = describe::marks_text(&p.marks),
             );

@@ -15,11 +15,10 @@
 use std::fmt::Write as _;
 
 use wiretrail_capture::Direction;
-use wiretrail_correlate::model::{EventBody, Incident, Mark, NodeRole, TimelineEvent};
+use wiretrail_correlate::model::{EventBody, Incident, Mark, NodeRole, PacketEvent, TimelineEvent};
 
 use crate::describe::{self, RowClass};
-use crate::html::text;
-use crate::text::truncate;
+use crate::text::{self, truncate};
 
 /// Upper bound on arrows per ladder; the table below it stays complete.
 pub const MAX_ARROWS: usize = 300;
@@ -218,8 +217,8 @@ pub fn svg(inc: &Incident, n: usize, cap: usize) -> String {
             cls = l.class,
             x0 = l.x - 75.0,
             x = l.x,
-            name = text(&truncate(&l.name, 20)),
-            sub = text(&l.sub),
+            name = text::html(&truncate(&l.name, 20)),
+            sub = text::html(&l.sub),
             y2 = height - 10.0,
         );
     }
@@ -228,6 +227,14 @@ pub fn svg(inc: &Incident, n: usize, cap: usize) -> String {
         r#"<text class="col-head" x="8" y="62">time (s)</text><text class="col-head" x="{detail_x:.1}" y="62">node · seq / ack · len · win · marks</text>"#
     );
 
+    let rows = Rows {
+        n,
+        base,
+        detail_x,
+        width,
+        lane_x: &lane_x,
+        proxy_nodes: &proxy_nodes,
+    };
     let mut y = TOP;
     for line in &lines {
         match line {
@@ -255,17 +262,7 @@ pub fn svg(inc: &Incident, n: usize, cap: usize) -> String {
                 y += BREAK_H;
             }
             Line::Event(it) => {
-                event(
-                    &mut s,
-                    it,
-                    n,
-                    y,
-                    base,
-                    detail_x,
-                    width,
-                    &lane_x,
-                    &proxy_nodes,
-                );
+                event(&mut s, &rows, it, y);
                 y += ROW_H;
             }
         }
@@ -274,18 +271,19 @@ pub fn svg(inc: &Incident, n: usize, cap: usize) -> String {
     s
 }
 
-#[allow(clippy::too_many_arguments)]
-fn event(
-    s: &mut String,
-    it: &Item<'_>,
+/// What every event row of one ladder shares.
+struct Rows<'a> {
+    /// The incident's ordinal: marker ids are scoped by it.
     n: usize,
-    y: f64,
+    /// Times are shown relative to it.
     base: i64,
     detail_x: f64,
     width: f64,
-    lane_x: &dyn Fn(&str) -> Option<f64>,
-    proxy_nodes: &[String],
-) {
+    lane_x: &'a dyn Fn(&str) -> Option<f64>,
+    proxy_nodes: &'a [String],
+}
+
+fn event(s: &mut String, rows: &Rows<'_>, it: &Item<'_>, y: f64) {
     let ev = it.ev;
     let class = describe::row_class(ev);
     let cls = class.css();
@@ -295,7 +293,7 @@ fn event(
         let _ = write!(
             s,
             r#"<rect class="band" x="4" y="{y:.1}" width="{w:.1}" height="{ROW_H}"/>"#,
-            w = width - 8.0
+            w = rows.width - 8.0
         );
     }
     let _ = write!(
@@ -303,144 +301,170 @@ fn event(
         r#"<text class="t" x="{x:.1}" y="{ty:.1}">{t}</text>"#,
         x = TIME_W - 6.0,
         ty = mid + 4.0,
-        t = describe::rel_time(ev.t_ns, base)
+        t = describe::rel_time(ev.t_ns, rows.base)
     );
     match &ev.body {
-        EventBody::Log { error, message } => {
-            let tip = format!("log line [{}] {}", error + 1, message);
-            let _ = write!(
-                s,
-                r#"<title>{tip}</title><path class="diamond" d="M{x0:.1},{y0:.1} l7,7 l-7,7 l-7,-7 z"/><line class="arrow" x1="{x1:.1}" y1="{mid:.1}" x2="{x2:.1}" y2="{y2:.1}" marker-end="url(#ah{n}-log)"/><text class="lbl" x="{lx:.1}" y="{ly:.1}">502 · [{e}]</text><text class="detail" x="{detail_x:.1}" y="{dy:.1}">log [{e}] {msg}</text>"#,
-                tip = text(&tip),
-                x0 = PROXY_X,
-                y0 = mid - 7.0,
-                x1 = PROXY_X - 9.0,
-                x2 = CLIENT_X + 2.0,
-                y2 = mid + 6.0,
-                lx = (PROXY_X + CLIENT_X) / 2.0,
-                ly = mid - 3.0,
-                e = error + 1,
-                msg = text(&truncate(message, 80)),
-                dy = mid + 4.0,
-            );
-        }
-        EventBody::Packet(p) => {
-            let (x_from, x_to, stub) = match lane_x(ev.origin.as_str()) {
-                Some(nx) if !proxy_nodes.iter().any(|n| n.as_str() == ev.origin.as_str()) => {
-                    match p.dir {
-                        Direction::ToBackend => (PROXY_X, nx, false),
-                        Direction::ToProxy => (nx, PROXY_X, false),
-                    }
-                }
-                // Captured at the proxy: the far end is not known here.
-                _ => match p.dir {
-                    Direction::ToBackend => (PROXY_X, PROXY_X + 80.0, true),
-                    Direction::ToProxy => (PROXY_X + 80.0, PROXY_X, true),
-                },
-            };
-            let marker = match class {
-                RowClass::Log | RowClass::Plain => "plain",
-                other => other.css(),
-            };
-            let dash = if p
-                .marks
-                .iter()
-                .any(|m| matches!(m, Mark::StraySegment | Mark::StrayRst))
-                || stub
-            {
-                r#" stroke-dasharray="6 3""#
-            } else {
-                ""
-            };
-            let sign = if x_to > x_from { 1.0 } else { -1.0 };
-            let (y1, y2) = (mid + 1.0, mid + 7.0);
-            let seq_s = describe::packet_seq(p);
-            let ack_s = describe::packet_ack(p);
-            let tip = format!(
-                "{node} {file}#{frame} {flags} seq={seq_s} ack={ack_s} len={len} win={window} {marks}",
-                node = ev.origin,
-                file = p.file,
-                frame = p.frame,
-                len = p.len,
-                window = p.window,
-                flags = describe::flags_text(p.flags),
-                marks = describe::marks_text(&p.marks)
-            );
-            let _ = write!(
-                s,
-                r#"<title>{tip}</title><line class="arrow" x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}"{dash} marker-end="url(#ah{n}-{marker})"/>"#,
-                tip = text(&tip),
-                x1 = x_from + 2.0 * sign,
-                x2 = x_to - 3.0 * sign,
-            );
-            // Short label above the arrow, near its start so long arrows to
-            // far lanes stay attributable.
-            let mut lbl = describe::flags_text(p.flags);
-            lbl = lbl
-                .trim_matches(|c| c == '[' || c == ']')
-                .replace(", ", ",");
-            if p.len > 0 {
-                let _ = write!(lbl, " {}", p.len);
-            }
-            let lx = (x_from.min(x_to) + 105.0).min((x_from + x_to) / 2.0);
-            let _ = write!(
-                s,
-                r#"<text class="lbl" x="{lx:.1}" y="{ly:.1}">{lbl}</text>"#,
-                ly = mid - 3.0,
-            );
-            if p.flags.rst() {
-                // A cross at the receiving end.
-                let cx = x_to - 12.0 * sign;
-                let _ = write!(
-                    s,
-                    r#"<path class="cross" d="M{a:.1},{b:.1} l8,8 M{a:.1},{c:.1} l8,-8"/>"#,
-                    a = cx - 4.0,
-                    b = y2 - 8.0,
-                    c = y2,
-                );
-            }
-            // Badges sit just past the arrowhead, beyond the lane, where
-            // nothing else is drawn on this row.
-            let mut bx = x_to + 16.0 * sign;
-            if it.copies > 1 {
-                let _ = write!(
-                    s,
-                    r#"<g class="badge dupb"><rect x="{rx:.1}" y="{ry:.1}" width="22" height="13" rx="3"/><text x="{bx:.1}" y="{ty:.1}">×{c}</text></g>"#,
-                    rx = bx - 11.0,
-                    ry = y2 - 7.0,
-                    ty = y2 + 3.0,
-                    c = it.copies
-                );
-                bx += 28.0 * sign;
-            }
-            if p.marks.contains(&Mark::Retransmission) {
-                let _ = write!(
-                    s,
-                    r#"<g class="badge rtx"><circle cx="{bx:.1}" cy="{cy:.1}" r="7"/><text x="{bx:.1}" y="{ty:.1}">R</text></g>"#,
-                    cy = y2,
-                    ty = y2 + 3.5,
-                );
-            }
-            let mut detail = format!(
-                "{} #{} · {seq_s} / {ack_s} · {} · {}",
-                truncate(ev.origin.as_str(), 14),
-                p.frame,
-                p.len,
-                p.window
-            );
-            if !p.marks.is_empty() {
-                let _ = write!(detail, " · {}", describe::marks_text(&p.marks));
-            }
-            if it.copies > 1 {
-                let _ = write!(detail, " (captured ×{})", it.copies);
-            }
-            let _ = write!(
-                s,
-                r#"<text class="detail" x="{detail_x:.1}" y="{dy:.1}">{d}</text>"#,
-                dy = mid + 4.0,
-                d = text(&detail),
-            );
-        }
+        EventBody::Log { error, message } => log_event(s, rows, mid, *error, message),
+        EventBody::Packet(p) => packet_event(s, rows, it, p, class, mid),
     }
     s.push_str("</g>");
+}
+
+/// A log line: a diamond on the proxy's lane, an arrow to the client.
+fn log_event(s: &mut String, rows: &Rows<'_>, mid: f64, error: usize, message: &str) {
+    let tip = format!("log line [{}] {}", error + 1, message);
+    let _ = write!(
+        s,
+        r#"<title>{tip}</title><path class="diamond" d="M{x0:.1},{y0:.1} l7,7 l-7,7 l-7,-7 z"/><line class="arrow" x1="{x1:.1}" y1="{mid:.1}" x2="{x2:.1}" y2="{y2:.1}" marker-end="url(#ah{n}-log)"/><text class="lbl" x="{lx:.1}" y="{ly:.1}">502 · [{e}]</text><text class="detail" x="{detail_x:.1}" y="{dy:.1}">log [{e}] {msg}</text>"#,
+        tip = text::html(&tip),
+        n = rows.n,
+        x0 = PROXY_X,
+        y0 = mid - 7.0,
+        x1 = PROXY_X - 9.0,
+        x2 = CLIENT_X + 2.0,
+        y2 = mid + 6.0,
+        lx = (PROXY_X + CLIENT_X) / 2.0,
+        ly = mid - 3.0,
+        e = error + 1,
+        msg = text::html(&truncate(message, 80)),
+        detail_x = rows.detail_x,
+        dy = mid + 4.0,
+    );
+}
+
+/// Where a packet's arrow starts and ends, and whether it is a stub: a
+/// packet captured at the proxy has no known far end on this drawing.
+fn arrow_ends(rows: &Rows<'_>, node: &str, dir: Direction) -> (f64, f64, bool) {
+    match (rows.lane_x)(node) {
+        Some(nx) if !rows.proxy_nodes.iter().any(|p| p == node) => match dir {
+            Direction::ToBackend => (PROXY_X, nx, false),
+            Direction::ToProxy => (nx, PROXY_X, false),
+        },
+        _ => match dir {
+            Direction::ToBackend => (PROXY_X, PROXY_X + 80.0, true),
+            Direction::ToProxy => (PROXY_X + 80.0, PROXY_X, true),
+        },
+    }
+}
+
+/// A packet: an arrow between lanes with a short label, a cross for a RST,
+/// badges, and the detail column.
+fn packet_event(
+    s: &mut String,
+    rows: &Rows<'_>,
+    it: &Item<'_>,
+    p: &PacketEvent,
+    class: RowClass,
+    mid: f64,
+) {
+    let ev = it.ev;
+    let (x_from, x_to, stub) = arrow_ends(rows, ev.origin.as_str(), p.dir);
+    let marker = match class {
+        RowClass::Log | RowClass::Plain => "plain",
+        other => other.css(),
+    };
+    let dash = if p
+        .marks
+        .iter()
+        .any(|m| matches!(m, Mark::StraySegment | Mark::StrayRst))
+        || stub
+    {
+        r#" stroke-dasharray="6 3""#
+    } else {
+        ""
+    };
+    let sign = if x_to > x_from { 1.0 } else { -1.0 };
+    let (y1, y2) = (mid + 1.0, mid + 7.0);
+    let seq_s = describe::packet_seq(p);
+    let ack_s = describe::packet_ack(p);
+    let tip = format!(
+        "{node} {file}#{frame} {flags} seq={seq_s} ack={ack_s} len={len} win={window} {marks}",
+        node = ev.origin,
+        file = p.file,
+        frame = p.frame,
+        len = p.len,
+        window = p.window,
+        flags = describe::flags_text(p.flags),
+        marks = describe::marks_text(&p.marks)
+    );
+    let _ = write!(
+        s,
+        r#"<title>{tip}</title><line class="arrow" x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}"{dash} marker-end="url(#ah{n}-{marker})"/>"#,
+        tip = text::html(&tip),
+        n = rows.n,
+        x1 = x_from + 2.0 * sign,
+        x2 = x_to - 3.0 * sign,
+    );
+    // Short label above the arrow, near its start so long arrows to far
+    // lanes stay attributable.
+    let mut lbl = describe::flags_text(p.flags);
+    lbl = lbl
+        .trim_matches(|c| c == '[' || c == ']')
+        .replace(", ", ",");
+    if p.len > 0 {
+        let _ = write!(lbl, " {}", p.len);
+    }
+    let lx = (x_from.min(x_to) + 105.0).min((x_from + x_to) / 2.0);
+    let _ = write!(
+        s,
+        r#"<text class="lbl" x="{lx:.1}" y="{ly:.1}">{lbl}</text>"#,
+        ly = mid - 3.0,
+    );
+    if p.flags.rst() {
+        // A cross at the receiving end.
+        let cx = x_to - 12.0 * sign;
+        let _ = write!(
+            s,
+            r#"<path class="cross" d="M{a:.1},{b:.1} l8,8 M{a:.1},{c:.1} l8,-8"/>"#,
+            a = cx - 4.0,
+            b = y2 - 8.0,
+            c = y2,
+        );
+    }
+    badges(s, it, p, x_to + 16.0 * sign, sign, y2);
+    let mut detail = format!(
+        "{} #{} · {seq_s} / {ack_s} · {} · {}",
+        truncate(ev.origin.as_str(), 14),
+        p.frame,
+        p.len,
+        p.window
+    );
+    if !p.marks.is_empty() {
+        let _ = write!(detail, " · {}", describe::marks_text(&p.marks));
+    }
+    if it.copies > 1 {
+        let _ = write!(detail, " (captured ×{})", it.copies);
+    }
+    let _ = write!(
+        s,
+        r#"<text class="detail" x="{detail_x:.1}" y="{dy:.1}">{d}</text>"#,
+        detail_x = rows.detail_x,
+        dy = mid + 4.0,
+        d = text::html(&detail),
+    );
+}
+
+/// Badges sit just past the arrowhead (from `bx`), beyond the lane, where
+/// nothing else is drawn on this row: the capture-copy count, then `R` for
+/// a retransmission.
+fn badges(s: &mut String, it: &Item<'_>, p: &PacketEvent, mut bx: f64, sign: f64, y2: f64) {
+    if it.copies > 1 {
+        let _ = write!(
+            s,
+            r#"<g class="badge dupb"><rect x="{rx:.1}" y="{ry:.1}" width="22" height="13" rx="3"/><text x="{bx:.1}" y="{ty:.1}">×{c}</text></g>"#,
+            rx = bx - 11.0,
+            ry = y2 - 7.0,
+            ty = y2 + 3.0,
+            c = it.copies
+        );
+        bx += 28.0 * sign;
+    }
+    if p.marks.contains(&Mark::Retransmission) {
+        let _ = write!(
+            s,
+            r#"<g class="badge rtx"><circle cx="{bx:.1}" cy="{cy:.1}" r="7"/><text x="{bx:.1}" y="{ty:.1}">R</text></g>"#,
+            cy = y2,
+            ty = y2 + 3.5,
+        );
+    }
 }

@@ -1,6 +1,12 @@
 //! Renderings of a correlation report ([`wiretrail_correlate::model::Report`]):
 //! a terminal timeline, pretty JSON, and one self-contained HTML file with a
-//! ladder diagram per incident.
+//! ladder diagram per incident; and of a capture catalog and an extraction
+//! ([`catalog`], for `wiretrail capture index|extract`).
+//!
+//! Modules form a DAG: `text` (escapers) is a leaf, `describe` (the shared
+//! words) uses only it, and the renderers (`terminal`, `html`, `ladder`,
+//! `catalog`) use those two and never each other, except `html` drawing its
+//! `ladder`.
 //!
 //! This crate draws; it decides nothing. Causes, offsets, marks and row order
 //! come from `wiretrail-correlate`. It reads no files and probes no terminal:
@@ -9,6 +15,7 @@
 //! characters are made visible ([`text::visible`]) and HTML output is escaped
 //! in text and attribute contexts.
 
+pub mod catalog;
 pub mod describe;
 pub mod html;
 mod ladder;

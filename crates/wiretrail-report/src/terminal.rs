@@ -15,9 +15,9 @@ use wiretrail_correlate::model::{
     ClockOffset, DiagnosedError, EventBody, Incident, IncidentNode, InputStats, PacketEvent,
     Report, Summary, TimelineEvent,
 };
-use wiretrail_logs::record::{Source, TimePrecision};
+use wiretrail_logs::record::TimePrecision;
 
-use crate::describe::{self, RowClass};
+use crate::describe::{self, human_bytes, source_text, RowClass};
 use crate::text::{truncate, visible};
 
 /// How to draw the terminal report. The binary decides `color` (a TTY and no
@@ -342,7 +342,7 @@ fn error_lines(p: &mut Painter<'_>, n: usize, e: &DiagnosedError) -> io::Result<
             &format!(
                 "             {:<12} conn_state {:<6} history {:<10} {} packets (+{} capture duplicates) {} .. {}{}",
                 visible(&c.node),
-                visible(&c.conn_state),
+                c.conn_state,
                 visible(&c.history),
                 c.packets,
                 c.capture_duplicates,
@@ -353,14 +353,6 @@ fn error_lines(p: &mut Painter<'_>, n: usize, e: &DiagnosedError) -> io::Result<
         )?;
     }
     Ok(())
-}
-
-pub(crate) fn source_text(s: &Source) -> String {
-    match s {
-        Source::File { file, line } => format!("{}:{line}", visible(file)),
-        Source::Elasticsearch { index, id, .. } => format!("es:{}/{}", visible(index), visible(id)),
-        Source::Stdin { line } => format!("stdin:{line}"),
-    }
 }
 
 /// One formatted timeline row, before colour.
@@ -637,19 +629,4 @@ fn inputs(p: &mut Painter<'_>, s: &InputStats) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-pub(crate) fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }

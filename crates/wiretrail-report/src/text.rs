@@ -5,14 +5,26 @@
 //! carrying U+202E (right-to-left override) must not make `evil.sh` look like
 //! `hs.live` in a browser. So every such string goes through [`visible`]
 //! before it is written anywhere: control and invisible formatting characters
-//! become a visible `\x1b` / `\u{202e}` spelling. HTML escaping is applied on
-//! top of that by the HTML renderer.
+//! become a visible `\x1b` / `\u{202e}` spelling; [`html`] escapes for HTML
+//! on top of that.
+//!
+//! A leaf: the renderers (`terminal`, `html`, `ladder`, `catalog`) import it,
+//! it imports none of them.
 
 use std::borrow::Cow;
 
 /// The neutraliser lives in `wiretrail-logs` (a leaf both crates use), so
 /// `wiretrail logs` and the reports escape the same characters the same way.
 pub use wiretrail_logs::text::{is_unsafe_char, push_visible, visible};
+
+/// Untrusted text for HTML, in element content or a double-quoted attribute
+/// value alike: controls made visible, then `&`, `<`, `>`, `"` and `'`
+/// escaped (quotes are not needed in element content, but escaping them
+/// means a fragment stays inert even if a later edit moves it into an
+/// attribute).
+pub fn html(s: &str) -> String {
+    html_escape::encode_quoted_attribute(&visible(s)).into_owned()
+}
 
 /// Cut `s` to at most `max` characters, ending with `…` when something was cut.
 /// Counts chars, not display columns: wide CJK characters may overflow a
@@ -35,25 +47,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plain_text_is_borrowed() {
-        assert!(matches!(
-            visible("read: connection reset by peer"),
-            Cow::Borrowed(_)
-        ));
-        assert!(matches!(visible("定位 502 问题"), Cow::Borrowed(_)));
-    }
-
-    #[test]
-    fn escapes_terminal_and_bidi_controls() {
-        assert_eq!(visible("a\x1b[2Jb"), "a\\x1b[2Jb");
-        assert_eq!(visible("x\u{9b}31m"), "x\\x9b31m");
-        assert_eq!(visible("evil\u{202e}hs.sh"), "evil\\u{202e}hs.sh");
-        assert_eq!(visible("a\tb\nc\r"), "a\\tb\\nc\\r");
+    fn html_makes_controls_visible_then_escapes() {
         assert_eq!(
-            visible("\u{2066}\u{feff}\u{200b}"),
-            "\\u{2066}\\u{feff}\\u{200b}"
+            html("<b a=\"1\" b='2'>&\u{202e}\x1b[2J</b>"),
+            "&lt;b a=&quot;1&quot; b=&#x27;2&#x27;&gt;&amp;\\u{202e}\\x1b[2J&lt;/b&gt;"
         );
-        assert_eq!(visible("\u{7f}"), "\\x7f");
+        assert_eq!(html("plain"), "plain");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The HTML report in a real browser (Debian's `chromium`, headless):
 //! it renders to a non-trivial screenshot, and hostile log content does not
-//! become elements in the DOM. Skips loudly when chromium is not installed.
+//! become elements in the DOM. Skips loudly when chromium is not installed (fails in CI).
 //!
 //! The screenshots stay in `$CARGO_TARGET_TMPDIR/wiretrail-report-*.png` for a
 //! human to look at.
@@ -88,7 +88,9 @@ fn write_page(name: &str, r: &wiretrail_correlate::model::Report) -> PathBuf {
 #[test]
 fn seed_report_renders_in_chromium() {
     let Some(bin) = chromium() else {
-        eprintln!("SKIPPED: chromium not installed (apt-get install -y chromium); the HTML was not rendered");
+        wiretrail_testsupport::require_or_skip(
+            "chromium, to render the HTML (apt-get install -y chromium)",
+        );
         return;
     };
     let page = write_page("seed", &two_incident_report());
@@ -123,7 +125,9 @@ fn seed_report_renders_in_chromium() {
 #[test]
 fn hostile_content_does_not_become_elements() {
     let Some(bin) = chromium() else {
-        eprintln!("SKIPPED: chromium not installed (apt-get install -y chromium); the hostile HTML was not parsed");
+        wiretrail_testsupport::require_or_skip(
+            "chromium, to parse the hostile HTML (apt-get install -y chromium)",
+        );
         return;
     };
     let page = write_page("hostile", &hostile_report());

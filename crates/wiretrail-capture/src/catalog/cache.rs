@@ -13,8 +13,24 @@
 //! be busy with them.
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+
+/// Bytes of the file's head that identify it across growth.
+pub(crate) const HEAD_BYTES: usize = 4096;
+
+/// FNV-1a of the first `HEAD_BYTES` (or fewer) bytes, with their count.
+pub(crate) fn head_print(path: &Path, len: usize) -> Option<(u32, u64)> {
+    let mut buf = vec![0u8; len];
+    let mut f = std::fs::File::open(path).ok()?;
+    f.read_exact(&mut buf).ok()?;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in &buf {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    Some((len as u32, h))
+}
 
 /// Bump when the cached entry's shape or meaning changes.
 const CACHE_VERSION: u32 = 3;

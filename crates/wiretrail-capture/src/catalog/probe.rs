@@ -22,8 +22,7 @@
 //! file instead: probing is a shortcut, never a guess.
 
 use super::{Damage, FileEntry, Known};
-use crate::catalog::cache::CacheKey;
-use crate::catalog::scan::{head_print, Cost, HEAD_BYTES};
+use crate::catalog::cache::{head_print, CacheKey, HEAD_BYTES};
 use crate::obs::Nanos;
 use crate::problem::LossReason;
 use crate::read::ng::{self, IfaceInfo};
@@ -56,6 +55,13 @@ pub(crate) enum Probe {
     Done(Box<FileEntry>, Cost),
     /// Nothing trustworthy: read the whole file.
     NeedsScan(Cost),
+}
+
+/// What indexing one file cost.
+#[derive(Debug, Default)]
+pub(crate) struct Cost {
+    pub bytes: u64,
+    pub packets: u64,
 }
 
 /// An entry with only the identity filled in.
@@ -374,7 +380,11 @@ fn tail_ng(
         };
         let btype = rd32(bbe, rest, 0);
         let len = rd32(bbe, rest, 4);
-        if !ng::KNOWN_TYPES.contains(&btype) || len < 12 || len % 4 != 0 || len > MAX_BLOCK {
+        if !ng::KNOWN_TYPES.contains(&btype)
+            || len < 12
+            || !len.is_multiple_of(4)
+            || len > MAX_BLOCK
+        {
             return Step::Invalid;
         }
         let len = len as usize;

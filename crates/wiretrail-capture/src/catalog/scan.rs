@@ -8,45 +8,21 @@
 //! its last checkpoint, after checking that the file still starts with the
 //! same bytes (tcpdump `-W` reuses names for new files).
 
-use super::probe::{blank, unopenable};
+use super::probe::{blank, unopenable, Cost};
 use super::{Damage, FileEntry, IndexPoint, Known};
-use crate::catalog::cache::CacheKey;
+use crate::catalog::cache::{head_print, CacheKey, HEAD_BYTES};
 use crate::obs::Nanos;
 use crate::problem::{CaptureProblem, LossReason, ProblemKind};
 use crate::read::{CaptureReader, Compression, ReadError};
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::Path;
-
-/// What indexing one file cost.
-#[derive(Debug, Default)]
-pub(crate) struct Cost {
-    pub bytes: u64,
-    pub packets: u64,
-}
 
 /// Stop a file after this many corrupt records in a row: it is not a
 /// capture any more, and the reader must not spin on it.
 pub(crate) const MAX_ERRORS_IN_A_ROW: usize = 64;
 
-/// Bytes of the file's head that identify it across growth.
-pub(crate) const HEAD_BYTES: usize = 4096;
-
 /// Problems kept per file; the rest are counted in one line.
 const MAX_PROBLEMS: usize = 20;
-
-/// FNV-1a of the first `HEAD_BYTES` (or fewer) bytes, with their count.
-pub(crate) fn head_print(path: &Path, len: usize) -> Option<(u32, u64)> {
-    let mut buf = vec![0u8; len];
-    let mut f = std::fs::File::open(path).ok()?;
-    f.read_exact(&mut buf).ok()?;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in &buf {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    Some((len as u32, h))
-}
 
 /// Whether `old` (an entry for the same path) can be extended instead of
 /// rebuilt: same plain file, grown, same first bytes.

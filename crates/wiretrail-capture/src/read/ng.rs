@@ -214,7 +214,7 @@ pub(crate) fn read_shb(
         ));
     };
     let len = rd32(be, head, 4);
-    if len < 28 || len % 4 != 0 || len > MAX_BLOCK {
+    if len < 28 || !len.is_multiple_of(4) || len > MAX_BLOCK {
         return Err(rd.bad_header(off + 4, format!("SHB total length {len}")));
     }
     rd.src.fill(off, len as usize);
@@ -311,7 +311,7 @@ impl CaptureReader {
         };
         let btype = rd32(be, head, 0);
         let len = rd32(be, head, 4);
-        if len < 12 || len % 4 != 0 || len > MAX_BLOCK {
+        if len < 12 || !len.is_multiple_of(4) || len > MAX_BLOCK {
             return self.framing_error(
                 off,
                 off,
@@ -480,7 +480,11 @@ impl CaptureReader {
             if let Some(bbe) = bbe {
                 let t = rd32(bbe, h, 0);
                 let len = rd32(bbe, h, 4);
-                if KNOWN_TYPES.contains(&t) && len >= 12 && len % 4 == 0 && len <= MAX_BLOCK {
+                if KNOWN_TYPES.contains(&t)
+                    && len >= 12
+                    && len.is_multiple_of(4)
+                    && len <= MAX_BLOCK
+                {
                     self.src.fill(p, len as usize);
                     let b = self.src.avail(p);
                     if b.len() >= len as usize && rd32(bbe, b, len as usize - 4) == len {

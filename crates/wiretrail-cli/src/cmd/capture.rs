@@ -2,20 +2,24 @@
 //! and pull flows out of all of them into one pcapng.
 
 use super::{CmdResult, EXIT_FOUND, EXIT_NONE};
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use wiretrail_capture::catalog::{
-    Catalog, CatalogOptions, Coverage, Detail, FileEntry, Known, NodeCatalog, NodeSpec,
+    Catalog, CatalogOptions, Coverage, Detail, NodeCatalog, NodeSpec,
 };
 use wiretrail_capture::extract::{extract, ExtractOptions, Extraction, ProgressEvent, ProgressFn};
-use wiretrail_capture::pcapng::PcapngWriter;
+use wiretrail_capture::pcapng::{write_merged, MergedRecord};
 use wiretrail_capture::problem::ProblemKind;
-use wiretrail_capture::read::{Compression, Format};
 use wiretrail_capture::{FlowQuery, Nanos, PacketObs};
+use wiretrail_pipeline::config::NodeName;
+use wiretrail_pipeline::time::{self, Duration, Timestamp};
+use wiretrail_report::catalog::{
+    extraction_json, render_catalog_text, render_extraction_text, render_file_change,
+    render_watch_start, FileChange,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutFormat {
@@ -94,8 +98,9 @@ pub enum CaptureCmd {
         /// the window tight).
         #[arg(long = "backend", value_name = "B:P")]
         backends: Vec<SocketAddr>,
-        /// Window start: RFC 3339, `2023-05-05 17:33:07[.frac]` (with --tz),
-        /// or epoch seconds.
+        /// Window start, in the times every command reads: RFC 3339,
+        /// `2023-05-05 17:33:07 +08:00` (zone-less with --tz), a date
+        /// `2023-05-05`, or epoch seconds.
         #[arg(long, value_name = "TIME")]
         since: String,
         /// Window end (inclusive), same forms as --since.
@@ -117,13 +122,48 @@ pub enum CaptureCmd {
 }
 
 fn parse_tz(s: &str) -> Result<chrono_tz::Tz, String> {
-    s.parse::<chrono_tz::Tz>().map_err(|_| {
-        format!("unknown IANA time zone {s:?} (e.g. UTC, Europe/Berlin, Asia/Shanghai)")
-    })
+    time::parse_tz(s).map_err(|e| e.to_string())
 }
 
+/// `NAME=DIR`, the name checked as every command checks node names (it
+/// names the pcapng interface).
 fn parse_node(s: &str) -> Result<NodeSpec, String> {
-    NodeSpec::parse_arg(s).map_err(|e| e.to_string())
+    let spec = NodeSpec::parse_arg(s).map_err(|e| e.to_string())?;
+    NodeName::new(&spec.name).map_err(|e| format!("{e} ({})", NodeName::RULE))?;
+    Ok(spec)
+}
+
+/// Two `--node` flags of one name are a mistake, not "the last one wins".
+fn refuse_repeated_nodes(nodes: &[NodeSpec]) -> Result<(), String> {
+    for (i, n) in nodes.iter().enumerate() {
+        if nodes[..i].iter().any(|m| m.name == n.name) {
+            return Err(format!(
+                "--node {}={}: the node `{}` is given twice; give each node once",
+                n.name,
+                n.sources.join(","),
+                n.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A time in the one vocabulary of every command
+/// ([`wiretrail_pipeline::time::parse_time`]).
+fn parse_time(s: &str, tz: Option<chrono_tz::Tz>) -> Result<Timestamp, String> {
+    time::parse_time(s, tz).map_err(|e| e.to_string())
+}
+
+/// A non-negative number of seconds, checked into a [`Duration`].
+fn seconds(flag: &str, secs: f64) -> Result<Duration, String> {
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .and_then(Duration::from_std)
+        .ok_or_else(|| format!("{flag} {secs} must be a non-negative number of seconds"))
+}
+
+fn nanos(d: Duration) -> Nanos {
+    Nanos::try_from(d.as_nanos()).unwrap_or(Nanos::MAX)
 }
 
 fn parse_flow(s: &str) -> Result<(IpAddr, Option<u16>, SocketAddr), String> {
@@ -146,74 +186,20 @@ fn parse_flow(s: &str) -> Result<(IpAddr, Option<u16>, SocketAddr), String> {
     Ok((ip, port, b.trim().parse().map_err(|_| bad())?))
 }
 
-/// RFC 3339, a zone-less `YYYY-mm-dd HH:MM:SS[.frac]` read in `tz`, or
-/// epoch seconds (`1683307987`, `1683307987.25`).
-fn parse_time(s: &str, tz: Option<chrono_tz::Tz>) -> Result<Nanos, String> {
-    let s = s.trim();
-    let to_ns = |t: DateTime<Utc>| {
-        t.timestamp_nanos_opt()
-            .ok_or_else(|| format!("{s:?} is out of range"))
-    };
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return to_ns(t.with_timezone(&Utc));
-    }
-    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') && !s.is_empty() {
-        let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-        let secs: i64 = secs
-            .parse()
-            .map_err(|_| format!("{s:?} is not epoch seconds"))?;
-        let mut frac = frac.to_string();
-        frac.truncate(9);
-        while frac.len() < 9 {
-            frac.push('0');
-        }
-        let frac: i64 = frac
-            .parse()
-            .map_err(|_| format!("{s:?} is not epoch seconds"))?;
-        return secs
-            .checked_mul(1_000_000_000)
-            .and_then(|n| n.checked_add(frac))
-            .ok_or_else(|| format!("{s:?} is out of range"));
-    }
-    for f in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(naive) = NaiveDateTime::parse_from_str(s, f) {
-            let Some(tz) = tz else {
-                return Err(format!("{s:?} names no zone: add --tz (e.g. --tz UTC or --tz Asia/Shanghai), or use RFC 3339"));
-            };
-            let t = tz.from_local_datetime(&naive).earliest().ok_or_else(|| {
-                format!("{s:?} does not exist in {tz} (skipped by a clock change)")
-            })?;
-            return to_ns(t.with_timezone(&Utc));
-        }
-    }
-    Err(format!(
-        "{s:?} is not a time: use RFC 3339, `2023-05-05 17:33:07` with --tz, or epoch seconds"
-    ))
-}
-
 fn build_catalog(
     nodes: &[NodeSpec],
     c: &CatalogArgs,
     detail: Detail,
 ) -> Result<Catalog, Box<dyn std::error::Error + Send + Sync>> {
-    if !(c.join_gap.is_finite() && c.join_gap >= 0.0) {
-        return Err(format!(
-            "--join-gap {} must be a non-negative number of seconds",
-            c.join_gap
-        )
-        .into());
-    }
+    refuse_repeated_nodes(nodes)?;
+    let join_gap = seconds("--join-gap", c.join_gap)?;
     let opts = CatalogOptions {
         cache_dir: c
             .cache
             .clone()
             .or_else(|| wiretrail_capture::catalog::default_cache_dir().map(|d| d.join("catalog"))),
         use_cache: !c.no_cache,
-        join_gap: (c.join_gap * 1e9) as Nanos,
+        join_gap: nanos(join_gap),
         detail,
         ..CatalogOptions::default()
     };
@@ -300,70 +286,48 @@ pub fn run(cmd: CaptureCmd) -> CmdResult {
             if until < since {
                 return Err("--until is before --since".into());
             }
-            if !(slack.is_finite() && slack >= 0.0) {
-                return Err(
-                    format!("--slack {slack} must be a non-negative number of seconds").into(),
-                );
-            }
-            let mut queries: Vec<FlowQuery> = flows
-                .iter()
-                .map(|&(ip, port, b)| match port {
-                    Some(p) => FlowQuery::to_port(p, Some(ip), Some(b), since, until),
-                    None => FlowQuery::to_backend(Some(ip), b, since, until),
-                })
-                .collect();
-            queries.extend(
-                ports
-                    .iter()
-                    .map(|&p| FlowQuery::to_port(p, None, None, since, until)),
-            );
-            queries.extend(
-                backends
-                    .iter()
-                    .map(|&b| FlowQuery::to_backend(None, b, since, until)),
-            );
-            if queries.is_empty() {
-                return Err("name at least one --flow, --port or --backend".into());
-            }
-            let slack_ns = (slack * 1e9) as Nanos;
-            let cat = build_catalog(&nodes, &catalog, Detail::for_queries(&queries, slack_ns))?;
-            check_usable(&cat, Some((since - slack_ns, until + slack_ns)))?;
-            // Progress as diagnostics (-v): what the plan reads, each file done.
-            let progress: ProgressFn = std::sync::Arc::new(|e| match e {
-                ProgressEvent::Planned { files, bytes } => {
-                    tracing::debug!("reading {files} files ({bytes} bytes at most)")
-                }
-                ProgressEvent::FileFinished {
-                    node,
-                    path,
-                    bytes_read,
-                    matched,
-                } => {
-                    tracing::debug!(
-                        "{node}: {}: read {bytes_read} bytes, {matched} matched",
-                        path.display()
+            let slack = seconds("--slack", slack)?;
+            let queries = flow_queries(
+                &flows,
+                &ports,
+                &backends,
+                since.as_nanos(),
+                until.as_nanos(),
+            )?;
+            let widened = since
+                .checked_sub(slack)
+                .zip(until.checked_add(slack))
+                .ok_or_else(|| {
+                    format!(
+                        "--slack {slack} widens the window past the times wiretrail can represent"
                     )
-                }
-                _ => {}
-            });
+                })?;
+            let slack = nanos(slack);
+            let cat = build_catalog(&nodes, &catalog, Detail::for_queries(&queries, slack))?;
+            check_usable(&cat, Some((widened.0.as_nanos(), widened.1.as_nanos())))?;
             let opts = ExtractOptions {
                 threads,
-                slack: slack_ns,
-                progress: Some(progress),
+                slack,
+                progress: Some(progress()),
                 ..ExtractOptions::default()
             };
             let ex = extract(&cat, &queries, &opts);
-            let written = write_pcapng(&write, &cat, &ex)?;
-            let to_stderr = write.as_os_str() == "-";
-            let summary = match catalog.format {
-                OutFormat::Text => extract_text(&cat, &queries, &ex, written, catalog.tz),
-                OutFormat::Json => {
-                    serde_json::to_string_pretty(&extract_json(&cat, &queries, &ex, written))?
-                        + "\n"
+            let written = write_pcapng(&write, &ex)?;
+            let mut summary = Vec::new();
+            match catalog.format {
+                OutFormat::Text => {
+                    render_extraction_text(&cat, &queries, &ex, written, catalog.tz, &mut summary)?
                 }
-            };
-            if to_stderr {
-                eprint!("{summary}");
+                OutFormat::Json => {
+                    serde_json::to_writer_pretty(
+                        &mut summary,
+                        &extraction_json(&cat, &queries, &ex, written),
+                    )?;
+                    summary.push(b'\n');
+                }
+            }
+            if write.as_os_str() == "-" {
+                std::io::stderr().write_all(&summary)?;
             } else {
                 print_out(&summary)?;
             }
@@ -376,9 +340,61 @@ pub fn run(cmd: CaptureCmd) -> CmdResult {
     }
 }
 
-fn print_out(s: &str) -> std::io::Result<()> {
+/// The flags' flows, ports and backends as queries over one window.
+fn flow_queries(
+    flows: &[(IpAddr, Option<u16>, SocketAddr)],
+    ports: &[u16],
+    backends: &[SocketAddr],
+    since: Nanos,
+    until: Nanos,
+) -> Result<Vec<FlowQuery>, String> {
+    let mut queries: Vec<FlowQuery> = flows
+        .iter()
+        .map(|&(ip, port, b)| match port {
+            Some(p) => FlowQuery::to_port(p, Some(ip), Some(b), since, until),
+            None => FlowQuery::to_backend(Some(ip), b, since, until),
+        })
+        .collect();
+    queries.extend(
+        ports
+            .iter()
+            .map(|&p| FlowQuery::to_port(p, None, None, since, until)),
+    );
+    queries.extend(
+        backends
+            .iter()
+            .map(|&b| FlowQuery::to_backend(None, b, since, until)),
+    );
+    if queries.is_empty() {
+        return Err("name at least one --flow, --port or --backend".into());
+    }
+    Ok(queries)
+}
+
+/// Progress as diagnostics (-v): what the plan reads, each file done.
+fn progress() -> ProgressFn {
+    std::sync::Arc::new(|e| match e {
+        ProgressEvent::Planned { files, bytes } => {
+            tracing::debug!("reading {files} files ({bytes} bytes at most)")
+        }
+        ProgressEvent::FileFinished {
+            node,
+            path,
+            bytes_read,
+            matched,
+        } => {
+            tracing::debug!(
+                "{node}: {}: read {bytes_read} bytes, {matched} matched",
+                path.display()
+            )
+        }
+        _ => {}
+    })
+}
+
+fn print_out(s: &[u8]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+    match out.write_all(s).and_then(|_| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => r,
     }
@@ -388,10 +404,14 @@ fn index(nodes: &[NodeSpec], c: &CatalogArgs, full: bool) -> CmdResult {
     let detail = if full { Detail::Full } else { Detail::Spans };
     let cat = build_catalog(nodes, c, detail)?;
     check_usable(&cat, None)?;
-    let text = match c.format {
-        OutFormat::Json => serde_json::to_string_pretty(&cat)? + "\n",
-        OutFormat::Text => index_text(&cat, c.tz),
-    };
+    let mut text = Vec::new();
+    match c.format {
+        OutFormat::Json => {
+            serde_json::to_writer_pretty(&mut text, &cat)?;
+            text.push(b'\n');
+        }
+        OutFormat::Text => render_catalog_text(&cat, c.tz, &mut text)?,
+    }
     print_out(&text)?;
     let any = cat
         .nodes()
@@ -405,8 +425,9 @@ fn index(nodes: &[NodeSpec], c: &CatalogArgs, full: bool) -> CmdResult {
 /// is a catalog build over the cache: unchanged files cost a stat and a
 /// cache read, the file being written is read on from its last checkpoint.
 fn watch(nodes: &[NodeSpec], c: &CatalogArgs, every: f64) -> CmdResult {
-    if !(every.is_finite() && every > 0.0) {
-        return Err(format!("--every {every} must be a positive number of seconds").into());
+    let every = seconds("--every", every)?;
+    if every.is_zero() {
+        return Err("--every must be a positive number of seconds".into());
     }
     if c.no_cache {
         return Err("--watch keeps the index cache warm: it cannot run with --no-cache".into());
@@ -422,424 +443,48 @@ fn watch(nodes: &[NodeSpec], c: &CatalogArgs, every: f64) -> CmdResult {
         for n in cat.nodes() {
             for f in &n.files {
                 let now = (f.size, f.mtime_ns);
-                let what = match seen.insert(f.path.clone(), now) {
+                let change = match seen.insert(f.path.clone(), now) {
                     None if first => continue,
-                    None => "new",
-                    Some(old) if old != now => "grew",
+                    None => FileChange::New,
+                    Some(old) if old != now => FileChange::Grew,
                     Some(_) => continue,
                 };
-                lines.push(format!(
-                    "{} {}: {what}, {} indexed{}",
-                    n.name,
-                    file_name(f),
-                    fmt_bytes(f.size),
-                    f.last_ts
-                        .map(|t| format!(", up to {}", fmt_ts(t, c.tz)))
-                        .unwrap_or_default()
-                ));
+                render_file_change(n, f, change, c.tz, &mut lines)?;
             }
         }
         if first {
-            let st = cat.stats();
-            lines.push(format!(
-                "watching {} files of {} node(s): {} from the cache, {} indexed ({} read); cache {}",
-                st.files,
-                cat.nodes().len(),
-                st.from_cache,
-                st.indexed,
-                fmt_bytes(st.bytes_read),
-                cat.cache_dir()
-                    .map_or_else(|| "off".to_string(), |d| d.display().to_string())
-            ));
+            render_watch_start(&cat, &mut lines)?;
         }
-        if !lines.is_empty() {
-            print_out(&(lines.join("\n") + "\n"))?;
-        }
+        print_out(&lines)?;
         first = false;
-        std::thread::sleep(std::time::Duration::from_secs_f64(every));
+        std::thread::sleep(every.to_std());
     }
 }
 
-fn fmt_ts(ns: Nanos, tz: Option<chrono_tz::Tz>) -> String {
-    let t = DateTime::from_timestamp(
-        ns.div_euclid(1_000_000_000),
-        ns.rem_euclid(1_000_000_000) as u32,
-    )
-    .unwrap_or_default();
-    match tz {
-        Some(tz) => t
-            .with_timezone(&tz)
-            .format("%Y-%m-%d %H:%M:%S%.6f %Z")
-            .to_string(),
-        None => t.format("%Y-%m-%d %H:%M:%S%.6f UTC").to_string(),
-    }
-}
-
-fn fmt_dur(ns: Nanos) -> String {
-    let s = ns as f64 / 1e9;
-    if s < 60.0 {
-        format!("{s:.3}s")
-    } else if s < 3600.0 {
-        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
-    } else {
-        format!(
-            "{}h{:02}m",
-            (s / 3600.0) as u64,
-            ((s % 3600.0) / 60.0) as u64
-        )
-    }
-}
-
-fn fmt_bytes(b: u64) -> String {
-    match b {
-        b if b >= 1 << 30 => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
-        b => format!("{b} B"),
-    }
-}
-
-fn file_name(f: &FileEntry) -> String {
-    f.path.file_name().map_or_else(
-        || f.path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
-}
-
-fn index_text(cat: &Catalog, tz: Option<chrono_tz::Tz>) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::new();
-    let st = cat.stats();
-    let _ = writeln!(
-        s,
-        "{} files: {} from the cache, {} indexed, {} probed ({} read); cache {}",
-        st.files,
-        st.from_cache,
-        st.indexed,
-        st.probed,
-        fmt_bytes(st.bytes_read),
-        cat.cache_dir()
-            .map_or_else(|| "off".to_string(), |d| d.display().to_string())
-    );
-    for n in cat.nodes() {
-        node_text(&mut s, n, tz);
-    }
-    s
-}
-
-fn node_text(s: &mut String, n: &NodeCatalog, tz: Option<chrono_tz::Tz>) {
-    use std::fmt::Write as _;
-    let scanned = n.files.iter().filter(|f| f.packets.is_some()).count();
-    if scanned == n.files.len() {
-        let _ = writeln!(
-            s,
-            "\nnode {}: {} files, {} packets",
-            n.name,
-            n.files.len(),
-            n.packets()
-        );
-    } else {
-        let _ = writeln!(
-            s,
-            "\nnode {}: {} files, {} packets in the {scanned} read whole (the others probed)",
-            n.name,
-            n.files.len(),
-            n.packets()
-        );
-    }
-    for f in &n.files {
-        let fmt = match (f.format, f.compression) {
-            (Some(fm), Some(c)) => {
-                let fm = match fm {
-                    Format::PcapUs => "pcap-us",
-                    Format::PcapNs => "pcap-ns",
-                    Format::Pcapng => "pcapng",
-                };
-                let c = match c {
-                    Compression::None => "",
-                    Compression::Gzip => "+gz",
-                    Compression::Zstd => "+zst",
-                };
-                format!("{fm}{c}")
-            }
-            _ => "unreadable".to_string(),
-        };
-        let span = match (f.known, f.covered_span()) {
-            (Known::Head, Some((a, _))) if f.until_next.is_none() => {
-                format!("{} .. (end unknown until read)", fmt_ts(a, tz))
-            }
-            (Known::Head, Some((a, b))) => format!(
-                "{} .. {} (until the next rotation)",
-                fmt_ts(a, tz),
-                fmt_ts(b, tz)
-            ),
-            (_, Some((a, b))) => format!(
-                "{} .. {} ({})",
-                fmt_ts(a, tz),
-                fmt_ts(b, tz),
-                fmt_dur(b - a)
-            ),
-            (Known::Unread, None) => "UNREADABLE".to_string(),
-            (_, None) => "no timestamped packets".to_string(),
-        };
-        let pkts = f
-            .packets
-            .map_or_else(|| "probed".to_string(), |p| format!("{p} pkts"));
-        let links: Vec<String> = f.linktypes.iter().map(u16::to_string).collect();
-        let _ = writeln!(
-            s,
-            "  {:<40} {:>10} {:<14} link {:<7} {:>14}  {span}",
-            file_name(f),
-            fmt_bytes(f.size),
-            fmt,
-            links.join(","),
-            pkts
-        );
-        if let Some(at) = f.truncated_tail {
-            let what = if n.files.get(n.growing.unwrap_or(usize::MAX)) == Some(f) {
-                "still being written (read up to it)"
-            } else {
-                "the file was cut there"
-            };
-            let _ = writeln!(s, "      partial record at byte {at}: {what}");
-        }
-        for p in &f.problems {
-            let _ = writeln!(s, "      problem: {}", p.message);
-        }
-    }
-    if n.coverage.spans.is_empty() {
-        let _ = writeln!(s, "  coverage: NONE (no packets with timestamps: nothing about this node can be concluded)");
-    }
-    for &(a, b) in &n.coverage.spans {
-        let _ = writeln!(
-            s,
-            "  covered: {} .. {} ({})",
-            fmt_ts(a, tz),
-            fmt_ts(b, tz),
-            fmt_dur(b - a)
-        );
-    }
-    for g in &n.coverage.gaps {
-        let _ = writeln!(
-            s,
-            "  GAP:     {} .. {} ({}) between {} and {}: not captured",
-            fmt_ts(g.from, tz),
-            fmt_ts(g.to, tz),
-            fmt_dur(g.to - g.from),
-            file_name(&n.files[g.before]),
-            file_name(&n.files[g.after])
-        );
-    }
-    for o in &n.coverage.overlaps {
-        let _ = writeln!(
-            s,
-            "  overlap: {} .. {} ({}) in {} and {}: packets there may appear twice",
-            fmt_ts(o.from, tz),
-            fmt_ts(o.to, tz),
-            fmt_dur(o.to - o.from),
-            file_name(&n.files[o.a]),
-            file_name(&n.files[o.b])
-        );
-    }
-    for l in &n.losses {
-        let span = match l.span {
-            Some((a, b)) => format!(
-                "{} .. {}",
-                if a == Nanos::MIN {
-                    "(unbounded)".to_string()
-                } else {
-                    fmt_ts(a, tz)
-                },
-                if b == Nanos::MAX {
-                    "(unbounded)".to_string()
-                } else {
-                    fmt_ts(b, tz)
-                }
-            ),
-            None => "time unknown".to_string(),
-        };
-        let _ = writeln!(
-            s,
-            "  LOST:    {span} {}: {} ({})",
-            l.file.display(),
-            l.reason.as_str(),
-            l.detail
-        );
-    }
-    for p in n
-        .problems
-        .iter()
-        .filter(|p| matches!(p.kind, ProblemKind::UnusableSource | ProblemKind::Growing))
-    {
-        let _ = writeln!(s, "  problem: {}: {}", p.path, p.message);
-    }
-}
-
-fn query_label(q: &FlowQuery) -> String {
-    q.to_string()
-}
-
-fn coverage_text(c: &Coverage, tz: Option<chrono_tz::Tz>) -> String {
-    match c {
-        Coverage::Full => "covered".to_string(),
-        Coverage::NotCovered => {
-            "NOT COVERED by any capture (no packets here means nothing)".to_string()
-        }
-        Coverage::Partial { missing } => {
-            let m: Vec<String> = missing
-                .iter()
-                .map(|&(a, b)| format!("{} .. {}", fmt_ts(a, tz), fmt_ts(b, tz)))
-                .collect();
-            format!("PARTLY covered; not captured: {}", m.join(", "))
-        }
-    }
-}
-
-fn extract_text(
-    cat: &Catalog,
-    queries: &[FlowQuery],
-    ex: &Extraction,
-    written: u64,
-    tz: Option<chrono_tz::Tz>,
-) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::new();
-    let (since, until) = (queries[0].since, queries[0].until);
-    let _ = writeln!(s, "window {} .. {}", fmt_ts(since, tz), fmt_ts(until, tz));
-    for (n, st) in cat.nodes().iter().zip(&ex.stats) {
-        let _ = writeln!(
-            s,
-            "node {}: {} of {} files read, {} read, {} packets scanned, {} matched; window {}",
-            n.name,
-            st.files_read,
-            st.files_total,
-            fmt_bytes(st.bytes_read),
-            st.packets_scanned,
-            st.matched,
-            coverage_text(&n.covered(since, until), tz)
-        );
-        let mut per: BTreeMap<usize, (u64, HashSet<(SocketAddr, SocketAddr)>)> = BTreeMap::new();
-        for o in ex.packets.iter().filter(|o| *o.node == *n.name) {
-            let e = per.entry(o.query).or_default();
-            e.0 += 1;
-            e.1.insert(o.proxy_backend());
-        }
-        for (qi, q) in queries.iter().enumerate() {
-            match per.get(&qi) {
-                Some((k, conns)) => {
-                    let _ = writeln!(
-                        s,
-                        "  {}: {k} packets, {} connection 4-tuple(s)",
-                        query_label(q),
-                        conns.len()
-                    );
-                }
-                None => {
-                    let _ = writeln!(s, "  {}: no packets", query_label(q));
-                }
-            }
-        }
-        for (why, k) in &st.skipped {
-            let _ = writeln!(s, "  skipped {k}: {why}");
-        }
-        if st.header_cut > 0 {
-            let _ = writeln!(
-                s,
-                "  {} packets with TCP options cut by the snaplen (kept, flagged)",
-                st.header_cut
-            );
-        }
-        for l in &n.losses {
-            let _ = writeln!(
-                s,
-                "  LOST: {}: {} ({})",
-                l.file.display(),
-                l.reason.as_str(),
-                l.detail
-            );
-        }
-    }
-    for p in &ex.problems {
-        let _ = writeln!(s, "problem: {p}");
-    }
-    let _ = writeln!(s, "wrote {written} packets");
-    s
-}
-
-fn extract_json(
-    cat: &Catalog,
-    queries: &[FlowQuery],
-    ex: &Extraction,
-    written: u64,
-) -> serde_json::Value {
-    let nodes: Vec<serde_json::Value> = cat
-        .nodes()
-        .iter()
-        .zip(&ex.stats)
-        .map(|(n, st)| {
-            let q = &queries[0];
-            serde_json::json!({
-                "stats": st,
-                "coverage": n.covered(q.since, q.until),
-                "losses": n.losses,
-                "problems": n.problems,
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "queries": queries,
-        "catalog": cat.stats(),
-        "nodes": nodes,
-        "problems": ex.problems,
-        "written": written,
-    })
-}
-
-/// Writes the matched packets of all nodes, once each (a packet matching
-/// two queries is one packet), in time order; one interface per node and
-/// link type, named after the node.
+/// Writes the matched packets of all nodes into one pcapng (`-`: stdout),
+/// in capture-time order, through the one merged writer the incident slices
+/// use; returns how many it wrote.
 fn write_pcapng(
-    path: &std::path::Path,
-    cat: &Catalog,
+    path: &Path,
     ex: &Extraction,
 ) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
-    let mut seen = HashSet::new();
-    let mut pkts: Vec<&PacketObs> = ex
-        .packets
-        .iter()
-        .filter(|o| seen.insert((o.node.clone(), o.file.clone(), o.frame)))
-        .collect();
+    let mut pkts: Vec<&PacketObs> = ex.packets.iter().collect();
     pkts.sort_by(|a, b| (a.ts, &a.node, &a.file, a.frame).cmp(&(b.ts, &b.node, &b.file, b.frame)));
-    // Interfaces in node order, then link type.
-    let mut ifaces: Vec<(String, u16)> = Vec::new();
-    for n in cat.nodes() {
-        let mut links: Vec<u16> = ex
-            .packets
-            .iter()
-            .filter(|o| *o.node == *n.name)
-            .map(|o| o.linktype)
-            .collect();
-        links.sort_unstable();
-        links.dedup();
-        ifaces.extend(links.into_iter().map(|l| (n.name.clone(), l)));
-    }
-    let names: Vec<(&str, u16)> = ifaces.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+    let records: Vec<MergedRecord<'_>> = pkts
+        .into_iter()
+        .map(|packet| MergedRecord {
+            packet,
+            comment: None,
+        })
+        .collect();
     let sink: Box<dyn Write> = if path.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {
         Box::new(std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?)
     };
-    let mut w = PcapngWriter::new(std::io::BufWriter::new(sink), &names)?;
     // (The writer warns once if it had to cut records to its snaplen.)
-    for o in &pkts {
-        let iface = ifaces
-            .iter()
-            .position(|(n, l)| **n == *o.node && *l == o.linktype)
-            .expect("every node/link pair has an interface");
-        w.write_packet(iface as u32, o.ts, &o.data, o.orig_len, None)?;
-    }
-    w.finish()?.flush()?;
-    Ok(pkts.len() as u64)
+    let (_, written) = write_merged(std::io::BufWriter::new(sink), &records)?;
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -847,23 +492,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn times() {
+    fn times_are_the_vocabulary_of_every_command() {
+        let t = |s, tz| parse_time(s, tz).map(Timestamp::as_nanos);
+        let shanghai = Some(chrono_tz::Asia::Shanghai);
         assert_eq!(
-            parse_time("2023-05-05T17:33:07.5Z", None),
+            t("2023-05-05T17:33:07.5Z", None),
             Ok(1_683_307_987_500_000_000)
         );
+        assert_eq!(t("1683307987.5", None), Ok(1_683_307_987_500_000_000));
         assert_eq!(
-            parse_time("1683307987.5", None),
+            t("2023-05-06 01:33:07.5", shanghai),
             Ok(1_683_307_987_500_000_000)
         );
+        // Forms `capture` refused while `investigate` took them.
         assert_eq!(
-            parse_time("2023-05-06 01:33:07.5", Some(chrono_tz::Asia::Shanghai)),
+            t("2023-05-06 01:33:07.5 +08:00", None),
             Ok(1_683_307_987_500_000_000)
         );
+        assert_eq!(t("2023-05-06", shanghai), Ok(1_683_302_400_000_000_000));
         assert!(parse_time("2023-05-05 17:33:07", None)
             .unwrap_err()
             .contains("--tz"));
         assert!(parse_time("yesterday", None).is_err());
+        assert!(parse_time("99999999999999", None).is_err());
+    }
+
+    #[test]
+    fn seconds_are_checked() {
+        assert_eq!(seconds("--slack", 1.5), Ok(Duration::from_millis(1500)));
+        for bad in [-1.0, f64::NAN, f64::INFINITY, 1e30] {
+            assert!(seconds("--slack", bad).unwrap_err().contains("--slack"));
+        }
+    }
+
+    #[test]
+    fn node_names_are_checked_once_and_given_once() {
+        assert!(parse_node("b1=/cap/b1").is_ok());
+        assert!(parse_node("log=/cap/x").unwrap_err().contains("`log`"));
+        assert!(parse_node("b 1=/cap/x").is_err());
+        let twice = [
+            parse_node("b1=/cap/one").unwrap(),
+            parse_node("b2=/cap/two").unwrap(),
+            parse_node("b1=/cap/three").unwrap(),
+        ];
+        let e = refuse_repeated_nodes(&twice).unwrap_err();
+        assert!(e.contains("`b1` is given twice"), "{e}");
+        assert!(refuse_repeated_nodes(&twice[..2]).is_ok());
     }
 
     #[test]

@@ -56,7 +56,7 @@ fn overflow(ctx: &Ctx<'_>, v: &NodeView) -> Option<(Pk, Proof)> {
             && !o.flags.syn()
             && !o.flags.rst()
             && o.flags.ack()
-            && o.ack == sa_seq.wrapping_add(1)
+            && o.ack == sa_seq + 1
             && ctx.t(i) > ctx.t(synack)
     })?;
     let t_ack = ctx.t(ack);

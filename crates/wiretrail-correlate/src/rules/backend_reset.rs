@@ -16,7 +16,6 @@
 //! [`super::stray_rst`], [`super::flow_split`]).
 
 use super::{Case, Proof, Rule, RuleHit, IDLE_MIN_NS};
-use crate::conn::seq_gt;
 use crate::conn::NodeView;
 use crate::ctx::{Ctx, Fingerprint, Pk};
 use crate::model::Cause;
@@ -74,7 +73,7 @@ fn abort(ctx: &Ctx<'_>, v: &NodeView) -> Option<(Pk, Pk, Pk)> {
         // timer's (idle before the request: an idle race).
         let idle = super::last_packet_before(ctx, v, ctx.t(first))
             .is_some_and(|p| ctx.t(first) - ctx.t(p) >= IDLE_MIN_NS);
-        if !idle && !seq_gt(end, ctx.pkts[r].obs.ack) {
+        if !idle && end <= ctx.pkts[r].obs.ack {
             return Some((r, first, r));
         }
     }

@@ -15,10 +15,11 @@
 //! backend's own capture of the segment this rule does not fire.
 
 use super::{Case, Proof, Rule, RuleHit};
-use crate::conn::{seq_gt, Conn};
+use crate::conn::Conn;
 use crate::ctx::{Ctx, Pk, Sight};
 use crate::model::Cause;
 use crate::rst;
+use wiretrail_capture::SeqNumber;
 
 pub(crate) const RULE: Rule = Rule {
     cause: Cause::FlowSplit,
@@ -134,21 +135,19 @@ fn shape(ctx: &Ctx<'_>, c: &Conn, stray: Pk) -> Option<(usize, u64)> {
         .filter(|&i| ctx.t(i) < ts)
         .map(|i| ctx.t(i))
         .max();
-    let mut segs: Vec<(u32, u32)> = c
+    let mut segs: Vec<(SeqNumber, u32)> = c
         .views
         .iter()
         .flat_map(|v| v.facts.proxy_data.iter().copied())
         .filter(|&i| last_resp.is_none_or(|t| ctx.t(i) > t))
         .map(|i| (ctx.pkts[i].obs.seq, ctx.pkts[i].obs.payload_len))
         .collect();
-    let base = segs.iter().map(|s| s.0).min_by(|a, b| {
-        if seq_gt(*a, *b) {
-            std::cmp::Ordering::Greater
-        } else {
-            std::cmp::Ordering::Less
-        }
-    })?;
-    segs.sort_by_key(|s| s.0.wrapping_sub(base));
+    // Sequence space has no least element: order from the earliest seq.
+    let base = segs
+        .iter()
+        .map(|s| s.0)
+        .reduce(|a, b| if b < a { b } else { a })?;
+    segs.sort_by_key(|s| s.0.since(base));
     segs.dedup_by_key(|s| s.0);
     let seq = ctx.pkts[stray].obs.seq;
     let ordinal = segs.iter().position(|s| s.0 == seq)? + 1;

@@ -20,7 +20,7 @@
 //! [`super::max_requests_close`].
 
 use super::{Case, Proof, Rule, RuleHit, IDLE_MIN_NS};
-use crate::conn::{seq_gt, NodeView};
+use crate::conn::NodeView;
 use crate::ctx::{Ctx, Pk};
 use crate::model::Cause;
 use crate::rst::{self, RstForm};
@@ -114,7 +114,7 @@ fn by_unread_request(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
             && p.obs.flags.ack()
             && ctx.t(i) >= ctx.t(req)
             && ctx.t(i) < tr
-            && seq_gt(p.obs.ack, req_seq)
+            && p.obs.ack > req_seq
     });
     if acked {
         return None;

@@ -35,10 +35,10 @@ mod stray_rst;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-use crate::conn::{seq_gt, NodeView};
+use crate::conn::NodeView;
 use crate::ctx::{Ctx, Parts, Pk};
 use crate::model::{Cause, ProofKind};
-use wiretrail_capture::Nanos;
+use wiretrail_capture::{Nanos, SeqNumber};
 use wiretrail_logs::{ErrorClass, ProxyError};
 
 /// One error and the connection instance it belongs to.
@@ -757,7 +757,7 @@ pub(crate) fn sends_of(ctx: &Ctx<'_>, v: &NodeView, seg: Pk, until: Nanos) -> u3
 pub(crate) fn acked(
     ctx: &Ctx<'_>,
     v: &NodeView,
-    end: u32,
+    end: SeqNumber,
     from: Nanos,
     until: Nanos,
 ) -> Option<Pk> {
@@ -768,14 +768,14 @@ pub(crate) fn acked(
             && o.flags.ack()
             && ctx.t(j) >= from
             && ctx.t(j) <= until
-            && !seq_gt(end, o.ack)
+            && end <= o.ack
     })
 }
 
 /// The end (seq + len) of a proxy segment.
-pub(crate) fn seg_end(ctx: &Ctx<'_>, i: Pk) -> u32 {
+pub(crate) fn seg_end(ctx: &Ctx<'_>, i: Pk) -> SeqNumber {
     let o = &ctx.pkts[i].obs;
-    o.seq.wrapping_add(o.payload_len)
+    o.seq + o.payload_len
 }
 
 /// Request boundaries on a view: the first data segment of each request
@@ -894,7 +894,7 @@ pub(crate) fn pending(ctx: &Ctx<'_>, v: &NodeView) -> Option<Pending> {
         .copied()
         .filter(|&d| ctx.t(d) >= ctx.t(start) && ctx.t(d) <= t_last)
         .map(|d| seg_end(ctx, d))
-        .reduce(|a, b| if seq_gt(b, a) { b } else { a })?;
+        .reduce(SeqNumber::max)?;
     let ack = acked(ctx, v, end, ctx.t(start), horizon)?;
     // Acknowledged at the first try: a request the peer needed sent again
     // (a full accept queue, a lossy path) did not reach a working server.
@@ -975,7 +975,7 @@ pub(crate) fn reset_on_accept(ctx: &Ctx<'_>, v: &NodeView, rst: Pk) -> Option<Pk
             && !o.flags.syn()
             && !o.flags.rst()
             && o.flags.ack()
-            && o.ack == sa.wrapping_add(1)
+            && o.ack == sa + 1
             && ctx.t(i) > ctx.t(synack)
     })?;
     let (ta, tr) = (ctx.t(ack), ctx.t(rst));
@@ -1005,8 +1005,8 @@ pub(crate) fn request_complete_at(ctx: &Ctx<'_>, v: &NodeView, rst: Pk) -> bool 
         .copied()
         .filter(|&d| ctx.t(d) <= tr)
         .map(|d| seg_end(ctx, d))
-        .reduce(|a, b| if seq_gt(b, a) { b } else { a });
-    sent.is_some_and(|end| !seq_gt(end, ctx.pkts[rst].obs.ack))
+        .reduce(SeqNumber::max);
+    sent.is_some_and(|end| end <= ctx.pkts[rst].obs.ack)
 }
 
 /// Requests the owner served on this view before `t` (requests it answered).

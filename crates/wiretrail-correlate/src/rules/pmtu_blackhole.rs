@@ -19,9 +19,10 @@
 //! "fragmentation needed" would have sent smaller segments).
 
 use super::{Case, Proof, Rule, RuleHit};
-use crate::conn::{seq_gt, NodeView};
+use crate::conn::NodeView;
 use crate::ctx::{Ctx, Pk, Sight};
 use crate::model::Cause;
+use wiretrail_capture::SeqNumber;
 use wiretrail_logs::{ErrorClass, ProxyError};
 
 pub(crate) const RULE: Rule = Rule {
@@ -141,17 +142,17 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
 
 /// A segment the owner received beyond a gap of at least one full segment
 /// that never filled: (that segment, the gap's start).
-fn unfilled_hole(ctx: &Ctx<'_>, o: &NodeView, full: u32) -> Option<(Pk, u32)> {
-    let mut expected: Option<u32> = None;
+fn unfilled_hole(ctx: &Ctx<'_>, o: &NodeView, full: u32) -> Option<(Pk, SeqNumber)> {
+    let mut expected: Option<SeqNumber> = None;
     for &i in &o.pkts {
         let p = &ctx.pkts[i].obs;
         if !ctx.pkts[i].to_backend() || p.flags.rst() {
             continue;
         }
-        let end = p.seq.wrapping_add(p.payload_len + u32::from(p.flags.syn()));
+        let end = p.seq + (p.payload_len + u32::from(p.flags.syn()));
         match expected {
             None => expected = Some(end),
-            Some(e) if p.payload_len > 0 && seq_gt(p.seq, e) && p.seq.wrapping_sub(e) >= full => {
+            Some(e) if p.payload_len > 0 && p.seq > e && p.seq.since(e) >= full => {
                 let filled = o.pkts.iter().any(|&j| {
                     let q = &ctx.pkts[j].obs;
                     ctx.pkts[j].to_backend() && q.seq == e && q.payload_len > 0
@@ -160,7 +161,7 @@ fn unfilled_hole(ctx: &Ctx<'_>, o: &NodeView, full: u32) -> Option<(Pk, u32)> {
                     return Some((i, e));
                 }
             }
-            Some(e) if seq_gt(end, e) => expected = Some(end),
+            Some(e) if end > e => expected = Some(end),
             _ => {}
         }
     }

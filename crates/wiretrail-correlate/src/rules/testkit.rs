@@ -9,12 +9,12 @@ use crate::config::{CaptureLoss, NodeInput};
 use crate::conn::{self, Conn};
 use crate::ctx::{Ctx, Parts};
 use crate::model::NodeRole;
-use crate::packets::{mark_capture_duplicates, store, Pkt};
+use crate::packets::{mark_capture_duplicates, store};
 use chrono::{DateTime, Utc};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use wiretrail_capture::{Direction, LinkInfo, Nanos, PacketObs, TcpFlags, TcpOpts};
+use wiretrail_capture::{Direction, LinkInfo, Nanos, PacketObs, SeqNumber, TcpFlags, TcpOpts};
 use wiretrail_logs::{ProxyError, Source, TimePrecision};
 
 pub const T0: Nanos = 1_764_030_000_000_000_000;
@@ -117,15 +117,15 @@ impl Kit {
             file: Arc::new(PathBuf::from(format!("/captures/{node}.pcap"))),
             frame,
             ts: at(s),
-            query: 0,
+            queries: vec![0],
             dir,
             src,
             dst,
             ip_id: Some(1000 + frame as u32),
             ttl: 64,
             flags: TcpFlags(f),
-            seq,
-            ack,
+            seq: SeqNumber(seq),
+            ack: SeqNumber(ack),
             payload_len: len,
             window: 502,
             opts: TcpOpts {
@@ -137,7 +137,7 @@ impl Kit {
             link,
             linktype: 1,
             orig_len: 54 + len,
-            data: Vec::new(),
+            data: Vec::new().into(),
         });
         self.pkts.last_mut().unwrap()
     }
@@ -231,7 +231,7 @@ impl Kit {
     /// Builds the store and connections, and runs `f` on the case of `err`
     /// against the connection with the most packets.
     pub fn case<R>(&self, err: &ProxyError, f: impl FnOnce(&Case<'_>) -> R) -> R {
-        let mut pkts: Vec<Pkt> = store(self.pkts.clone());
+        let mut pkts = store(self.pkts.clone());
         mark_capture_duplicates(&mut pkts, 1_000_000);
         let clock = clock::estimate(&self.nodes, &pkts, 10e9);
         for p in &mut pkts {

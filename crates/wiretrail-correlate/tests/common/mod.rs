@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use wiretrail_capture::{Direction, LinkInfo, PacketObs, TcpFlags, TcpOpts};
+use wiretrail_capture::{Direction, LinkInfo, PacketObs, SeqNumber, TcpFlags, TcpOpts};
 use wiretrail_correlate::model::{NodeRole, Report};
 use wiretrail_correlate::{correlate, plan, CorrelateConfig, NodeInput};
 use wiretrail_logs::{ErrorClass, ProxyError, Source, TimePrecision};
@@ -138,15 +138,15 @@ impl Sim {
             file: Arc::new(PathBuf::from(format!("/cap/{}/{}.pcap", p.node, p.node))),
             frame,
             ts: p.t,
-            query: 0,
+            queries: vec![0],
             dir: p.dir,
             src,
             dst,
             ip_id: Some(p.ip_id),
             ttl: p.ttl,
             flags: flags(p.flags),
-            seq: p.seq,
-            ack: p.ack,
+            seq: SeqNumber(p.seq),
+            ack: SeqNumber(p.ack),
             payload_len: p.len,
             window: p.win,
             opts: TcpOpts {
@@ -157,7 +157,7 @@ impl Sim {
             link: LinkInfo::default(),
             linktype: 1,
             orig_len: 54 + p.len,
-            data: Vec::new(),
+            data: Vec::new().into(),
         });
         frame
     }
@@ -235,8 +235,8 @@ pub fn backends(n: usize) -> Vec<NodeInput> {
         .collect()
 }
 
-/// plan + correlate, with each packet's query index set the way the
-/// extractor sets it (the plan query whose port and window match).
+/// plan + correlate, with each packet's query indices set the way the
+/// extractor sets them (every plan query whose port and window match).
 pub fn run(errors: Vec<ProxyError>, pkts: Vec<PacketObs>, nodes: &[NodeInput]) -> Report {
     run_cfg(errors, pkts, nodes, &CorrelateConfig::default())
 }
@@ -252,10 +252,11 @@ pub fn run_cfg(
     let plan = plan(&errors, &cfg);
     for p in &mut pkts {
         let (proxy, backend) = p.proxy_backend();
-        p.query = plan
+        p.queries = plan
             .queries
             .iter()
-            .position(|q| {
+            .enumerate()
+            .filter(|(_, q)| {
                 let flow = match q.proxy_port() {
                     Some(port) => port == proxy.port(),
                     // A wildcard (time join): any port to its backend socket.
@@ -263,7 +264,12 @@ pub fn run_cfg(
                 };
                 flow && p.ts >= q.since && p.ts <= q.until
             })
-            .expect("a packet outside every query window: the test is wrong");
+            .map(|(i, _)| i)
+            .collect();
+        assert!(
+            !p.queries.is_empty(),
+            "a packet outside every query window: the test is wrong"
+        );
     }
     correlate(errors, &plan, pkts, nodes, &cfg)
 }

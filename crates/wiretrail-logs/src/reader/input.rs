@@ -26,15 +26,15 @@ pub(crate) struct InputInfo {
     pub render: Option<crate::render::Format>,
     /// What the workers search this input for (set by the producer from the
     /// input's first bytes before it hands out the first chunk).
-    pub searcher: std::sync::OnceLock<super::scan::Searcher>,
+    pub searcher: std::sync::OnceLock<super::search::Searcher>,
 }
 
 impl InputInfo {
     /// The input's searcher; every format's needles if the producer has not
     /// set one (it always does before the first chunk).
-    pub(crate) fn searcher(&self) -> &super::scan::Searcher {
+    pub(crate) fn searcher(&self) -> &super::search::Searcher {
         self.searcher
-            .get_or_init(|| super::scan::Searcher::new(self.cfg.formats))
+            .get_or_init(|| super::search::Searcher::new(self.cfg.formats))
     }
 
     /// Decide what to search this input for. Formats the configuration
@@ -50,7 +50,7 @@ impl InputInfo {
         } else {
             self.cfg.formats
         };
-        let _ = self.searcher.set(super::scan::Searcher::new(formats));
+        let _ = self.searcher.set(super::search::Searcher::new(formats));
     }
 }
 

@@ -16,6 +16,7 @@
 mod input;
 mod produce;
 mod scan;
+mod search;
 mod split;
 
 pub use input::NO_MMAP_ENV;

@@ -23,6 +23,7 @@ use crate::progress::Progress;
 use crate::time::{Duration, Window};
 use std::io::Write;
 use std::sync::Arc;
+use wiretrail_capture::pcapng::{write_merged, MergedRecord};
 use wiretrail_correlate::model::Report;
 use wiretrail_logs::ProxyError;
 
@@ -75,32 +76,21 @@ impl Engine for CratesEngine {
         packets: &[SlicePacket<'_>],
         out: &mut dyn Write,
     ) -> std::io::Result<()> {
-        // One interface per (node, link type), in order of appearance.
-        let mut interfaces: Vec<(&str, u16)> = Vec::new();
-        let mut iface = Vec::with_capacity(packets.len());
-        for r in packets {
-            let key = (&*r.packet.node, r.packet.linktype);
-            let i = match interfaces.iter().position(|k| *k == key) {
-                Some(i) => i,
-                None => {
-                    interfaces.push(key);
-                    interfaces.len() - 1
-                }
-            };
-            iface.push(u32::try_from(i).unwrap_or(u32::MAX));
-        }
-        let mut pw = wiretrail_capture::pcapng::PcapngWriter::new(out, &interfaces)?;
-        for (r, &i) in packets.iter().zip(&iface) {
-            let comment = (!r.comments.is_empty()).then(|| r.comments.join("; "));
-            pw.write_packet(
-                i,
-                r.packet.ts,
-                &r.packet.data,
-                r.packet.orig_len,
-                comment.as_deref(),
-            )?;
-        }
-        pw.finish().map(|_| ())
+        // The one merged-pcapng writer (the `capture` command's too): one
+        // interface per (node, link type), a frame given twice written once.
+        let comments: Vec<Option<String>> = packets
+            .iter()
+            .map(|r| (!r.comments.is_empty()).then(|| r.comments.join("; ")))
+            .collect();
+        let records: Vec<MergedRecord<'_>> = packets
+            .iter()
+            .zip(&comments)
+            .map(|(r, c)| MergedRecord {
+                packet: r.packet,
+                comment: c.as_deref(),
+            })
+            .collect();
+        write_merged(out, &records).map(|_| ())
     }
 
     fn merge(&self, parts: Vec<Report>, window: &Window) -> Report {

@@ -165,7 +165,7 @@ impl Engine for FakeEngine {
                     .unwrap()
                     .parse()
                     .unwrap();
-                let (cause, stray) = if port % 2 == 0 {
+                let (cause, stray) = if port.is_multiple_of(2) {
                     (Cause::FlowSplit, vec!["backend-03".to_string()])
                 } else {
                     (Cause::IdleRace, vec![])

@@ -576,7 +576,7 @@ pub fn seed_incident() -> Incident {
             connection: vec![
                 ConnectionView {
                     node: "backend-01".into(),
-                    conn_state: "RSTO".into(),
+                    conn_state: ConnState::Rsto,
                     history: "ShADadR".into(),
                     handshake_seen: true,
                     first: dt_us(889_101),
@@ -586,7 +586,7 @@ pub fn seed_incident() -> Incident {
                 },
                 ConnectionView {
                     node: "backend-03".into(),
-                    conn_state: "OTH".into(),
+                    conn_state: ConnState::Oth,
                     history: "Dr".into(),
                     handshake_seen: false,
                     first: dt_us(904_561),
@@ -998,7 +998,7 @@ pub fn backend_reset_incident() -> Incident {
             },
             connection: vec![ConnectionView {
                 node: n.into(),
-                conn_state: "RSTR".into(),
+                conn_state: ConnState::Rstr,
                 history: "ShADr".into(),
                 handshake_seen: true,
                 first: DateTime::<Utc>::from_timestamp_nanos(us(0)),
