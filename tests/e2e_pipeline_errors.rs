@@ -168,3 +168,51 @@ fn toml_syntax_error_names_the_line() {
     let p = pipeline(dir.path(), "syntax.toml", |t| t.replace("[logs]", "[logs"));
     refused(&p, "[logs", &[]);
 }
+
+/// Issue 16: an error keeps its causes, and the binary prints each one:
+/// what failed first, then `caused by:` lines down to the operating
+/// system's word, none repeated.
+#[test]
+fn an_error_is_printed_with_its_causes() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir/proxy.log");
+    let o = run(wt([
+        "investigate",
+        "--logs",
+        missing.to_str().unwrap(),
+        "--node",
+        &format!("b1={}", dir.path().display()),
+        "--tz",
+        "UTC",
+        "--at",
+        "2026-11-25T00:34:00Z",
+    ]));
+    o.expect_code(2);
+    let want = format!(
+        "wiretrail: error: reading the proxy logs\n  caused by: {}: cannot open: No such file or directory",
+        missing.display()
+    );
+    assert!(o.stderr.contains(&want), "{}", o.stderr);
+
+    // An output that cannot be written: the file, then the system's reason,
+    // said once.
+    let out = dir.path().join("not-a-dir");
+    std::fs::write(&out, "a file").unwrap();
+    let target = out.join("report.json");
+    let o = run(wt([
+        "investigate",
+        "--pipeline",
+        root().join("pipelines/demo.toml").to_str().unwrap(),
+        "--format",
+        "json",
+        "--out",
+        target.to_str().unwrap(),
+    ]));
+    o.expect_code(2);
+    let want = format!(
+        "wiretrail: error: cannot write {}\n  caused by: ",
+        target.display()
+    );
+    assert!(o.stderr.contains(&want), "{}", o.stderr);
+    assert_eq!(o.stderr.matches("(os error").count(), 1, "{}", o.stderr);
+}

@@ -321,12 +321,14 @@ fn pick(flows: &[Flow], count: usize) -> Result<Vec<Flow>> {
 fn queries(flows: &[Flow]) -> Vec<FlowQuery> {
     flows
         .iter()
-        .map(|f| FlowQuery {
-            proxy_port: Some(f.proxy.port()),
-            proxy_ip: Some(f.proxy.ip()),
-            backend: Some(f.backend),
-            since: i64::MIN / 2,
-            until: i64::MAX / 2,
+        .map(|f| {
+            FlowQuery::to_port(
+                f.proxy.port(),
+                Some(f.proxy.ip()),
+                Some(f.backend),
+                i64::MIN / 2,
+                i64::MAX / 2,
+            )
         })
         .collect()
 }

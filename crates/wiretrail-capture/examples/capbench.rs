@@ -110,13 +110,7 @@ fn run() -> Result<(), String> {
     }
     let queries: Vec<FlowQuery> = picked
         .iter()
-        .map(|&(p, b)| FlowQuery {
-            proxy_port: Some(p.port()),
-            proxy_ip: Some(p.ip()),
-            backend: Some(b),
-            since,
-            until,
-        })
+        .map(|&(p, b)| FlowQuery::to_port(p.port(), Some(p.ip()), Some(b), since, until))
         .collect();
     let cat = Catalog::build_with(
         &[node],

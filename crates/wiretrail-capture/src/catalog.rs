@@ -27,7 +27,7 @@
 mod cache;
 mod coverage;
 mod discover;
-mod names;
+pub mod names;
 mod probe;
 mod scan;
 mod series;

@@ -122,9 +122,8 @@ pub struct Extraction {
     /// One per catalog node, in catalog order.
     pub stats: Vec<NodeStats>,
     /// Everything that went wrong, each naming the node, file and offset.
+    /// (A query that could match nothing cannot be built: [`FlowQuery`].)
     pub problems: Vec<CaptureProblem>,
-    /// Queries that cannot match anything, with why.
-    pub query_problems: Vec<String>,
 }
 
 /// Packets with a TCP header cut by the snaplen in one file: kept (options
@@ -246,11 +245,6 @@ pub fn extract(catalog: &Catalog, queries: &[FlowQuery], opts: &ExtractOptions) 
         (na, a.ts, &a.file, a.frame, &a.queries).cmp(&(nb, b.ts, &b.file, b.frame, &b.queries))
     });
     ex.packets = keyed.into_iter().map(|(_, p)| p).collect();
-    for (i, q) in queries.iter().enumerate() {
-        if let Some(why) = q.problem() {
-            ex.query_problems.push(format!("query #{i} ({q}): {why}"));
-        }
-    }
     ex
 }
 

@@ -20,4 +20,4 @@ pub mod query;
 pub mod read;
 
 pub use obs::{Direction, LinkInfo, Nanos, PacketObs, SeqNumber, TcpFlags, TcpOpts};
-pub use query::FlowQuery;
+pub use query::{FlowQuery, FlowTarget};

@@ -41,13 +41,7 @@ fn all_queries(since: Nanos, until: Nanos) -> Vec<FlowQuery> {
     ports.dedup();
     ports
         .into_iter()
-        .map(|p| FlowQuery {
-            proxy_port: Some(p),
-            proxy_ip: None,
-            backend: None,
-            since,
-            until,
-        })
+        .map(|p| FlowQuery::to_port(p, None, None, since, until))
         .collect()
 }
 

@@ -30,13 +30,13 @@ fn tool(name: &str) -> bool {
 /// from one file of the corpus's `bad/` folder.
 fn extract_bad(name: &str) -> wiretrail_capture::extract::Extraction {
     let tmp = tempfile::tempdir().unwrap();
-    let q = vec![FlowQuery {
-        proxy_port: Some(12336),
-        proxy_ip: None,
-        backend: None,
-        since: i64::MIN / 2,
-        until: i64::MAX / 2,
-    }];
+    let q = vec![FlowQuery::to_port(
+        12336,
+        None,
+        None,
+        i64::MIN / 2,
+        i64::MAX / 2,
+    )];
     let cat = Catalog::build_with(
         &[NodeSpec::new(
             "n",

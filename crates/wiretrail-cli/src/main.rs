@@ -61,10 +61,18 @@ enum Command {
     /// Investigate a whole day (or range), resumable, with progress.
     Batch(cmd::batch::BatchArgs),
     /// Receive alert webhooks and investigate them.
+    #[cfg(feature = "serve")]
     Serve(cmd::serve::ServeArgs),
+    /// Receive alert webhooks (not in this build: no `serve` feature).
+    #[cfg(not(feature = "serve"))]
+    Serve(cmd::without::Missing),
     /// Elasticsearch: fetch errors, set up templates, publish reports.
+    #[cfg(feature = "elasticsearch")]
     #[command(subcommand)]
     Es(cmd::es::EsCmd),
+    /// Elasticsearch (not in this build: no `elasticsearch` feature).
+    #[cfg(not(feature = "elasticsearch"))]
+    Es(cmd::without::Missing),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -75,14 +83,24 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let color = cli.color.map(cmd::ColorWhen::choice);
-    cmd::init_tracing(cli.quiet, cli.verbose, cli.log_format, color);
+    cmd::init_tracing(
+        cmd::Verbosity::from_flags(cli.quiet, cli.verbose),
+        cli.log_format,
+        color,
+    );
     let result = match cli.command {
         Command::Logs(a) => cmd::logs::run(a),
         Command::Capture(c) => cmd::capture::run(c),
         Command::Investigate(a) => cmd::investigate::run(a, color),
         Command::Batch(a) => cmd::batch::run(a),
+        #[cfg(feature = "serve")]
         Command::Serve(a) => cmd::serve::run(a),
+        #[cfg(not(feature = "serve"))]
+        Command::Serve(_) => cmd::without::run("serve", "serve"),
+        #[cfg(feature = "elasticsearch")]
         Command::Es(c) => cmd::es::run(c),
+        #[cfg(not(feature = "elasticsearch"))]
+        Command::Es(_) => cmd::without::run("es", "elasticsearch"),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -97,7 +115,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("wiretrail: error: {e:#}");
+            // What failed, then why, cause by cause.
+            eprint!("{}", cmd::error_report(&*e));
             ExitCode::from(cmd::EXIT_FAILED)
         }
     }

@@ -9,7 +9,7 @@ use crate::diagnose::{self, Outcome};
 use crate::findings;
 use crate::model::*;
 use crate::packets::{mark_capture_duplicates, store, Store};
-use crate::plan::{error_key, ts_ns, Plan};
+use crate::plan::{error_key, ts_ns, ErrorJoin, Plan};
 use crate::systemic::{self, Judged};
 use crate::timejoin;
 use sha1::{Digest, Sha1};
@@ -31,11 +31,24 @@ pub fn correlate(
         packets_matched: packets.len() as u64,
         ..InputStats::default()
     };
-    for (i, why) in &plan.unjoinable {
+    // In the errors' time order, as planned.
+    let mut unjoinable: Vec<(Nanos, usize, &str)> = plan
+        .joins
+        .iter()
+        .enumerate()
+        .filter_map(|(i, j)| match j {
+            ErrorJoin::Unjoinable { why } => {
+                Some((errors.get(i).map_or(0, ts_ns), i, why.as_str()))
+            }
+            ErrorJoin::ByPort { .. } | ErrorJoin::ByTime { .. } => None,
+        })
+        .collect();
+    unjoinable.sort_unstable();
+    for &(_, i, why) in &unjoinable {
         inputs.problems.push(Problem::new(
             ProblemKind::Unjoinable,
-            ProblemSource::Error { index: *i },
-            why.clone(),
+            ProblemSource::Error { index: i },
+            why,
         ));
     }
 
@@ -127,11 +140,7 @@ pub fn correlate(
             by_query.entry(q).or_default().push(ci);
         }
     }
-    let unjoinable: HashMap<usize, &str> = plan
-        .unjoinable
-        .iter()
-        .map(|(i, s)| (*i, s.as_str()))
-        .collect();
+    let unjoinable: HashMap<usize, &str> = unjoinable.iter().map(|&(_, i, why)| (i, why)).collect();
     let mut ctx = Ctx::new(&pkts, &nodes, &clock);
     ctx.facts = crate::rules::run_facts(&ctx, &conns);
     let errors_n = errors.len();
@@ -140,10 +149,11 @@ pub fn correlate(
     // no candidates for the errors joined by time.
     let mut by_port: HashMap<usize, Option<usize>> = HashMap::new();
     for (ei, e) in errors.iter().enumerate() {
-        if unjoinable.contains_key(&ei) || plan.joined_by_time.contains_key(&ei) {
-            continue;
-        }
-        let query = plan.error_query.get(ei).copied().flatten();
+        let query = match plan.joins.get(ei) {
+            Some(ErrorJoin::ByPort { query }) => Some(*query),
+            Some(ErrorJoin::ByTime { .. } | ErrorJoin::Unjoinable { .. }) => continue,
+            None => None,
+        };
         let cands = query
             .and_then(|q| by_query.get(&q))
             .map_or(&[][..], Vec::as_slice);
@@ -152,9 +162,13 @@ pub fn correlate(
     let claimed: BTreeSet<usize> = by_port.values().flatten().copied().collect();
     let by_time = {
         let pools: Vec<(usize, &ProxyError, Vec<usize>)> = plan
-            .joined_by_time
+            .joins
             .iter()
-            .filter_map(|(&ei, qs)| {
+            .enumerate()
+            .filter_map(|(ei, j)| {
+                let ErrorJoin::ByTime { queries: qs } = j else {
+                    return None;
+                };
                 let e = errors.get(ei)?;
                 let pool: BTreeSet<usize> = qs
                     .iter()

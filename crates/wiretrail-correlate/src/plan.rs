@@ -44,15 +44,36 @@ pub struct Plan {
     pub incidents: Vec<PlannedIncident>,
     /// Deduplicated: what extraction gets. `PacketObs::query` indexes this.
     pub queries: Vec<FlowQuery>,
-    /// Errors that cannot be joined to packets, with the reason. They still
-    /// belong to an incident and are diagnosed from the log alone.
-    pub unjoinable: Vec<(usize, String)>,
-    /// Per error (same index as the input): its query, if any.
-    pub error_query: Vec<Option<usize>>,
-    /// Errors joined by time (no proxy port in the line): error index →
-    /// its wildcard queries, one per backend socket it may have dialled
-    /// (`error_query` holds the first).
-    pub joined_by_time: BTreeMap<usize, Vec<usize>>,
+    /// Per error (same index as the input): how it is joined to packets,
+    /// exactly one way.
+    pub joins: Vec<ErrorJoin>,
+}
+
+/// How one error is joined to the packets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorJoin {
+    /// The line names the proxy's port: the connections of this query
+    /// (an index into [`Plan::queries`]).
+    ByPort { query: usize },
+    /// The line names no port: every connection of these wildcard queries,
+    /// one per backend socket the error may have dialled, is a candidate,
+    /// and correlation picks the one whose packets tell the error's story.
+    ByTime { queries: Vec<usize> },
+    /// Nothing to join on (no port, no backend, from the line, the proxy's
+    /// other lines or the configuration): diagnosed from the log alone,
+    /// still a member of its incident. `why` says so.
+    Unjoinable { why: String },
+}
+
+impl ErrorJoin {
+    /// The queries whose packets may hold this error's connection.
+    pub fn queries(&self) -> &[usize] {
+        match self {
+            ErrorJoin::ByPort { query } => std::slice::from_ref(query),
+            ErrorJoin::ByTime { queries } => queries,
+            ErrorJoin::Unjoinable { .. } => &[],
+        }
+    }
 }
 
 /// The fields of one error that planning and correlation both need.
@@ -100,10 +121,9 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
     let after = dur_ns(cfg.after);
     let gap = dur_ns(cfg.incident_gap);
 
-    let mut plan = Plan {
-        error_query: vec![None; errors.len()],
-        ..Plan::default()
-    };
+    let mut plan = Plan::default();
+    // Every error is joined below (its slot set once, in time order).
+    let mut joins: Vec<Option<ErrorJoin>> = vec![None; errors.len()];
 
     // Queries: one per (port, proxy ip, backend socket), windows merged
     // when they overlap, so a busy port is read once.
@@ -120,13 +140,12 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
             // proxy to the backend within the log's precision.
             let backends = hosts.backends(k);
             if backends.is_empty() {
-                plan.unjoinable.push((
-                    i,
-                    format!(
+                joins[i] = Some(ErrorJoin::Unjoinable {
+                    why: format!(
                         "the log line names no proxy port and no backend (Go prints neither for header timeouts, canceled contexts, bare EOF), and neither other lines of {} nor the configuration name its upstream: diagnosed from the log alone",
                         k.proxy
                     ),
-                ));
+                });
                 continue;
             }
             let ip = k
@@ -159,8 +178,7 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
                 };
                 qs.push(q);
             }
-            plan.error_query[i] = qs.first().copied();
-            plan.joined_by_time.insert(i, qs);
+            joins[i] = Some(ErrorJoin::ByTime { queries: qs });
             continue;
         };
         let local = k.local.as_ref().expect("has a port");
@@ -172,22 +190,21 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
             Some(&q) if plan.queries[q].until >= since => {
                 let fq = &mut plan.queries[q];
                 fq.until = fq.until.max(until);
-                plan.error_query[i] = Some(q);
+                joins[i] = Some(ErrorJoin::ByPort { query: q });
             }
             _ => {
-                plan.queries.push(FlowQuery {
-                    proxy_port: Some(port),
-                    proxy_ip: local.ip(),
-                    backend,
-                    since,
-                    until,
-                });
+                plan.queries
+                    .push(FlowQuery::to_port(port, local.ip(), backend, since, until));
                 let q = plan.queries.len() - 1;
                 open.insert(key, q);
-                plan.error_query[i] = Some(q);
+                joins[i] = Some(ErrorJoin::ByPort { query: q });
             }
         }
     }
+    plan.joins = joins
+        .into_iter()
+        .map(|j| j.expect("every error is joined one way above"))
+        .collect();
 
     // Incidents: same proxy and backend, consecutive errors within `gap`.
     let mut by_pair: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
@@ -292,7 +309,7 @@ fn planned(
 ) -> PlannedIncident {
     let mut query_indices: Vec<usize> = error_indices
         .iter()
-        .filter_map(|&i| plan.error_query[i])
+        .flat_map(|&i| plan.joins[i].queries().iter().copied())
         .collect();
     query_indices.sort_unstable();
     query_indices.dedup();

@@ -8,7 +8,7 @@ use wiretrail_capture::Direction::{ToBackend as TB, ToProxy as TP};
 use wiretrail_correlate::model::{
     Cause, ConnState, EventBody, FindingKind, Mark, NodeRole, OffsetMethod, PacketEvent,
 };
-use wiretrail_correlate::{plan, CorrelateConfig, NodeInput};
+use wiretrail_correlate::{plan, CorrelateConfig, ErrorJoin, NodeInput};
 use wiretrail_logs::{ErrorClass, TimePrecision};
 
 const BASE: &str = "2024-03-01T10:00:00Z";
@@ -66,13 +66,12 @@ fn refused_dial_error_without_packets_falls_back_to_the_log() {
     assert_eq!(p.queries.len(), 1);
     let q = &p.queries[0];
     assert!(q.is_wildcard());
-    assert_eq!(q.backend, Some("10.0.0.100:80".parse().unwrap()));
+    assert_eq!(q.backend(), Some("10.0.0.100:80".parse().unwrap()));
     assert_eq!(q.proxy_ip, None, "no other line names the proxy's address");
     // The log's second, the clock slack and the match slack, reaching back
     // the story lookback (a dial timeout's SYNs lie before the line).
     assert_eq!((q.since, q.until), (t(5.0 - 10.25 - 35.0), t(6.0 + 10.25)));
-    assert!(p.unjoinable.is_empty());
-    assert_eq!(p.joined_by_time.get(&0), Some(&vec![0]));
+    assert_eq!(p.joins, [ErrorJoin::ByTime { queries: vec![0] }]);
     let r = run(vec![e], Vec::new(), &backends(2));
     let d = &r.incidents[0].errors[0].diagnosis;
     assert_eq!(d.cause, Cause::Refused);
@@ -600,29 +599,40 @@ fn plan_groups_dedups_and_widens() {
     // 42000 twice → one merged query; the port-less EOF → a wildcard to the
     // backend the proxy's other lines name, from the address they name.
     assert_eq!(p.queries.len(), 4);
-    let w = &p.queries[p.error_query[4].unwrap()];
+    let ErrorJoin::ByTime { queries } = &p.joins[4] else {
+        panic!("{:?}", p.joins[4]);
+    };
+    let w = &p.queries[queries[0]];
     assert!(w.is_wildcard());
-    assert_eq!(w.backend, Some("10.0.0.100:80".parse().unwrap()));
+    assert_eq!(w.backend(), Some("10.0.0.100:80".parse().unwrap()));
     assert_eq!(w.proxy_ip, Some("10.0.0.10".parse().unwrap()));
     assert_eq!(
         (w.since, w.until),
         (t(21.0 - 10.25 - 35.0), t(22.0 + 10.25))
     );
-    assert_eq!(p.error_query[0], p.error_query[1]);
-    let q = &p.queries[p.error_query[0].unwrap()];
-    assert_eq!(q.proxy_port, Some(42000));
-    assert_eq!(q.backend, Some("10.0.0.100:80".parse().unwrap()));
+    assert_eq!(p.joins[0], p.joins[1]);
+    let ErrorJoin::ByPort { query } = p.joins[0] else {
+        panic!("{:?}", p.joins[0]);
+    };
+    let q = &p.queries[query];
+    assert_eq!(q.proxy_port(), Some(42000));
+    assert_eq!(q.backend(), Some("10.0.0.100:80".parse().unwrap()));
     assert!(q.since <= t(-120.0 - 10.0) && q.until >= t(10.0 + 1.0 + 10.0 + 10.0));
     // Same proxy and backend within 30 s → one incident; 5 min later → another;
     // the address-less EOF has its own backend key.
     let sizes: Vec<usize> = p.incidents.iter().map(|i| i.error_indices.len()).collect();
     assert_eq!(sizes, vec![3, 1, 1]);
-    assert!(p.unjoinable.is_empty());
+    assert!(!p
+        .joins
+        .iter()
+        .any(|j| matches!(j, ErrorJoin::Unjoinable { .. })));
     // Alone, the EOF names nothing to join on: unjoinable, said why.
     let p = plan(&errors[4..], &cfg);
     assert!(p.queries.is_empty());
-    assert_eq!(p.unjoinable.len(), 1);
-    assert!(p.unjoinable[0].1.contains("no proxy port and no backend"));
+    let [ErrorJoin::Unjoinable { why }] = &p.joins[..] else {
+        panic!("{:?}", p.joins);
+    };
+    assert!(why.contains("no proxy port and no backend"));
     // Unless the configuration names the proxy's upstream.
     let cfg = CorrelateConfig {
         proxies: vec![wiretrail_correlate::ProxyHint {
@@ -634,7 +644,7 @@ fn plan_groups_dedups_and_widens() {
     };
     let p = plan(&errors[4..], &cfg);
     assert_eq!(p.queries.len(), 1);
-    assert!(p.unjoinable.is_empty());
+    assert_eq!(p.joins, [ErrorJoin::ByTime { queries: vec![0] }]);
 }
 
 #[test]

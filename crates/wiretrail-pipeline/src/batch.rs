@@ -51,18 +51,20 @@
 pub mod journal;
 
 use crate::config::Pipeline;
-use crate::engine::{cap_errors, Engine, EngineError, Keep};
-use crate::outputs::{remove_stale_temporaries, write_atomic, write_slices, OutputError};
+use crate::engine::{cap_errors, Engine, EngineError, Keep, LogStats, Rendering};
+use crate::files::{remove_stale_temporaries, write_atomic, WriteError};
+use crate::model::{ProxyError, Report};
+use crate::outputs::{publish, write_slices, Publish};
 use crate::progress::Progress;
 use crate::time::{Duration, Timestamp, Window};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use journal::{Durability, JournalError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use wiretrail_correlate::model::Report;
-use wiretrail_logs::ProxyError;
+
+pub use journal::{Checkpoint, ChunkRecord, Start};
 
 /// How to run one batch.
 #[derive(Debug, Clone)]
@@ -72,41 +74,45 @@ pub struct BatchOptions {
     pub out_dir: PathBuf,
     /// Default `<out_dir>/checkpoint.json`.
     pub checkpoint: Option<PathBuf>,
-    /// Ignore (and replace) an existing checkpoint.
-    pub fresh: bool,
+    /// Resume from the checkpoint, or start over (`--fresh`).
+    pub start: Start,
     /// Write pcapng slices under `<out_dir>/slices/`.
     pub slices: bool,
     /// Write `<out_dir>/report.html`.
     pub html: bool,
+    /// Publish the day report to the pipeline's Elasticsearch output.
+    pub publish: Publish,
     /// Set by a signal handler: stop after the current chunk.
     pub cancel: Arc<AtomicBool>,
 }
 
-/// What the checkpoint file holds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    pub version: u32,
-    /// Identifies the run: range, chunk size, log source and nodes.
-    pub fingerprint: String,
-    pub since: DateTime<Utc>,
-    pub until: DateTime<Utc>,
-    pub chunk_s: i64,
-    pub completed: Vec<ChunkRecord>,
-}
+impl BatchOptions {
+    /// A run over `window` as the pipeline sets it up: its chunk size,
+    /// output directory and checkpoint, pcapng slices when it writes them
+    /// (`outputs.pcap_dir`), the HTML day report, publishing as configured,
+    /// resuming a checkpoint of the same run.
+    pub fn for_pipeline(p: &Pipeline, window: Window) -> BatchOptions {
+        BatchOptions {
+            window,
+            chunk: p.batch.chunk,
+            out_dir: p.batch.out_dir.clone(),
+            checkpoint: p.batch.checkpoint.clone(),
+            start: Start::Resume,
+            slices: p.outputs.pcap_dir.is_some(),
+            html: true,
+            publish: Publish::AsConfigured,
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChunkRecord {
-    pub since: DateTime<Utc>,
-    pub until: DateTime<Utc>,
-    /// Relative to the output directory; `None` when the chunk had no errors.
-    pub file: Option<String>,
-    /// Errors analysed, carried ones included.
-    pub errors: u64,
-    pub incidents: u64,
-    /// The stamp of the last error this chunk carried over its end (the
-    /// end of a burst that started in it); `None` when it carried none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub carried_until: Option<DateTime<Utc>>,
+    /// Write into `dir` instead, the checkpoint with the rest
+    /// (`<dir>/checkpoint.json`): a pipeline's checkpoint belongs to its
+    /// own output directory.
+    pub fn with_out_dir(mut self, dir: PathBuf) -> BatchOptions {
+        self.out_dir = dir;
+        self.checkpoint = None;
+        self
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,9 +120,24 @@ pub enum BatchError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
-    Output(#[from] OutputError),
-    #[error("checkpoint {}: {why}", path.display())]
-    Checkpoint { path: PathBuf, why: String },
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A chunk report the checkpoint lists cannot be used for the day report.
+    #[error("chunk report {}: {what}", path.display())]
+    ChunkReport {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Everything was written; only publishing failed.
+    #[error("the day report is written ({}), but publishing it failed", report.display())]
+    Publish {
+        report: PathBuf,
+        #[source]
+        source: EngineError,
+    },
     #[error("interrupted after {done} of {total} chunks; run the same command again to resume")]
     Interrupted { done: usize, total: usize },
 }
@@ -133,9 +154,11 @@ pub struct BatchOutcome {
     pub written: Vec<PathBuf>,
     /// What this run's log read saw (not part of the report: a resumed run
     /// reads only the remaining range).
-    pub log_stats: crate::engine::LogStats,
+    pub log_stats: LogStats,
     /// Temporary files of a killed run removed before this one started.
     pub removed_temporaries: Vec<PathBuf>,
+    /// Publishing result line, when an Elasticsearch output is configured.
+    pub published: Option<String>,
 }
 
 fn fingerprint(p: &Pipeline, o: &BatchOptions) -> String {
@@ -235,7 +258,7 @@ pub fn run_batch(
     for d in &dirs {
         removed_temporaries.extend(remove_stale_temporaries(d));
     }
-    let opened = journal::Journal::open(&cp_path, &header, o.fresh)?;
+    let opened = journal::Journal::open(&cp_path, &header, o.start)?;
     if let Some(w) = &opened.warning {
         tracing::warn!("{w}");
         progress.stage(&format!("warning: {w}"));
@@ -256,14 +279,13 @@ pub fn run_batch(
     let todo: Vec<usize> = (0..chunks.len())
         .filter(|&i| !done.contains(&chunks[i].since().to_utc()))
         .collect();
-    let gap = Duration::from_std(crate::adapters::correlate_config(p).incident_gap)
-        .unwrap_or(Duration::MAX);
+    let gap = engine.incident_gap(p);
 
     // Stream the logs once, from the first chunk to do to the end of the
     // range (bursts are cut over everything after it, as an uninterrupted
     // run cuts them); bucket the bursts by chunk.
     let mut buckets = vec![(Vec::new(), None); chunks.len()];
-    let mut log_stats = crate::engine::LogStats::default();
+    let mut log_stats = LogStats::default();
     if let Some(&first) = todo.first() {
         let span =
             Window::new(chunks[first].since(), o.window.until()).expect("chunks are non-empty");
@@ -318,20 +340,14 @@ pub fn run_batch(
             // reports carry none, so a resumed run writes the same files.
             // The limit does: it is the chunk's.
             let (errors, limited) = cap_errors(errors, keep, &aw);
-            let mut a = engine.analyse(
-                p,
-                &aw,
-                errors,
-                &crate::engine::LogStats::default(),
-                progress,
-            )?;
+            let mut a = engine.analyse(p, &aw, errors, &LogStats::default(), progress)?;
             a.report.inputs.problems.extend(limited);
             let rel = chunk_file_name(&w);
             write_atomic(&o.out_dir.join(&rel), |f| {
-                wiretrail_report::render_json(&a.report, f)
+                engine.render(&a.report, Rendering::Json, f)
             })?;
             if o.slices {
-                write_slices(&a.report, &a.packets, &o.out_dir.join("slices"))?;
+                write_slices(engine, &a.report, &a.packets, &o.out_dir.join("slices"))?;
             }
             progress.incidents(a.report.incidents.len() as u64);
             ChunkRecord {
@@ -343,7 +359,11 @@ pub fn run_batch(
                 carried_until: carried_until.map(Timestamp::to_utc),
             }
         };
-        journal.append(&record, record.file.is_some())?;
+        let durability = match record.file {
+            Some(_) => Durability::Synced,
+            None => Durability::Buffered,
+        };
+        journal.append(&record, durability)?;
         cp.completed.push(record);
         run += 1;
         progress.chunk_done(cp.completed.len() as u64, chunks.len() as u64);
@@ -351,17 +371,22 @@ pub fn run_batch(
     journal.sync()?;
 
     progress.stage("merging the day report");
-    let report = merge(&o.out_dir, &cp, &o.window)?;
+    let report = merge(engine, &o.out_dir, &cp, &o.window)?;
     let mut written = Vec::new();
     let json = o.out_dir.join("report.json");
-    write_atomic(&json, |w| wiretrail_report::render_json(&report, w))?;
-    written.push(json);
+    write_atomic(&json, |w| engine.render(&report, Rendering::Json, w))?;
+    written.push(json.clone());
     if o.html {
         let html = o.out_dir.join("report.html");
-        write_atomic(&html, |w| wiretrail_report::render_html(&report, w))?;
+        write_atomic(&html, |w| engine.render(&report, Rendering::Html, w))?;
         written.push(html);
     }
     progress.finish();
+    let published =
+        publish(engine, p, &report, o.publish).map_err(|source| BatchError::Publish {
+            report: json,
+            source,
+        })?;
     Ok(BatchOutcome {
         report,
         chunks_total: chunks.len(),
@@ -370,33 +395,37 @@ pub fn run_batch(
         written,
         log_stats,
         removed_temporaries,
+        published,
     })
 }
 
-/// The day report from the chunk files, in chunk order: merged by
-/// correlation (incidents concatenated, the summary recomputed from them).
-pub fn merge(out_dir: &Path, cp: &Checkpoint, window: &Window) -> Result<Report, BatchError> {
+/// The day report from the chunk files, in chunk order: merged by the
+/// engine (incidents concatenated, the summary recomputed from them).
+pub fn merge(
+    engine: &dyn Engine,
+    out_dir: &Path,
+    cp: &Checkpoint,
+    window: &Window,
+) -> Result<Report, BatchError> {
     let mut completed = cp.completed.clone();
     completed.sort_by_key(|c| c.since);
     let mut parts = Vec::new();
     for c in &completed {
         let Some(rel) = &c.file else { continue };
         let path = out_dir.join(rel);
-        let text = std::fs::read_to_string(&path).map_err(|e| BatchError::Checkpoint {
+        let text = std::fs::read_to_string(&path).map_err(|e| BatchError::ChunkReport {
             path: path.clone(),
-            why: format!("chunk report listed in the checkpoint cannot be read: {e}"),
+            what: "listed in the checkpoint, it cannot be read",
+            source: Box::new(e),
         })?;
-        let r: Report = serde_json::from_str(&text).map_err(|e| BatchError::Checkpoint {
+        let r: Report = serde_json::from_str(&text).map_err(|e| BatchError::ChunkReport {
             path: path.clone(),
-            why: format!("chunk report is not a report: {e}"),
+            what: "it is not a report",
+            source: Box::new(e),
         })?;
         parts.push(r);
     }
-    Ok(wiretrail_correlate::merge(
-        parts,
-        window.since().to_utc(),
-        window.until().to_utc(),
-    ))
+    Ok(engine.merge(parts, window))
 }
 
 /// The day summary for the terminal: by cause, by node, by hour.

@@ -9,12 +9,12 @@
 //! pipeline can be run from anywhere.
 
 use crate::diag::{explain_serde_message, SpanError};
+use crate::model::{LogFormats, NodeRole, SourceFormat};
 use crate::time::{parse_duration, parse_tz, Duration};
 use chrono_tz::Tz;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
-use wiretrail_correlate::model::NodeRole;
 
 /// What the user writes. Every table refuses keys it does not know.
 pub mod raw {
@@ -35,8 +35,8 @@ pub mod raw {
         pub logs: Option<Spanned<Logs>>,
         /// The cluster: source of logs (`logs.source = "elasticsearch"`) and/or
         /// sink of reports (`outputs.elasticsearch = true`). The table is
-        /// `wiretrail_elastic::EsConfig`.
-        pub elasticsearch: Option<Spanned<wiretrail_elastic::EsConfig>>,
+        /// `wiretrail_elastic::EsConfig` ([`super::EsConfig`]).
+        pub elasticsearch: Option<Spanned<EsConfig>>,
         #[serde(default)]
         pub nodes: Vec<Spanned<Node>>,
         #[serde(default)]
@@ -282,9 +282,9 @@ pub struct Pipeline {
     pub logs: LogSource,
     /// `logs.format`: which proxies' lines are read (all, auto-detected, by
     /// default).
-    pub log_formats: wiretrail_logs::Formats,
+    pub log_formats: LogFormats,
     /// The `[elasticsearch]` table, paths resolved.
-    pub elasticsearch: Option<wiretrail_elastic::EsConfig>,
+    pub elasticsearch: Option<EsConfig>,
     /// Only errors from this proxy host (from `logs.host`, an alert label, or --host).
     pub host_filter: Option<String>,
     pub nodes: Vec<Node>,
@@ -425,7 +425,7 @@ impl std::fmt::Display for SshTarget {
 }
 
 /// Node names are the report model's: checked once, here and everywhere.
-pub use wiretrail_correlate::model::{NodeName, NodeNameError};
+pub use crate::model::{NodeName, NodeNameError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
@@ -437,6 +437,25 @@ pub struct Node {
     pub ssh_options: Vec<String>,
     pub remote_extract: RemoteExtract,
 }
+
+/// Proxy errors analysed per window unless `correlate.max_errors` (or
+/// `--max-errors`) says otherwise. Each analysed error costs a few KiB at
+/// the peak (its record, its flow query, its connection views, its rows in
+/// the report): 50 000 keep an investigation near 200 MB.
+pub const DEFAULT_MAX_ERRORS: usize = 50_000;
+
+/// The `[elasticsearch]` table, as `wiretrail-elastic` reads it.
+#[cfg(feature = "elasticsearch")]
+pub use crate::model::EsConfig;
+
+/// The `[elasticsearch]` table of a build without the `elasticsearch`
+/// feature: kept unread, so a pipeline that has one still loads; naming it
+/// as the log source or as an output is refused when the pipeline is
+/// checked ("built without the `elasticsearch` feature").
+#[cfg(not(feature = "elasticsearch"))]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct EsConfig(toml::Table);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CorrelateSettings {
@@ -457,7 +476,7 @@ impl Default for CorrelateSettings {
             max_clock_offset: None,
             proxy_ip: None,
             upstreams: Vec::new(),
-            max_errors: Some(crate::engine::DEFAULT_MAX_ERRORS),
+            max_errors: Some(DEFAULT_MAX_ERRORS),
         }
     }
 }
@@ -653,7 +672,7 @@ impl Pipeline {
             year: None,
             cache_dir: None,
             logs: LogSource::Stdin,
-            log_formats: wiretrail_logs::Formats::ALL,
+            log_formats: LogFormats::ALL,
             elasticsearch: None,
             host_filter: None,
             nodes: Vec::new(),
@@ -741,6 +760,27 @@ impl ConfigError {
     }
 }
 
+/// What a pipeline naming Elasticsearch is told by a build without it.
+const WITHOUT_ELASTICSEARCH: &str =
+    "this wiretrail was built without the `elasticsearch` feature, which {what} needs (rebuild with `--features elasticsearch`)";
+
+/// Paths inside the `[elasticsearch]` table are relative to the pipeline too.
+#[cfg(feature = "elasticsearch")]
+fn es_paths(mut es: EsConfig, base: &Path) -> EsConfig {
+    es.auth.credentials_file = es
+        .auth
+        .credentials_file
+        .map(|p| resolve(base, &p.to_string_lossy()));
+    es.tls.ca_file = es.tls.ca_file.map(|p| resolve(base, &p.to_string_lossy()));
+    es
+}
+
+/// Without the feature the table is not read.
+#[cfg(not(feature = "elasticsearch"))]
+fn es_paths(es: EsConfig, _base: &Path) -> EsConfig {
+    es
+}
+
 /// Check values that parse but make no sense, pointing at them.
 fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, ConfigError> {
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -779,7 +819,7 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
     let logs_span = logs_raw.span();
     let logs_raw = logs_raw.into_inner();
     let log_formats = match &logs_raw.format {
-        None => wiretrail_logs::Formats::ALL,
+        None => LogFormats::ALL,
         Some(f) => log_formats(f.get_ref()).map_err(|m| {
             at_hint(
                 f.span(),
@@ -794,16 +834,7 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
         .iter()
         .map(|p| resolve(&base, p.get_ref()))
         .collect();
-    let elasticsearch = f.elasticsearch.map(|es| {
-        let mut es = es.into_inner();
-        // Paths inside the table are relative to the pipeline too.
-        es.auth.credentials_file = es
-            .auth
-            .credentials_file
-            .map(|p| resolve(&base, &p.to_string_lossy()));
-        es.tls.ca_file = es.tls.ca_file.map(|p| resolve(&base, &p.to_string_lossy()));
-        es
-    });
+    let elasticsearch = f.elasticsearch.map(|es| es_paths(es.into_inner(), &base));
     let logs = match kind {
         raw::LogSourceKind::Files => {
             if paths.is_empty() {
@@ -823,6 +854,12 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
             LogSource::Stdin
         }
         raw::LogSourceKind::Elasticsearch => {
+            if !cfg!(feature = "elasticsearch") {
+                return Err(at(
+                    logs_raw.source.span(),
+                    WITHOUT_ELASTICSEARCH.replace("{what}", "reading logs from Elasticsearch"),
+                ));
+            }
             if elasticsearch.is_none() {
                 return Err(at_hint(
                     logs_raw.source.span(),
@@ -924,7 +961,7 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
         upstreams,
         max_errors: match f.correlate.max_errors {
             Some(n) => max_errors_setting(n),
-            None => Some(crate::engine::DEFAULT_MAX_ERRORS),
+            None => Some(DEFAULT_MAX_ERRORS),
         },
     };
 
@@ -953,6 +990,16 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
         pcap_dir: o.pcap_dir.as_deref().map(|p| resolve(&base, p)),
         elasticsearch: o.elasticsearch.as_ref().is_some_and(|b| *b.get_ref()),
     };
+    if let Some(b) = o
+        .elasticsearch
+        .as_ref()
+        .filter(|b| *b.get_ref() && !cfg!(feature = "elasticsearch"))
+    {
+        return Err(at(
+            b.span(),
+            WITHOUT_ELASTICSEARCH.replace("{what}", "publishing to Elasticsearch"),
+        ));
+    }
     if let (Some(b), None) = (
         o.elasticsearch.as_ref().filter(|b| *b.get_ref()),
         &elasticsearch,
@@ -1059,19 +1106,16 @@ fn validate(f: raw::PipelineFile, src: &str, path: &Path) -> Result<Pipeline, Co
 }
 
 /// `logs.format`: `"auto"`, one format's name, or a list of names.
-fn log_formats(f: &raw::LogFormat) -> Result<wiretrail_logs::Formats, String> {
+fn log_formats(f: &raw::LogFormat) -> Result<LogFormats, String> {
     let names: Vec<&str> = match f {
-        raw::LogFormat::One(s) if s == "auto" => return Ok(wiretrail_logs::Formats::ALL),
+        raw::LogFormat::One(s) if s == "auto" => return Ok(LogFormats::ALL),
         raw::LogFormat::One(s) => vec![s.as_str()],
         raw::LogFormat::Many(v) => v.iter().map(String::as_str).collect(),
     };
     if names.is_empty() {
         return Err("`format = []` reads nothing".into());
     }
-    names
-        .into_iter()
-        .map(str::parse::<wiretrail_logs::SourceFormat>)
-        .collect()
+    names.into_iter().map(str::parse::<SourceFormat>).collect()
 }
 
 /// Parse a `--node NAME=LOCATION[,role=R][,offset=S][,alias=IP]` flag.

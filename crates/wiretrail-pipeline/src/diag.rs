@@ -246,6 +246,23 @@ pub fn explain_serde_message(msg: &str) -> (String, Option<String>) {
     (message, Some(hint))
 }
 
+/// An error and its causes, outermost first, for people: each cause that a
+/// message above already ends with (an error that prints its source and
+/// also returns it) is left out, so nothing is said twice.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut out: Vec<String> = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        let said = out.last().is_some_and(|prev| prev.ends_with(&text));
+        if !said && !text.is_empty() {
+            out.push(text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

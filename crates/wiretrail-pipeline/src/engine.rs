@@ -1,25 +1,28 @@
 //! The seam between the modes and the crates that do the work.
 //!
-//! `investigate`, `batch` and `serve` only ever call an [`Engine`]: read the
-//! window's proxy errors, then analyse them (plan, catalog and extract every
-//! node's captures in one pass per file, correlate). [`CratesEngine`] is the
-//! real one; tests use doubles so the modes' own logic (windows, chunking,
-//! checkpoints, queues) is proven independently of packet parsing.
+//! `investigate`, `batch` and `serve` (and the binary) only ever call an
+//! [`Engine`]: read the window's proxy errors, analyse them (plan, catalog
+//! and extract every node's captures in one pass per file, correlate),
+//! render and write what was found, publish it. [`crate::CratesEngine`] is
+//! the real one and the only code of this crate that calls the other
+//! wiretrail crates (architecture invariant, checked by
+//! `tests/architecture.rs`); tests use doubles so the modes' own logic
+//! (windows, chunking, checkpoints, queues, outputs) is proven
+//! independently of packet parsing.
+//!
+//! This module holds the trait and the types that cross it, and the
+//! window/limit bookkeeping every engine shares ([`filter_errors`],
+//! [`cap_errors`]).
 
 use crate::config::Pipeline;
+use crate::model::{PacketObs, Problem, ProblemKind, ProblemSource, ProxyError, Report, TimeSpan};
 use crate::progress::Progress;
-use crate::time::Window;
+use crate::time::{Duration, Window};
 use chrono::{DateTime, Utc};
+use std::io::Write;
 use std::sync::Arc;
-use wiretrail_capture::PacketObs;
-use wiretrail_correlate::model::{Problem, ProblemKind, ProblemSource, Report, TimeSpan};
-use wiretrail_logs::ProxyError;
 
-/// Proxy errors analysed per window unless `correlate.max_errors` (or
-/// `--max-errors`) says otherwise. Each analysed error costs a few KiB at
-/// the peak (its record, its flow query, its connection views, its rows in
-/// the report): 50 000 keep an investigation near 200 MB.
-pub const DEFAULT_MAX_ERRORS: usize = 50_000;
+pub use crate::config::DEFAULT_MAX_ERRORS;
 
 /// How many of a window's errors are kept for analysis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,24 +81,93 @@ pub struct Analysis {
     pub capture_bytes: u64,
 }
 
+/// What a report is rendered as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rendering {
+    /// The terminal timeline.
+    Terminal(TerminalStyle),
+    /// The versioned JSON report (`docs/report-schema.md`).
+    Json,
+    /// The self-contained HTML report with its ladder diagram.
+    Html,
+}
+
+/// How the terminal report looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TerminalStyle {
+    pub color: Color,
+    /// Cut lines to this many characters.
+    pub width: Option<usize>,
+    /// Timeline rows per incident (the telling ones are kept); `None`: all.
+    pub max_rows_per_incident: Option<usize>,
+}
+
+/// Whether a text output carries ANSI colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Color {
+    #[default]
+    Plain,
+    Ansi,
+}
+
+impl Color {
+    /// `Ansi` when `on` (a terminal that wants colour).
+    pub fn when(on: bool) -> Color {
+        if on {
+            Color::Ansi
+        } else {
+            Color::Plain
+        }
+    }
+}
+
+/// One packet of a pcapng slice, with what the report says about it.
+#[derive(Debug, Clone)]
+pub struct SlicePacket<'a> {
+    pub packet: &'a PacketObs,
+    /// Written as the packet's comment (joined with `; `).
+    pub comments: Vec<String>,
+}
+
+/// An error kept as the cause of an [`EngineError`].
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why an engine could not do a window's work. Each variant says which
+/// stage failed; the cause (the crate's own error, naming the file or the
+/// request) is its `source()`, which the binary prints as `caused by:`
+/// lines.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("logs: {0}")]
-    Logs(String),
-    #[error("captures: {0}")]
-    Capture(String),
-    #[error("correlation: {0}")]
-    Correlate(String),
-    #[error("elasticsearch: {0}")]
-    Elastic(String),
+    /// Reading the proxy logs (files, stdin, journald, Elasticsearch).
+    #[error("reading the proxy logs")]
+    Logs(#[source] Cause),
+    /// Finding, cataloguing or reading the nodes' captures.
+    #[error("reading the captures")]
+    Capture(#[source] Cause),
+    /// Talking to Elasticsearch (as the report sink).
+    #[error("publishing to elasticsearch")]
+    Publish(#[source] Cause),
+    /// The pipeline asks for something it does not set up.
     #[error("{0}")]
     Config(String),
+    /// The pipeline asks for something this build cannot do.
+    #[error("this wiretrail was built without the `{feature}` feature, which {what} needs (rebuild with `--features {feature}`)")]
+    Unsupported {
+        feature: &'static str,
+        what: &'static str,
+    },
     #[error("interrupted")]
     Interrupted,
 }
 
-/// Does the work of one window. Implementations are shared across threads
-/// (serve runs two investigations at once; batch runs chunks in order).
+/// A cause made of a message alone (nothing below it).
+pub fn cause(message: impl Into<String>) -> Cause {
+    message.into().into()
+}
+
+/// Does the work of one window, and everything else that touches the other
+/// crates. Implementations are shared across threads (serve runs two
+/// investigations at once; batch runs chunks in order).
 pub trait Engine: Send + Sync {
     /// The pipeline's proxy errors inside `window` (and from `pipeline.host_filter`
     /// only, when set), in time order; past `keep`, only counted.
@@ -115,32 +187,28 @@ pub trait Engine: Send + Sync {
         log_stats: &LogStats,
         progress: &Arc<dyn Progress>,
     ) -> Result<Analysis, EngineError>;
-}
 
-/// The engine made of the wiretrail crates.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct CratesEngine;
+    /// Publish a report to the pipeline's Elasticsearch output; one line
+    /// saying what arrived.
+    fn publish(&self, pipeline: &Pipeline, report: &Report) -> Result<String, EngineError>;
 
-impl Engine for CratesEngine {
-    fn read_errors(
-        &self,
-        pipeline: &Pipeline,
-        window: &Window,
-        keep: Keep,
-    ) -> Result<LogBatch, EngineError> {
-        crate::adapters::read_errors(pipeline, window, keep)
-    }
+    /// Render a report into `out`.
+    fn render(&self, report: &Report, how: Rendering, out: &mut dyn Write) -> std::io::Result<()>;
 
-    fn analyse(
-        &self,
-        pipeline: &Pipeline,
-        window: &Window,
-        errors: Vec<ProxyError>,
-        log_stats: &LogStats,
-        progress: &Arc<dyn Progress>,
-    ) -> Result<Analysis, EngineError> {
-        crate::adapters::analyse(pipeline, window, errors, log_stats, progress)
-    }
+    /// One pcapng of `packets`, in this order: one interface per node (and
+    /// link type), named after it; comments as packet comments; a captured
+    /// frame given twice is written once.
+    fn write_pcapng(&self, packets: &[SlicePacket<'_>], out: &mut dyn Write)
+        -> std::io::Result<()>;
+
+    /// The report of a whole range from the reports of its chunks (in
+    /// chunk order): incidents concatenated, the summary recomputed.
+    fn merge(&self, parts: Vec<Report>, window: &Window) -> Report;
+
+    /// The longest quiet time inside one incident for this pipeline
+    /// (`correlate.incident_gap`, else the correlator's default): batch
+    /// cuts its chunks only at quieter points, so no incident is split.
+    fn incident_gap(&self, pipeline: &Pipeline) -> Duration;
 }
 
 /// Keep the errors of `window` from `host` (when given), counting the rest,

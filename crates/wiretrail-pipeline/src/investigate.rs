@@ -4,15 +4,21 @@
 //! body) → read the window's proxy errors → analyse (plan, catalog, extract,
 //! correlate) → outputs (terminal, JSON, HTML, pcapng slices) → publish to
 //! Elasticsearch when the pipeline names it.
+//!
+//! The rules every front end shares live here, once: how command-line
+//! values override a pipeline ([`apply_overrides`]), which window the flags
+//! or an alert mean ([`resolve_window`]), and that an alert's host label
+//! becomes the host filter unless one was given ([`apply_alert`]).
 
-use crate::alert::AlertRequest;
-use crate::config::{parse_node_flag, LogSource, Pipeline};
+use crate::alert::{parse_alert, AlertDefaults, AlertError, AlertRequest};
+use crate::config::{parse_node_flag, ConfigError, LogSource, Pipeline};
 use crate::engine::{Analysis, Engine, EngineError, Keep};
-use crate::outputs::{write_outputs, OutputError, OutputPlan};
+use crate::outputs::{publish, write_outputs, OutputError, OutputPlan, Publish};
 use crate::progress::Progress;
 use crate::time::{parse_duration, parse_time, parse_tz, Timestamp, Window};
 use std::io::Write;
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Command-line values that override the pipeline file. Strings are parsed
@@ -33,12 +39,30 @@ pub struct Overrides {
     pub tz: Option<String>,
     /// Only this proxy host's errors.
     pub host: Option<String>,
+    /// The proxy's address on the backend side (`correlate.proxy_ip`).
+    pub proxy_ip: Option<IpAddr>,
+    /// Backend sockets the proxy dials (`correlate.upstreams`); replaces the
+    /// pipeline's when given.
+    pub upstreams: Vec<SocketAddr>,
+    /// Proxy errors analysed per window, as written (0 = no limit).
+    pub max_errors: Option<usize>,
+    /// Terminal rows per incident, as written (0 = all).
+    pub max_rows: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum InvestigateError {
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{origin}")]
+    Alert {
+        /// Where the alert came from (`--alert FILE`).
+        origin: String,
+        #[source]
+        source: AlertError,
+    },
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -49,8 +73,34 @@ fn usage(s: impl Into<String>) -> InvestigateError {
     InvestigateError::Usage(s.into())
 }
 
+/// The pipeline a command runs: its file (or an empty one in the current
+/// directory), with the command line's overrides applied.
+pub fn load_pipeline(file: Option<&Path>, o: &Overrides) -> Result<Pipeline, InvestigateError> {
+    let p = match file {
+        Some(f) => Pipeline::load(f)?,
+        None => {
+            let cwd = std::env::current_dir()
+                .map_err(|e| usage(format!("the current directory: {e}")))?;
+            Pipeline::empty(&cwd)
+        }
+    };
+    apply_overrides(p, o)
+}
+
 /// Apply everything but the window to the pipeline.
 pub fn apply_overrides(mut p: Pipeline, o: &Overrides) -> Result<Pipeline, InvestigateError> {
+    if o.proxy_ip.is_some() {
+        p.correlate.proxy_ip = o.proxy_ip;
+    }
+    if !o.upstreams.is_empty() {
+        p.correlate.upstreams = o.upstreams.clone();
+    }
+    if let Some(n) = o.max_errors {
+        p.correlate.max_errors = crate::config::max_errors_setting(n);
+    }
+    if let Some(n) = o.max_rows {
+        p.outputs.max_rows_per_incident = (n > 0).then_some(n);
+    }
     if let Some(tz) = &o.tz {
         p.tz = Some(parse_tz(tz).map_err(|e| usage(format!("--tz: {e}")))?);
     }
@@ -172,16 +222,51 @@ pub fn resolve_window(
     Ok(w)
 }
 
+/// How an alert body is read for this pipeline: its window defaults, and
+/// `received` for bodies that name no time of their own.
+pub fn alert_defaults(p: &Pipeline, received: Timestamp) -> AlertDefaults {
+    AlertDefaults {
+        before: p.window.before,
+        after: p.window.after,
+        received,
+    }
+}
+
+/// An alert narrows the run to its proxy: its host label becomes the host
+/// filter, unless one was given (`--host`, `logs.host`), which wins.
+pub fn apply_alert(p: &mut Pipeline, alert: &AlertRequest) {
+    if p.host_filter.is_none() {
+        p.host_filter.clone_from(&alert.host);
+    }
+}
+
+/// Parse an alert body (from `origin`, named in errors) for this pipeline
+/// and apply it ([`apply_alert`]).
+pub fn read_alert(
+    p: &mut Pipeline,
+    body: &[u8],
+    origin: &str,
+    received: Timestamp,
+) -> Result<AlertRequest, InvestigateError> {
+    let alert = parse_alert(body, &alert_defaults(p, received)).map_err(|source| {
+        InvestigateError::Alert {
+            origin: origin.to_string(),
+            source,
+        }
+    })?;
+    apply_alert(p, &alert);
+    tracing::info!(kind = %alert.kind, window = %alert.window, host = ?alert.host, "alert read");
+    Ok(alert)
+}
+
 /// One investigation, ready to run.
 #[derive(Debug, Clone)]
 pub struct InvestigateRequest {
     pub pipeline: Pipeline,
     pub window: Window,
     pub outputs: OutputPlan,
-    /// `--format text --out F`: the terminal report goes to F.
-    pub text_out: Option<PathBuf>,
-    /// Publish to the pipeline's Elasticsearch output (if any).
-    pub publish: bool,
+    /// Publish to the pipeline's Elasticsearch output (when it names one).
+    pub publish: Publish,
 }
 
 #[derive(Debug, Clone)]
@@ -231,23 +316,17 @@ pub fn investigate(
     progress.incidents(analysis.report.incidents.len() as u64);
     // Bars off the terminal before the report is printed on it.
     progress.finish();
-    let written = write_outputs(&analysis, &req.outputs, stdout, req.text_out.as_deref())?;
-    let published = if req.publish && req.pipeline.outputs.elasticsearch {
-        Some(crate::adapters::publish(&analysis.report, &req.pipeline)?)
-    } else {
-        None
-    };
+    let written = write_outputs(
+        engine,
+        &analysis.report,
+        &analysis.packets,
+        &req.outputs,
+        stdout,
+    )?;
+    let published = publish(engine, &req.pipeline, &analysis.report, req.publish)?;
     Ok(InvestigateOutcome {
         analysis,
         written,
         published,
     })
-}
-
-/// Publish a report to the pipeline's Elasticsearch output; one line saying what arrived.
-pub fn publish(
-    report: &wiretrail_correlate::model::Report,
-    p: &Pipeline,
-) -> Result<String, EngineError> {
-    crate::adapters::publish(report, p)
 }

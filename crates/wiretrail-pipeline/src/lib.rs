@@ -13,23 +13,37 @@
 //!
 //! It parses no log lines and no packets itself: that is `wiretrail-logs`,
 //! `wiretrail-capture` and `wiretrail-correlate`, reached only through the
-//! [`engine::Engine`] trait so each mode can be tested with a double.
-//! Remote captures ([`remote`]) are fetched with the system `ssh` client.
+//! [`engine::Engine`] trait so each mode can be tested with a double;
+//! [`CratesEngine`] is the real one, and the only code here that calls
+//! them ([`model`] re-exports their data types). Remote captures
+//! ([`remote`]) are fetched with the system `ssh` client.
+//!
+//! Cargo features (both on by default): `elasticsearch` (logs from an
+//! index, reports published to one) and `serve` (the webhook server, with
+//! axum and hyper). Without them a pipeline that needs them is refused with
+//! "built without the `…` feature".
+//!
+//! Modules form a DAG, leaves first: `model`, `time`, `diag`, `files`,
+//! `progress`; `alert`, `config`; `engine`; `crates_engine` (private,
+//! with `remote`); `outputs`; `investigate`; `batch`; `serve`.
 
-mod adapters;
 pub mod alert;
 pub mod batch;
 pub mod config;
+mod crates_engine;
 pub mod diag;
 pub mod engine;
+pub mod files;
 pub mod investigate;
+pub mod model;
 pub mod outputs;
 pub mod progress;
-pub mod remote;
+#[cfg(feature = "serve")]
 pub mod serve;
 pub mod time;
 
 pub use config::Pipeline;
-pub use engine::{CratesEngine, Engine};
+pub use crates_engine::{remote, CratesEngine};
+pub use engine::Engine;
 /// The typed problems a run reports (`report.inputs.problems`).
-pub use wiretrail_correlate::model::{Problem, ProblemKind, ProblemSource};
+pub use model::{Problem, ProblemKind, ProblemSource};

@@ -1,15 +1,15 @@
 //! Writing a run's results: the terminal report, JSON, HTML, one pcapng
-//! slice per incident. Files are written atomically (temporary file, then
-//! rename) so a crash or a second reader never sees half a report.
+//! slice per incident, each rendered by the [`Engine`] from the report and
+//! its packets. Files are written atomically ([`crate::files`]) so a crash
+//! or a second reader never sees half a report.
 
 use crate::config::Outputs;
-use crate::engine::Analysis;
+use crate::engine::{Color, Engine, Rendering, SlicePacket, TerminalStyle};
+use crate::files::{safe_file_name, write_atomic, WriteError};
+use crate::model::{EventBody, Incident, PacketEvent, PacketObs, Report};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use wiretrail_capture::pcapng::{write_merged, MergedRecord};
-use wiretrail_capture::PacketObs;
-use wiretrail_correlate::model::{EventBody, Incident, PacketEvent, Report};
 
 /// What `--format` asks for on stdout (or in `--out`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,11 +37,13 @@ impl std::str::FromStr for Format {
 pub struct OutputPlan {
     /// Print the terminal report on `stdout`.
     pub terminal: bool,
-    pub color: bool,
+    pub color: Color,
     pub width: Option<usize>,
     pub max_rows_per_incident: Option<usize>,
     /// Print this format on stdout instead of the terminal report.
     pub stdout_format: Option<Format>,
+    /// `--format text --out F`: the terminal report (no colour) into F.
+    pub text_out: Option<PathBuf>,
     pub json: Option<PathBuf>,
     pub html: Option<PathBuf>,
     pub pcap_dir: Option<PathBuf>,
@@ -54,7 +56,7 @@ impl OutputPlan {
         format: Option<Format>,
         out: Option<&Path>,
         pcap_dir: Option<&Path>,
-        color: bool,
+        color: Color,
     ) -> OutputPlan {
         let mut plan = OutputPlan {
             terminal: o.terminal,
@@ -62,6 +64,7 @@ impl OutputPlan {
             width: None,
             max_rows_per_incident: o.max_rows_per_incident,
             stdout_format: None,
+            text_out: None,
             json: o.json.clone(),
             html: o.html.clone(),
             pcap_dir: o.pcap_dir.clone(),
@@ -69,8 +72,10 @@ impl OutputPlan {
         match (format.unwrap_or_default(), out) {
             (Format::Json, Some(p)) => plan.json = Some(p.to_path_buf()),
             (Format::Html, Some(p)) => plan.html = Some(p.to_path_buf()),
-            // `--format text --out F`: the terminal report (no colour) into F.
-            (Format::Text, Some(_)) => plan.terminal = true,
+            (Format::Text, Some(p)) => {
+                plan.terminal = true;
+                plan.text_out = Some(p.to_path_buf());
+            }
             (Format::Json, None) => plan.stdout_format = Some(Format::Json),
             (Format::Html, None) => plan.stdout_format = Some(Format::Html),
             (Format::Text, None) => {}
@@ -80,161 +85,67 @@ impl OutputPlan {
         }
         plan
     }
+
+    fn terminal_style(&self, color: Color) -> TerminalStyle {
+        TerminalStyle {
+            color,
+            width: self.width,
+            max_rows_per_incident: self.max_rows_per_incident,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot write to stdout: {0}")]
-    Stdout(std::io::Error),
-}
-
-fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
-    move |source| OutputError::Write {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// The temporary sibling `path` is written through: `.NAME.tmp-PID`, hidden,
-/// and naming the process that writes it, so a later run can tell a
-/// leftover of a killed run from a file being written now.
-pub fn temporary_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
-/// The process id in a [`temporary_path`] file name.
-fn temporary_owner(file_name: &str) -> Option<u32> {
-    let rest = file_name.strip_prefix('.')?;
-    let (name, pid) = rest.rsplit_once(".tmp-")?;
-    if name.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    pid.parse().ok()
-}
-
-/// Whether process `pid` runs; `None` where that cannot be told (no /proc).
-fn process_alive(pid: u32) -> Option<bool> {
-    let proc = Path::new("/proc");
-    proc.join("self")
-        .exists()
-        .then(|| proc.join(pid.to_string()).exists())
-}
-
-/// Remove the [`temporary_path`] files in `dir` left by processes that no
-/// longer run (a `kill -9`, a power loss): their contents were never
-/// renamed into place, so nothing refers to them. Files of a running
-/// process (another wiretrail writing into the same directory), or of any
-/// other name, are left alone; where liveness cannot be told, only those
-/// untouched for a day are removed. Returns what was removed.
-pub fn remove_stale_temporaries(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let me = std::process::id();
-    let mut removed = Vec::new();
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(temporary_owner) else {
-            continue;
-        };
-        if pid == me || !e.file_type().is_ok_and(|t| t.is_file()) {
-            continue;
-        }
-        let stale = match process_alive(pid) {
-            Some(alive) => !alive,
-            None => e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > std::time::Duration::from_secs(86_400)),
-        };
-        if stale && std::fs::remove_file(e.path()).is_ok() {
-            tracing::info!(file = %e.path().display(), pid, "removed the temporary file of a run that no longer runs");
-            removed.push(e.path());
-        }
-    }
-    removed.sort();
-    removed
-}
-
-/// Write `path` through a temporary sibling and a rename.
-pub fn write_atomic(
-    path: &Path,
-    f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<(), OutputError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(werr(path))?;
-    }
-    let tmp = temporary_path(path);
-    let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::new(file);
-        f(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(werr(path))
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("cannot write to stdout")]
+    Stdout(#[source] std::io::Error),
 }
 
 /// Write everything the plan asks for; returns the files written.
 pub fn write_outputs(
-    a: &Analysis,
+    engine: &dyn Engine,
+    report: &Report,
+    packets: &[PacketObs],
     plan: &OutputPlan,
     stdout: &mut dyn Write,
-    text_out: Option<&Path>,
 ) -> Result<Vec<PathBuf>, OutputError> {
     let mut written = Vec::new();
-    let report = &a.report;
-    let topts = wiretrail_report::TerminalOptions {
-        color: plan.color,
-        width: plan.width,
-        max_rows_per_incident: plan.max_rows_per_incident,
-    };
     match plan.stdout_format {
-        Some(Format::Json) => {
-            wiretrail_report::render_json(report, stdout).map_err(OutputError::Stdout)?
-        }
-        Some(Format::Html) => {
-            wiretrail_report::render_html(report, stdout).map_err(OutputError::Stdout)?
+        Some(f @ (Format::Json | Format::Html)) => {
+            let how = if f == Format::Json {
+                Rendering::Json
+            } else {
+                Rendering::Html
+            };
+            engine
+                .render(report, how, stdout)
+                .map_err(OutputError::Stdout)?
         }
         Some(Format::Text) | None => {
-            if let Some(p) = text_out {
-                let plain = wiretrail_report::TerminalOptions {
-                    color: false,
-                    ..topts.clone()
-                };
-                write_atomic(p, |w| wiretrail_report::render_terminal(report, &plain, w))?;
-                written.push(p.to_path_buf());
+            if let Some(p) = &plan.text_out {
+                let plain = Rendering::Terminal(plan.terminal_style(Color::Plain));
+                write_atomic(p, |w| engine.render(report, plain, w))?;
+                written.push(p.clone());
             } else if plan.terminal {
-                wiretrail_report::render_terminal(report, &topts, stdout)
+                let how = Rendering::Terminal(plan.terminal_style(plan.color));
+                engine
+                    .render(report, how, stdout)
                     .map_err(OutputError::Stdout)?;
             }
         }
     }
     if let Some(p) = &plan.json {
-        write_atomic(p, |w| wiretrail_report::render_json(report, w))?;
+        write_atomic(p, |w| engine.render(report, Rendering::Json, w))?;
         written.push(p.clone());
     }
     if let Some(p) = &plan.html {
-        write_atomic(p, |w| wiretrail_report::render_html(report, w))?;
+        write_atomic(p, |w| engine.render(report, Rendering::Html, w))?;
         written.push(p.clone());
     }
     if let Some(dir) = &plan.pcap_dir {
-        written.extend(write_slices(report, &a.packets, dir)?);
+        written.extend(write_slices(engine, report, packets, dir)?);
     }
     Ok(written)
 }
@@ -243,10 +154,11 @@ pub fn write_outputs(
 /// reference-clock order, one interface per node (named after it), each
 /// finding's evidence packets carrying the finding as a packet comment.
 pub fn write_slices(
+    engine: &dyn Engine,
     report: &Report,
     packets: &[PacketObs],
     dir: &Path,
-) -> Result<Vec<PathBuf>, OutputError> {
+) -> Result<Vec<PathBuf>, WriteError> {
     // (node, file, frame) → packet.
     let mut by_key: HashMap<(&str, &Path, u64), &PacketObs> = HashMap::with_capacity(packets.len());
     for p in packets {
@@ -258,53 +170,39 @@ pub fn write_slices(
         if rows.is_empty() {
             continue;
         }
-        let comments: Vec<Option<String>> = rows
-            .iter()
-            .map(|r| (!r.comments.is_empty()).then(|| r.comments.join("; ")))
-            .collect();
-        let records: Vec<MergedRecord<'_>> = rows
-            .iter()
-            .zip(&comments)
-            .map(|(r, c)| MergedRecord {
-                packet: r.packet,
-                comment: c.as_deref(),
-            })
-            .collect();
         let path = dir.join(format!("{}.pcapng", safe_file_name(&inc.id)));
-        write_atomic(&path, |w| write_merged(w, &records).map(|_| ()))?;
+        write_atomic(&path, |w| engine.write_pcapng(&rows, w))?;
         written.push(path);
     }
     Ok(written)
 }
 
-struct SliceRow<'a> {
-    t_ns: i64,
-    packet: &'a PacketObs,
-    comments: Vec<String>,
-}
-
+/// The incident's packets in reference-clock order (each once), with the
+/// findings whose evidence they are as comments.
 fn slice_rows<'a>(
     inc: &Incident,
     by_key: &HashMap<(&str, &Path, u64), &'a PacketObs>,
-) -> Vec<SliceRow<'a>> {
-    let mut rows: Vec<SliceRow<'a>> = Vec::new();
+) -> Vec<SlicePacket<'a>> {
+    let mut rows: Vec<(i64, SlicePacket<'a>)> = Vec::new();
     for ev in &inc.timeline {
         if let EventBody::Packet(PacketEvent { file, frame, .. }) = &ev.body {
             if let Some(p) = by_key.get(&(ev.origin.as_str(), Path::new(file), *frame)) {
-                rows.push(SliceRow {
-                    t_ns: ev.t_ns,
-                    packet: p,
-                    comments: Vec::new(),
-                });
+                rows.push((
+                    ev.t_ns,
+                    SlicePacket {
+                        packet: p,
+                        comments: Vec::new(),
+                    },
+                ));
             }
         }
     }
-    rows.sort_by(|a, b| {
-        a.t_ns
-            .cmp(&b.t_ns)
+    rows.sort_by(|(ta, a), (tb, b)| {
+        ta.cmp(tb)
             .then_with(|| a.packet.node.cmp(&b.packet.node))
             .then(a.packet.frame.cmp(&b.packet.frame))
     });
+    let mut rows: Vec<SlicePacket<'a>> = rows.into_iter().map(|(_, r)| r).collect();
     rows.dedup_by(|a, b| {
         a.packet.node == b.packet.node
             && a.packet.file == b.packet.file
@@ -334,42 +232,29 @@ fn slice_rows<'a>(
     rows
 }
 
-/// Incident ids become file names: keep them boring.
-pub fn safe_file_name(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// Whether a run publishes its report to the pipeline's Elasticsearch
+/// output (`outputs.elasticsearch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Publish {
+    /// When the pipeline names the output.
+    #[default]
+    AsConfigured,
+    /// Never (`--no-publish`).
+    Never,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temporaries_are_recognised_by_name_and_owner() {
-        assert_eq!(temporary_owner(".report.json.tmp-4242"), Some(4242));
-        assert_eq!(temporary_owner(".a.b.tmp-1.tmp-7"), Some(7));
-        for other in [
-            "report.json.tmp-4242",
-            ".report.json.tmp-",
-            ".report.json.tmp-12x",
-            "..tmp-5",
-            ".report.json",
-            "notes.tmp",
-        ] {
-            assert_eq!(temporary_owner(other), None, "{other}");
+/// Publish `report` when `publish` and the pipeline say so; the line saying
+/// what arrived.
+pub fn publish(
+    engine: &dyn Engine,
+    pipeline: &crate::config::Pipeline,
+    report: &Report,
+    publish: Publish,
+) -> Result<Option<String>, crate::engine::EngineError> {
+    match publish {
+        Publish::AsConfigured if pipeline.outputs.elasticsearch => {
+            engine.publish(pipeline, report).map(Some)
         }
-        let p = temporary_path(Path::new("/d/chunks/x.json"));
-        assert_eq!(
-            temporary_owner(p.file_name().unwrap().to_str().unwrap()),
-            Some(std::process::id())
-        );
-        assert_eq!(p.parent(), Some(Path::new("/d/chunks")));
+        Publish::AsConfigured | Publish::Never => Ok(None),
     }
 }

@@ -212,13 +212,21 @@ impl Progress for Lines {
     }
 }
 
-/// Bars on a terminal, lines otherwise, nothing when quiet.
-pub fn auto(quiet: bool, chunks_total: u64) -> Box<dyn Progress> {
-    if quiet {
-        Box::new(Silent)
-    } else if std::io::stderr().is_terminal() {
-        Box::new(Bars::new(chunks_total))
-    } else {
-        Box::new(Lines::default())
+/// Whether progress is shown at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Show {
+    /// Bars on a terminal, lines on anything else (a log).
+    #[default]
+    WhenTerminal,
+    /// Nothing (`--no-progress`).
+    Never,
+}
+
+/// Bars on a terminal, lines otherwise, nothing with [`Show::Never`].
+pub fn auto(show: Show, chunks_total: u64) -> Box<dyn Progress> {
+    match show {
+        Show::Never => Box::new(Silent),
+        Show::WhenTerminal if std::io::stderr().is_terminal() => Box::new(Bars::new(chunks_total)),
+        Show::WhenTerminal => Box::new(Lines::default()),
     }
 }

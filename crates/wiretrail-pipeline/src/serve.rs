@@ -31,12 +31,12 @@
 //! and `runs_dir` keeps the newest `runs_keep` run directories no older than
 //! `runs_max_age`.
 
-use crate::alert::{parse_alert, AlertDefaults};
+use crate::alert::parse_alert;
 pub use crate::config::{ConnLimits, Retention};
 use crate::config::{Pipeline, ServeSettings};
-use crate::engine::Engine;
-use crate::investigate::{investigate, InvestigateRequest};
-use crate::outputs::OutputPlan;
+use crate::engine::{Color, Engine};
+use crate::investigate::{alert_defaults, apply_alert, investigate, InvestigateRequest};
+use crate::outputs::{OutputPlan, Publish};
 use crate::progress::{Progress, Silent};
 use crate::time::Timestamp;
 use axum::extract::{Path as UrlPath, Request, State};
@@ -74,17 +74,113 @@ pub struct ServeOptions {
 impl Default for ServeOptions {
     /// The pipeline defaults, without a token.
     fn default() -> Self {
-        let d = ServeSettings::default();
+        ServeOptions::new(&ServeSettings::default(), None)
+    }
+}
+
+impl ServeOptions {
+    /// The pipeline's `[serve]` settings, with `token` (`None`: no
+    /// authentication, see [`resolve_token`]).
+    pub fn new(s: &ServeSettings, token: Option<String>) -> ServeOptions {
         ServeOptions {
-            token: None,
-            max_body_bytes: d.max_body_bytes,
-            queue: d.queue,
-            concurrency: d.concurrency,
-            runs_dir: d.runs_dir,
-            retention: d.retention,
-            limits: d.limits,
+            token,
+            max_body_bytes: s.max_body_bytes,
+            queue: s.queue,
+            concurrency: s.concurrency,
+            runs_dir: s.runs_dir.clone(),
+            retention: s.retention,
+            limits: s.limits,
         }
     }
+}
+
+/// Whether requests must carry the bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Auth {
+    /// Always (the default).
+    #[default]
+    Required,
+    /// Not when no token is configured and the server listens on loopback
+    /// only (`--no-auth`).
+    OffOnLoopback,
+}
+
+/// The bearer token the server requires: from `file` (first line), else the
+/// environment variable `env`, else none; each at least 16 characters.
+/// Without one the server answers unauthenticated only with
+/// [`Auth::OffOnLoopback`] on a loopback address.
+pub fn resolve_token(
+    listen: &SocketAddr,
+    file: Option<&Path>,
+    env: &str,
+    auth: Auth,
+) -> Result<Option<String>, String> {
+    match (load_token(file, env)?, auth) {
+        (Some(t), _) => Ok(Some(t)),
+        (None, Auth::OffOnLoopback) if is_loopback(listen) => Ok(None),
+        (None, Auth::OffOnLoopback) => Err(format!(
+            "--no-auth is only allowed on a loopback address, not {listen}"
+        )),
+        (None, Auth::Required) => Err(format!(
+            "no token: set ${env}, or --token-file FILE (or --no-auth on loopback)"
+        )),
+    }
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot start the server's runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving on {addr}")]
+    Serve {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Serve `pipeline` on `listen` (two runtime threads) until Ctrl-C.
+pub fn serve_until_interrupted(
+    engine: Arc<dyn Engine>,
+    pipeline: Pipeline,
+    opts: ServeOptions,
+    listen: SocketAddr,
+) -> Result<(), ServeError> {
+    if !is_loopback(&listen) {
+        tracing::warn!(%listen, "listening beyond loopback: put TLS in front (a reverse proxy)");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| ServeError::Listen {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener.local_addr().unwrap_or(listen);
+        eprintln!(
+            "wiretrail: serving pipeline `{}` on http://{addr}",
+            pipeline.name
+        );
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("wiretrail: shutting down");
+        };
+        serve(engine, Arc::new(pipeline), opts, listener, shutdown)
+            .await
+            .map_err(|source| ServeError::Serve { addr, source })
+    })
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -526,12 +622,7 @@ async fn receive(State(s): State<Arc<Shared>>, req: Request) -> Response {
         Err(r) => return r,
     };
     let p = &s.pipeline;
-    let defaults = AlertDefaults {
-        before: p.window.before,
-        after: p.window.after,
-        received: Timestamp::now(),
-    };
-    let alert = match parse_alert(&body, &defaults) {
+    let alert = match parse_alert(&body, &alert_defaults(p, Timestamp::now())) {
         Ok(a) => a,
         Err(e) => {
             return (
@@ -555,10 +646,8 @@ async fn receive(State(s): State<Arc<Shared>>, req: Request) -> Response {
     let n = s.seq.fetch_add(1, Ordering::Relaxed) + 1;
     let id = format!("{}-{n:04}", Utc::now().format("%Y%m%dT%H%M%SZ"));
     let mut pipeline = (**p).clone();
-    if alert.host.is_some() && pipeline.host_filter.is_none() {
-        pipeline.host_filter = alert.host.clone();
-    }
-    let mut outputs = OutputPlan::from_outputs(&pipeline.outputs, None, None, None, false);
+    apply_alert(&mut pipeline, &alert);
+    let mut outputs = OutputPlan::from_outputs(&pipeline.outputs, None, None, None, Color::Plain);
     outputs.terminal = false;
     if let Some(dir) = &s.opts.runs_dir {
         let d = dir.join(&id);
@@ -586,8 +675,7 @@ async fn receive(State(s): State<Arc<Shared>>, req: Request) -> Response {
             pipeline,
             window: alert.window,
             outputs,
-            text_out: None,
-            publish: true,
+            publish: Publish::AsConfigured,
         },
     };
     {
@@ -663,11 +751,12 @@ async fn worker(s: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>
             }
             Ok(Err(e)) => {
                 s.failed.fetch_add(1, Ordering::Relaxed);
+                let e = crate::diag::error_chain(&e).join(": ");
                 tracing::error!(run = %id, seconds = secs, "run failed: {e}");
                 eprintln!("wiretrail: run {id} failed after {secs:.1}s: {e}");
                 s.update(&id, |st| {
                     st.state = "failed";
-                    st.error = Some(e.to_string());
+                    st.error = Some(e);
                 });
             }
             Err(e) => {

@@ -146,3 +146,29 @@ fn alert_times_in_every_form_and_huge_windows_refused() {
         .to_string();
     assert!(e.contains("`at`") && e.contains("no zone"), "{e}");
 }
+
+/// The one rule both front ends (`investigate --alert`, `serve`) apply: an
+/// alert's host label narrows the run to that proxy, unless a host was
+/// given (`--host`, `logs.host`), which wins.
+#[test]
+fn an_alert_host_becomes_the_host_filter_unless_one_was_given() {
+    use wiretrail_pipeline::investigate::read_alert;
+    use wiretrail_pipeline::Pipeline;
+    let received = utc("2023-05-05T10:00:00Z");
+    let mut p = Pipeline::empty(std::path::Path::new("/"));
+    let a = read_alert(&mut p, &fixture("alertmanager.json"), "am.json", received).unwrap();
+    assert_eq!(a.host.as_deref(), Some("edge-proxy-01"));
+    assert_eq!(p.host_filter.as_deref(), Some("edge-proxy-01"));
+    // The window follows the pipeline's defaults.
+    assert_eq!(a.window.until(), utc("2023-05-05T09:40:30Z"));
+
+    let mut p = Pipeline::empty(std::path::Path::new("/"));
+    p.host_filter = Some("edge-proxy-02".into());
+    read_alert(&mut p, &fixture("alertmanager.json"), "am.json", received).unwrap();
+    assert_eq!(p.host_filter.as_deref(), Some("edge-proxy-02"));
+
+    // A body that is not an alert names where it came from, and why.
+    let e = read_alert(&mut p, b"{", "hook.json", received).unwrap_err();
+    assert_eq!(e.to_string(), "hook.json");
+    assert!(std::error::Error::source(&e).is_some());
+}

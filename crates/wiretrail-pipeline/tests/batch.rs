@@ -6,8 +6,9 @@ use common::{proxy_error, utc, FakeEngine};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use wiretrail_pipeline::batch::{run_batch, write_day_summary, BatchError, BatchOptions};
+use wiretrail_pipeline::batch::{run_batch, write_day_summary, BatchError, BatchOptions, Start};
 use wiretrail_pipeline::config::Pipeline;
+use wiretrail_pipeline::outputs::Publish;
 use wiretrail_pipeline::progress::{Progress, Silent};
 use wiretrail_pipeline::time::{Duration as Len, Window};
 
@@ -34,9 +35,10 @@ fn opts(out: &Path) -> BatchOptions {
         chunk: Len::from_hours(1),
         out_dir: out.to_path_buf(),
         checkpoint: None,
-        fresh: false,
+        start: Start::Resume,
         slices: false,
         html: false,
+        publish: Publish::AsConfigured,
         cancel: Arc::new(AtomicBool::new(false)),
     }
 }
@@ -92,6 +94,36 @@ fn uninterrupted_day() {
             && text.contains("2023-05-05T17"),
         "{text}"
     );
+}
+
+/// The day report is published by the batch itself (once, merged, after
+/// it is written), as the pipeline's outputs say; `Publish::Never` and a
+/// pipeline without the output publish nothing.
+#[test]
+fn the_day_report_is_published_when_the_pipeline_says_so() {
+    let mut p = pipeline();
+    p.outputs.elasticsearch = true;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FakeEngine::new(day_errors());
+    let out = run_batch(&engine, &p, &opts(dir.path()), &silent()).unwrap();
+    assert_eq!(*engine.published.lock().unwrap(), [24]);
+    assert_eq!(out.published.as_deref(), Some("24 incidents (fake)"));
+    assert!(dir.path().join("report.json").exists());
+
+    for (p, publish) in [
+        (p.clone(), Publish::Never),
+        (pipeline(), Publish::AsConfigured),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = FakeEngine::new(day_errors());
+        let o = BatchOptions {
+            publish,
+            ..opts(dir.path())
+        };
+        let out = run_batch(&engine, &p, &o, &silent()).unwrap();
+        assert!(engine.published.lock().unwrap().is_empty());
+        assert_eq!(out.published, None);
+    }
 }
 
 #[test]
@@ -183,7 +215,7 @@ fn checkpoint_of_another_run_is_refused() {
         e.contains("belongs to another run") && e.contains("--fresh"),
         "{e}"
     );
-    o.fresh = true;
+    o.start = Start::Fresh;
     let out = run_batch(&FakeEngine::new(day_errors()), &pipeline(), &o, &silent()).unwrap();
     assert_eq!(
         out.report.incidents.len(),

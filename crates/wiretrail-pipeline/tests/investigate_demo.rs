@@ -4,10 +4,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use wiretrail_pipeline::engine::Color;
 use wiretrail_pipeline::investigate::{
     apply_overrides, investigate, resolve_window, InvestigateRequest, Overrides,
 };
-use wiretrail_pipeline::outputs::{Format, OutputPlan};
+use wiretrail_pipeline::outputs::{Format, OutputPlan, Publish};
 use wiretrail_pipeline::progress::{Progress, Silent};
 use wiretrail_pipeline::{CratesEngine, Pipeline};
 
@@ -41,14 +42,13 @@ fn demo_pipeline_finds_the_flow_split() {
         Some(Format::Json),
         Some(&tmp.path().join("r.json")),
         Some(&tmp.path().join("slices")),
-        false,
+        Color::Plain,
     );
     let req = InvestigateRequest {
         pipeline: p,
         window,
         outputs,
-        text_out: None,
-        publish: false,
+        publish: Publish::Never,
     };
     let progress: Arc<dyn Progress> = Arc::new(Silent);
     let mut stdout = Vec::new();

@@ -1,5 +1,7 @@
 //! The webhook server, driven by a real HTTP client over loopback.
 
+#![cfg(feature = "serve")]
+
 mod common;
 use bytes::Bytes;
 use common::{proxy_error, utc, FakeEngine, Gate};

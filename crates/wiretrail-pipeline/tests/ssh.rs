@@ -17,14 +17,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wiretrail_capture::FlowQuery;
+use wiretrail_capture::{FlowQuery, FlowTarget};
 use wiretrail_correlate::model::{ProblemKind, ProblemSource};
 use wiretrail_pipeline::config::{
     parse_node_flag, CaptureLocation, LogSource, Pipeline, RemoteExtract,
 };
 use wiretrail_pipeline::engine::{Engine, Keep};
 use wiretrail_pipeline::progress::{Progress, Silent};
-use wiretrail_pipeline::remote::fetch_node;
+use wiretrail_pipeline::remote::{fetch_node, FetchMode};
 use wiretrail_pipeline::time::{Timestamp, Window};
 use wiretrail_pipeline::CratesEngine;
 
@@ -260,15 +260,15 @@ fn remote_captures_over_ssh() {
     };
 
     // 1. Only what the window needs crosses the wire.
-    let q = FlowQuery {
-        proxy_port: Some(51392),
-        proxy_ip: None,
-        backend: None,
-        since: (BASE + 5 * 3600 + 1700) * S,
-        until: (BASE + 5 * 3600 + 1810) * S,
-    };
+    let q = FlowQuery::to_port(
+        51392,
+        None,
+        None,
+        (BASE + 5 * 3600 + 1700) * S,
+        (BASE + 5 * 3600 + 1810) * S,
+    );
     let f = fetch_node(&node, &target, std::slice::from_ref(&q), 10 * S, &cache).unwrap();
-    assert_eq!(f.mode, "copy", "forced: files are copied");
+    assert_eq!(f.mode, FetchMode::Copy, "forced: files are copied");
     assert_eq!(f.files.len(), 1, "{:?}", f.files);
     assert!(f.files[0].ends_with("cap-05.pcap"));
     assert_eq!(f.remote_dir_bytes, dir_bytes);
@@ -398,13 +398,13 @@ fn a_newline_in_a_remote_file_name_does_not_hide_the_node() {
     let CaptureLocation::Ssh(target) = node.captures.clone() else {
         panic!()
     };
-    let q = FlowQuery {
-        proxy_port: Some(51392),
-        proxy_ip: None,
-        backend: None,
-        since: (BASE + 5 * 3600 + 1700) * S,
-        until: (BASE + 5 * 3600 + 1810) * S,
-    };
+    let q = FlowQuery::to_port(
+        51392,
+        None,
+        None,
+        (BASE + 5 * 3600 + 1700) * S,
+        (BASE + 5 * 3600 + 1810) * S,
+    );
     let f = fetch_node(&node, &target, &[q], 10 * S, &tmp.path().join("cache"))
         .unwrap_or_else(|e| panic!("the node is lost to one file name: {e}"));
     let mut names: Vec<String> = f
@@ -446,15 +446,15 @@ fn remote_extract_when_wiretrail_is_installed_there() {
     let CaptureLocation::Ssh(target) = node.captures.clone() else {
         panic!()
     };
-    let q = FlowQuery {
-        proxy_port: Some(51392),
-        proxy_ip: Some("10.1.1.5".parse().unwrap()),
-        backend: Some("10.0.0.100:80".parse().unwrap()),
-        since: (BASE + 5 * 3600 + 1700) * S,
-        until: (BASE + 5 * 3600 + 1810) * S,
-    };
+    let q = FlowQuery::to_port(
+        51392,
+        Some("10.1.1.5".parse().unwrap()),
+        Some("10.0.0.100:80".parse().unwrap()),
+        (BASE + 5 * 3600 + 1700) * S,
+        (BASE + 5 * 3600 + 1810) * S,
+    );
     let f = fetch_node(&node, &target, &[q], 10 * S, &tmp.path().join("cache")).unwrap();
-    assert_eq!(f.mode, "extract", "{:?}", f.problems);
+    assert_eq!(f.mode, FetchMode::Extract, "{:?}", f.problems);
     // The host cached its catalog where we told it to, not in a home directory.
     assert!(tmp.path().join("remote-cache/wiretrail").exists());
     assert_eq!(f.files.len(), 1);
@@ -519,13 +519,13 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
     let CaptureLocation::Ssh(target) = node.captures.clone() else {
         panic!()
     };
-    let q = FlowQuery {
-        proxy_port: Some(51392),
-        proxy_ip: Some("10.1.1.5".parse().unwrap()),
-        backend: Some("10.0.0.100:80".parse().unwrap()),
-        since: (BASE + 5 * 3600 + 1700) * S,
-        until: (BASE + 5 * 3600 + 1810) * S,
-    };
+    let q = FlowQuery::to_port(
+        51392,
+        Some("10.1.1.5".parse().unwrap()),
+        Some("10.0.0.100:80".parse().unwrap()),
+        (BASE + 5 * 3600 + 1700) * S,
+        (BASE + 5 * 3600 + 1810) * S,
+    );
     let fetch = |node: &wiretrail_pipeline::config::Node, cache: &str| {
         fetch_node(
             node,
@@ -540,14 +540,14 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
     // Whole-file copy, forced (and by its old name).
     node.remote_extract = RemoteExtract::Copy;
     let copy = fetch(&node, "cache-copy");
-    assert_eq!(copy.mode, "copy");
+    assert_eq!(copy.mode, FetchMode::Copy);
     let one_file = std::fs::metadata(caps.join("cap-05.pcap")).unwrap().len();
     assert_eq!(copy.bytes_transferred, one_file);
 
     // Auto: no wiretrail there, so tcpdump filters each overlapping file.
     node.remote_extract = RemoteExtract::Auto;
     let td = fetch(&node, "cache-td");
-    assert_eq!(td.mode, "tcpdump", "{:?}", td.problems);
+    assert_eq!(td.mode, FetchMode::Tcpdump, "{:?}", td.problems);
     assert!(td.problems.is_empty(), "{:?}", td.problems);
     assert_eq!(td.files.len(), 1);
     // Same name as the remote file, and the remote path is recorded.
@@ -579,7 +579,7 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
     // Forced tcpdump does the same.
     node.remote_extract = RemoteExtract::Tcpdump;
     let forced = fetch(&node, "cache-forced");
-    assert_eq!(forced.mode, "tcpdump");
+    assert_eq!(forced.mode, FetchMode::Tcpdump);
     assert_eq!(forced.bytes_transferred, td.bytes_transferred);
 
     // Hundreds of errors in one window: the per-flow filter would be too
@@ -589,7 +589,10 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
     node.remote_extract = RemoteExtract::Auto;
     let mut many: Vec<FlowQuery> = (0..300)
         .map(|i| FlowQuery {
-            proxy_port: Some(20000 + i),
+            target: FlowTarget::ProxyPort {
+                port: 20000 + i,
+                backend: q.backend(),
+            },
             ..q.clone()
         })
         .collect();
@@ -608,7 +611,7 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
         &tmp.path().join("cache-coarse"),
     )
     .unwrap();
-    assert_eq!(coarse.mode, "tcpdump", "{:?}", coarse.problems);
+    assert_eq!(coarse.mode, FetchMode::Tcpdump, "{:?}", coarse.problems);
     assert_eq!(
         std::fs::read(&coarse.files[0]).unwrap(),
         std::fs::read(&td.files[0]).unwrap()
@@ -647,7 +650,7 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
         &tmp.path().join("cache-gz"),
     )
     .unwrap();
-    assert_eq!(g.mode, "tcpdump", "{:?}", g.problems);
+    assert_eq!(g.mode, FetchMode::Tcpdump, "{:?}", g.problems);
     assert!(g.files[0].ends_with("cap-05.pcap"), "{:?}", g.files);
     assert_eq!(
         std::fs::read(&g.files[0]).unwrap(),

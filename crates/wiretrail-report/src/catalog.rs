@@ -109,9 +109,6 @@ pub fn render_extraction_text(
     for (n, st) in cat.nodes().iter().zip(&ex.stats) {
         extraction_node_text(out, n, st, queries, ex, tz)?;
     }
-    for p in &ex.query_problems {
-        writeln!(out, "query problem: {}", text::visible(p))?;
-    }
     for p in &ex.problems {
         writeln!(out, "problem: {}", text::visible(&p.to_string()))?;
     }
@@ -205,7 +202,6 @@ pub fn extraction_json(
         "catalog": cat.stats(),
         "nodes": nodes,
         "problems": ex.problems,
-        "query_problems": ex.query_problems,
         "written": written,
     })
 }

@@ -81,7 +81,7 @@ impl NameHint {
 const CAPTURE_EXTS: [&str; 5] = ["pcapng", "pcap", "cap", "ntar", "dmp"];
 
 /// Strip a compression suffix: `x.pcap.gz` → `x.pcap`.
-fn strip_compression(name: &str) -> &str {
+pub fn strip_compression(name: &str) -> &str {
     for ext in [".gz", ".zst", ".zstd"] {
         if let Some(s) = name.strip_suffix(ext) {
             return s;
@@ -119,7 +119,7 @@ pub fn parse_hint(path: &Path) -> NameHint {
 /// Whether a file name says "capture" (`x.pcap`, `x.pcapng.zst`,
 /// `x.pcap7`): such a file is catalogued even when its first bytes are not
 /// a capture magic, so that a damaged one is reported instead of ignored.
-pub(crate) fn looks_like_capture_name(path: &Path) -> bool {
+pub fn looks_like_capture_name(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         return false;
     };
@@ -153,7 +153,7 @@ fn dumpcap_ring(name: &str) -> Option<NameHint> {
 
 /// `file.pcap7` → (`file.pcap`, Some(7)); tcpdump appends the `-C` number
 /// right after the whole `-w` name.
-fn numbered_suffix(name: &str) -> (&str, Option<u64>) {
+pub fn numbered_suffix(name: &str) -> (&str, Option<u64>) {
     let digits = name.bytes().rev().take_while(u8::is_ascii_digit).count();
     if digits == 0 || digits > 9 {
         return (name, None);

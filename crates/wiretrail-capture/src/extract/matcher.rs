@@ -11,7 +11,7 @@
 //! queries (hundreds in one pass cost about what one does).
 
 use crate::obs::{Direction, Nanos};
-use crate::query::FlowQuery;
+use crate::query::{FlowQuery, FlowTarget};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -39,17 +39,15 @@ impl<'q> Matcher<'q> {
         let (mut lo, mut hi) = (Nanos::MAX, Nanos::MIN);
         for &i in subset {
             let q = &queries[i];
-            let p = match (q.proxy_port, q.backend) {
-                (Some(p), _) => {
-                    by_port.entry(p).or_default().push(i);
-                    p
+            let p = match q.target {
+                FlowTarget::ProxyPort { port, .. } => {
+                    by_port.entry(port).or_default().push(i);
+                    port
                 }
-                (None, Some(b)) => {
+                FlowTarget::Backend(b) => {
                     by_backend.entry((b.ip(), b.port())).or_default().push(i);
                     b.port()
                 }
-                // Matches nothing (`FlowQuery::problem` says why).
-                (None, None) => continue,
             };
             ports[usize::from(p >> 6)] |= 1 << (p & 63);
             lo = lo.min(q.since.saturating_sub(slack));
@@ -138,9 +136,9 @@ impl<'q> Matcher<'q> {
     #[inline]
     fn fits(&self, i: usize, ts: Nanos, proxy: (IpAddr, u16), backend: (IpAddr, u16)) -> bool {
         let q = &self.queries[i];
-        q.proxy_port.is_none_or(|p| p == proxy.1)
+        q.proxy_port().is_none_or(|p| p == proxy.1)
             && q.proxy_ip.is_none_or(|ip| ip == proxy.0)
-            && q.backend
+            && q.backend()
                 .is_none_or(|b| b.ip() == backend.0 && b.port() == backend.1)
             && ts >= q.since.saturating_sub(self.slack)
             && ts <= q.until.saturating_add(self.slack)
@@ -155,12 +153,11 @@ mod tests {
         // "proxyip:port-backendip:port" or ":port"; port "*": wildcard
         let (p, b) = spec.split_once('-').unwrap_or((spec, ""));
         let (pip, pport) = p.rsplit_once(':').unwrap();
-        FlowQuery {
-            proxy_port: (pport != "*").then(|| pport.parse().unwrap()),
-            proxy_ip: (!pip.is_empty()).then(|| pip.parse().unwrap()),
-            backend: (!b.is_empty()).then(|| b.parse().unwrap()),
-            since,
-            until,
+        let proxy_ip = (!pip.is_empty()).then(|| pip.parse().unwrap());
+        let backend = (!b.is_empty()).then(|| b.parse().unwrap());
+        match pport {
+            "*" => FlowQuery::to_backend(proxy_ip, backend.unwrap(), since, until),
+            p => FlowQuery::to_port(p.parse().unwrap(), proxy_ip, backend, since, until),
         }
     }
 
@@ -205,9 +202,8 @@ mod tests {
             q("10.0.0.1:*-10.0.1.5:8080", 100, 200),
             q(":*-10.0.1.6:8080", 100, 200),
             q(":40000", 0, 1000),
-            q(":*", 0, 1000),
         ];
-        let m = Matcher::new(&qs, &[0, 1, 2, 3], 0);
+        let m = Matcher::new(&qs, &[0, 1, 2], 0);
         let mut out = Vec::new();
         // Any proxy port, both ways.
         m.matches(150, addr("10.0.0.1:51000"), addr("10.0.1.5:8080"), &mut out);
@@ -230,10 +226,6 @@ mod tests {
         // The backend's port is in the fast map, its other traffic is not.
         assert!(m.may_match(8080, 443));
         assert!(!m.may_match(8081, 443));
-        // A wildcard with no backend matches nothing and adds no port.
-        let none = [q(":*", 0, 10)];
-        let m = Matcher::new(&none, &[0], 0);
-        assert!(!m.may_match(8080, 443));
     }
 
     #[test]

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use wiretrail_pipeline::batch::{run_batch, write_day_summary, BatchOptions};
-use wiretrail_pipeline::investigate::{apply_overrides, resolve_window, Overrides};
-use wiretrail_pipeline::progress::{self, Progress};
-use wiretrail_pipeline::time::parse_duration;
+use wiretrail_pipeline::batch::{run_batch, write_day_summary, BatchOptions, BatchOutcome, Start};
+use wiretrail_pipeline::investigate::{resolve_window, Overrides};
+use wiretrail_pipeline::progress::{self, Progress, Show};
+use wiretrail_pipeline::time::{Duration, Timestamp};
 use wiretrail_pipeline::CratesEngine;
 
 /// Investigate every proxy error of a day (or --since/--until), in resumable chunks.
@@ -39,8 +39,8 @@ pub struct BatchArgs {
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
     /// Chunk size (default: the pipeline's batch.chunk, else 1h).
-    #[arg(long, value_name = "DURATION")]
-    pub chunk: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = super::duration)]
+    pub chunk: Option<Duration>,
     /// Output directory (chunk reports, checkpoint, report.json, report.html).
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -56,53 +56,47 @@ pub struct BatchArgs {
 }
 
 pub fn run(a: BatchArgs) -> CmdResult {
+    if a.day.is_none() && (a.since.is_none() || a.until.is_none()) {
+        return Err("give --day YYYY-MM-DD or both --since and --until".into());
+    }
     let o = Overrides {
         since: a.since.clone(),
         until: a.until.clone(),
-        at: None,
-        window: None,
         day: a.day.clone(),
-        nodes: a.input.nodes.clone(),
-        logs: a.input.logs.clone(),
-        tz: a.input.tz.clone(),
-        host: a.input.host.clone(),
+        ..a.input.overrides()
     };
-    let pipeline = apply_overrides(a.input.pipeline()?, &o)?;
-    if o.day.is_none() && (o.since.is_none() || o.until.is_none()) {
-        return Err("give --day YYYY-MM-DD or both --since and --until".into());
+    let pipeline = a.input.pipeline(&o)?;
+    let window = resolve_window(&pipeline, &o, None, Timestamp::now())?;
+    let mut opts = BatchOptions::for_pipeline(&pipeline, window);
+    if let Some(dir) = a.out.clone() {
+        opts = opts.with_out_dir(dir);
     }
-    let window = resolve_window(
-        &pipeline,
-        &o,
-        None,
-        wiretrail_pipeline::time::Timestamp::now(),
-    )?;
-    let chunk = match &a.chunk {
-        Some(c) => parse_duration(c).map_err(|e| format!("--chunk: {e}"))?,
-        None => pipeline.batch.chunk,
+    opts.chunk = a.chunk.unwrap_or(opts.chunk);
+    opts.slices |= a.slices;
+    if a.fresh {
+        opts.start = Start::Fresh;
+    }
+    install_interrupt(opts.cancel.clone());
+    let show = if a.no_progress {
+        Show::Never
+    } else {
+        Show::WhenTerminal
     };
-    let cancel = Arc::new(AtomicBool::new(false));
-    install_interrupt(cancel.clone());
-    let opts = BatchOptions {
-        window,
-        chunk,
-        out_dir: a
-            .out
-            .clone()
-            .unwrap_or_else(|| pipeline.batch.out_dir.clone()),
-        checkpoint: if a.out.is_some() {
-            None
-        } else {
-            pipeline.batch.checkpoint.clone()
-        },
-        fresh: a.fresh,
-        slices: a.slices || pipeline.outputs.pcap_dir.is_some(),
-        html: true,
-        cancel,
-    };
-    let chunks = window.chunks(chunk).len() as u64;
-    let progress: Arc<dyn Progress> = Arc::from(progress::auto(a.no_progress, chunks));
+    let chunks = window.chunks(opts.chunk).len() as u64;
+    let progress: Arc<dyn Progress> = Arc::from(progress::auto(show, chunks));
     let out = run_batch(&CratesEngine, &pipeline, &opts, &progress)?;
+    let mut stdout = std::io::stdout().lock();
+    write_day_summary(&out.report, &mut stdout)?;
+    say(&out);
+    Ok(ExitCode::from(if out.report.incidents.is_empty() {
+        EXIT_NONE
+    } else {
+        EXIT_FOUND
+    }))
+}
+
+/// What the run did, on stderr.
+fn say(out: &BatchOutcome) {
     if !out.removed_temporaries.is_empty() {
         eprintln!(
             "wiretrail: removed {} temporary file(s) left by a run that was killed: {}",
@@ -114,8 +108,6 @@ pub fn run(a: BatchArgs) -> CmdResult {
                 .join(", ")
         );
     }
-    let mut stdout = std::io::stdout().lock();
-    write_day_summary(&out.report, &mut stdout)?;
     for p in &out.written {
         eprintln!("wiretrail: wrote {}", p.display());
     }
@@ -147,17 +139,9 @@ pub fn run(a: BatchArgs) -> CmdResult {
         "wiretrail: {} chunks ({} run now, {} from the checkpoint)",
         out.chunks_total, out.chunks_run, out.chunks_resumed
     );
-    if pipeline.outputs.elasticsearch {
-        match wiretrail_pipeline::investigate::publish(&out.report, &pipeline) {
-            Ok(s) => eprintln!("wiretrail: published: {s}"),
-            Err(e) => return Err(e.into()),
-        }
+    if let Some(p) = &out.published {
+        eprintln!("wiretrail: published: {p}");
     }
-    Ok(ExitCode::from(if out.report.incidents.is_empty() {
-        EXIT_NONE
-    } else {
-        EXIT_FOUND
-    }))
 }
 
 /// First Ctrl-C: finish the current chunk, save the checkpoint, stop.

@@ -350,21 +350,16 @@ fn flow_queries(
 ) -> Result<Vec<FlowQuery>, String> {
     let mut queries: Vec<FlowQuery> = flows
         .iter()
-        .map(|&(ip, port, b)| FlowQuery {
-            proxy_port: port,
-            proxy_ip: Some(ip),
-            backend: Some(b),
-            since,
-            until,
+        .map(|&(ip, port, b)| match port {
+            Some(p) => FlowQuery::to_port(p, Some(ip), Some(b), since, until),
+            None => FlowQuery::to_backend(Some(ip), b, since, until),
         })
         .collect();
-    queries.extend(ports.iter().map(|&p| FlowQuery {
-        proxy_port: Some(p),
-        proxy_ip: None,
-        backend: None,
-        since,
-        until,
-    }));
+    queries.extend(
+        ports
+            .iter()
+            .map(|&p| FlowQuery::to_port(p, None, None, since, until)),
+    );
     queries.extend(
         backends
             .iter()

@@ -1,16 +1,19 @@
 //! `wiretrail investigate`: the errors of one window, after an alert.
 
 use super::{colour, CmdResult, ColorChoice, Stream, EXIT_FOUND, EXIT_NONE};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use wiretrail_pipeline::alert::{parse_alert, AlertDefaults};
+use wiretrail_pipeline::engine::Color;
 use wiretrail_pipeline::investigate::{
-    apply_overrides, investigate, resolve_window, InvestigateRequest, Overrides,
+    investigate, load_pipeline, read_alert, resolve_window, InvestigateError, InvestigateRequest,
+    Overrides,
 };
-use wiretrail_pipeline::outputs::{Format, OutputPlan};
+use wiretrail_pipeline::outputs::{Format, OutputPlan, Publish};
 use wiretrail_pipeline::progress::{Bars, Progress, Silent};
+use wiretrail_pipeline::time::Timestamp;
 use wiretrail_pipeline::{CratesEngine, Pipeline};
 
 /// Inputs shared by investigate, batch and serve: a pipeline file and/or flags.
@@ -47,22 +50,24 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
-    pub fn pipeline(&self) -> Result<Pipeline, Box<dyn std::error::Error + Send + Sync>> {
-        let cwd = std::env::current_dir()?;
-        let mut p = match &self.pipeline {
-            Some(p) => Pipeline::load(p)?,
-            None => Pipeline::empty(&cwd),
-        };
-        if self.proxy_ip.is_some() {
-            p.correlate.proxy_ip = self.proxy_ip;
+    /// What these flags override in the pipeline (the times are each
+    /// command's own).
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            nodes: self.nodes.clone(),
+            logs: self.logs.clone(),
+            tz: self.tz.clone(),
+            host: self.host.clone(),
+            proxy_ip: self.proxy_ip,
+            upstreams: self.upstreams.clone(),
+            max_errors: self.max_errors,
+            ..Overrides::default()
         }
-        if !self.upstreams.is_empty() {
-            p.correlate.upstreams = self.upstreams.clone();
-        }
-        if let Some(n) = self.max_errors {
-            p.correlate.max_errors = wiretrail_pipeline::config::max_errors_setting(n);
-        }
-        Ok(p)
+    }
+
+    /// The pipeline file (or none) with `o` applied.
+    pub fn pipeline(&self, o: &Overrides) -> Result<Pipeline, InvestigateError> {
+        load_pipeline(self.pipeline.as_deref(), o)
     }
 }
 
@@ -98,8 +103,8 @@ pub struct InvestigateArgs {
     #[arg(long, value_name = "FILE|-")]
     pub alert: Option<String>,
     /// What to print (or write to --out): the terminal report, the JSON report, or the HTML report.
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json", "html"])]
-    pub format: String,
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = format_parser())]
+    pub format: Format,
     /// Write the --format output to this file instead of stdout.
     #[arg(short, long, value_name = "PATH")]
     pub out: Option<PathBuf>,
@@ -118,6 +123,24 @@ pub struct InvestigateArgs {
     pub max_rows: Option<usize>,
 }
 
+/// `--format`: one of the three names, as the pipeline's [`Format`].
+fn format_parser() -> impl TypedValueParser<Value = Format> {
+    PossibleValuesParser::new(["text", "json", "html"])
+        .map(|s| s.parse::<Format>().expect("one of the possible values"))
+}
+
+/// `--alert FILE|-`: the body, from the file or stdin.
+fn alert_body(src: &str) -> Result<Vec<u8>, String> {
+    if src == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+            .map_err(|e| format!("--alert -: reading stdin: {e}"))?;
+        Ok(b)
+    } else {
+        std::fs::read(src).map_err(|e| format!("--alert {src}: {e}"))
+    }
+}
+
 /// `color`: the global `--color`, when given.
 pub fn run(a: InvestigateArgs, color: Option<ColorChoice>) -> CmdResult {
     let o = Overrides {
@@ -125,61 +148,40 @@ pub fn run(a: InvestigateArgs, color: Option<ColorChoice>) -> CmdResult {
         until: a.until.clone(),
         at: a.at.clone(),
         window: a.window.clone(),
-        day: None,
-        nodes: a.input.nodes.clone(),
-        logs: a.input.logs.clone(),
-        tz: a.input.tz.clone(),
-        host: a.input.host.clone(),
+        max_rows: a.max_rows,
+        ..a.input.overrides()
     };
-    let mut pipeline = apply_overrides(a.input.pipeline()?, &o)?;
-    if let Some(n) = a.max_rows {
-        pipeline.outputs.max_rows_per_incident = (n > 0).then_some(n);
-    }
+    let mut pipeline = a.input.pipeline(&o)?;
     let alert = match &a.alert {
-        Some(src) => {
-            let body = if src == "-" {
-                let mut b = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
-                b
-            } else {
-                std::fs::read(src).map_err(|e| format!("--alert {src}: {e}"))?
-            };
-            let d = AlertDefaults {
-                before: pipeline.window.before,
-                after: pipeline.window.after,
-                received: wiretrail_pipeline::time::Timestamp::now(),
-            };
-            let alert = parse_alert(&body, &d).map_err(|e| format!("--alert {src}: {e}"))?;
-            if pipeline.host_filter.is_none() {
-                pipeline.host_filter = alert.host.clone();
-            }
-            tracing::info!(kind = alert.kind, window = %alert.window, host = ?alert.host, "alert read");
-            Some(alert)
-        }
+        Some(src) => Some(read_alert(
+            &mut pipeline,
+            &alert_body(src)?,
+            &format!("--alert {src}"),
+            Timestamp::now(),
+        )?),
         None => None,
     };
-    let window = resolve_window(
-        &pipeline,
-        &o,
-        alert.as_ref(),
-        wiretrail_pipeline::time::Timestamp::now(),
-    )?;
-    let format: Format = a.format.parse()?;
-    let color = a.out.is_none() && colour(color.unwrap_or(pipeline.outputs.color), Stream::Stdout);
+    let window = resolve_window(&pipeline, &o, alert.as_ref(), Timestamp::now())?;
+    let color = match a.out {
+        Some(_) => Color::Plain,
+        None => colour(color.unwrap_or(pipeline.outputs.color), Stream::Stdout),
+    };
     let outputs = OutputPlan::from_outputs(
         &pipeline.outputs,
-        Some(format),
+        Some(a.format),
         a.out.as_deref(),
         a.pcap_dir.as_deref(),
         color,
     );
-    let text_out = (format == Format::Text).then(|| a.out.clone()).flatten();
     let req = InvestigateRequest {
         pipeline,
         window,
         outputs,
-        text_out,
-        publish: !a.no_publish,
+        publish: if a.no_publish {
+            Publish::Never
+        } else {
+            Publish::AsConfigured
+        },
     };
     // Bars on a terminal (tens of GB of captures take a while); nothing in
     // scripts and webhooks, whose stderr is a log.

@@ -1,14 +1,13 @@
 //! `wiretrail serve`: receive alert webhooks and investigate them.
 
 use super::investigate::InputArgs;
-use super::CmdResult;
+use super::{duration, CmdResult};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use wiretrail_pipeline::investigate::{apply_overrides, Overrides};
-use wiretrail_pipeline::serve::{is_loopback, load_token, serve, ServeOptions};
-use wiretrail_pipeline::time::{parse_duration, Duration};
+use wiretrail_pipeline::serve::{resolve_token, serve_until_interrupted, Auth, ServeOptions};
+use wiretrail_pipeline::time::Duration;
 use wiretrail_pipeline::CratesEngine;
 
 /// Receive Alertmanager / Grafana / generic JSON webhooks and investigate each alert.
@@ -72,93 +71,39 @@ pub struct ServeArgs {
     pub max_connections: Option<usize>,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    parse_duration(s).map_err(|e| e.to_string())
-}
-
 pub fn run(a: ServeArgs) -> CmdResult {
-    let o = Overrides {
-        nodes: a.input.nodes.clone(),
-        logs: a.input.logs.clone(),
-        tz: a.input.tz.clone(),
-        host: a.input.host.clone(),
-        ..Overrides::default()
-    };
-    let mut pipeline = apply_overrides(a.input.pipeline()?, &o)?;
+    let mut pipeline = a.input.pipeline(&a.input.overrides())?;
     wiretrail_pipeline::investigate::check_runnable(&pipeline)?;
-    {
-        let s = &mut pipeline.serve;
-        let (r, l) = (&mut s.retention, &mut s.limits);
-        r.runs_keep = a.runs_keep.unwrap_or(r.runs_keep);
-        r.runs_max_age = a.runs_max_age.unwrap_or(r.runs_max_age);
-        l.header_timeout = a.header_timeout.unwrap_or(l.header_timeout);
-        l.body_timeout = a.body_timeout.unwrap_or(l.body_timeout);
-        l.max_connections = a.max_connections.unwrap_or(l.max_connections);
-        if let Some(e) = s.check() {
-            return Err(e.into());
-        }
+    let s = &mut pipeline.serve;
+    let (r, l) = (&mut s.retention, &mut s.limits);
+    r.runs_keep = a.runs_keep.unwrap_or(r.runs_keep);
+    r.runs_max_age = a.runs_max_age.unwrap_or(r.runs_max_age);
+    l.header_timeout = a.header_timeout.unwrap_or(l.header_timeout);
+    l.body_timeout = a.body_timeout.unwrap_or(l.body_timeout);
+    l.max_connections = a.max_connections.unwrap_or(l.max_connections);
+    s.max_body_bytes = a.max_body.unwrap_or(s.max_body_bytes);
+    s.queue = a.queue.unwrap_or(s.queue);
+    s.concurrency = a.concurrency.map(usize::from).unwrap_or(s.concurrency);
+    if a.runs_dir.is_some() {
+        s.runs_dir.clone_from(&a.runs_dir);
     }
-    let s = &pipeline.serve;
+    if let Some(e) = s.check() {
+        return Err(e.into());
+    }
     let listen = a.listen.unwrap_or(s.listen);
-    let token_env = a.token_env.clone().unwrap_or_else(|| s.token_env.clone());
-    let token = load_token(
+    let auth = if a.no_auth {
+        Auth::OffOnLoopback
+    } else {
+        Auth::Required
+    };
+    let token = resolve_token(
+        &listen,
         a.token_file.as_deref().or(s.token_file.as_deref()),
-        &token_env,
+        a.token_env.as_deref().unwrap_or(&s.token_env),
+        auth,
     )?;
-    let token = match (token, a.no_auth) {
-        (Some(t), _) => Some(t),
-        (None, true) if is_loopback(&listen) => None,
-        (None, true) => {
-            return Err(
-                format!("--no-auth is only allowed on a loopback address, not {listen}").into(),
-            )
-        }
-        (None, false) => {
-            return Err(format!(
-                "no token: set ${token_env}, or --token-file FILE (or --no-auth on loopback)"
-            )
-            .into())
-        }
-    };
-    if !is_loopback(&listen) {
-        tracing::warn!(%listen, "listening beyond loopback: put TLS in front (a reverse proxy)");
-    }
-    let opts = ServeOptions {
-        token,
-        max_body_bytes: a.max_body.unwrap_or(s.max_body_bytes),
-        queue: a.queue.unwrap_or(s.queue),
-        concurrency: a.concurrency.map(usize::from).unwrap_or(s.concurrency),
-        runs_dir: a.runs_dir.clone().or_else(|| s.runs_dir.clone()),
-        retention: s.retention,
-        limits: s.limits,
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        eprintln!(
-            "wiretrail: serving pipeline `{}` on http://{}",
-            pipeline.name,
-            listener.local_addr()?
-        );
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("wiretrail: shutting down");
-        };
-        serve(
-            Arc::new(CratesEngine),
-            Arc::new(pipeline),
-            opts,
-            listener,
-            shutdown,
-        )
-        .await?;
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-    })?;
+    let opts = ServeOptions::new(s, token);
+    serve_until_interrupted(Arc::new(CratesEngine), pipeline, opts, listen)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -257,10 +257,10 @@ pub fn run_cfg(
             .iter()
             .enumerate()
             .filter(|(_, q)| {
-                let flow = match q.proxy_port {
+                let flow = match q.proxy_port() {
                     Some(port) => port == proxy.port(),
                     // A wildcard (time join): any port to its backend socket.
-                    None => q.backend == Some(backend),
+                    None => q.backend() == Some(backend),
                 };
                 flow && p.ts >= q.since && p.ts <= q.until
             })

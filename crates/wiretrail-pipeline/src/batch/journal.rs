@@ -16,8 +16,7 @@
 //! which is refused with a hint (`--fresh`): format-1 runs split incidents at
 //! chunk boundaries, so their chunk reports cannot be mixed with these.
 
-use super::{BatchError, Checkpoint, ChunkRecord};
-use crate::outputs::write_atomic;
+use crate::files::{write_atomic, WriteError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -26,6 +25,71 @@ use std::path::{Path, PathBuf};
 
 pub const FORMAT: &str = "wiretrail-batch-journal";
 pub const VERSION: u32 = 2;
+
+/// What the checkpoint holds: the run it belongs to and its finished chunks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub version: u32,
+    /// Identifies the run: range, chunk size, log source and nodes.
+    pub fingerprint: String,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub chunk_s: i64,
+    pub completed: Vec<ChunkRecord>,
+}
+
+/// One finished chunk (one line of the journal).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// Relative to the output directory; `None` when the chunk had no errors.
+    pub file: Option<String>,
+    /// Errors analysed, carried ones included.
+    pub errors: u64,
+    pub incidents: u64,
+    /// The stamp of the last error this chunk carried over its end (the
+    /// end of a burst that started in it); `None` when it carried none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried_until: Option<DateTime<Utc>>,
+}
+
+/// Whether a run takes up the journal it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Start {
+    /// Resume from the journal when it is this run's (refuse another run's).
+    #[default]
+    Resume,
+    /// Ignore (and replace) whatever journal is there (`--fresh`).
+    Fresh,
+}
+
+/// Whether an appended record is flushed to the disk before going on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `fsync` now: the record names an output file.
+    Synced,
+    /// Left to the next synced append or [`Journal::sync`].
+    Buffered,
+}
+
+/// A checkpoint that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The file could not be read, written or synced.
+    #[error("checkpoint {}: {what}", path.display())]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is another run's journal, of another format, or damaged.
+    #[error("checkpoint {}: {why}", path.display())]
+    Invalid { path: PathBuf, why: String },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
 
 /// The first line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,22 +119,31 @@ pub struct Opened {
     pub warning: Option<String>,
 }
 
-fn err(path: &Path, why: impl Into<String>) -> BatchError {
-    BatchError::Checkpoint {
+fn err(path: &Path, why: impl Into<String>) -> JournalError {
+    JournalError::Invalid {
         path: path.into(),
         why: why.into(),
     }
 }
 
+fn io<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(std::io::Error) -> JournalError + 'a {
+    move |source| JournalError::Io {
+        path: path.into(),
+        what,
+        source,
+    }
+}
+
 impl Journal {
     /// Open the journal of the run `want` describes, creating it (or, with
-    /// `fresh`, replacing it) when needed. Refuses a journal of another run.
-    pub fn open(path: &Path, want: &JournalHeader, fresh: bool) -> Result<Opened, BatchError> {
+    /// [`Start::Fresh`], replacing it) when needed. Refuses a journal of
+    /// another run.
+    pub fn open(path: &Path, want: &JournalHeader, start: Start) -> Result<Opened, JournalError> {
         let text = match std::fs::read(path) {
-            Ok(t) if !fresh => Some(t),
+            Ok(t) if start == Start::Resume => Some(t),
             Ok(_) => None,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(err(path, e.to_string())),
+            Err(e) => return Err(io(path, "cannot be read")(e)),
         };
         let empty = Checkpoint {
             version: want.version,
@@ -96,12 +169,11 @@ impl Journal {
             Some((offset, line, len)) => {
                 // Cut the torn bytes off, or the next append would glue
                 // its record onto them.
-                let f = std::fs::OpenOptions::new()
+                std::fs::OpenOptions::new()
                     .write(true)
                     .open(path)
                     .and_then(|f| f.set_len(offset as u64).and_then(|_| f.sync_all()))
-                    .map_err(|e| err(path, format!("cutting the torn last line: {e}")));
-                f?;
+                    .map_err(io(path, "cutting the torn last line"))?;
                 Some(format!(
                     "checkpoint {}: line {line} (byte {offset}, {len} bytes) is torn (the run was killed while recording a chunk); ignored, that chunk is redone",
                     path.display()
@@ -116,11 +188,11 @@ impl Journal {
         })
     }
 
-    fn append_to(path: &Path) -> Result<Journal, BatchError> {
+    fn append_to(path: &Path) -> Result<Journal, JournalError> {
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(path)
-            .map_err(|e| err(path, format!("opening for append: {e}")))?;
+            .map_err(io(path, "opening for append"))?;
         Ok(Journal {
             path: path.into(),
             file,
@@ -128,26 +200,28 @@ impl Journal {
     }
 
     /// Record a finished chunk: one line, one `write`, then `fsync` when
-    /// `durable` (a record that names an output file must survive a power
-    /// loss; an empty chunk's record may be lost and the chunk redone for
-    /// free, so those are synced in bulk by the next durable append or
-    /// [`Journal::sync`]).
-    pub fn append(&mut self, rec: &ChunkRecord, durable: bool) -> Result<(), BatchError> {
+    /// [`Durability::Synced`] (a record that names an output file must
+    /// survive a power loss; an empty chunk's record may be lost and the
+    /// chunk redone for free, so those are synced in bulk by the next
+    /// synced append or [`Journal::sync`]).
+    pub fn append(
+        &mut self,
+        rec: &ChunkRecord,
+        durability: Durability,
+    ) -> Result<(), JournalError> {
         let mut line = serde_json::to_vec(rec).map_err(|e| err(&self.path, e.to_string()))?;
         line.push(b'\n');
         self.file
             .write_all(&line)
-            .map_err(|e| err(&self.path, format!("appending: {e}")))?;
-        if durable {
+            .map_err(io(&self.path, "appending"))?;
+        if durability == Durability::Synced {
             self.sync()?;
         }
         Ok(())
     }
 
-    pub fn sync(&mut self) -> Result<(), BatchError> {
-        self.file
-            .sync_data()
-            .map_err(|e| err(&self.path, format!("fsync: {e}")))
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        self.file.sync_data().map_err(io(&self.path, "fsync"))
     }
 }
 
@@ -158,7 +232,7 @@ fn parse(
     path: &Path,
     text: &[u8],
     want: &JournalHeader,
-) -> Result<(Vec<ChunkRecord>, Option<(usize, usize, usize)>), BatchError> {
+) -> Result<(Vec<ChunkRecord>, Option<(usize, usize, usize)>), JournalError> {
     let first_end = text.iter().position(|&b| b == b'\n');
     let header: Option<JournalHeader> =
         first_end.and_then(|n| serde_json::from_slice(&text[..n]).ok());

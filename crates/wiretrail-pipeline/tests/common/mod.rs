@@ -12,9 +12,12 @@ use std::sync::{Arc, Condvar, Mutex};
 use wiretrail_correlate::model::*;
 use wiretrail_logs::{ErrorClass, ProxyError, Source, TimePrecision};
 use wiretrail_pipeline::config::Pipeline;
-use wiretrail_pipeline::engine::{Analysis, Engine, EngineError, Keep, LogBatch, LogStats};
+use wiretrail_pipeline::engine::{
+    cause, Analysis, Engine, EngineError, Keep, LogBatch, LogStats, Rendering, SlicePacket,
+};
 use wiretrail_pipeline::progress::Progress;
 use wiretrail_pipeline::time::Window;
+use wiretrail_pipeline::CratesEngine;
 
 pub fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -89,6 +92,8 @@ pub struct FakeEngine {
     pub hosts: Mutex<Vec<Option<String>>>,
     /// Analyses wait here while it is shut.
     pub gate: Option<Arc<Gate>>,
+    /// The incident count of each report published.
+    pub published: Mutex<Vec<usize>>,
 }
 
 impl FakeEngine {
@@ -102,6 +107,7 @@ impl FakeEngine {
             windows: Mutex::new(Vec::new()),
             hosts: Mutex::new(Vec::new()),
             gate: None,
+            published: Mutex::new(Vec::new()),
         }
     }
 }
@@ -137,9 +143,9 @@ impl Engine for FakeEngine {
         let n = self.analysed.fetch_add(1, Ordering::SeqCst) + 1;
         self.windows.lock().unwrap().push(*w);
         if self.fail_at == Some(n) {
-            return Err(EngineError::Capture(format!(
+            return Err(EngineError::Capture(cause(format!(
                 "injected failure on analysis {n}"
-            )));
+            ))));
         }
         if let Some((k, flag)) = &self.cancel_after {
             if n >= *k {
@@ -231,6 +237,29 @@ impl Engine for FakeEngine {
             packets: vec![],
             capture_bytes: 0,
         })
+    }
+
+    /// Publishing is counted, not sent.
+    fn publish(&self, _p: &Pipeline, r: &Report) -> Result<String, EngineError> {
+        self.published.lock().unwrap().push(r.incidents.len());
+        Ok(format!("{} incidents (fake)", r.incidents.len()))
+    }
+
+    // What does not depend on logs or captures is the real engine's.
+    fn render(&self, r: &Report, how: Rendering, out: &mut dyn Write) -> std::io::Result<()> {
+        CratesEngine.render(r, how, out)
+    }
+
+    fn write_pcapng(&self, p: &[SlicePacket<'_>], out: &mut dyn Write) -> std::io::Result<()> {
+        CratesEngine.write_pcapng(p, out)
+    }
+
+    fn merge(&self, parts: Vec<Report>, w: &Window) -> Report {
+        CratesEngine.merge(parts, w)
+    }
+
+    fn incident_gap(&self, p: &Pipeline) -> wiretrail_pipeline::time::Duration {
+        CratesEngine.incident_gap(p)
     }
 }
 
