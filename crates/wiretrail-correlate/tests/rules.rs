@@ -1153,9 +1153,16 @@ fn more_lines_than_connections_telling_the_story_give_no_line_a_cause() {
     let f = r.incidents[0]
         .findings
         .iter()
-        .find(|f| f.summary.contains("3 lines of that second share 2 connections"))
+        .find(|f| {
+            f.summary
+                .contains("3 lines of that second share 2 connections")
+        })
         .expect("a finding saying more lines than connections fit");
-    assert!(f.summary.contains("at least 1 of the lines"), "{}", f.summary);
+    assert!(
+        f.summary.contains("at least 1 of the lines"),
+        "{}",
+        f.summary
+    );
     assert!(f.summary.contains("40301") && f.summary.contains("40302"));
 }
 

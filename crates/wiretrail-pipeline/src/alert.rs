@@ -19,11 +19,43 @@ use crate::time::{parse_duration, parse_time, Duration, Timestamp, Window};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+/// The shape of an alert body: which sender's schema it followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// Alertmanager's webhook (`alerts[]` with `labels`, `startsAt`).
+    Alertmanager,
+    /// Grafana unified alerting (Alertmanager's shape plus Grafana's keys).
+    Grafana,
+    /// Grafana's legacy alerting (`evalMatches`, `ruleName`).
+    GrafanaLegacy,
+    /// A plain body: `since`/`until`, or `at` and `window`.
+    Generic,
+}
+
+impl AlertKind {
+    /// The word the run log and the run list use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Alertmanager => "alertmanager",
+            AlertKind::Grafana => "grafana",
+            AlertKind::GrafanaLegacy => "grafana_legacy",
+            AlertKind::Generic => "generic",
+        }
+    }
+}
+
+impl std::fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What an alert asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertRequest {
-    /// Which shape the body had (`alertmanager`, `grafana`, `grafana_legacy`, `generic`).
-    pub kind: &'static str,
+    /// Which shape the body had.
+    pub kind: AlertKind,
     pub window: Window,
     /// Proxy host to restrict to, if a label names one.
     pub host: Option<String>,
@@ -200,7 +232,11 @@ fn parse_alertmanager(
     let grafana =
         obj.contains_key("orgId") || obj.contains_key("title") && obj.contains_key("state");
     Ok(AlertRequest {
-        kind: if grafana { "grafana" } else { "alertmanager" },
+        kind: if grafana {
+            AlertKind::Grafana
+        } else {
+            AlertKind::Alertmanager
+        },
         window,
         host: host_from(&labels),
         labels,
@@ -226,7 +262,7 @@ fn parse_grafana_legacy(
         .map(|s| vec![s.to_string()])
         .unwrap_or_default();
     Ok(AlertRequest {
-        kind: "grafana_legacy",
+        kind: AlertKind::GrafanaLegacy,
         window: Window::around(d.received, d.before, d.after)?,
         host: host_from(&labels),
         labels,
@@ -298,7 +334,7 @@ fn parse_generic(
         .map(|s| vec![s.to_string()])
         .unwrap_or_default();
     Ok(AlertRequest {
-        kind: "generic",
+        kind: AlertKind::Generic,
         window,
         host: host_from(&labels),
         labels,

@@ -31,11 +31,12 @@
 //! and `runs_dir` keeps the newest `runs_keep` run directories no older than
 //! `runs_max_age`.
 
-use crate::alert::parse_alert;
+use crate::alert::{parse_alert, AlertKind};
 pub use crate::config::{ConnLimits, Retention};
 use crate::config::{Pipeline, ServeSettings};
 use crate::engine::{Color, Engine};
 use crate::investigate::{alert_defaults, apply_alert, investigate, InvestigateRequest};
+use crate::model::Cause;
 use crate::outputs::{OutputPlan, Publish};
 use crate::progress::{Progress, Silent};
 use crate::time::Timestamp;
@@ -183,17 +184,33 @@ pub fn serve_until_interrupted(
     })
 }
 
+/// Where a run is. Serialized as its lowercase word (`queued`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunPhase {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+impl RunPhase {
+    /// Done or failed: the run will not change again.
+    pub fn finished(self) -> bool {
+        matches!(self, RunPhase::Done | RunPhase::Failed)
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunState {
     pub id: String,
-    /// `queued`, `running`, `done`, `failed`.
-    pub state: &'static str,
-    pub kind: &'static str,
+    pub state: RunPhase,
+    pub kind: AlertKind,
     pub since: String,
     pub until: String,
     pub host: Option<String>,
     pub incidents: Option<usize>,
-    pub causes: BTreeMap<String, u64>,
+    pub causes: BTreeMap<Cause, u64>,
     pub written: Vec<String>,
     pub error: Option<String>,
 }
@@ -241,7 +258,7 @@ impl Shared {
 }
 
 fn finished(r: &RunState) -> bool {
-    matches!(r.state, "done" | "failed")
+    r.state.finished()
 }
 
 /// Keep the last `keep` finished runs (oldest forgotten first); queued and
@@ -635,7 +652,7 @@ async fn receive(State(s): State<Arc<Shared>>, req: Request) -> Response {
     // A place in the queue first: an alert refused with 503 is not a run
     // and must not push a finished run out of `/runs`.
     let Ok(slot) = s.tx.try_reserve() else {
-        tracing::warn!(kind = alert.kind, window = %alert.window, "refused: queue full");
+        tracing::warn!(kind = alert.kind.as_str(), window = %alert.window, "refused: queue full");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "60")],
@@ -659,7 +676,7 @@ async fn receive(State(s): State<Arc<Shared>>, req: Request) -> Response {
     }
     let state = RunState {
         id: id.clone(),
-        state: "queued",
+        state: RunPhase::Queued,
         kind: alert.kind,
         since: alert.window.since().to_string(),
         until: alert.window.until().to_string(),
@@ -685,7 +702,7 @@ async fn receive(State(s): State<Arc<Shared>>, req: Request) -> Response {
     }
     s.queued.fetch_add(1, Ordering::Relaxed);
     slot.send(job);
-    tracing::info!(run = %id, kind = alert.kind, window = %alert.window, host = ?alert.host, alerts = ?alert.names, "alert queued");
+    tracing::info!(run = %id, kind = alert.kind.as_str(), window = %alert.window, host = ?alert.host, alerts = ?alert.names, "alert queued");
     eprintln!(
         "wiretrail: run {id} queued: {} alert, window {}, host {:?}",
         alert.kind, alert.window, alert.host
@@ -708,7 +725,7 @@ async fn worker(s: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>
         };
         s.queued.fetch_sub(1, Ordering::Relaxed);
         s.running.fetch_add(1, Ordering::Relaxed);
-        s.update(&job.id, |r| r.state = "running");
+        s.update(&job.id, |r| r.state = RunPhase::Running);
         let started = std::time::Instant::now();
         let engine = s.engine.clone();
         let id = job.id.clone();
@@ -726,9 +743,7 @@ async fn worker(s: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>
                 let r = &out.analysis.report;
                 let mut causes = BTreeMap::new();
                 for i in &r.incidents {
-                    *causes
-                        .entry(i.verdict.cause.as_str().to_string())
-                        .or_insert(0) += 1;
+                    *causes.entry(i.verdict.cause).or_insert(0) += 1;
                 }
                 tracing::info!(run = %id, incidents = r.incidents.len(), ?causes, seconds = secs, published = ?out.published, "run done");
                 // One line per run on stderr whatever the log level: an
@@ -743,7 +758,7 @@ async fn worker(s: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>
                     .map(|p| p.display().to_string())
                     .collect();
                 s.update(&id, |st| {
-                    st.state = "done";
+                    st.state = RunPhase::Done;
                     st.incidents = Some(r.incidents.len());
                     st.causes = causes;
                     st.written = written;
@@ -755,7 +770,7 @@ async fn worker(s: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>
                 tracing::error!(run = %id, seconds = secs, "run failed: {e}");
                 eprintln!("wiretrail: run {id} failed after {secs:.1}s: {e}");
                 s.update(&id, |st| {
-                    st.state = "failed";
+                    st.state = RunPhase::Failed;
                     st.error = Some(e);
                 });
             }
@@ -763,7 +778,7 @@ async fn worker(s: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>
                 s.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(run = %id, "run panicked: {e}");
                 s.update(&id, |st| {
-                    st.state = "failed";
+                    st.state = RunPhase::Failed;
                     st.error = Some("investigation panicked".into());
                 });
             }
@@ -805,11 +820,11 @@ pub fn load_token(file: Option<&std::path::Path>, env: &str) -> Result<Option<St
 mod tests {
     use super::*;
 
-    fn run(id: &str, state: &'static str) -> RunState {
+    fn run(id: &str, state: RunPhase) -> RunState {
         RunState {
             id: id.into(),
             state,
-            kind: "generic",
+            kind: AlertKind::Generic,
             since: String::new(),
             until: String::new(),
             host: None,
@@ -823,11 +838,11 @@ mod tests {
     #[test]
     fn only_finished_runs_are_forgotten_oldest_first() {
         let mut runs: VecDeque<RunState> = [
-            run("a", "done"),
-            run("b", "running"),
-            run("c", "failed"),
-            run("d", "queued"),
-            run("e", "done"),
+            run("a", RunPhase::Done),
+            run("b", RunPhase::Running),
+            run("c", RunPhase::Failed),
+            run("d", RunPhase::Queued),
+            run("e", RunPhase::Done),
         ]
         .into();
         forget_finished(&mut runs, 1);

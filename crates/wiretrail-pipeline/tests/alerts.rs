@@ -2,7 +2,7 @@
 
 mod common;
 use common::ts as utc;
-use wiretrail_pipeline::alert::{parse_alert, AlertDefaults, AlertError};
+use wiretrail_pipeline::alert::{parse_alert, AlertDefaults, AlertError, AlertKind};
 use wiretrail_pipeline::time::Duration;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -25,7 +25,7 @@ fn defaults() -> AlertDefaults {
 #[test]
 fn alertmanager_payload() {
     let a = parse_alert(&fixture("alertmanager.json"), &defaults()).unwrap();
-    assert_eq!(a.kind, "alertmanager");
+    assert_eq!(a.kind, AlertKind::Alertmanager);
     // From 5 minutes before the first alert started to 30 s after the last ended.
     assert_eq!(a.window.since(), utc("2023-05-05T09:29:00.123456789Z"));
     assert_eq!(a.window.until(), utc("2023-05-05T09:40:30Z"));
@@ -38,7 +38,7 @@ fn alertmanager_payload() {
 #[test]
 fn grafana_unified_alerting_payload() {
     let a = parse_alert(&fixture("grafana.json"), &defaults()).unwrap();
-    assert_eq!(a.kind, "grafana");
+    assert_eq!(a.kind, AlertKind::Grafana);
     assert_eq!(a.window.since(), utc("2023-05-05T09:28:50Z"));
     assert_eq!(a.window.until(), utc("2023-05-05T09:34:20Z"));
     assert_eq!(a.host.as_deref(), Some("edge-proxy-02"));
@@ -47,7 +47,7 @@ fn grafana_unified_alerting_payload() {
 #[test]
 fn grafana_legacy_payload_uses_the_time_received() {
     let a = parse_alert(&fixture("grafana_legacy.json"), &defaults()).unwrap();
-    assert_eq!(a.kind, "grafana_legacy");
+    assert_eq!(a.kind, AlertKind::GrafanaLegacy);
     assert_eq!(a.window.since(), utc("2023-05-05T09:55:00Z"));
     assert_eq!(a.host.as_deref(), Some("edge-proxy-03"));
     assert_eq!(a.names, vec!["Edge 502 alert"]);
@@ -56,7 +56,7 @@ fn grafana_legacy_payload_uses_the_time_received() {
 #[test]
 fn kibana_and_generic_bodies() {
     let a = parse_alert(&fixture("kibana.json"), &defaults()).unwrap();
-    assert_eq!(a.kind, "generic");
+    assert_eq!(a.kind, AlertKind::Generic);
     assert_eq!(a.window.since(), utc("2023-05-05T09:24:12.345Z"));
     assert_eq!(a.window.until(), utc("2023-05-05T09:34:42.345Z"));
     assert_eq!(a.host.as_deref(), Some("edge-proxy-01"));

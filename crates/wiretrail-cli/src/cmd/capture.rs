@@ -268,7 +268,11 @@ pub fn run(cmd: CaptureCmd) -> CmdResult {
             watch: false,
             every: _,
             catalog,
-        } => index(&nodes, &catalog, full),
+        } => index(
+            &nodes,
+            &catalog,
+            if full { Detail::Full } else { Detail::Spans },
+        ),
         CaptureCmd::Extract {
             nodes,
             flows,
@@ -400,8 +404,7 @@ fn print_out(s: &[u8]) -> std::io::Result<()> {
     }
 }
 
-fn index(nodes: &[NodeSpec], c: &CatalogArgs, full: bool) -> CmdResult {
-    let detail = if full { Detail::Full } else { Detail::Spans };
+fn index(nodes: &[NodeSpec], c: &CatalogArgs, detail: Detail) -> CmdResult {
     let cat = build_catalog(nodes, c, detail)?;
     check_usable(&cat, None)?;
     let mut text = Vec::new();
