@@ -189,8 +189,15 @@ pub(crate) fn join(
             })
             .unwrap_or((0, 0))
     };
+    // That holds only when every candidate's failure was logged: a group
+    // of lines linked by shared candidates pairs only when it has at least
+    // as many lines as connections. With more connections than lines (an
+    // idle close that raced no request is no error) the k-th line need not
+    // be the k-th connection.
+    let logged = fully_logged(&cands);
     let mut pending: Vec<usize> = cands
         .iter()
+        .filter(|(ei, _)| logged.contains(ei))
         .filter(|(_, c)| c.len() > 1 && c.iter().all(|s| s.hit.cause == c[0].hit.cause))
         .map(|(ei, _)| *ei)
         .collect();
@@ -240,6 +247,56 @@ pub(crate) fn join(
             };
             (ei, j)
         })
+        .collect()
+}
+
+/// The lines (with several candidates) whose group, the lines linked to
+/// each other through shared candidate connections, has at least as many
+/// lines as connections: every connection's failure may be one of them.
+fn fully_logged(cands: &BTreeMap<usize, Vec<Story>>) -> BTreeSet<usize> {
+    // Union-find over connections; a line joins its candidates.
+    fn root(parent: &mut BTreeMap<usize, usize>, x: usize) -> usize {
+        let mut r = x;
+        while let Some(&up) = parent.get(&r).filter(|&&up| up != r) {
+            r = up;
+        }
+        let mut y = x;
+        while y != r {
+            let up = parent.insert(y, r).unwrap_or(r);
+            y = up;
+        }
+        r
+    }
+    let several = || cands.iter().filter(|(_, c)| c.len() > 1);
+    let mut parent: BTreeMap<usize, usize> = BTreeMap::new();
+    for (_, c) in several() {
+        for s in c {
+            parent.entry(s.conn).or_insert(s.conn);
+        }
+        let a = root(&mut parent, c[0].conn);
+        for s in &c[1..] {
+            let b = root(&mut parent, s.conn);
+            if a != b {
+                parent.insert(b, a);
+            }
+        }
+    }
+    let mut conns: BTreeMap<usize, usize> = BTreeMap::new();
+    let all: Vec<usize> = parent.keys().copied().collect();
+    for k in all {
+        *conns.entry(root(&mut parent, k)).or_default() += 1;
+    }
+    let mut lines: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (ei, c) in several() {
+        lines
+            .entry(root(&mut parent, c[0].conn))
+            .or_default()
+            .push(*ei);
+    }
+    lines
+        .into_iter()
+        .filter(|(r, ls)| ls.len() >= conns.get(r).copied().unwrap_or(0))
+        .flat_map(|(_, ls)| ls)
         .collect()
 }
 

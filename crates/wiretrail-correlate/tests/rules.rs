@@ -1167,6 +1167,43 @@ fn more_lines_than_connections_telling_the_story_give_no_line_a_cause() {
 }
 
 #[test]
+fn lines_are_not_paired_by_order_with_more_connections_than_lines() {
+    // One refused dial logged, two refusals on two nodes 300 ms apart in
+    // that second: clearly ordered, but only one failure was logged, so the
+    // first to fail need not be the line's. The node is not named.
+    let dial = "dial tcp 10.0.0.100:80: connect: connection refused";
+    let errors = vec![error(
+        "2024-03-01T10:00:07Z",
+        TimePrecision::Second,
+        dial,
+        ErrorClass::Refused,
+        1,
+    )];
+    let mut pkts = refusal("backend-01", 40301, t(7.1)).0;
+    let mut more = refusal("backend-02", 40302, t(7.4)).0;
+    for o in &mut more {
+        o.file = std::sync::Arc::new("/cap/backend-02/b.pcap".into());
+    }
+    pkts.extend(more);
+    let mut nodes = backends(3);
+    for n in &mut nodes {
+        n.pinned_offset_s = Some(0.0);
+    }
+    let r = run(errors, pkts, &nodes);
+    let d = &r.incidents[0].errors[0].diagnosis;
+    assert_eq!(d.cause, Cause::Refused);
+    assert_eq!(d.owner_node, None, "{d:?}");
+    assert!(d.confidence <= 0.5);
+    assert!(
+        d.proofs
+            .iter()
+            .all(|p| p.proof != wiretrail_correlate::model::ProofKind::PairedByOrder),
+        "{:?}",
+        d.proofs
+    );
+}
+
+#[test]
 fn dial_timeout_joined_by_time_names_the_node_holding_the_syns() {
     // SYNs dropped at backend-02 (its capture still holds them: taps see
     // ingress before the firewall); Go gives up 10 s after the first SYN

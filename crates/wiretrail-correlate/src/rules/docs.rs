@@ -49,8 +49,9 @@ missing). A later rule that also fires is listed as `contested` and lowers the c
 
 **Lines joined by time.** A line that prints no proxy port is matched to the connections
 around its time whose rule explains its words. One candidate: its cause. Several telling one
-story: paired in order when their failures are clearly ordered, else the cause with lowered
-confidence and every candidate listed. Several telling different stories, or more lines of
+story: paired in order when their failures are clearly ordered and the lines linked by those
+candidates are at least as many as the connections (every failure logged), else the cause with
+lowered confidence, every candidate listed, and the node only when all candidates share it. Several telling different stories, or more lines of
 that second than connections telling the story (some lines then failed on a connection the
 captures do not show, and any line may be one of them): `unknown`, candidates listed.
 
