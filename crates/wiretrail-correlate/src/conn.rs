@@ -13,7 +13,7 @@ use crate::packets::{Pk, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use wiretrail_capture::{Nanos, SeqNumber};
+use wiretrail_capture::{Duration, SeqNumber, Timestamp};
 
 /// (proxy socket, backend socket).
 pub(crate) type Tuple = (SocketAddr, SocketAddr);
@@ -53,8 +53,8 @@ pub(crate) struct NodeView {
     pub pkts: Vec<Pk>,
     /// Capture duplicates of those packets.
     pub dups: Vec<Pk>,
-    pub first_ref: Nanos,
-    pub last_ref: Nanos,
+    pub first_ref: Timestamp,
+    pub last_ref: Timestamp,
     pub facts: ViewFacts,
 }
 
@@ -65,8 +65,8 @@ pub(crate) struct Conn {
     pub proxy_isn: Option<SeqNumber>,
     pub backend_isn: Option<SeqNumber>,
     pub views: Vec<NodeView>,
-    pub first_ref: Nanos,
-    pub last_ref: Nanos,
+    pub first_ref: Timestamp,
+    pub last_ref: Timestamp,
     /// Queries whose packets are in it.
     pub queries: BTreeSet<usize>,
 }
@@ -82,7 +82,7 @@ struct Inst {
 /// Groups packets (reference times already set) into connections.
 /// `tol_ns` is how far apart in time two nodes' parts of one connection may
 /// appear (clock uncertainty).
-pub(crate) fn build(pkts: &mut Store, tol_ns: Nanos) -> Vec<Conn> {
+pub(crate) fn build(pkts: &mut Store, tol_ns: Duration) -> Vec<Conn> {
     let mut groups: BTreeMap<(Tuple, Arc<str>), Vec<Pk>> = BTreeMap::new();
     for (i, p) in pkts.indexed().filter(|(_, p)| !p.is_dup()) {
         groups
@@ -128,8 +128,18 @@ pub(crate) fn build(pkts: &mut Store, tol_ns: Nanos) -> Vec<Conn> {
     }
 
     let span = |inst: &Inst| {
-        let f = inst.pkts.iter().map(|&i| pkts[i].ref_ts).min().unwrap_or(0);
-        let l = inst.pkts.iter().map(|&i| pkts[i].ref_ts).max().unwrap_or(0);
+        let f = inst
+            .pkts
+            .iter()
+            .map(|&i| pkts[i].ref_ts)
+            .min()
+            .unwrap_or(Timestamp::EPOCH);
+        let l = inst
+            .pkts
+            .iter()
+            .map(|&i| pkts[i].ref_ts)
+            .max()
+            .unwrap_or(Timestamp::EPOCH);
         (f, l)
     };
     let mut conns: Vec<Conn> = Vec::new();
@@ -176,7 +186,7 @@ pub(crate) fn build(pkts: &mut Store, tol_ns: Nanos) -> Vec<Conn> {
                     };
                     let joins = overlaps(c)
                         || by_seq.is_some_and(|d| d < SEQ_JOIN_BYTES && f >= c.first_ref - tol_ns);
-                    joins.then_some((i, by_seq.unwrap_or(u32::MAX), (f - c.first_ref).abs()))
+                    joins.then_some((i, by_seq.unwrap_or(u32::MAX), f.abs_diff(c.first_ref)))
                 })
                 .min_by_key(|&(_, d, dt)| (d, dt))
                 .map(|(i, _, _)| i),

@@ -2,19 +2,20 @@
 
 use crate::clock;
 use crate::community_id::community_id_v1;
-use crate::config::{dur_ns, CorrelateConfig, NodeInput};
+use crate::config::{CorrelateConfig, NodeInput};
 use crate::conn::{self, Conn};
 use crate::ctx::{time, Ctx};
 use crate::diagnose::{self, Outcome};
 use crate::findings;
 use crate::model::*;
 use crate::packets::{mark_capture_duplicates, store, Store};
-use crate::plan::{error_key, ts_ns, ErrorJoin, Plan};
+use crate::plan::{error_key, log_ts, log_width, ErrorJoin, Plan};
 use crate::systemic::{self, Judged};
 use crate::timejoin;
 use sha1::{Digest, Sha1};
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use wiretrail_capture::{Direction, Nanos, PacketObs};
+use wiretrail_capture::{Direction, Duration, PacketObs, Timestamp};
 use wiretrail_logs::ProxyError;
 
 /// Everything after extraction: connection rebuild, one clock, diagnosis,
@@ -32,14 +33,16 @@ pub fn correlate(
         ..InputStats::default()
     };
     // In the errors' time order, as planned.
-    let mut unjoinable: Vec<(Nanos, usize, &str)> = plan
+    let mut unjoinable: Vec<(Timestamp, usize, &str)> = plan
         .joins
         .iter()
         .enumerate()
         .filter_map(|(i, j)| match j {
-            ErrorJoin::Unjoinable { why } => {
-                Some((errors.get(i).map_or(0, ts_ns), i, why.as_str()))
-            }
+            ErrorJoin::Unjoinable { why } => Some((
+                errors.get(i).map_or(Timestamp::EPOCH, log_ts),
+                i,
+                why.as_str(),
+            )),
             ErrorJoin::ByPort { .. } | ErrorJoin::ByTime { .. } => None,
         })
         .collect();
@@ -102,18 +105,18 @@ pub fn correlate(
     }
 
     let mut pkts: Store = store(packets);
-    mark_capture_duplicates(&mut pkts, cfg.dup_window_ns);
-    let clock = clock::estimate(&nodes, &pkts, dur_ns(cfg.max_clock_offset) as f64);
+    mark_capture_duplicates(&mut pkts, cfg.dup_window);
+    let clock = clock::estimate(&nodes, &pkts, cfg.max_clock_offset.as_nanos() as f64);
     for p in &mut pkts {
-        p.ref_ts = p.obs.ts + clock.offset_ns(&p.obs.node);
+        p.ref_ts = p.obs.ts + clock.skew(&p.obs.node);
     }
     let max_unc_ns = clock
         .offsets
         .iter()
         .map(|o| unc_ns(o, cfg))
         .max()
-        .unwrap_or(0);
-    let mut conns = conn::build(&mut pkts, max_unc_ns + 1_000_000_000);
+        .unwrap_or(Duration::ZERO);
+    let mut conns = conn::build(&mut pkts, max_unc_ns + Duration::from_secs(1));
 
     // Per connection: marks and findings that do not depend on an error.
     let mut conn_findings: Vec<Vec<Finding>> = Vec::with_capacity(conns.len());
@@ -177,7 +180,7 @@ pub fn correlate(
                 Some((ei, e, pool.into_iter().collect()))
             })
             .collect();
-        let unc: BTreeMap<String, Nanos> = clock
+        let unc: BTreeMap<String, Duration> = clock
             .offsets
             .iter()
             .map(|o| (o.node.clone(), unc_ns(o, cfg)))
@@ -190,7 +193,7 @@ pub fn correlate(
             &timejoin::Window {
                 unc_ns: &unc,
                 default_unc_ns: max_unc_ns,
-                match_slack_ns: dur_ns(cfg.match_slack),
+                match_slack_ns: cfg.match_slack,
             },
         )
     };
@@ -215,9 +218,9 @@ pub fn correlate(
             } else if let Some(j) = by_time.get(&ei) {
                 let uncovered = match j {
                     timejoin::Joined::Nothing => {
-                        let t = ts_ns(e);
-                        let s = dur_ns(cfg.match_slack) + max_unc_ns;
-                        let w = e.time_precision.width_ns();
+                        let t = log_ts(e);
+                        let s = cfg.match_slack + max_unc_ns;
+                        let w = log_width(e);
                         coverage_split(&nodes, t - s, t + w + s, &node_times, &clock).1
                     }
                     _ => Vec::new(),
@@ -251,23 +254,18 @@ pub fn correlate(
                 && d.cause != Cause::Unknown
                 && (conn_idx.is_some() || !shown.is_empty())
             {
-                let t = ts_ns(e);
-                let s = dur_ns(cfg.match_slack) + max_unc_ns;
-                let blind: Vec<String> = coverage_split(
-                    &nodes,
-                    t - s,
-                    t + e.time_precision.width_ns() + s,
-                    &node_times,
-                    &clock,
-                )
-                .1
-                .into_iter()
-                .filter(|n| {
-                    nodes
-                        .iter()
-                        .any(|x| &x.name == n && x.role != NodeRole::Proxy)
-                })
-                .collect();
+                let t = log_ts(e);
+                let s = cfg.match_slack + max_unc_ns;
+                let blind: Vec<String> =
+                    coverage_split(&nodes, t - s, t + log_width(e) + s, &node_times, &clock)
+                        .1
+                        .into_iter()
+                        .filter(|n| {
+                            nodes
+                                .iter()
+                                .any(|x| &x.name == n && x.role != NodeRole::Proxy)
+                        })
+                        .collect();
                 if !blind.is_empty() {
                     outcome.findings.push(Finding {
                         kind: FindingKind::CaptureGap,
@@ -284,7 +282,7 @@ pub fn correlate(
             }
             judged.push(Judged {
                 error: ei,
-                t: ts_ns(e),
+                t: log_ts(e),
                 outcome,
                 conn: conn_idx,
                 shown,
@@ -384,7 +382,7 @@ pub fn correlate(
         let inc_nodes = nodes
             .iter()
             .map(|n| {
-                let off = clock.offset_ns(&n.name);
+                let off = clock.skew(&n.name);
                 let covered = saw.contains(n.name.as_str())
                     || n.covers(pi.since - off, pi.until - off)
                         .unwrap_or_else(|| node_times.any_between(&n.name, pi.since, pi.until));
@@ -404,7 +402,7 @@ pub fn correlate(
             ))
         });
         incidents.push(Incident {
-            id: incident_id(&pi.proxy, &pi.backend, ts_ns(&diagnosed[0].record)),
+            id: incident_id(&pi.proxy, &pi.backend, log_ts(&diagnosed[0].record)),
             start,
             end,
             proxy: pi.proxy.clone(),
@@ -427,8 +425,18 @@ pub fn correlate(
     }
 
     let summary = crate::summary::summarize(&incidents);
-    let since = plan.incidents.iter().map(|i| i.since).min().unwrap_or(0);
-    let until = plan.incidents.iter().map(|i| i.until).max().unwrap_or(0);
+    let since = plan
+        .incidents
+        .iter()
+        .map(|i| i.since)
+        .min()
+        .unwrap_or(Timestamp::EPOCH);
+    let until = plan
+        .incidents
+        .iter()
+        .map(|i| i.until)
+        .max()
+        .unwrap_or(Timestamp::EPOCH);
     Report {
         schema_version: SCHEMA_VERSION.to_string(),
         generated_at: chrono::Utc::now(),
@@ -444,13 +452,13 @@ pub fn correlate(
 
 /// Stable incident id: the same proxy, backend and first error time give the
 /// same id on every run (Elasticsearch `_id`).
-pub fn incident_id(proxy: &str, backend: &str, first_error_ns: Nanos) -> String {
+pub fn incident_id(proxy: &str, backend: &str, first_error_ns: Timestamp) -> String {
     let mut h = Sha1::new();
     h.update(proxy.as_bytes());
     h.update([0]);
     h.update(backend.as_bytes());
     h.update([0]);
-    h.update(first_error_ns.to_be_bytes());
+    h.update(first_error_ns.as_nanos().to_be_bytes());
     let d = h.finalize();
     let hex: String = d.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!("wt-{hex}")
@@ -466,11 +474,11 @@ fn choose_conn(
     cands: &[usize],
     conns: &[Conn],
     cfg: &CorrelateConfig,
-    max_unc_ns: Nanos,
+    max_unc_ns: Duration,
 ) -> Option<usize> {
     let q = query?;
-    let t = ts_ns(e);
-    let width = e.time_precision.width_ns();
+    let t = log_ts(e);
+    let width = log_width(e);
     let k = error_key(e);
     let fits = |c: &Conn| {
         c.queries.contains(&q)
@@ -483,10 +491,7 @@ fn choose_conn(
                 .and_then(|r| r.socket())
                 .is_none_or(|s| c.tuple.1 == s)
     };
-    for slack in [
-        dur_ns(cfg.match_slack) + max_unc_ns,
-        dur_ns(cfg.max_clock_offset),
-    ] {
+    for slack in [cfg.match_slack + max_unc_ns, cfg.max_clock_offset] {
         let (lo, hi) = (t - slack, t + width + slack);
         let best = cands
             .iter()
@@ -495,14 +500,13 @@ fn choose_conn(
             .min_by_key(|(_, c)| {
                 let end = c.last_ref;
                 let ended_near = end >= lo && end <= hi;
-                (
-                    !ended_near,
-                    if ended_near {
-                        (end - t).abs()
-                    } else {
-                        -c.first_ref
-                    },
-                )
+                // Ended near the error: the closest end first; else the
+                // latest start.
+                if ended_near {
+                    (false, end.abs_diff(t), Reverse(Timestamp::MIN))
+                } else {
+                    (true, Duration::ZERO, Reverse(c.first_ref))
+                }
             })
             .map(|(i, _)| i);
         if best.is_some() {
@@ -514,11 +518,11 @@ fn choose_conn(
 
 /// Each node's packet times (reference clock), sorted: "did this node
 /// capture anything in the window" without scanning every packet.
-struct NodeTimes(HashMap<String, Vec<Nanos>>);
+struct NodeTimes(HashMap<String, Vec<Timestamp>>);
 
 impl NodeTimes {
     fn new(pkts: &Store) -> Self {
-        let mut m: HashMap<String, Vec<Nanos>> = HashMap::new();
+        let mut m: HashMap<String, Vec<Timestamp>> = HashMap::new();
         for p in pkts {
             m.entry(p.obs.node.to_string()).or_default().push(p.ref_ts);
         }
@@ -528,7 +532,7 @@ impl NodeTimes {
         NodeTimes(m)
     }
 
-    fn any_between(&self, node: &str, since: Nanos, until: Nanos) -> bool {
+    fn any_between(&self, node: &str, since: Timestamp, until: Timestamp) -> bool {
         self.0.get(node).is_some_and(|v| {
             let i = v.partition_point(|&t| t < since);
             i < v.len() && v[i] <= until
@@ -539,15 +543,15 @@ impl NodeTimes {
 /// (nodes whose captures cover the window, nodes that do not).
 fn coverage_split(
     nodes: &[NodeInput],
-    since: Nanos,
-    until: Nanos,
+    since: Timestamp,
+    until: Timestamp,
     times: &NodeTimes,
     clock: &clock::Clock,
 ) -> (Vec<String>, Vec<String>) {
     let mut covered = Vec::new();
     let mut uncovered = Vec::new();
     for n in nodes {
-        let off = clock.offset_ns(&n.name);
+        let off = clock.skew(&n.name);
         let c = n
             .covers(since - off, until - off)
             .unwrap_or_else(|| times.any_between(&n.name, since, until));
@@ -653,9 +657,9 @@ fn cause_phrase(c: Cause) -> &'static str {
 
 /// How far a node's clock may be off the reference (ns): its measured
 /// uncertainty, or the largest plausible offset when it was not placed.
-fn unc_ns(o: &ClockOffset, cfg: &CorrelateConfig) -> Nanos {
+fn unc_ns(o: &ClockOffset, cfg: &CorrelateConfig) -> Duration {
     o.uncertainty_s
-        .map_or(dur_ns(cfg.max_clock_offset), |u| (u * 1e9) as Nanos)
+        .map_or(cfg.max_clock_offset, Duration::from_secs_f64)
 }
 
 fn clock_findings(clock: &clock::Clock, used: &BTreeSet<usize>, conns: &[Conn]) -> Vec<Finding> {
@@ -744,7 +748,7 @@ fn timeline(
     }
     for (i, e) in errors.iter().enumerate() {
         out.push(TimelineEvent {
-            t_ns: ts_ns(&e.record),
+            t_ns: log_ts(&e.record),
             origin: Origin::Log,
             body: EventBody::Log {
                 error: i,

@@ -13,11 +13,11 @@
 //! nothing to join on are listed as unjoinable, not dropped.
 
 use crate::addr::{parse_endpoint, Endpoint};
+use crate::config::CorrelateConfig;
 use crate::config::ProxyHint;
-use crate::config::{dur_ns, CorrelateConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
-use wiretrail_capture::{FlowQuery, Nanos};
+use wiretrail_capture::{Duration, FlowQuery, Timestamp};
 use wiretrail_logs::ProxyError;
 
 /// Errors of one proxy and backend, close in time.
@@ -30,8 +30,8 @@ pub struct PlannedIncident {
     /// Where those flows are in [`Plan::queries`].
     pub query_indices: Vec<usize>,
     /// Window covered by the incident's queries (ns, node clocks, widened).
-    pub since: Nanos,
-    pub until: Nanos,
+    pub since: Timestamp,
+    pub until: Timestamp,
     /// The proxy (log host, else its address as printed).
     pub proxy: String,
     /// The backend as the log printed it (`ip-backend:80`).
@@ -79,8 +79,8 @@ impl ErrorJoin {
 /// The fields of one error that planning and correlation both need.
 #[derive(Debug, Clone)]
 pub(crate) struct ErrorKey {
-    pub ts: Nanos,
-    pub width: Nanos,
+    pub ts: Timestamp,
+    pub width: Duration,
     pub proxy: String,
     pub backend: String,
     pub local: Option<Endpoint>,
@@ -100,8 +100,8 @@ pub(crate) fn error_key(e: &ProxyError) -> ErrorKey {
     };
     let backend = e.remote.clone().unwrap_or_else(|| "unknown-backend".into());
     ErrorKey {
-        ts: ts_ns(e),
-        width: e.time_precision.width_ns(),
+        ts: log_ts(e),
+        width: log_width(e),
         proxy,
         backend,
         local,
@@ -109,17 +109,25 @@ pub(crate) fn error_key(e: &ProxyError) -> ErrorKey {
     }
 }
 
-pub(crate) fn ts_ns(e: &ProxyError) -> Nanos {
-    e.timestamp.timestamp_nanos_opt().unwrap_or(0)
+/// A log line's time as an instant (the epoch for one outside 1677..2262,
+/// which no log source writes).
+pub(crate) fn log_ts(e: &ProxyError) -> Timestamp {
+    Timestamp::from_utc(e.timestamp).unwrap_or(Timestamp::EPOCH)
+}
+
+/// How long a log line's time stands for (its precision: 1 s for a Go
+/// `log` line without microseconds).
+pub(crate) fn log_width(e: &ProxyError) -> Duration {
+    Duration::from_nanos(u64::try_from(e.time_precision.width_ns()).unwrap_or(0))
 }
 
 /// Groups errors into incidents and lists the flows to extract.
 pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
     let keys: Vec<ErrorKey> = errors.iter().map(error_key).collect();
-    let slack = dur_ns(cfg.max_clock_offset);
-    let before = dur_ns(cfg.before);
-    let after = dur_ns(cfg.after);
-    let gap = dur_ns(cfg.incident_gap);
+    let slack = cfg.max_clock_offset;
+    let before = cfg.before;
+    let after = cfg.after;
+    let gap = cfg.incident_gap;
 
     let mut plan = Plan::default();
     // Every error is joined below (its slot set once, in time order).
@@ -132,7 +140,7 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
     type Key = (Option<u16>, Option<IpAddr>, Option<SocketAddr>);
     let mut open: BTreeMap<Key, usize> = BTreeMap::new();
     let hosts = HostFacts::new(&keys, cfg);
-    let wide = slack + dur_ns(cfg.match_slack);
+    let wide = slack + cfg.match_slack;
     for &i in &order {
         let k = &keys[i];
         let Some(port) = k.local.as_ref().and_then(|l| l.port) else {
@@ -155,10 +163,7 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
                 .or_else(|| hosts.ip(k));
             // The story of a port-less line starts before it: SYNs a whole dial
             // timeout earlier, a request a whole header timeout earlier.
-            let (since, until) = (
-                k.ts - wide - dur_ns(cfg.story_lookback),
-                k.ts + k.width + wide,
-            );
+            let (since, until) = (k.ts - wide - cfg.story_lookback, k.ts + k.width + wide);
             let mut qs = Vec::new();
             for b in backends {
                 let key = (None, ip, Some(b));
@@ -218,7 +223,7 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
         let mut cur: Vec<usize> = Vec::new();
         for i in idx {
             if let Some(&last) = cur.last() {
-                if keys[i].ts - keys[last].ts > gap {
+                if keys[i].ts.saturating_duration_since(keys[last].ts) > gap {
                     let done = std::mem::take(&mut cur);
                     plan.incidents
                         .push(planned(&plan, &keys, done, &proxy, &backend, cfg));
@@ -313,7 +318,7 @@ fn planned(
         .collect();
     query_indices.sort_unstable();
     query_indices.dedup();
-    let slack = dur_ns(cfg.max_clock_offset);
+    let slack = cfg.max_clock_offset;
     let first = keys[error_indices[0]].ts;
     let last = error_indices
         .iter()
@@ -326,8 +331,8 @@ fn planned(
             .map(|&q| plan.queries[q].clone())
             .collect(),
         query_indices,
-        since: first - dur_ns(cfg.before) - slack,
-        until: last + dur_ns(cfg.after) + slack,
+        since: first - cfg.before - slack,
+        until: last + cfg.after + slack,
         proxy: proxy.to_string(),
         backend: backend.to_string(),
         error_indices,

@@ -25,7 +25,7 @@ use crate::diagnose::{cause_kind, from_hit, from_log, log_evidence, records, Out
 use crate::model::{Cause, ErrorDiagnosis, Evidence, Finding, FindingKind};
 use crate::rules::{self, Case, Proof, RuleHit};
 use std::collections::{BTreeMap, BTreeSet};
-use wiretrail_capture::Nanos;
+use wiretrail_capture::{Duration, Timestamp};
 use wiretrail_logs::ProxyError;
 
 /// One connection that tells an error's story.
@@ -65,7 +65,7 @@ pub(crate) enum Joined {
 }
 
 /// Two failures that began closer than this may be logged in either order.
-const ORDER_MARGIN_NS: Nanos = 50_000_000;
+const ORDER_MARGIN: Duration = Duration::from_millis(50);
 
 /// Confidence lost when several connections tell the story and as many
 /// lines share them (they pair up; only which is which is unknown)...
@@ -96,10 +96,10 @@ fn story(ctx: &Ctx<'_>, e: &ProxyError, ci: usize, c: &Conn) -> Option<Story> {
 /// What the time join needs besides the packets.
 pub(crate) struct Window<'a> {
     /// Per node, how uncertain its clock is (ns).
-    pub unc_ns: &'a BTreeMap<String, Nanos>,
+    pub unc_ns: &'a BTreeMap<String, Duration>,
     /// Used when a node has no entry.
-    pub default_unc_ns: Nanos,
-    pub match_slack_ns: Nanos,
+    pub default_unc_ns: Duration,
+    pub match_slack_ns: Duration,
 }
 
 /// Finds, for every error joined by time, the connection(s) that tell its
@@ -119,8 +119,8 @@ pub(crate) fn join(
             .filter(|ci| !claimed.contains(ci))
             .filter_map(|&ci| story(ctx, e, ci, &conns[ci]))
             .collect();
-        let t = crate::plan::ts_ns(e);
-        let width = e.time_precision.width_ns();
+        let t = crate::plan::log_ts(e);
+        let width = crate::plan::log_width(e);
         let unc = |s: &Story| {
             s.hit
                 .owner
@@ -131,7 +131,7 @@ pub(crate) fn join(
         // Tightly first (the log's precision and the clock's uncertainty),
         // then with the match slack.
         let mut found = Vec::new();
-        for extra in [1_000_000, w.match_slack_ns] {
+        for extra in [Duration::from_millis(1), w.match_slack_ns] {
             found = stories
                 .iter()
                 .filter(|s| {
@@ -185,9 +185,9 @@ pub(crate) fn join(
                     | wiretrail_logs::Source::Stdin { line } => *line,
                     wiretrail_logs::Source::Elasticsearch { .. } => 0,
                 };
-                (crate::plan::ts_ns(e), line)
+                (crate::plan::log_ts(e), line)
             })
-            .unwrap_or((0, 0))
+            .unwrap_or((Timestamp::EPOCH, 0))
     };
     let mut pending: Vec<usize> = cands
         .iter()
@@ -207,7 +207,7 @@ pub(crate) fn join(
         let clear = match free[..] {
             [] => false,
             [_] => true,
-            [a, b, ..] => b.hit.at.0 - a.hit.at.0 >= ORDER_MARGIN_NS,
+            [a, b, ..] => b.hit.at.0.saturating_duration_since(a.hit.at.0) >= ORDER_MARGIN,
         };
         if clear {
             let s = free[0].clone();

@@ -20,13 +20,13 @@
 //!
 //! An idle gap of 200 ms or more before the close is [`super::idle_race`].
 
-use super::{Case, Proof, Rule, RuleHit, AFTER_RESPONSE_MAX_NS};
+use super::{Case, Proof, Rule, RuleHit, AFTER_RESPONSE_MAX};
 use crate::conn::NodeView;
 use crate::ctx::Ctx;
 use crate::ctx::Pk;
 use crate::model::Cause;
 use crate::rst::{self, RstForm};
-use wiretrail_capture::Nanos;
+use wiretrail_capture::Duration;
 
 pub(crate) const RULE: Rule = Rule {
     cause: Cause::MaxRequestsClose,
@@ -37,7 +37,7 @@ pub(crate) const RULE: Rule = Rule {
 
 /// A request sent at most this long before the FIN reached the proxy
 /// crossed it in flight.
-const CROSS_NS: Nanos = 100_000_000;
+const CROSS: Duration = Duration::from_millis(100);
 
 fn check(case: &Case<'_>) -> Option<RuleHit> {
     let ctx = case.ctx;
@@ -55,11 +55,15 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
 fn by_fin(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
     let fin = v.facts.backend_fin?;
     let tf = ctx.t(fin);
-    let cross = if ctx.is_backend(&v.node) { 0 } else { CROSS_NS };
+    let cross = if ctx.is_backend(&v.node) {
+        Duration::ZERO
+    } else {
+        CROSS
+    };
     let (resp, req) = super::crossing(ctx, v, fin, cross)?;
     let req = req?;
-    let gap_ns = tf - ctx.t(resp);
-    if gap_ns > AFTER_RESPONSE_MAX_NS {
+    let gap_ns = tf.saturating_duration_since(ctx.t(resp));
+    if gap_ns > AFTER_RESPONSE_MAX {
         return None;
     }
     let mut hit = RuleHit::new(Cause::MaxRequestsClose, tf, String::new())
@@ -104,7 +108,7 @@ fn by_abort(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
         .iter()
         .copied()
         .find(|&d| ctx.t(d) > ctx.t(resp) && ctx.t(d) <= tr)?;
-    let gap_ns = tr - ctx.t(resp);
+    let gap_ns = tr.saturating_duration_since(ctx.t(resp));
     let mut hit = RuleHit::new(Cause::MaxRequestsClose, tr, String::new())
         .proof(Proof::FinAfterResponse {
             resp,
@@ -117,7 +121,7 @@ fn by_abort(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
 }
 
 /// Requests served, the node's budget, the summary.
-fn finish(ctx: &Ctx<'_>, v: &NodeView, hit: &mut RuleHit, close: Pk, gap_ns: Nanos) {
+fn finish(ctx: &Ctx<'_>, v: &NodeView, hit: &mut RuleHit, close: Pk, gap_ns: Duration) {
     if v.facts.syn.is_some() {
         let n = super::served_before(ctx, v, ctx.t(close));
         hit.requests = Some(n);
@@ -128,7 +132,7 @@ fn finish(ctx: &Ctx<'_>, v: &NodeView, hit: &mut RuleHit, close: Pk, gap_ns: Nan
     }
     hit.summary = format!(
         "max-requests close: the backend closed the connection {:.1} ms after its last response{}, with the proxy's next request already on its way",
-        gap_ns as f64 / 1e6,
+        gap_ns.as_nanos() as f64 / 1e6,
         hit.requests
             .map(|n| format!(" (after {n} requests)"))
             .unwrap_or_default()

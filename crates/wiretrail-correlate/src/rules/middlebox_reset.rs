@@ -14,12 +14,12 @@
 //! A different MAC alone is not enough (a stray backend on the same L2
 //! segment has its own MAC): that is [`super::stray_rst`].
 
-use super::{Case, Proof, Rule, RuleHit, MIDDLEBOX_IDLE_MIN_NS};
+use super::{Case, Proof, Rule, RuleHit, MIDDLEBOX_IDLE_MIN};
 use crate::conn::NodeView;
 use crate::ctx::{Ctx, Parts, Pk, Sight};
 use crate::model::Cause;
 use crate::rst::{self, RstSender};
-use wiretrail_capture::Nanos;
+use wiretrail_capture::Duration;
 
 pub(crate) const RULE: Rule = Rule {
     cause: Cause::MiddleboxReset,
@@ -38,8 +38,8 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
 /// The idle gap on the proxy's wire before `seg`.
 fn idle_before(ctx: &Ctx<'_>, v: &NodeView, seg: Pk) -> Option<Proof> {
     let last = super::last_packet_before(ctx, v, ctx.t(seg))?;
-    let idle_ns = ctx.t(seg) - ctx.t(last);
-    (idle_ns >= MIDDLEBOX_IDLE_MIN_NS).then_some(Proof::IdleBefore {
+    let idle_ns = ctx.t(seg).saturating_duration_since(ctx.t(last));
+    (idle_ns >= MIDDLEBOX_IDLE_MIN).then_some(Proof::IdleBefore {
         last,
         next: seg,
         idle_ns,
@@ -145,16 +145,16 @@ fn from_backends(case: &Case<'_>) -> Option<RuleHit> {
     if !parts.strays(ctx).is_empty() || parts.backends(ctx).len() > 1 {
         return None;
     }
-    let t_log = crate::plan::ts_ns(case.err);
-    let last = super::last_packet_before(ctx, owner, t_log + 1)?;
-    let idle_ns: Nanos = t_log - ctx.t(last);
-    if idle_ns < MIDDLEBOX_IDLE_MIN_NS {
+    let t_log = crate::plan::log_ts(case.err);
+    let last = super::last_packet_before(ctx, owner, t_log + Duration::NANOSECOND)?;
+    let idle_ns: Duration = t_log.saturating_duration_since(ctx.t(last));
+    if idle_ns < MIDDLEBOX_IDLE_MIN {
         return None;
     }
     // By construction nothing of the connection reached the owner between
     // the idle gap's start and the error (no request); nor did it reset
     // anything around the error. Its capture must cover that time.
-    let slack = case.err.time_precision.width_ns() + 1_000_000_000;
+    let slack = crate::plan::log_width(case.err) + Duration::from_secs(1);
     if owner
         .facts
         .backend_rsts
@@ -164,9 +164,12 @@ fn from_backends(case: &Case<'_>) -> Option<RuleHit> {
         return None;
     }
     let (from, to) = (ctx.t(last), t_log);
-    let all_covered = ctx
-        .backend_nodes()
-        .all(|n| matches!(ctx.sight(n, to - 1_000_000_000, to), Sight::Covered));
+    let all_covered = ctx.backend_nodes().all(|n| {
+        matches!(
+            ctx.sight(n, to - Duration::from_secs(1), to),
+            Sight::Covered
+        )
+    });
     if !matches!(ctx.sight(&owner.node, from, to), Sight::Covered) || !all_covered {
         return None;
     }
@@ -185,13 +188,13 @@ fn from_backends(case: &Case<'_>) -> Option<RuleHit> {
     hit.idle_ns = Some(idle_ns);
     // The log's time is only as exact as its precision.
     hit.at = (
-        t_log - 1_000_000_000,
-        t_log + case.err.time_precision.width_ns(),
+        t_log - Duration::from_secs(1),
+        t_log + crate::plan::log_width(case.err),
     );
     Some(hit)
 }
 
-fn summary(owner: Option<&str>, idle_ns: Nanos) -> String {
+fn summary(owner: Option<&str>, idle_ns: Duration) -> String {
     let timer = super::near_known_timer(idle_ns)
         .map(|t| format!(", which matches {t}"))
         .unwrap_or_else(|| {
@@ -199,7 +202,7 @@ fn summary(owner: Option<&str>, idle_ns: Nanos) -> String {
         });
     format!(
         "middlebox reset: after {:.1} s idle, a device between proxy and backend answered the proxy's next segment with RST; {} never received it and never reset the connection{timer}",
-        idle_ns as f64 / 1e9,
+        idle_ns.as_secs_f64(),
         owner.unwrap_or("the backend")
     )
 }
