@@ -538,7 +538,7 @@ impl Catalog {
         for (i, e) in entries {
             per_node[i].push(e);
         }
-        let now = opts.now.unwrap_or_else(now_ns);
+        let now = opts.now.unwrap_or_else(Timestamp::now);
         let assemble = |per_node: Vec<Vec<FileEntry>>| -> Vec<NodeCatalog> {
             nodes
                 .iter()
@@ -660,10 +660,6 @@ impl Catalog {
             None => Coverage::NotCovered,
         }
     }
-}
-
-fn now_ns() -> Timestamp {
-    Timestamp::now()
 }
 
 impl NodeCatalog {

@@ -80,9 +80,9 @@ struct Inst {
 }
 
 /// Groups packets (reference times already set) into connections.
-/// `tol_ns` is how far apart in time two nodes' parts of one connection may
+/// `tol` is how far apart in time two nodes' parts of one connection may
 /// appear (clock uncertainty).
-pub(crate) fn build(pkts: &mut Store, tol_ns: Duration) -> Vec<Conn> {
+pub(crate) fn build(pkts: &mut Store, tol: Duration) -> Vec<Conn> {
     let mut groups: BTreeMap<(Tuple, Arc<str>), Vec<Pk>> = BTreeMap::new();
     for (i, p) in pkts.indexed().filter(|(_, p)| !p.is_dup()) {
         groups
@@ -158,7 +158,7 @@ pub(crate) fn build(pkts: &mut Store, tol_ns: Duration) -> Vec<Conn> {
                     .find(|&&i| !pkts[i].to_backend() && pkts[i].obs.flags.ack())
                     .map(|&i| pkts[i].obs.ack)
             });
-        let overlaps = |c: &Conn| f <= c.last_ref + tol_ns && l >= c.first_ref - tol_ns;
+        let overlaps = |c: &Conn| f <= c.last_ref + tol && l >= c.first_ref - tol;
         let target = match inst.syn_seq {
             Some(isn) => conns
                 .iter()
@@ -185,7 +185,7 @@ pub(crate) fn build(pkts: &mut Store, tol_ns: Duration) -> Vec<Conn> {
                         (None, _) => None,
                     };
                     let joins = overlaps(c)
-                        || by_seq.is_some_and(|d| d < SEQ_JOIN_BYTES && f >= c.first_ref - tol_ns);
+                        || by_seq.is_some_and(|d| d < SEQ_JOIN_BYTES && f >= c.first_ref - tol);
                     joins.then_some((i, by_seq.unwrap_or(u32::MAX), f.abs_diff(c.first_ref)))
                 })
                 .min_by_key(|&(_, d, dt)| (d, dt))

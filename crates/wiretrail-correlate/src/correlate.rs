@@ -110,13 +110,13 @@ pub fn correlate(
     for p in &mut pkts {
         p.ref_ts = p.obs.ts + clock.skew(&p.obs.node);
     }
-    let max_unc_ns = clock
+    let max_unc = clock
         .offsets
         .iter()
-        .map(|o| unc_ns(o, cfg))
+        .map(|o| uncertainty(o, cfg))
         .max()
         .unwrap_or(Duration::ZERO);
-    let mut conns = conn::build(&mut pkts, max_unc_ns + Duration::from_secs(1));
+    let mut conns = conn::build(&mut pkts, max_unc + Duration::from_secs(1));
 
     // Per connection: marks and findings that do not depend on an error.
     let mut conn_findings: Vec<Vec<Finding>> = Vec::with_capacity(conns.len());
@@ -160,7 +160,7 @@ pub fn correlate(
         let cands = query
             .and_then(|q| by_query.get(&q))
             .map_or(&[][..], Vec::as_slice);
-        by_port.insert(ei, choose_conn(e, query, cands, &conns, cfg, max_unc_ns));
+        by_port.insert(ei, choose_conn(e, query, cands, &conns, cfg, max_unc));
     }
     let claimed: BTreeSet<usize> = by_port.values().flatten().copied().collect();
     let by_time = {
@@ -183,7 +183,7 @@ pub fn correlate(
         let unc: BTreeMap<String, Duration> = clock
             .offsets
             .iter()
-            .map(|o| (o.node.clone(), unc_ns(o, cfg)))
+            .map(|o| (o.node.clone(), uncertainty(o, cfg)))
             .collect();
         timejoin::join(
             &ctx,
@@ -191,9 +191,9 @@ pub fn correlate(
             &pools,
             &claimed,
             &timejoin::Window {
-                unc_ns: &unc,
-                default_unc_ns: max_unc_ns,
-                match_slack_ns: cfg.match_slack,
+                unc: &unc,
+                default_unc: max_unc,
+                match_slack: cfg.match_slack,
             },
         )
     };
@@ -219,7 +219,7 @@ pub fn correlate(
                 let uncovered = match j {
                     timejoin::Joined::Nothing => {
                         let t = log_ts(e);
-                        let s = cfg.match_slack + max_unc_ns;
+                        let s = cfg.match_slack + max_unc;
                         let w = log_width(e);
                         coverage_split(&nodes, t - s, t + w + s, &node_times, &clock).1
                     }
@@ -255,7 +255,7 @@ pub fn correlate(
                 && (conn_idx.is_some() || !shown.is_empty())
             {
                 let t = log_ts(e);
-                let s = cfg.match_slack + max_unc_ns;
+                let s = cfg.match_slack + max_unc;
                 let blind: Vec<String> =
                     coverage_split(&nodes, t - s, t + log_width(e) + s, &node_times, &clock)
                         .1
@@ -452,13 +452,13 @@ pub fn correlate(
 
 /// Stable incident id: the same proxy, backend and first error time give the
 /// same id on every run (Elasticsearch `_id`).
-pub fn incident_id(proxy: &str, backend: &str, first_error_ns: Timestamp) -> String {
+pub fn incident_id(proxy: &str, backend: &str, first_error: Timestamp) -> String {
     let mut h = Sha1::new();
     h.update(proxy.as_bytes());
     h.update([0]);
     h.update(backend.as_bytes());
     h.update([0]);
-    h.update(first_error_ns.as_nanos().to_be_bytes());
+    h.update(first_error.as_nanos().to_be_bytes());
     let d = h.finalize();
     let hex: String = d.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!("wt-{hex}")
@@ -474,7 +474,7 @@ fn choose_conn(
     cands: &[usize],
     conns: &[Conn],
     cfg: &CorrelateConfig,
-    max_unc_ns: Duration,
+    max_unc: Duration,
 ) -> Option<usize> {
     let q = query?;
     let t = log_ts(e);
@@ -491,7 +491,7 @@ fn choose_conn(
                 .and_then(|r| r.socket())
                 .is_none_or(|s| c.tuple.1 == s)
     };
-    for slack in [cfg.match_slack + max_unc_ns, cfg.max_clock_offset] {
+    for slack in [cfg.match_slack + max_unc, cfg.max_clock_offset] {
         let (lo, hi) = (t - slack, t + width + slack);
         let best = cands
             .iter()
@@ -657,7 +657,7 @@ fn cause_phrase(c: Cause) -> &'static str {
 
 /// How far a node's clock may be off the reference (ns): its measured
 /// uncertainty, or the largest plausible offset when it was not placed.
-fn unc_ns(o: &ClockOffset, cfg: &CorrelateConfig) -> Duration {
+fn uncertainty(o: &ClockOffset, cfg: &CorrelateConfig) -> Duration {
     o.uncertainty_s
         .map_or(cfg.max_clock_offset, Duration::from_secs_f64)
 }

@@ -314,7 +314,7 @@ pub(crate) fn from_hit(ctx: &Ctx<'_>, e: &ProxyError, h: RuleHit, joined: &str) 
                 stray_segment: h.stray_shape.map(|s| s.0 as u32),
                 request_bytes: h.stray_shape.map(|s| s.1),
                 idle_ms: h
-                    .idle_ns
+                    .idle
                     .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
                 requests_served: h.requests,
             },

@@ -126,7 +126,7 @@ fn node_bursts(judged: &mut [Judged], errors: &[ProxyError]) -> Vec<Event> {
             let proof = Proof::NodeBurst {
                 node: node.clone(),
                 errors: c.len() as u32,
-                within_ns: t1.saturating_duration_since(t0),
+                within: t1.saturating_duration_since(t0),
             };
             for &i in &c {
                 if judged[i].outcome.diagnosis.cause == Cause::BackendStateLost {

@@ -96,10 +96,10 @@ fn story(ctx: &Ctx<'_>, e: &ProxyError, ci: usize, c: &Conn) -> Option<Story> {
 /// What the time join needs besides the packets.
 pub(crate) struct Window<'a> {
     /// Per node, how uncertain its clock is (ns).
-    pub unc_ns: &'a BTreeMap<String, Duration>,
+    pub unc: &'a BTreeMap<String, Duration>,
     /// Used when a node has no entry.
-    pub default_unc_ns: Duration,
-    pub match_slack_ns: Duration,
+    pub default_unc: Duration,
+    pub match_slack: Duration,
 }
 
 /// Finds, for every error joined by time, the connection(s) that tell its
@@ -125,13 +125,13 @@ pub(crate) fn join(
             s.hit
                 .owner
                 .as_ref()
-                .and_then(|n| w.unc_ns.get(n).copied())
-                .unwrap_or(w.default_unc_ns)
+                .and_then(|n| w.unc.get(n).copied())
+                .unwrap_or(w.default_unc)
         };
         // Tightly first (the log's precision and the clock's uncertainty),
         // then with the match slack.
         let mut found = Vec::new();
-        for extra in [Duration::from_millis(1), w.match_slack_ns] {
+        for extra in [Duration::from_millis(1), w.match_slack] {
             found = stories
                 .iter()
                 .filter(|s| {

@@ -38,11 +38,11 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
 /// The idle gap on the proxy's wire before `seg`.
 fn idle_before(ctx: &Ctx<'_>, v: &NodeView, seg: Pk) -> Option<Proof> {
     let last = super::last_packet_before(ctx, v, ctx.t(seg))?;
-    let idle_ns = ctx.t(seg).saturating_duration_since(ctx.t(last));
-    (idle_ns >= MIDDLEBOX_IDLE_MIN).then_some(Proof::IdleBefore {
+    let idle = ctx.t(seg).saturating_duration_since(ctx.t(last));
+    (idle >= MIDDLEBOX_IDLE_MIN).then_some(Proof::IdleBefore {
         last,
         next: seg,
-        idle_ns,
+        idle,
     })
 }
 
@@ -123,11 +123,11 @@ fn from_proxy_wire(case: &Case<'_>, pv: &NodeView) -> Option<RuleHit> {
                 hit = hit.proof(Proof::MacDiffers { rst: r, peer: p });
             }
         }
-        let Proof::IdleBefore { idle_ns, .. } = idle else {
+        let Proof::IdleBefore { idle, .. } = idle else {
             unreachable!()
         };
-        hit.idle_ns = Some(idle_ns);
-        hit.summary = summary(hit.owner.as_deref(), idle_ns);
+        hit.idle = Some(idle);
+        hit.summary = summary(hit.owner.as_deref(), idle);
         return Some(hit);
     }
     None
@@ -147,8 +147,8 @@ fn from_backends(case: &Case<'_>) -> Option<RuleHit> {
     }
     let t_log = crate::plan::log_ts(case.err);
     let last = super::last_packet_before(ctx, owner, t_log + Duration::NANOSECOND)?;
-    let idle_ns: Duration = t_log.saturating_duration_since(ctx.t(last));
-    if idle_ns < MIDDLEBOX_IDLE_MIN {
+    let idle: Duration = t_log.saturating_duration_since(ctx.t(last));
+    if idle < MIDDLEBOX_IDLE_MIN {
         return None;
     }
     // By construction nothing of the connection reached the owner between
@@ -176,7 +176,7 @@ fn from_backends(case: &Case<'_>) -> Option<RuleHit> {
     let mut hit = RuleHit::new(
         Cause::MiddleboxReset,
         t_log,
-        summary(Some(&owner.node), idle_ns),
+        summary(Some(&owner.node), idle),
     )
     .owner(Some(&owner.node))
     .proof(Proof::OwnerNeverSawRequest {
@@ -184,8 +184,8 @@ fn from_backends(case: &Case<'_>) -> Option<RuleHit> {
         from,
         to,
     })
-    .proof(Proof::IdleUntilError { last, idle_ns });
-    hit.idle_ns = Some(idle_ns);
+    .proof(Proof::IdleUntilError { last, idle });
+    hit.idle = Some(idle);
     // The log's time is only as exact as its precision.
     hit.at = (
         t_log - Duration::from_secs(1),
@@ -194,15 +194,15 @@ fn from_backends(case: &Case<'_>) -> Option<RuleHit> {
     Some(hit)
 }
 
-fn summary(owner: Option<&str>, idle_ns: Duration) -> String {
-    let timer = super::near_known_timer(idle_ns)
+fn summary(owner: Option<&str>, idle: Duration) -> String {
+    let timer = super::near_known_timer(idle)
         .map(|t| format!(", which matches {t}"))
         .unwrap_or_else(|| {
             ", below the idle timers of the common cloud load balancers (AWS NLB 350 s, Azure LB 4 min, GCP 600 s, IPVS 900 s): a firewall or NAT with a shorter one".into()
         });
     format!(
         "middlebox reset: after {:.1} s idle, a device between proxy and backend answered the proxy's next segment with RST; {} never received it and never reset the connection{timer}",
-        idle_ns.as_secs_f64(),
+        idle.as_secs_f64(),
         owner.unwrap_or("the backend")
     )
 }

@@ -133,14 +133,10 @@ pub(crate) enum Proof {
     /// The RST is in the owner's own capture: the owner sent it.
     OwnerSent { node: Name, rst: Pk },
     /// The connection was idle this long before the segment that failed.
-    IdleBefore {
-        last: Pk,
-        next: Pk,
-        idle_ns: Duration,
-    },
+    IdleBefore { last: Pk, next: Pk, idle: Duration },
     /// The owner's capture shows the connection idle from `last` up to the
     /// error's time.
-    IdleUntilError { last: Pk, idle_ns: Duration },
+    IdleUntilError { last: Pk, idle: Duration },
     /// The owner's capture covers `[from, to]` and holds neither the
     /// failing request nor any RST of its own.
     OwnerNeverSawRequest {
@@ -151,20 +147,16 @@ pub(crate) enum Proof {
     /// The segment the RST answers had been sent before, unanswered.
     Retransmitted { seg: Pk, times: u32 },
     /// The owner closed (FIN) after the connection sat idle this long.
-    FinAfterIdle {
-        fin: Pk,
-        last: Pk,
-        idle_ns: Duration,
-    },
+    FinAfterIdle { fin: Pk, last: Pk, idle: Duration },
     /// The owner closed (FIN) right after its last response.
-    FinAfterResponse { resp: Pk, fin: Pk, gap_ns: Duration },
+    FinAfterResponse { resp: Pk, fin: Pk, gap: Duration },
     /// The proxy's next request crossed the owner's FIN.
     RequestCrossedFin { req: Pk, fin: Pk },
     /// The owner answered data that arrived after its close with a RST.
     RstAfterClose { rst: Pk },
     /// The owner closed an idle connection with the next request unread in
     /// its socket: RST instead of FIN, the request never acknowledged.
-    UnreadRequestRst { req: Pk, rst: Pk, idle_ns: Duration },
+    UnreadRequestRst { req: Pk, rst: Pk, idle: Duration },
     /// Requests the connection carried, counted from its handshake.
     RequestsServed { n: u32 },
     /// The owner closed this many of its connections right after exactly
@@ -197,7 +189,7 @@ pub(crate) enum Proof {
     ProxyGaveUp {
         req: Pk,
         close: Pk,
-        waited_ns: Duration,
+        waited: Duration,
     },
     /// The backend's response arrived after the proxy had given up.
     LateResponse { pkt: Pk },
@@ -205,7 +197,7 @@ pub(crate) enum Proof {
     NodeBurst {
         node: Name,
         errors: u32,
-        within_ns: Duration,
+        within: Duration,
     },
     /// The log line says what this cause produces.
     LogAgrees { class: ErrorClass },
@@ -259,8 +251,8 @@ impl Proof {
             Proof::OwnerSent { .. } => 0.25,
             // Long idle gaps are when state-tracking devices forget flows;
             // gaps near a known idle timer say more.
-            Proof::IdleBefore { idle_ns, .. } | Proof::IdleUntilError { idle_ns, .. } => {
-                if near_known_timer(*idle_ns).is_some() {
+            Proof::IdleBefore { idle, .. } | Proof::IdleUntilError { idle, .. } => {
+                if near_known_timer(*idle).is_some() {
                     0.15
                 } else {
                     0.10
@@ -413,34 +405,34 @@ impl Proof {
                 (*rst, "the RST has the owner's MAC and TTL, and MACs name hosts on this segment: the owner sent it".into()),
             ],
             Proof::OwnerSent { node, rst } => vec![(*rst, format!("sent by {node}, the owner: its own capture holds it"))],
-            Proof::IdleBefore { last, next, idle_ns } => {
-                let timer = near_known_timer(*idle_ns)
+            Proof::IdleBefore { last, next, idle } => {
+                let timer = near_known_timer(*idle)
                     .map(|t| format!(" — near {t}'s idle timer"))
                     .unwrap_or_default();
                 vec![
                     (*last, "last packet before the idle gap".into()),
-                    (*next, format!("first segment after {:.1} s idle{timer}", idle_ns.as_secs_f64())),
+                    (*next, format!("first segment after {:.1} s idle{timer}", idle.as_secs_f64())),
                 ]
             }
             Proof::OwnerNeverSawRequest { .. } => Vec::new(),
-            Proof::IdleUntilError { last, idle_ns } => vec![(
+            Proof::IdleUntilError { last, idle } => vec![(
                 *last,
                 format!(
                     "the owner's last packet of the connection, {:.1} s before the error",
-                    idle_ns.as_secs_f64()
+                    idle.as_secs_f64()
                 ),
             )],
             Proof::Retransmitted { seg, times } => vec![(
                 *seg,
                 format!("the proxy had sent this segment {times} times, unanswered"),
             )],
-            Proof::FinAfterIdle { fin, last, idle_ns } => vec![
+            Proof::FinAfterIdle { fin, last, idle } => vec![
                 (*last, "last data before the close".into()),
-                (*fin, format!("the backend closes the idle keep-alive connection (FIN) after {} ms idle", ms(*idle_ns))),
+                (*fin, format!("the backend closes the idle keep-alive connection (FIN) after {} ms idle", ms(*idle))),
             ],
-            Proof::FinAfterResponse { resp, fin, gap_ns } => vec![
+            Proof::FinAfterResponse { resp, fin, gap } => vec![
                 (*resp, "the backend's last response".into()),
-                (*fin, format!("the backend closes the connection {:.1} ms after that response (FIN)", gap_ns.as_nanos() as f64 / 1e6)),
+                (*fin, format!("the backend closes the connection {:.1} ms after that response (FIN)", gap.as_nanos() as f64 / 1e6)),
             ],
             Proof::RequestCrossedFin { req, fin } => vec![(
                 *req,
@@ -450,8 +442,8 @@ impl Proof {
                 *rst,
                 "RST for the data that arrived after the close".into(),
             )],
-            Proof::UnreadRequestRst { req, rst, idle_ns } => vec![
-                (*req, format!("the proxy reuses the connection after {} ms idle: request sent, never acknowledged", ms(*idle_ns))),
+            Proof::UnreadRequestRst { req, rst, idle } => vec![
+                (*req, format!("the proxy reuses the connection after {} ms idle: request sent, never acknowledged", ms(*idle))),
                 (*rst, "the backend closes with the request unread: RST instead of FIN".into()),
             ],
             Proof::RequestsServed { .. } | Proof::SameRequestCount { .. } => Vec::new(),
@@ -498,9 +490,9 @@ impl Proof {
                 (*req, "request starts".into()),
                 (*ack, format!("the backend acknowledges the request (ack={})", ctx.pkts[*ack].obs.ack)),
             ],
-            Proof::ProxyGaveUp { req, close, waited_ns } => vec![
+            Proof::ProxyGaveUp { req, close, waited } => vec![
                 (*req, "last request data; no response byte follows".into()),
-                (*close, format!("the proxy closes the connection with the request unanswered, {} ms after it began", ms(*waited_ns))),
+                (*close, format!("the proxy closes the connection with the request unanswered, {} ms after it began", ms(*waited))),
             ],
             Proof::LateResponse { pkt } => vec![(
                 *pkt,
@@ -530,20 +522,20 @@ impl Proof {
             Proof::MacDiffers { .. } => "the RST's source MAC is not the backend's".into(),
             Proof::SenderIsPeer { .. } => "the RST carries the owner's MAC and TTL".into(),
             Proof::OwnerSent { node, .. } => format!("{node}'s own capture holds the RST"),
-            Proof::IdleBefore { idle_ns, .. } | Proof::IdleUntilError { idle_ns, .. } => match near_known_timer(*idle_ns) {
-                Some(t) => format!("idle {:.1} s before the failing segment, near {t}'s idle timer", s(*idle_ns)),
-                None => format!("idle {:.1} s before the failing segment", s(*idle_ns)),
+            Proof::IdleBefore { idle, .. } | Proof::IdleUntilError { idle, .. } => match near_known_timer(*idle) {
+                Some(t) => format!("idle {:.1} s before the failing segment, near {t}'s idle timer", s(*idle)),
+                None => format!("idle {:.1} s before the failing segment", s(*idle)),
             },
             Proof::OwnerNeverSawRequest { node, from, to } => format!(
                 "{node}'s capture covers the {:.1} s before the error and holds neither the request nor a RST of its own",
                 s(to.saturating_duration_since(*from))
             ),
             Proof::Retransmitted { times, .. } => format!("the answered segment had been sent {times} times"),
-            Proof::FinAfterIdle { idle_ns, .. } => format!("the owner closed after {} ms idle", idle_ns.as_millis()),
-            Proof::FinAfterResponse { gap_ns, .. } => format!("the owner closed {:.1} ms after its last response", gap_ns.as_nanos() as f64 / 1e6),
+            Proof::FinAfterIdle { idle, .. } => format!("the owner closed after {} ms idle", idle.as_millis()),
+            Proof::FinAfterResponse { gap, .. } => format!("the owner closed {:.1} ms after its last response", gap.as_nanos() as f64 / 1e6),
             Proof::RequestCrossedFin { .. } => "the proxy's next request crossed the FIN".into(),
             Proof::RstAfterClose { .. } => "the late request was answered by RST".into(),
-            Proof::UnreadRequestRst { idle_ns, .. } => format!("idle {} ms, then the close crossed the unread request (RST, no FIN)", idle_ns.as_millis()),
+            Proof::UnreadRequestRst { idle, .. } => format!("idle {} ms, then the close crossed the unread request (RST, no FIN)", idle.as_millis()),
             Proof::RequestsServed { n } => format!("the connection had served {n} requests"),
             Proof::SameRequestCount { n, conns } => format!("{conns} failing connections were closed right after exactly {n} requests: a request budget"),
             Proof::Refusal { .. } => "SYN answered by RST/ACK".into(),
@@ -555,9 +547,9 @@ impl Proof {
             Proof::SmallerGotThrough { .. } => "smaller packets got through".into(),
             Proof::OwnerNeverGotFullSize { node, len } => format!("{node} received no segment of {len} bytes, only smaller ones"),
             Proof::RequestAcked { .. } => "the backend acknowledged the request".into(),
-            Proof::ProxyGaveUp { waited_ns, .. } => format!("the proxy gave up after {} ms", waited_ns.as_millis()),
+            Proof::ProxyGaveUp { waited, .. } => format!("the proxy gave up after {} ms", waited.as_millis()),
             Proof::LateResponse { .. } => "the response came after the proxy gave up".into(),
-            Proof::NodeBurst { node, errors, within_ns } => format!("{errors} connections to {node} failed within {:.1} s", s(*within_ns)),
+            Proof::NodeBurst { node, errors, within } => format!("{errors} connections to {node} failed within {:.1} s", s(*within)),
             Proof::LogAgrees { class } => format!("the log's `{}` is what this cause produces", class.as_str()),
             Proof::LogDisagrees { class } => format!("the log's `{}` is not what this cause produces", class.as_str()),
             Proof::Contested { cause } => format!("the signature of {} is present too", cause.as_str()),
@@ -602,10 +594,10 @@ pub(crate) const KNOWN_IDLE_TIMERS: [(&str, Duration); 4] = [
 ];
 
 /// The known timer an idle gap matches: at or above it, by at most 10 %.
-pub(crate) fn near_known_timer(idle_ns: Duration) -> Option<&'static str> {
+pub(crate) fn near_known_timer(idle: Duration) -> Option<&'static str> {
     KNOWN_IDLE_TIMERS
         .iter()
-        .find(|(_, t)| idle_ns >= *t && idle_ns <= *t + *t / 10)
+        .find(|(_, t)| idle >= *t && idle <= *t + *t / 10)
         .map(|(n, _)| *n)
 }
 
@@ -625,7 +617,7 @@ pub(crate) struct RuleHit {
     /// Flow splits: (ordinal of the stray segment in its request, request bytes).
     pub stray_shape: Option<(usize, u64)>,
     /// How long the connection sat idle before the failure, where that matters.
-    pub idle_ns: Option<Duration>,
+    pub idle: Option<Duration>,
     /// Requests the connection served, when counted from its handshake.
     pub requests: Option<u32>,
 }
@@ -641,7 +633,7 @@ impl RuleHit {
             summary,
             remedy: rule_of(cause).map_or("", |r| r.remedy),
             stray_shape: None,
-            idle_ns: None,
+            idle: None,
             requests: None,
         }
     }

@@ -37,8 +37,8 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
     }
     let ctx = case.ctx;
     let (_, p) = super::pending_of(case)?;
-    let waited_ns = ctx.t(p.close).saturating_duration_since(ctx.t(p.start));
-    if case.class() != ErrorClass::Timeout && waited_ns < WAIT_MIN {
+    let waited = ctx.t(p.close).saturating_duration_since(ctx.t(p.start));
+    if case.class() != ErrorClass::Timeout && waited < WAIT_MIN {
         return None;
     }
     let owner = case.parts.owner.map(|o| o.node.to_string());
@@ -48,7 +48,7 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
         format!(
             "response timeout: {} received the request but sent no response before the proxy gave up after {} ms",
             owner.as_deref().unwrap_or("the backend"),
-            waited_ns.as_millis()
+            waited.as_millis()
         ),
     )
     .owner(owner.as_deref())
@@ -59,7 +59,7 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
     .proof(Proof::ProxyGaveUp {
         req: p.last,
         close: p.close,
-        waited_ns,
+        waited,
     });
     if let Some(l) = p.late {
         hit = hit.proof(Proof::LateResponse { pkt: l });
