@@ -46,6 +46,49 @@ pub(crate) struct ViewFacts {
     pub path_anomalies: Vec<Pk>,
 }
 
+/// One connection instance: its position among those [`build`] returns,
+/// typed so that it cannot be taken for an error's, a query's or a
+/// packet's index. Indexes `[Conn]` (and the per-connection findings)
+/// directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ConnId(u32);
+
+impl ConnId {
+    /// The `i`-th connection; there are fewer connections than packets,
+    /// which [`Pk`] already bounds to 2^32.
+    pub fn at(i: usize) -> ConnId {
+        ConnId(u32::try_from(i).expect("more than 2^32 connections"))
+    }
+    /// Every id of `n` connections, in build order.
+    pub fn all(n: usize) -> impl Iterator<Item = ConnId> {
+        (0..n).map(ConnId::at)
+    }
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// `conns[id]`, `conn_findings[id]`: the slices and vectors that hold one
+/// entry per connection.
+macro_rules! index_by_conn {
+    ($($t:ty),+) => {$(
+        impl std::ops::Index<ConnId> for [$t] {
+            type Output = $t;
+            fn index(&self, i: ConnId) -> &$t {
+                &self[i.index()]
+            }
+        }
+        impl std::ops::Index<ConnId> for Vec<$t> {
+            type Output = $t;
+            fn index(&self, i: ConnId) -> &$t {
+                &self[i.index()]
+            }
+        }
+    )+};
+}
+
+index_by_conn!(Conn, Vec<crate::model::Finding>);
+
 #[derive(Debug, Clone)]
 pub(crate) struct NodeView {
     pub node: Arc<str>,
@@ -533,5 +576,19 @@ fn zeek_conn_state(os: Ep, rs: Ep, history: &str, osize: u64, rsize: u64) -> Con
         (Ep::SynSent, Ep::Inactive) => ConnState::S0,
         (Ep::Established, Ep::Established) => ConnState::S1,
         _ => ConnState::Oth,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conn_ids_index_connections_and_their_findings() {
+        let findings: Vec<Vec<crate::model::Finding>> = vec![Vec::new(), Vec::new()];
+        let ids: Vec<ConnId> = ConnId::all(findings.len()).collect();
+        assert_eq!(ids.iter().map(|c| c.index()).collect::<Vec<_>>(), [0, 1]);
+        assert!(findings[ids[1]].is_empty());
+        assert!(ConnId::at(3) > ConnId::at(2));
     }
 }

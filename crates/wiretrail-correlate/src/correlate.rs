@@ -3,13 +3,13 @@
 use crate::clock;
 use crate::community_id::community_id_v1;
 use crate::config::{CorrelateConfig, NodeInput};
-use crate::conn::{self, Conn};
+use crate::conn::{self, Conn, ConnId};
 use crate::ctx::{time, Ctx};
 use crate::diagnose::{self, Outcome};
 use crate::findings;
 use crate::model::*;
 use crate::packets::{mark_capture_duplicates, store, Store};
-use crate::plan::{error_key, log_ts, log_width, ErrorJoin, Plan};
+use crate::plan::{error_key, log_ts, log_width, ErrorId, ErrorJoin, Plan};
 use crate::systemic::{self, Judged};
 use crate::timejoin;
 use sha1::{Digest, Sha1};
@@ -33,13 +33,11 @@ pub fn correlate(
         ..InputStats::default()
     };
     // In the errors' time order, as planned.
-    let mut unjoinable: Vec<(Timestamp, usize, &str)> = plan
-        .joins
-        .iter()
-        .enumerate()
+    let mut unjoinable: Vec<(Timestamp, ErrorId, &str)> = ErrorId::all(plan.joins.len())
+        .zip(&plan.joins)
         .filter_map(|(i, j)| match j {
             ErrorJoin::Unjoinable { why } => Some((
-                errors.get(i).map_or(Timestamp::EPOCH, log_ts),
+                errors.get(i.index()).map_or(Timestamp::EPOCH, log_ts),
                 i,
                 why.as_str(),
             )),
@@ -50,7 +48,7 @@ pub fn correlate(
     for &(_, i, why) in &unjoinable {
         inputs.problems.push(Problem::new(
             ProblemKind::Unjoinable,
-            ProblemSource::Error { index: i },
+            ProblemSource::Error { index: i.index() },
             why,
         ));
     }
@@ -137,22 +135,23 @@ pub fn correlate(
     }
 
     let node_times = NodeTimes::new(&pkts);
-    let mut by_query: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (ci, c) in conns.iter().enumerate() {
+    let mut by_query: HashMap<usize, Vec<ConnId>> = HashMap::new();
+    for (ci, c) in ConnId::all(conns.len()).zip(&conns) {
         for &q in &c.queries {
             by_query.entry(q).or_default().push(ci);
         }
     }
-    let unjoinable: HashMap<usize, &str> = unjoinable.iter().map(|&(_, i, why)| (i, why)).collect();
+    let unjoinable: HashMap<ErrorId, &str> =
+        unjoinable.iter().map(|&(_, i, why)| (i, why)).collect();
     let mut ctx = Ctx::new(&pkts, &nodes, &clock);
     ctx.facts = crate::rules::run_facts(&ctx, &conns);
     let errors_n = errors.len();
 
     // Errors joined by port choose their connection first: those are then
     // no candidates for the errors joined by time.
-    let mut by_port: HashMap<usize, Option<usize>> = HashMap::new();
-    for (ei, e) in errors.iter().enumerate() {
-        let query = match plan.joins.get(ei) {
+    let mut by_port: HashMap<ErrorId, Option<ConnId>> = HashMap::new();
+    for (ei, e) in ErrorId::all(errors.len()).zip(&errors) {
+        let query = match plan.joins.get(ei.index()) {
             Some(ErrorJoin::ByPort { query }) => Some(*query),
             Some(ErrorJoin::ByTime { .. } | ErrorJoin::Unjoinable { .. }) => continue,
             None => None,
@@ -162,18 +161,16 @@ pub fn correlate(
             .map_or(&[][..], Vec::as_slice);
         by_port.insert(ei, choose_conn(e, query, cands, &conns, cfg, max_unc));
     }
-    let claimed: BTreeSet<usize> = by_port.values().flatten().copied().collect();
+    let claimed: BTreeSet<ConnId> = by_port.values().flatten().copied().collect();
     let by_time = {
-        let pools: Vec<(usize, &ProxyError, Vec<usize>)> = plan
-            .joins
-            .iter()
-            .enumerate()
+        let pools: Vec<(ErrorId, &ProxyError, Vec<ConnId>)> = ErrorId::all(plan.joins.len())
+            .zip(&plan.joins)
             .filter_map(|(ei, j)| {
                 let ErrorJoin::ByTime { queries: qs } = j else {
                     return None;
                 };
-                let e = errors.get(ei)?;
-                let pool: BTreeSet<usize> = qs
+                let e = errors.get(ei.index())?;
+                let pool: BTreeSet<ConnId> = qs
                     .iter()
                     .flat_map(|q| by_query.get(q).into_iter().flatten().copied())
                     .collect();
@@ -201,18 +198,18 @@ pub fn correlate(
     // Every error diagnosed first (typed outcomes), then what only many
     // errors together show, then the incidents.
     let mut judged: Vec<Judged> = Vec::new();
-    let mut seen_errors: BTreeSet<usize> = BTreeSet::new();
+    let mut seen_errors: BTreeSet<ErrorId> = BTreeSet::new();
     for pi in &plan.incidents {
         for &ei in &pi.error_indices {
-            let Some(e) = errors.get(ei).filter(|_| seen_errors.insert(ei)) else {
+            let Some(e) = errors.get(ei.index()).filter(|_| seen_errors.insert(ei)) else {
                 inputs.problems.push(Problem::new(
                     ProblemKind::Unexpected,
-                    ProblemSource::Error { index: ei },
+                    ProblemSource::Error { index: ei.index() },
                     "the plan names this error, which is not in the input (or twice)",
                 ));
                 continue;
             };
-            let mut shown: Vec<usize> = Vec::new();
+            let mut shown: Vec<ConnId> = Vec::new();
             let (outcome, conn_idx) = if let Some(why) = unjoinable.get(&ei) {
                 (diagnose::diagnose_unjoinable(e, why), None)
             } else if let Some(j) = by_time.get(&ei) {
@@ -290,19 +287,21 @@ pub fn correlate(
         }
     }
     let events = systemic::events(&ctx, &mut judged, &errors);
-    let mut judged: BTreeMap<usize, Judged> = judged.into_iter().map(|j| (j.error, j)).collect();
+    let mut judged: BTreeMap<ErrorId, Judged> = judged.into_iter().map(|j| (j.error, j)).collect();
 
     let mut slots: Vec<Option<ProxyError>> = errors.into_iter().map(Some).collect();
     let mut incidents = Vec::new();
     for pi in &plan.incidents {
         let mut diagnosed = Vec::new();
         let mut findings: Vec<Finding> = Vec::new();
-        let mut used_conns: BTreeSet<usize> = BTreeSet::new();
+        let mut used_conns: BTreeSet<ConnId> = BTreeSet::new();
         let mut summaries = Vec::new();
         let mut tuple = None;
         for &ei in &pi.error_indices {
-            let (Some(j), Some(e)) = (judged.remove(&ei), slots.get_mut(ei).and_then(Option::take))
-            else {
+            let (Some(j), Some(e)) = (
+                judged.remove(&ei),
+                slots.get_mut(ei.index()).and_then(Option::take),
+            ) else {
                 continue;
             };
             let Outcome {
@@ -471,11 +470,11 @@ pub fn incident_id(proxy: &str, backend: &str, first_error: Timestamp) -> String
 fn choose_conn(
     e: &ProxyError,
     query: Option<usize>,
-    cands: &[usize],
+    cands: &[ConnId],
     conns: &[Conn],
     cfg: &CorrelateConfig,
     max_unc: Duration,
-) -> Option<usize> {
+) -> Option<ConnId> {
     let q = query?;
     let t = log_ts(e);
     let width = log_width(e);
@@ -662,7 +661,7 @@ fn uncertainty(o: &ClockOffset, cfg: &CorrelateConfig) -> Duration {
         .map_or(cfg.max_clock_offset, Duration::from_secs_f64)
 }
 
-fn clock_findings(clock: &clock::Clock, used: &BTreeSet<usize>, conns: &[Conn]) -> Vec<Finding> {
+fn clock_findings(clock: &clock::Clock, used: &BTreeSet<ConnId>, conns: &[Conn]) -> Vec<Finding> {
     let nodes: BTreeSet<&str> = used
         .iter()
         .flat_map(|&ci| conns[ci].views.iter().map(|v| v.node.as_ref()))
@@ -704,7 +703,7 @@ fn clock_findings(clock: &clock::Clock, used: &BTreeSet<usize>, conns: &[Conn]) 
 fn timeline(
     ctx: &Ctx<'_>,
     conns: &[Conn],
-    used: &BTreeSet<usize>,
+    used: &BTreeSet<ConnId>,
     errors: &[DiagnosedError],
 ) -> Vec<TimelineEvent> {
     let mut out = Vec::new();

@@ -20,11 +20,64 @@ use std::net::{IpAddr, SocketAddr};
 use wiretrail_capture::{Duration, FlowQuery, Timestamp};
 use wiretrail_logs::ProxyError;
 
+/// One error of those given to [`plan`]: its position in that slice (and
+/// in [`Plan::joins`]), typed so that it cannot be taken for a query's,
+/// a connection's or a packet's index. Indexes `[ProxyError]` directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ErrorId(u32);
+
+impl ErrorId {
+    /// The `i`-th error. Inputs are capped far below 2^32 errors (the
+    /// per-window error limit; each is a parsed log line in memory).
+    pub fn at(i: usize) -> ErrorId {
+        ErrorId(u32::try_from(i).expect("more than 2^32 proxy errors"))
+    }
+    /// Every id of `n` errors, in input order.
+    pub fn all(n: usize) -> impl Iterator<Item = ErrorId> {
+        (0..n).map(ErrorId::at)
+    }
+    /// The position in the input (for the report's `Error { index }`).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// `errors[id]`, `keys[id]`, `joins[id]`: the slices and vectors that hold
+/// one entry per error, and those only.
+macro_rules! index_by_error {
+    ($($t:ty),+) => {$(
+        impl std::ops::Index<ErrorId> for [$t] {
+            type Output = $t;
+            fn index(&self, i: ErrorId) -> &$t {
+                &self[i.index()]
+            }
+        }
+        impl std::ops::IndexMut<ErrorId> for [$t] {
+            fn index_mut(&mut self, i: ErrorId) -> &mut $t {
+                &mut self[i.index()]
+            }
+        }
+        impl std::ops::Index<ErrorId> for Vec<$t> {
+            type Output = $t;
+            fn index(&self, i: ErrorId) -> &$t {
+                &self[i.index()]
+            }
+        }
+        impl std::ops::IndexMut<ErrorId> for Vec<$t> {
+            fn index_mut(&mut self, i: ErrorId) -> &mut $t {
+                &mut self[i.index()]
+            }
+        }
+    )+};
+}
+
+index_by_error!(ProxyError, ErrorKey, ErrorJoin, Option<ErrorJoin>);
+
 /// Errors of one proxy and backend, close in time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedIncident {
     /// Indices into the errors given to [`plan`], in time order.
-    pub error_indices: Vec<usize>,
+    pub error_indices: Vec<ErrorId>,
     /// The flows of this incident (copies of entries of [`Plan::queries`]).
     pub queries: Vec<FlowQuery>,
     /// Where those flows are in [`Plan::queries`].
@@ -135,7 +188,7 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
 
     // Queries: one per (port, proxy ip, backend socket), windows merged
     // when they overlap, so a busy port is read once.
-    let mut order: Vec<usize> = (0..errors.len()).collect();
+    let mut order: Vec<ErrorId> = ErrorId::all(errors.len()).collect();
     order.sort_by_key(|&i| (keys[i].ts, i));
     type Key = (Option<u16>, Option<IpAddr>, Option<SocketAddr>);
     let mut open: BTreeMap<Key, usize> = BTreeMap::new();
@@ -212,7 +265,7 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
         .collect();
 
     // Incidents: same proxy and backend, consecutive errors within `gap`.
-    let mut by_pair: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    let mut by_pair: BTreeMap<(String, String), Vec<ErrorId>> = BTreeMap::new();
     for &i in &order {
         by_pair
             .entry((keys[i].proxy.clone(), keys[i].backend.clone()))
@@ -220,7 +273,7 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
             .push(i);
     }
     for ((proxy, backend), idx) in by_pair {
-        let mut cur: Vec<usize> = Vec::new();
+        let mut cur: Vec<ErrorId> = Vec::new();
         for i in idx {
             if let Some(&last) = cur.last() {
                 if keys[i].ts.saturating_duration_since(keys[last].ts) > gap {
@@ -307,7 +360,7 @@ impl<'a> HostFacts<'a> {
 fn planned(
     plan: &Plan,
     keys: &[ErrorKey],
-    error_indices: Vec<usize>,
+    error_indices: Vec<ErrorId>,
     proxy: &str,
     backend: &str,
     cfg: &CorrelateConfig,
@@ -336,5 +389,28 @@ fn planned(
         proxy: proxy.to_string(),
         backend: backend.to_string(),
         error_indices,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_ids_index_the_per_error_slices_in_input_order() {
+        // A Vec, as `Plan::joins` is (and its slice below).
+        let joins: Vec<ErrorJoin> = [
+            ErrorJoin::ByPort { query: 0 },
+            ErrorJoin::Unjoinable {
+                why: "no port".into(),
+            },
+        ]
+        .into();
+        let ids: Vec<ErrorId> = ErrorId::all(joins.len()).collect();
+        assert_eq!(ids, [ErrorId::at(0), ErrorId::at(1)]);
+        assert!(ids[0] < ids[1]);
+        assert_eq!(joins[ids[0]], ErrorJoin::ByPort { query: 0 });
+        assert_eq!(joins[..][ids[1]].queries(), &[] as &[usize]);
+        assert_eq!(ids[1].index(), 1);
     }
 }

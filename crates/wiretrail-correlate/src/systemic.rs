@@ -5,9 +5,11 @@
 //! they also add typed proofs to the errors they explain (a lost socket is
 //! likelier when the same node lost many at once).
 
+use crate::conn::ConnId;
 use crate::ctx::{time, Ctx};
 use crate::diagnose::{log_evidence, Outcome};
 use crate::model::{Cause, Finding, FindingKind, ProofKind, ProofRecord};
+use crate::plan::ErrorId;
 use crate::rules::Proof;
 use std::collections::BTreeMap;
 use wiretrail_capture::{Duration, Timestamp};
@@ -16,15 +18,14 @@ use wiretrail_logs::ProxyError;
 /// One error's diagnosis before it joins its incident.
 #[derive(Debug)]
 pub(crate) struct Judged {
-    /// Index into the input errors.
-    pub error: usize,
+    pub error: ErrorId,
     /// The log line's time.
     pub t: Timestamp,
     pub outcome: Outcome,
     /// The connection it was joined to.
-    pub conn: Option<usize>,
+    pub conn: Option<ConnId>,
     /// Connections shown as candidates of an ambiguous time join.
-    pub shown: Vec<usize>,
+    pub shown: Vec<ConnId>,
 }
 
 /// Errors of one node within this long form a burst...
@@ -35,11 +36,11 @@ const BURST_MIN: usize = 3;
 const REHASH_WINDOW: Duration = Duration::from_secs(2);
 const REHASH_MIN: usize = 3;
 
-/// A finding across errors, and the errors (input indices) it concerns.
+/// A finding across errors, and the errors it concerns.
 #[derive(Debug, Clone)]
 pub(crate) struct Event {
     pub finding: Finding,
-    pub errors: Vec<usize>,
+    pub errors: Vec<ErrorId>,
 }
 
 /// Finds the events and adds their proofs to the errors they concern.

@@ -19,10 +19,11 @@
 //! silently.
 
 use crate::config::NodeInput;
-use crate::conn::Conn;
+use crate::conn::{Conn, ConnId};
 use crate::ctx::{Ctx, Parts};
 use crate::diagnose::{cause_kind, from_hit, from_log, log_evidence, records, Outcome};
 use crate::model::{Cause, ErrorDiagnosis, Evidence, Finding, FindingKind};
+use crate::plan::ErrorId;
 use crate::rules::{self, Case, Proof, RuleHit};
 use std::collections::{BTreeMap, BTreeSet};
 use wiretrail_capture::{Duration, Timestamp};
@@ -31,7 +32,7 @@ use wiretrail_logs::ProxyError;
 /// One connection that tells an error's story.
 #[derive(Debug, Clone)]
 pub(crate) struct Story {
-    pub conn: usize,
+    pub conn: ConnId,
     /// The proxy's port on that connection.
     pub port: u16,
     pub hit: RuleHit,
@@ -74,7 +75,7 @@ const PAIRED_PENALTY: f64 = 0.05;
 const UNPAIRED_PENALTY: f64 = 0.15;
 
 /// The story the error's class tells on connection `ci`, if a rule finds it.
-fn story(ctx: &Ctx<'_>, e: &ProxyError, ci: usize, c: &Conn) -> Option<Story> {
+fn story(ctx: &Ctx<'_>, e: &ProxyError, ci: ConnId, c: &Conn) -> Option<Story> {
     let case = Case {
         ctx,
         err: e,
@@ -108,11 +109,11 @@ pub(crate) struct Window<'a> {
 pub(crate) fn join(
     ctx: &Ctx<'_>,
     conns: &[Conn],
-    errors: &[(usize, &ProxyError, Vec<usize>)],
-    claimed: &BTreeSet<usize>,
+    errors: &[(ErrorId, &ProxyError, Vec<ConnId>)],
+    claimed: &BTreeSet<ConnId>,
     w: &Window<'_>,
-) -> BTreeMap<usize, Joined> {
-    let mut cands: BTreeMap<usize, Vec<Story>> = BTreeMap::new();
+) -> BTreeMap<ErrorId, Joined> {
+    let mut cands: BTreeMap<ErrorId, Vec<Story>> = BTreeMap::new();
     for (ei, e, pool) in errors {
         let stories: Vec<Story> = pool
             .iter()
@@ -149,7 +150,7 @@ pub(crate) fn join(
 
     // One candidate: taken, and no one else's. Repeat until stable.
     let original = cands.clone();
-    let mut taken: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut taken: BTreeMap<ErrorId, ConnId> = BTreeMap::new();
     loop {
         let single = cands
             .iter()
@@ -175,7 +176,7 @@ pub(crate) fn join(
     // proxy, and failures of one kind through one transport (one dial
     // timeout, one header timeout, one client deadline) end in the order
     // they began. The k-th such line is the k-th such connection to fail.
-    let line_of = |ei: usize| {
+    let line_of = |ei: ErrorId| {
         errors
             .iter()
             .find(|(i, _, _)| *i == ei)
@@ -189,14 +190,14 @@ pub(crate) fn join(
             })
             .unwrap_or((Timestamp::EPOCH, 0))
     };
-    let mut pending: Vec<usize> = cands
+    let mut pending: Vec<ErrorId> = cands
         .iter()
         .filter(|(_, c)| c.len() > 1 && c.iter().all(|s| s.hit.cause == c[0].hit.cause))
         .map(|(ei, _)| *ei)
         .collect();
     pending.sort_by_key(|&ei| (line_of(ei), ei));
-    let mut used: BTreeSet<usize> = taken.values().copied().collect();
-    let mut ordered: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut used: BTreeSet<ConnId> = taken.values().copied().collect();
+    let mut ordered: BTreeMap<ErrorId, usize> = BTreeMap::new();
     for ei in pending {
         let c = &cands[&ei];
         let among = c.len();
@@ -216,8 +217,8 @@ pub(crate) fn join(
             cands.insert(ei, vec![s]);
         }
     }
-    let set = |c: &[Story]| c.iter().map(|s| s.conn).collect::<BTreeSet<usize>>();
-    let mut sharing: BTreeMap<BTreeSet<usize>, usize> = BTreeMap::new();
+    let set = |c: &[Story]| c.iter().map(|s| s.conn).collect::<BTreeSet<ConnId>>();
+    let mut sharing: BTreeMap<BTreeSet<ConnId>, usize> = BTreeMap::new();
     for c in cands.values().filter(|c| c.len() > 1) {
         *sharing.entry(set(c)).or_default() += 1;
     }
