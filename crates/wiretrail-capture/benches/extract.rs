@@ -37,7 +37,7 @@ use std::time::Instant;
 use pcap_parser::nom;
 use wiretrail_capture::catalog::{Catalog, CatalogOptions, Detail, NodeSpec};
 use wiretrail_capture::extract::{extract, ExtractOptions};
-use wiretrail_capture::FlowQuery;
+use wiretrail_capture::{FlowQuery, Timestamp};
 
 #[path = "../examples/gencap.rs"]
 #[allow(dead_code)] // its `main` and argument parsing are for the example
@@ -326,8 +326,8 @@ fn queries(flows: &[Flow]) -> Vec<FlowQuery> {
                 f.proxy.port(),
                 Some(f.proxy.ip()),
                 Some(f.backend),
-                i64::MIN / 2,
-                i64::MAX / 2,
+                Timestamp::from_nanos(i64::MIN / 2),
+                Timestamp::from_nanos(i64::MAX / 2),
             )
         })
         .collect()

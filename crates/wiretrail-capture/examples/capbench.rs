@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use wiretrail_capture::catalog::{Catalog, CatalogOptions, Detail, NodeSpec};
 use wiretrail_capture::extract::{extract, ExtractOptions};
-use wiretrail_capture::FlowQuery;
+use wiretrail_capture::{Duration, FlowQuery, Timestamp};
 
 fn main() {
     if let Err(e) = run() {
@@ -110,14 +110,22 @@ fn run() -> Result<(), String> {
     }
     let queries: Vec<FlowQuery> = picked
         .iter()
-        .map(|&(p, b)| FlowQuery::to_port(p.port(), Some(p.ip()), Some(b), since, until))
+        .map(|&(p, b)| {
+            FlowQuery::to_port(
+                p.port(),
+                Some(p.ip()),
+                Some(b),
+                Timestamp::from_nanos(since),
+                Timestamp::from_nanos(until),
+            )
+        })
         .collect();
     let cat = Catalog::build_with(
         &[node],
         &CatalogOptions {
             cache_dir: cache,
             // The files the windows touch are indexed (once: cached).
-            detail: Detail::for_queries(&queries, 0),
+            detail: Detail::for_queries(&queries, Duration::ZERO),
             ..CatalogOptions::default()
         },
     )

@@ -36,10 +36,10 @@ pub use cache::default_cache_dir;
 pub use coverage::{Coverage, Gap, NodeCoverage, Overlap};
 pub use names::{parse_hint, NameHint};
 
-use crate::obs::Nanos;
 use crate::problem::{CaptureProblem, Loss, LossReason, ProblemKind};
 use crate::query::FlowQuery;
 use crate::read::{Checkpoint, Compression, Format};
+use crate::time::{Duration, Timestamp};
 use cache::{CacheKey, EntryCache};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -89,8 +89,8 @@ impl NodeSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexPoint {
     pub at: Checkpoint,
-    pub max_ts_before: Nanos,
-    pub min_ts_from: Nanos,
+    pub max_ts_before: Timestamp,
+    pub min_ts_from: Timestamp,
 }
 
 /// How much of a file was read to learn what its entry says.
@@ -117,9 +117,9 @@ pub struct Damage {
     pub offset: u64,
     pub reason: LossReason,
     /// Time of the last packet before it (`None`: none in this file).
-    pub after: Option<Nanos>,
+    pub after: Option<Timestamp>,
     /// Time of the first packet after it (`None`: none; the rest of the file is lost).
-    pub before: Option<Nanos>,
+    pub before: Option<Timestamp>,
     pub detail: String,
 }
 
@@ -129,8 +129,9 @@ pub struct FileEntry {
     /// Canonical path.
     pub path: PathBuf,
     pub size: u64,
-    /// Modification time, ns since the epoch.
-    pub mtime_ns: i64,
+    /// Modification time (the field keeps its cached name).
+    #[serde(rename = "mtime_ns")]
+    pub mtime: Timestamp,
     /// `None` when the file header could not be read (see `damage`).
     pub format: Option<Format>,
     pub compression: Option<Compression>,
@@ -142,8 +143,8 @@ pub struct FileEntry {
     pub packets: Option<u64>,
     /// Earliest and latest packet time seen (`None` without timestamped
     /// packets, or not known: see `known`).
-    pub first_ts: Option<Nanos>,
-    pub last_ts: Option<Nanos>,
+    pub first_ts: Option<Timestamp>,
+    pub last_ts: Option<Timestamp>,
     /// Sparse index (scanned files), one point about every
     /// [`CatalogOptions::index_every`] bytes.
     pub index: Vec<IndexPoint>,
@@ -162,17 +163,17 @@ pub struct FileEntry {
     /// For a [`Known::Head`] file: where the next rotation of its series
     /// starts (set when the node is assembled; not part of the cache).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub until_next: Option<Nanos>,
+    pub until_next: Option<Timestamp>,
 }
 
 impl FileEntry {
     /// Where packets of this file may lie `[first, last]`, for planning
     /// reads: a compressed file not read to its end may hold anything up to
     /// where the next rotation starts (or anything after its start).
-    pub fn span(&self) -> Option<(Nanos, Nanos)> {
+    pub fn span(&self) -> Option<(Timestamp, Timestamp)> {
         let first = self.first_ts?;
         match self.known {
-            Known::Head => Some((first, self.until_next.unwrap_or(Nanos::MAX))),
+            Known::Head => Some((first, self.until_next.unwrap_or(Timestamp::MAX))),
             Known::Unread => None,
             Known::Probed | Known::Scanned => Some((first, self.last_ts?)),
         }
@@ -181,17 +182,21 @@ impl FileEntry {
     /// The stretch this file is known to cover (coverage): the packets'
     /// span, or for a compressed file not read to its end, up to the next
     /// rotation's start (only its first packet's instant without one).
-    pub fn covered_span(&self) -> Option<(Nanos, Nanos)> {
+    pub fn covered_span(&self) -> Option<(Timestamp, Timestamp)> {
         let first = self.first_ts?;
         match self.known {
-            Known::Head => Some((first, self.until_next.map_or(first, |n| (n - 1).max(first)))),
+            Known::Head => Some((
+                first,
+                self.until_next
+                    .map_or(first, |n| (n - Duration::NANOSECOND).max(first)),
+            )),
             Known::Unread => None,
             Known::Probed | Known::Scanned => Some((first, self.last_ts?)),
         }
     }
 
     /// Whether the packets' span meets `[since, until]`.
-    pub fn overlaps(&self, since: Nanos, until: Nanos) -> bool {
+    pub fn overlaps(&self, since: Timestamp, until: Timestamp) -> bool {
         self.span().is_some_and(|(a, b)| a <= until && b >= since)
     }
 
@@ -202,7 +207,7 @@ impl FileEntry {
 
     /// The last index point before which every packet is earlier than
     /// `since` (so reading may start there), or `None` to start at the top.
-    pub fn seek_point(&self, since: Nanos) -> Option<&IndexPoint> {
+    pub fn seek_point(&self, since: Timestamp) -> Option<&IndexPoint> {
         // `max_ts_before` never decreases along the index.
         let n = self.index.partition_point(|p| p.max_ts_before < since);
         n.checked_sub(1).map(|i| &self.index[i])
@@ -210,7 +215,7 @@ impl FileEntry {
 
     /// The first index point after `from_frame` from which every packet is
     /// later than `until` (so reading may stop there), or `None`.
-    pub fn stop_point(&self, from_frame: u64, until: Nanos) -> Option<&IndexPoint> {
+    pub fn stop_point(&self, from_frame: u64, until: Timestamp) -> Option<&IndexPoint> {
         // `min_ts_from` never decreases along the index either.
         let n = self
             .index
@@ -258,23 +263,23 @@ pub enum Detail {
     Spans,
     /// Spans, and an index of every file that may hold packets of one of
     /// these windows (ns, inclusive, already widened by any slack).
-    Windows(Vec<(Nanos, Nanos)>),
+    Windows(Vec<(Timestamp, Timestamp)>),
     /// Every file scanned and indexed (a warm-up, `capture index --full`).
     Full,
 }
 
 impl Detail {
     /// The windows of `queries`, widened by `slack` on both sides.
-    pub fn for_queries(queries: &[FlowQuery], slack: Nanos) -> Detail {
+    pub fn for_queries(queries: &[FlowQuery], slack: Duration) -> Detail {
         Detail::Windows(
             queries
                 .iter()
-                .map(|q| (q.since.saturating_sub(slack), q.until.saturating_add(slack)))
+                .map(|q| (q.since - slack, q.until + slack))
                 .collect(),
         )
     }
 
-    fn wants(&self, span: (Nanos, Nanos)) -> bool {
+    fn wants(&self, span: (Timestamp, Timestamp)) -> bool {
         match self {
             Detail::Spans => false,
             Detail::Full => true,
@@ -292,7 +297,7 @@ pub struct CatalogOptions {
     pub use_cache: bool,
     /// Longest packet-free stretch between two files still counted as one
     /// continuous capture (unless they are rotation neighbours).
-    pub join_gap: Nanos,
+    pub join_gap: Duration,
     /// Sparse index spacing in (decompressed) bytes.
     pub index_every: u64,
     /// Which files to scan and index besides probing every file.
@@ -303,9 +308,9 @@ pub struct CatalogOptions {
     /// The newest file of a node modified less than this long ago, with
     /// packets from about when it was modified, is being written: its cut
     /// last record is not a loss.
-    pub live_for: Nanos,
+    pub live_for: Duration,
     /// "Now", for deciding what is being written (tests); `None`: the clock.
-    pub now: Option<Nanos>,
+    pub now: Option<Timestamp>,
 }
 
 impl Default for CatalogOptions {
@@ -324,7 +329,7 @@ impl Default for CatalogOptions {
 }
 
 /// Default [`CatalogOptions::join_gap`]: one second.
-pub const DEFAULT_JOIN_GAP: Nanos = 1_000_000_000;
+pub const DEFAULT_JOIN_GAP: Duration = Duration::from_secs(1);
 
 /// Index spacing: a checkpoint about every 4 MiB of (decompressed) capture.
 pub const INDEX_EVERY_BYTES: u64 = 4 << 20;
@@ -333,7 +338,7 @@ pub const INDEX_EVERY_BYTES: u64 = 4 << 20;
 pub const SCAN_BELOW_BYTES: u64 = 1 << 20;
 
 /// Default [`CatalogOptions::live_for`]: ten minutes.
-pub const DEFAULT_LIVE_FOR: Nanos = 600 * 1_000_000_000;
+pub const DEFAULT_LIVE_FOR: Duration = Duration::from_mins(10);
 
 /// A grown, scanned file is read on from its last checkpoint when at most
 /// this much was appended; beyond, probing it is cheaper.
@@ -533,7 +538,7 @@ impl Catalog {
         for (i, e) in entries {
             per_node[i].push(e);
         }
-        let now = opts.now.unwrap_or_else(now_ns);
+        let now = opts.now.unwrap_or_else(Timestamp::now);
         let assemble = |per_node: Vec<Vec<FileEntry>>| -> Vec<NodeCatalog> {
             nodes
                 .iter()
@@ -642,25 +647,19 @@ impl Catalog {
 
     /// The node's covered spans, disjoint and in time order (empty for an
     /// unknown node).
-    pub fn coverage(&self, node: &str) -> Vec<(Nanos, Nanos)> {
+    pub fn coverage(&self, node: &str) -> Vec<(Timestamp, Timestamp)> {
         self.node(node)
             .map(|n| n.coverage.spans.clone())
             .unwrap_or_default()
     }
 
     /// Whether `node`'s captures cover `[since, until]`, and what is missing.
-    pub fn covered(&self, node: &str, since: Nanos, until: Nanos) -> Coverage {
+    pub fn covered(&self, node: &str, since: Timestamp, until: Timestamp) -> Coverage {
         match self.node(node) {
             Some(n) => n.covered(since, until),
             None => Coverage::NotCovered,
         }
     }
-}
-
-fn now_ns() -> Nanos {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 impl NodeCatalog {
@@ -671,11 +670,11 @@ impl NodeCatalog {
         mut files: Vec<FileEntry>,
         mut problems: Vec<CaptureProblem>,
         opts: &CatalogOptions,
-        now: Nanos,
+        now: Timestamp,
     ) -> Self {
         files.sort_by(|a, b| {
-            (a.first_ts.unwrap_or(Nanos::MAX), a.hint.seq(), &a.path).cmp(&(
-                b.first_ts.unwrap_or(Nanos::MAX),
+            (a.first_ts.unwrap_or(Timestamp::MAX), a.hint.seq(), &a.path).cmp(&(
+                b.first_ts.unwrap_or(Timestamp::MAX),
                 b.hint.seq(),
                 &b.path,
             ))
@@ -702,10 +701,10 @@ impl NodeCatalog {
             .filter(|(_, f)| f.first_ts.is_some())
             .max_by_key(|(_, f)| f.first_ts)
             .filter(|(_, f)| {
-                let latest = f.last_ts.or(f.first_ts).unwrap_or(Nanos::MIN);
+                let latest = f.last_ts.or(f.first_ts).unwrap_or(Timestamp::MIN);
                 f.compression == Some(Compression::None)
-                    && now.saturating_sub(f.mtime_ns) <= opts.live_for
-                    && f.mtime_ns.saturating_sub(latest).abs() <= opts.live_for
+                    && now.saturating_duration_since(f.mtime) <= opts.live_for
+                    && f.mtime.abs_diff(latest) <= opts.live_for
             })
             .map(|(i, _)| i);
 
@@ -758,7 +757,7 @@ impl NodeCatalog {
         }
         if let Some(g) = growing {
             let f = &files[g];
-            let ago = now.saturating_sub(f.mtime_ns) / 1_000_000_000;
+            let ago = now.saturating_duration_since(f.mtime).as_secs();
             let mut p = CaptureProblem::new(
                 ProblemKind::Growing,
                 f.path.display().to_string(),
@@ -768,7 +767,7 @@ impl NodeCatalog {
             )
             .of_node(&name);
             p.offset = f.truncated_tail;
-            p.span = f.last_ts.map(|t| (t, Nanos::MAX));
+            p.span = f.last_ts.map(|t| (t, Timestamp::MAX));
             problems.push(p);
         }
         for l in &losses {
@@ -809,7 +808,7 @@ impl NodeCatalog {
         }
     }
 
-    pub fn covered(&self, since: Nanos, until: Nanos) -> Coverage {
+    pub fn covered(&self, since: Timestamp, until: Timestamp) -> Coverage {
         coverage::covered(&self.coverage.spans, since, until)
     }
 
@@ -864,26 +863,26 @@ fn losses(files: &[FileEntry], series: &[series::Series], growing: Option<usize>
     };
     let next_start =
         |si: usize, k: usize| series[si].members[k..].iter().find_map(|&j| start_of(j));
-    let bounds = |i: usize| -> (Option<Nanos>, Option<Nanos>) {
+    let bounds = |i: usize| -> (Option<Timestamp>, Option<Timestamp>) {
         match place[i] {
             Some((si, k)) => (prev_end(si, k), next_start(si, k + 1)),
             None => (None, None),
         }
     };
-    let mtime_bound = |i: usize, lower: Nanos| {
-        let m = files[i].mtime_ns;
+    let mtime_bound = |i: usize, lower: Timestamp| {
+        let m = files[i].mtime;
         (m > lower).then_some(m)
     };
-    let finish = |lo: Option<Nanos>, hi: Option<Nanos>| match (lo, hi) {
+    let finish = |lo: Option<Timestamp>, hi: Option<Timestamp>| match (lo, hi) {
         (None, None) => None,
-        (lo, hi) => Some((lo.unwrap_or(Nanos::MIN), hi.unwrap_or(Nanos::MAX))),
+        (lo, hi) => Some((lo.unwrap_or(Timestamp::MIN), hi.unwrap_or(Timestamp::MAX))),
     };
     let mut out = Vec::new();
     for (i, f) in files.iter().enumerate() {
         let (prev, next) = bounds(i);
         if !f.readable() {
             let d = f.damage.first();
-            let hi = next.or_else(|| mtime_bound(i, prev.unwrap_or(Nanos::MIN)));
+            let hi = next.or_else(|| mtime_bound(i, prev.unwrap_or(Timestamp::MIN)));
             out.push(Loss {
                 file: f.path.clone(),
                 span: finish(prev, hi),
@@ -898,7 +897,7 @@ fn losses(files: &[FileEntry], series: &[series::Series], growing: Option<usize>
             let hi = d
                 .before
                 .or(next)
-                .or_else(|| mtime_bound(i, lo.unwrap_or(Nanos::MIN)));
+                .or_else(|| mtime_bound(i, lo.unwrap_or(Timestamp::MIN)));
             out.push(Loss {
                 file: f.path.clone(),
                 span: finish(lo, hi),
@@ -910,7 +909,7 @@ fn losses(files: &[FileEntry], series: &[series::Series], growing: Option<usize>
         if let Some(at) = f.truncated_tail {
             if Some(i) != growing && !f.damage.iter().any(|d| d.before.is_none()) {
                 let lo = f.last_ts.or(prev);
-                let hi = next.or_else(|| mtime_bound(i, lo.unwrap_or(Nanos::MIN)));
+                let hi = next.or_else(|| mtime_bound(i, lo.unwrap_or(Timestamp::MIN)));
                 out.push(Loss {
                     file: f.path.clone(),
                     span: finish(lo, hi),
@@ -939,15 +938,18 @@ fn losses(files: &[FileEntry], series: &[series::Series], growing: Option<usize>
 }
 
 fn key_of(path: &Path, meta: &std::fs::Metadata, index_every: u64) -> CacheKey {
-    let mtime_ns = meta
+    // Before the epoch or unreadable: the epoch, as before the types.
+    let mtime = meta
         .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        .map_or(Timestamp::EPOCH, |d| {
+            Duration::from_std(d).map_or(Timestamp::MAX, |d| Timestamp::EPOCH + d)
+        });
     CacheKey {
         path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
         size: meta.len(),
-        mtime_ns,
+        mtime,
         index_every,
     }
 }

@@ -19,10 +19,11 @@ mod plan;
 use crate::catalog::{Catalog, FileEntry};
 use crate::decode::Skip;
 use crate::decode::{decode_tcp, tcp_ports};
-use crate::obs::{Direction, Nanos, PacketObs, SeqNumber};
+use crate::obs::{Direction, PacketObs, SeqNumber};
 use crate::problem::{CaptureProblem, ProblemKind};
 use crate::query::FlowQuery;
 use crate::read::{CaptureReader, ReadError};
+use crate::time::{Duration, Timestamp};
 use matcher::Matcher;
 use plan::Range;
 use rayon::prelude::*;
@@ -62,7 +63,7 @@ pub struct ExtractOptions {
     /// Worker threads; `None` uses rayon's global pool.
     pub threads: Option<usize>,
     /// Widens every query window on both sides (clock offsets between nodes).
-    pub slack: Nanos,
+    pub slack: Duration,
     pub progress: Option<ProgressFn>,
     /// A plain file's stretch is cut, at index points at least this many
     /// bytes apart, into pieces read by different threads.
@@ -73,7 +74,7 @@ impl Default for ExtractOptions {
     fn default() -> Self {
         ExtractOptions {
             threads: None,
-            slack: 0,
+            slack: Duration::ZERO,
             progress: None,
             piece_bytes: PIECE_BYTES,
         }
@@ -323,7 +324,7 @@ impl FileProgress {
 }
 
 /// Files to read: those whose span meets some widened query window.
-fn plan<'c>(catalog: &'c Catalog, queries: &[FlowQuery], slack: Nanos) -> Vec<Task<'c>> {
+fn plan<'c>(catalog: &'c Catalog, queries: &[FlowQuery], slack: Duration) -> Vec<Task<'c>> {
     let mut tasks = Vec::new();
     for (ni, node) in catalog.nodes().iter().enumerate() {
         let name: Arc<str> = Arc::from(node.name.as_str());
@@ -345,13 +346,11 @@ fn plan<'c>(catalog: &'c Catalog, queries: &[FlowQuery], slack: Nanos) -> Vec<Ta
             let Some((first, last)) = file.span() else {
                 continue;
             };
-            let last = if grown { Nanos::MAX } else { last };
+            let last = if grown { Timestamp::MAX } else { last };
             let qs: Vec<usize> = queries
                 .iter()
                 .enumerate()
-                .filter(|(_, q)| {
-                    q.since.saturating_sub(slack) <= last && q.until.saturating_add(slack) >= first
-                })
+                .filter(|(_, q)| q.since - slack <= last && q.until + slack >= first)
                 .map(|(i, _)| i)
                 .collect();
             if !qs.is_empty() {
@@ -385,15 +384,10 @@ fn prepare<'q>(
 ) -> (Matcher<'q>, Vec<Range>) {
     let slack = opts.slack;
     let m = Matcher::new(queries, &t.queries, slack);
-    let windows: Vec<(Nanos, Nanos)> = t
+    let windows: Vec<(Timestamp, Timestamp)> = t
         .queries
         .iter()
-        .map(|&i| {
-            (
-                queries[i].since.saturating_sub(slack),
-                queries[i].until.saturating_add(slack),
-            )
-        })
+        .map(|&i| (queries[i].since - slack, queries[i].until + slack))
         .collect();
     let mut ranges = plan::ranges(t.file, &windows);
     if t.grown {

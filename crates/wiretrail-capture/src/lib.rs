@@ -18,6 +18,8 @@ pub mod pcapng;
 pub mod problem;
 pub mod query;
 pub mod read;
+pub mod time;
 
-pub use obs::{Direction, LinkInfo, Nanos, PacketObs, SeqNumber, TcpFlags, TcpOpts};
+pub use obs::{Direction, LinkInfo, PacketObs, SeqNumber, TcpFlags, TcpOpts};
 pub use query::{FlowQuery, FlowTarget};
+pub use time::{Duration, Timestamp};

@@ -5,8 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Nanoseconds since the Unix epoch, UTC, as the capturing node's clock read it.
-pub type Nanos = i64;
+use crate::time::Timestamp;
 
 /// A TCP sequence (or acknowledgement) number: 32 bits that wrap, so
 /// "after" is the sign of the wrapping difference (RFC 793 §3.3), never
@@ -144,7 +143,7 @@ pub struct PacketObs {
     /// 1-based record number within the file, as tshark numbers frames.
     pub frame: u64,
     /// Capture time on the node's own clock.
-    pub ts: Nanos,
+    pub ts: Timestamp,
     /// Indices of the [`crate::query::FlowQuery`]s that matched (into the
     /// slice given to extraction), ascending, never empty: one observation
     /// per frame however many queries it matched (overlapping windows of

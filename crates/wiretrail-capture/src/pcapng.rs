@@ -14,7 +14,8 @@
 //! to it, keeps its original length, and says so in a packet comment; the
 //! writer counts the cuts ([`PcapngWriter::cut`]) and warns once.
 
-use crate::obs::{Nanos, PacketObs};
+use crate::obs::PacketObs;
+use crate::time::Timestamp;
 use std::collections::HashSet;
 use std::io::{self, Write};
 use std::path::Path;
@@ -118,7 +119,7 @@ impl<W: Write> PcapngWriter<W> {
     pub fn write_packet(
         &mut self,
         interface: u32,
-        ts: Nanos,
+        ts: Timestamp,
         data: &[u8],
         orig_len: u32,
         comment: Option<&str>,
@@ -147,7 +148,7 @@ impl<W: Write> PcapngWriter<W> {
         };
         let caplen = data.len() as u32;
         // Timestamps before 1970 cannot be written with an unsigned field.
-        let ticks = u64::try_from(ts).unwrap_or(0);
+        let ticks = u64::try_from(ts.as_nanos()).unwrap_or(0);
         let buf = &mut self.buf;
         begin_block(buf, EPB);
         buf.extend_from_slice(&interface.to_le_bytes());

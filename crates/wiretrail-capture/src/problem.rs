@@ -9,7 +9,7 @@
 //!   [`ProblemKind::CaptureGap`]), plus sources that gave nothing, records
 //!   that did not decode, files still being written, cache trouble.
 
-use crate::obs::Nanos;
+use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -44,7 +44,7 @@ pub struct CaptureProblem {
     /// The stretch of time affected (capture gaps), node clock, exclusive
     /// bounds: packets strictly between them are unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub span: Option<(Nanos, Nanos)>,
+    pub span: Option<(Timestamp, Timestamp)>,
     /// One line: what happened and what it means.
     pub message: String,
 }
@@ -115,10 +115,10 @@ pub struct Loss {
     /// The file the data was (or, for a missing rotation, would be) in.
     pub file: PathBuf,
     /// Node clock, ns: packets strictly between the bounds are unknown.
-    /// `Nanos::MIN` / `Nanos::MAX` stand for "no bound on that side"; `None`
+    /// `Timestamp::MIN` / `Timestamp::MAX` stand for "no bound on that side"; `None`
     /// when nothing bounds it at all (a lone unreadable file): it may have
     /// held any time.
-    pub span: Option<(Nanos, Nanos)>,
+    pub span: Option<(Timestamp, Timestamp)>,
     pub reason: LossReason,
     /// Byte offset where the damage starts, when it is inside a file.
     pub offset: Option<u64>,

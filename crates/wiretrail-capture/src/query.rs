@@ -1,6 +1,6 @@
 //! What correlation asks extraction for.
 
-use crate::obs::Nanos;
+use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 
@@ -28,8 +28,8 @@ pub struct FlowQuery {
     /// The proxy's address, when known.
     pub proxy_ip: Option<IpAddr>,
     /// Inclusive window on the nodes' own clocks, in ns since the epoch.
-    pub since: Nanos,
-    pub until: Nanos,
+    pub since: Timestamp,
+    pub until: Timestamp,
 }
 
 /// Which connections a [`FlowQuery`] takes.
@@ -52,8 +52,8 @@ impl FlowQuery {
         port: u16,
         proxy_ip: Option<IpAddr>,
         backend: Option<SocketAddr>,
-        since: Nanos,
-        until: Nanos,
+        since: Timestamp,
+        until: Timestamp,
     ) -> Self {
         FlowQuery {
             target: FlowTarget::ProxyPort { port, backend },
@@ -68,8 +68,8 @@ impl FlowQuery {
     pub fn to_backend(
         proxy_ip: Option<IpAddr>,
         backend: SocketAddr,
-        since: Nanos,
-        until: Nanos,
+        since: Timestamp,
+        until: Timestamp,
     ) -> Self {
         FlowQuery {
             target: FlowTarget::Backend(backend),
@@ -108,8 +108,8 @@ struct RawFlowQuery {
     proxy_port: Option<u16>,
     proxy_ip: Option<IpAddr>,
     backend: Option<SocketAddr>,
-    since: Nanos,
-    until: Nanos,
+    since: Timestamp,
+    until: Timestamp,
 }
 
 impl TryFrom<RawFlowQuery> for FlowQuery {
@@ -169,7 +169,13 @@ mod tests {
     /// neither a port nor a backend.
     #[test]
     fn serialized_as_before_and_never_empty() {
-        let q = FlowQuery::to_port(51392, None, Some("10.0.0.1:80".parse().unwrap()), 1, 2);
+        let q = FlowQuery::to_port(
+            51392,
+            None,
+            Some("10.0.0.1:80".parse().unwrap()),
+            Timestamp::from_nanos(1),
+            Timestamp::from_nanos(2),
+        );
         let v = serde_json::to_value(&q).unwrap();
         assert_eq!(
             v,

@@ -30,7 +30,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::obs::Nanos;
+use crate::time::Timestamp;
 
 pub use ng::IfaceInfo;
 pub use source::NO_MMAP_ENV;
@@ -85,7 +85,7 @@ pub struct Record<'a> {
     /// Capture time, ns since the epoch. For a pcapng Simple Packet Block,
     /// which has no timestamp, this repeats the previous packet's time and
     /// `ts_known` is false.
-    pub ts: Nanos,
+    pub ts: Timestamp,
     pub linktype: u16,
     /// Interface id within the pcapng section (0 for pcap).
     pub interface: u32,
@@ -114,7 +114,7 @@ pub struct Checkpoint {
     /// Timestamp of the last packet before the offset (what a following
     /// timestamp-less Simple Packet Block inherits).
     #[serde(default)]
-    pub last_ts: Nanos,
+    pub last_ts: Timestamp,
 }
 
 /// The pcapng section state needed to decode blocks mid-section.
@@ -213,7 +213,7 @@ enum State {
 /// What the container walk found, before the data slice is taken.
 struct Found {
     frame: u64,
-    ts: Nanos,
+    ts: Timestamp,
     ts_known: bool,
     linktype: u16,
     interface: u32,
@@ -235,7 +235,7 @@ pub struct CaptureReader {
     /// Offset of the next record/block.
     pos: u64,
     next_frame: u64,
-    last_ts: Nanos,
+    last_ts: Timestamp,
     tail: Option<u64>,
     skipped: Vec<ReadError>,
     done: bool,
@@ -272,7 +272,7 @@ impl CaptureReader {
             }),
             pos: 0,
             next_frame: 1,
-            last_ts: 0,
+            last_ts: Timestamp::EPOCH,
             tail: None,
             skipped: Vec::new(),
             done: false,
@@ -618,7 +618,7 @@ impl CaptureReader {
             blk.ts_usec as i64 * 1000
         };
         // Fractions >= 1 s (seen in the wild) are carried into the seconds.
-        let ts = blk.ts_sec as i64 * 1_000_000_000 + frac;
+        let ts = Timestamp::from_nanos(blk.ts_sec as i64 * 1_000_000_000 + frac);
         let found = Found {
             frame: self.next_frame,
             ts,

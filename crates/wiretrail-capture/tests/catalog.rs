@@ -10,6 +10,7 @@ use wiretrail_capture::catalog::{
     Catalog, CatalogOptions, Coverage, Detail, Known, NameHint, NodeSpec,
 };
 use wiretrail_capture::read::Compression;
+use wiretrail_capture::Duration;
 
 fn opts(cache: &std::path::Path) -> CatalogOptions {
     CatalogOptions {
@@ -157,11 +158,25 @@ fn tcpdump_c_rotations_make_one_span() {
         n.coverage
     );
     assert_eq!(cat.covered("lo", first, last), Coverage::Full);
-    assert_eq!(cat.covered("lo", last + 1, last + 10), Coverage::NotCovered);
     assert_eq!(
-        cat.covered("lo", first - 10, first + 10),
+        cat.covered(
+            "lo",
+            last + Duration::from_nanos(1),
+            last + Duration::from_nanos(10)
+        ),
+        Coverage::NotCovered
+    );
+    assert_eq!(
+        cat.covered(
+            "lo",
+            first - Duration::from_nanos(10),
+            first + Duration::from_nanos(10)
+        ),
         Coverage::Partial {
-            missing: vec![(first - 10, first - 1)]
+            missing: vec![(
+                first - Duration::from_nanos(10),
+                first - Duration::from_nanos(1)
+            )]
         }
     );
     assert_eq!(
@@ -228,12 +243,26 @@ fn names_are_hints_and_packets_give_spans() {
         (ssh_last, sll2_first)
     );
     // A window across the gap is partial, inside it not covered at all.
-    match cat.covered("be1", ssh_last - 5, sll2_first + 5) {
-        Coverage::Partial { missing } => assert_eq!(missing, vec![(ssh_last + 1, sll2_first - 1)]),
+    match cat.covered(
+        "be1",
+        ssh_last - Duration::from_nanos(5),
+        sll2_first + Duration::from_nanos(5),
+    ) {
+        Coverage::Partial { missing } => assert_eq!(
+            missing,
+            vec![(
+                ssh_last + Duration::from_nanos(1),
+                sll2_first - Duration::from_nanos(1)
+            )]
+        ),
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        cat.covered("be1", ssh_last + 1, sll2_first - 1),
+        cat.covered(
+            "be1",
+            ssh_last + Duration::from_nanos(1),
+            sll2_first - Duration::from_nanos(1)
+        ),
         Coverage::NotCovered
     );
 }

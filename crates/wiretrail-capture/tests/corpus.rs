@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use wiretrail_capture::decode::{decode_tcp, tcp_ports, Skip, TcpPacket};
 use wiretrail_capture::pcapng::PcapngWriter;
 use wiretrail_capture::read::{CaptureReader, Compression, Format};
+use wiretrail_capture::Timestamp;
 
 /// Files whose oracle TCP rows we knowingly do not produce, and why.
 const NO_TCP_EXPECTED: &[(&str, &str)] = &[(
@@ -57,13 +58,15 @@ fn tsv(path: &Path) -> Vec<BTreeMap<String, String>> {
 }
 
 /// "1795562981.673010000" → ns.
-fn epoch_ns(s: &str) -> i64 {
+fn epoch_ns(s: &str) -> Timestamp {
     let (sec, frac) = s.split_once('.').unwrap_or((s, "0"));
     let mut frac = frac.to_string();
     while frac.len() < 9 {
         frac.push('0');
     }
-    sec.parse::<i64>().unwrap() * 1_000_000_000 + frac[..9].parse::<i64>().unwrap()
+    Timestamp::from_nanos(
+        sec.parse::<i64>().unwrap() * 1_000_000_000 + frac[..9].parse::<i64>().unwrap(),
+    )
 }
 
 fn hex(s: &str) -> u32 {
@@ -74,7 +77,7 @@ fn hex(s: &str) -> u32 {
 #[derive(Debug)]
 struct Rec {
     frame: u64,
-    ts: i64,
+    ts: Timestamp,
     ts_known: bool,
     caplen: usize,
     orig_len: u32,
@@ -489,7 +492,7 @@ fn pcapng_writer_roundtrip_and_tshark() {
                 .unwrap();
         }
         assert!(
-            w.write_packet(9, 0, b"x", 1, None).is_err(),
+            w.write_packet(9, Timestamp::EPOCH, b"x", 1, None).is_err(),
             "undeclared interface must be refused"
         );
         w.finish().unwrap();

@@ -12,7 +12,11 @@ use std::sync::{Arc, Mutex};
 use wiretrail_capture::catalog::{Catalog, CatalogOptions, Detail, Known, NodeSpec};
 use wiretrail_capture::extract::{extract, ExtractOptions, ProgressEvent};
 use wiretrail_capture::problem::ProblemKind;
-use wiretrail_capture::{Direction, FlowQuery, Nanos};
+use wiretrail_capture::{Direction, Duration, FlowQuery, Timestamp};
+
+/// A window wide enough for any capture, far from the types' ends.
+const MIN_HALF: Timestamp = Timestamp::from_nanos(i64::MIN / 2);
+const MAX_HALF: Timestamp = Timestamp::from_nanos(i64::MAX / 2);
 
 /// Captures whose TCP rows a non-reassembling, non-tunnel decoder cannot
 /// produce (fragments, GRE, 802.11): covered by the reader's own tests.
@@ -28,7 +32,7 @@ const EXCLUDED: &[&str] = &[
 #[derive(Debug, Clone)]
 struct Row {
     frame: u64,
-    ts: Nanos,
+    ts: Timestamp,
     src: SocketAddr,
     dst: SocketAddr,
     flags: u16,
@@ -59,7 +63,7 @@ fn rows(capture: &str) -> Vec<Row> {
 
 /// One exact 4-tuple query per distinct connection in `flows.tsv`, the
 /// stream's first packet's source taken as the proxy side.
-fn tuple_queries(capture: &str, since: Nanos, until: Nanos) -> Vec<FlowQuery> {
+fn tuple_queries(capture: &str, since: Timestamp, until: Timestamp) -> Vec<FlowQuery> {
     let mut seen = std::collections::HashSet::new();
     tsv(&oracle(&format!("{capture}.flows.tsv")))
         .iter()
@@ -104,7 +108,7 @@ fn check_file(
     capture_name: &str,
     index_every: u64,
     piece_bytes: u64,
-    window: impl Fn(Nanos, Nanos) -> (Nanos, Nanos),
+    window: impl Fn(Timestamp, Timestamp) -> (Timestamp, Timestamp),
 ) -> (u64, u64) {
     let cache = tempfile::tempdir().unwrap();
     let opts = CatalogOptions {
@@ -122,7 +126,7 @@ fn check_file(
     let cat = Catalog::build_with(
         &nodes,
         &CatalogOptions {
-            detail: Detail::for_queries(&queries, 0),
+            detail: Detail::for_queries(&queries, Duration::ZERO),
             ..opts
         },
     )
@@ -234,7 +238,7 @@ fn window_seeks_lose_nothing() {
     // also in files whose timestamps are not in order (merged interfaces).
     for name in clean_captures() {
         check_file(&name, 2048, 64 << 20, |a, b| {
-            (a + (b - a) / 3, b - (b - a) / 3)
+            (a + b.abs_diff(a) / 3, b - b.abs_diff(a) / 3)
         });
     }
 }
@@ -245,7 +249,9 @@ fn pieces_read_in_parallel_lose_and_repeat_nothing() {
     // pieces, each record once, whole file and window alike.
     for name in clean_captures() {
         check_file(&name, 2048, 1, |a, b| (a, b));
-        check_file(&name, 2048, 1, |a, b| (a + (b - a) / 4, b - (b - a) / 4));
+        check_file(&name, 2048, 1, |a, b| {
+            (a + b.abs_diff(a) / 4, b - b.abs_diff(a) / 4)
+        });
     }
 }
 
@@ -284,7 +290,7 @@ fn rotations_and_nodes_in_one_pass() {
     ];
     let cat = Catalog::build_with(&nodes, &opts).unwrap();
     let flows = tsv(&oracle("gen-lo-nano.pcap.flows.tsv"));
-    let queries = tuple_queries("gen-lo-nano.pcap", i64::MIN / 2, i64::MAX / 2);
+    let queries = tuple_queries("gen-lo-nano.pcap", MIN_HALF, MAX_HALF);
     assert_eq!(queries.len(), flows.len(), "no port reuse in this capture");
 
     let events = Arc::new(Mutex::new(Vec::new()));
@@ -373,7 +379,7 @@ fn a_frame_matched_by_overlapping_queries_is_one_observation() {
         ..CatalogOptions::default()
     };
     let cat = Catalog::build_with(&[single("lo", &lo)], &opts).unwrap();
-    let q = FlowQuery::to_port(18080, None, None, i64::MIN / 2, i64::MAX / 2);
+    let q = FlowQuery::to_port(18080, None, None, MIN_HALF, MAX_HALF);
     let one = extract(&cat, std::slice::from_ref(&q), &ExtractOptions::default());
     let two = extract(&cat, &[q.clone(), q], &ExtractOptions::default());
     assert!(!one.packets.is_empty());
@@ -395,11 +401,11 @@ fn port_queries_and_disjoint_windows() {
     let oracle = rows("gen-lo-nano.pcap");
     // Port 18080 is the server side: as a "proxy port" query it matches
     // every IPv4 HTTP packet with the direction as seen from port 18080.
-    let q = FlowQuery::to_port(18080, None, None, i64::MIN / 2, i64::MAX / 2);
+    let q = FlowQuery::to_port(18080, None, None, MIN_HALF, MAX_HALF);
     // A query whose window misses the capture entirely.
     let empty = FlowQuery {
-        since: 0,
-        until: 1_000,
+        since: Timestamp::EPOCH,
+        until: Timestamp::from_nanos(1_000),
         ..q.clone()
     };
     let ex = extract(&cat, &[q, empty], &ExtractOptions::default());
@@ -416,7 +422,13 @@ fn port_queries_and_disjoint_windows() {
     // No file overlaps 1970: nothing is read for the second query alone.
     let ex = extract(
         &cat,
-        &[FlowQuery::to_port(18080, None, None, 0, 1_000)],
+        &[FlowQuery::to_port(
+            18080,
+            None,
+            None,
+            Timestamp::EPOCH,
+            Timestamp::from_nanos(1_000),
+        )],
         &ExtractOptions::default(),
     );
     assert!(ex.packets.is_empty());
@@ -443,12 +455,12 @@ fn wildcard_query_takes_every_connection_to_the_backend_in_its_window() {
         .dst;
     // From just after the server's first packet to its last: the window's
     // edge cuts one packet off, and other servers' flows run alongside.
-    let mine: Vec<Nanos> = oracle
+    let mine: Vec<Timestamp> = oracle
         .iter()
         .filter(|r| r.src == server || r.dst == server)
         .map(|r| r.ts)
         .collect();
-    let (since, until) = (mine[0] + 1, mine[mine.len() - 1]);
+    let (since, until) = (mine[0] + Duration::NANOSECOND, mine[mine.len() - 1]);
     let client_ips: std::collections::BTreeSet<IpAddr> = oracle
         .iter()
         .filter(|r| r.dst == server)

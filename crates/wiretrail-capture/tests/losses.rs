@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use wiretrail_capture::catalog::{Catalog, CatalogOptions, Coverage, Detail, Known, NodeSpec};
 use wiretrail_capture::extract::{extract, ExtractOptions};
 use wiretrail_capture::problem::{LossReason, ProblemKind};
-use wiretrail_capture::{FlowQuery, Nanos};
+use wiretrail_capture::{Duration, FlowQuery, Timestamp};
 
 const MIB: usize = 1 << 20;
 
@@ -31,7 +31,7 @@ fn name_of(p: &Path) -> String {
 
 /// Every packet of the capture's flows (port queries on the loopback
 /// capture's server ports) in a window.
-fn all_queries(since: Nanos, until: Nanos) -> Vec<FlowQuery> {
+fn all_queries(since: Timestamp, until: Timestamp) -> Vec<FlowQuery> {
     let flows = tsv(&oracle("gen-lo-nano.pcap.flows.tsv"));
     let mut ports: Vec<u16> = flows
         .iter()
@@ -80,10 +80,10 @@ fn a_cold_catalog_probes_and_indexes_only_what_the_window_touches() {
     assert!(n.losses.is_empty(), "{:?}", n.losses);
 
     // A 20 ms window inside the fourth file: that file alone is scanned.
-    let mid = (spans[3].0 + spans[3].1) / 2;
-    let queries = all_queries(mid, mid + 20_000_000);
+    let mid = spans[3].0 + spans[3].1.saturating_duration_since(spans[3].0) / 2;
+    let queries = all_queries(mid, mid + Duration::from_millis(20));
     let o = CatalogOptions {
-        detail: Detail::for_queries(&queries, 0),
+        detail: Detail::for_queries(&queries, Duration::ZERO),
         ..opts(&cache)
     };
     let windowed = Catalog::build_with(&nodes, &o).unwrap();
@@ -153,7 +153,10 @@ fn a_compressed_rotation_is_scanned_only_when_a_window_needs_it() {
     assert_eq!(f.span(), Some((spans[1].0, spans[2].0)));
     assert_eq!(cat.coverage("be1"), vec![(spans[0].0, spans[2].1)]);
     // A window in another file leaves it alone; one inside it scans it.
-    let away = Detail::Windows(vec![(spans[2].0 + 1000, spans[2].0 + 2000)]);
+    let away = Detail::Windows(vec![(
+        spans[2].0 + Duration::from_micros(1),
+        spans[2].0 + Duration::from_micros(2),
+    )]);
     let cat = Catalog::build_with(
         &nodes,
         &CatalogOptions {
@@ -163,7 +166,10 @@ fn a_compressed_rotation_is_scanned_only_when_a_window_needs_it() {
     )
     .unwrap();
     assert_eq!(cat.stats().indexed, 1);
-    let inside = Detail::Windows(vec![(spans[1].0 + 1000, spans[1].0 + 2000)]);
+    let inside = Detail::Windows(vec![(
+        spans[1].0 + Duration::from_micros(1),
+        spans[1].0 + Duration::from_micros(2),
+    )]);
     let cat = Catalog::build_with(
         &nodes,
         &CatalogOptions {
@@ -263,19 +269,21 @@ fn the_rotation_being_written_is_growing_and_a_dead_one_is_cut() {
     let data = std::fs::read(&newest).unwrap();
     std::fs::write(&newest, &data[..data.len() - 7]).unwrap();
     // tcpdump wrote its last (cut) record a moment after its last packet.
-    let mtime = spans[2].1 + 500_000_000;
+    let mtime = spans[2].1 + Duration::from_millis(500);
     std::fs::File::options()
         .write(true)
         .open(&newest)
         .unwrap()
-        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime as u64))
+        .set_modified(
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime.as_nanos() as u64),
+        )
         .unwrap();
     let nodes = [node("be1", &dir)];
     // Written a second ago: being written. No loss, a `growing` note.
     let live = Catalog::build_with(
         &nodes,
         &CatalogOptions {
-            now: Some(mtime + 1_000_000_000),
+            now: Some(mtime + Duration::from_secs(1)),
             use_cache: false,
             ..CatalogOptions::default()
         },
@@ -293,7 +301,7 @@ fn the_rotation_being_written_is_growing_and_a_dead_one_is_cut() {
     let dead = Catalog::build_with(
         &nodes,
         &CatalogOptions {
-            now: Some(mtime + 3_600_000_000_000),
+            now: Some(mtime + Duration::from_hours(1)),
             use_cache: false,
             ..CatalogOptions::default()
         },
@@ -306,17 +314,19 @@ fn the_rotation_being_written_is_growing_and_a_dead_one_is_cut() {
     assert_eq!(dead.nodes()[0].growing, None);
     // Modified a second ago but holding packets of two hours before: a
     // copy of a dead capture, not one being written.
-    let copied = spans[2].1 + 7_200_000_000_000;
+    let copied = spans[2].1 + Duration::from_hours(2);
     std::fs::File::options()
         .write(true)
         .open(&newest)
         .unwrap()
-        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(copied as u64))
+        .set_modified(
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(copied.as_nanos() as u64),
+        )
         .unwrap();
     let copy = Catalog::build_with(
         &nodes,
         &CatalogOptions {
-            now: Some(copied + 1_000_000_000),
+            now: Some(copied + Duration::from_secs(1)),
             use_cache: false,
             ..CatalogOptions::default()
         },
@@ -331,7 +341,7 @@ fn a_rotation_deleted_from_a_numbered_series_is_missing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = lo_rotations(tmp.path());
     let full = Catalog::build_with(&[node("lo", &dir)], &opts(&tmp.path().join("c"))).unwrap();
-    let files: Vec<(String, (Nanos, Nanos))> = full.nodes()[0]
+    let files: Vec<(String, (Timestamp, Timestamp))> = full.nodes()[0]
         .files
         .iter()
         .map(|f| (name_of(&f.path), f.span().unwrap()))
@@ -376,7 +386,7 @@ fn a_rotation_deleted_from_a_timed_series_is_missing() {
         "{:?}",
         whole.nodes()[0].losses
     );
-    let spans: Vec<(Nanos, Nanos)> = whole.nodes()[0]
+    let spans: Vec<(Timestamp, Timestamp)> = whole.nodes()[0]
         .files
         .iter()
         .map(|f| f.span().unwrap())
@@ -457,11 +467,14 @@ fn a_corrupt_stretch_is_bounded_by_the_packets_around_it() {
 /// Every capture file under `dir`, by name, and the packets extracted.
 fn files_and_packets(src: &str, cache: &Path) -> (Vec<PathBuf>, usize) {
     let nodes = [NodeSpec::new("lo", [src])];
-    let q = all_queries(i64::MIN / 2, i64::MAX / 2);
+    let q = all_queries(
+        Timestamp::from_nanos(i64::MIN / 2),
+        Timestamp::from_nanos(i64::MAX / 2),
+    );
     let cat = Catalog::build_with(
         &nodes,
         &CatalogOptions {
-            detail: Detail::for_queries(&q, 0),
+            detail: Detail::for_queries(&q, Duration::ZERO),
             ..opts(cache)
         },
     )

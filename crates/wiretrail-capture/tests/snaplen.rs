@@ -11,7 +11,7 @@ use wiretrail_capture::extract::{extract, ExtractOptions};
 use wiretrail_capture::pcapng::{PcapngWriter, SNAPLEN};
 use wiretrail_capture::problem::ProblemKind;
 use wiretrail_capture::read::CaptureReader;
-use wiretrail_capture::FlowQuery;
+use wiretrail_capture::{Duration, FlowQuery, Timestamp};
 
 /// A tool on PATH; in CI (`CI=true` or `WIRETRAIL_REQUIRE_ALL=1`) a missing
 /// one fails the test instead of skipping its part.
@@ -34,8 +34,8 @@ fn extract_bad(name: &str) -> wiretrail_capture::extract::Extraction {
         12336,
         None,
         None,
-        i64::MIN / 2,
-        i64::MAX / 2,
+        Timestamp::from_nanos(i64::MIN / 2),
+        Timestamp::from_nanos(i64::MAX / 2),
     )];
     let cat = Catalog::build_with(
         &[NodeSpec::new(
@@ -44,7 +44,7 @@ fn extract_bad(name: &str) -> wiretrail_capture::extract::Extraction {
         )],
         &CatalogOptions {
             cache_dir: Some(tmp.path().to_path_buf()),
-            detail: Detail::for_queries(&q, 0),
+            detail: Detail::for_queries(&q, Duration::ZERO),
             ..CatalogOptions::default()
         },
     )
@@ -96,11 +96,17 @@ fn slice_records_longer_than_the_snaplen_are_cut_and_said() {
     let small = vec![0x11u8; 60];
     let mut w =
         PcapngWriter::new(std::fs::File::create(&path).unwrap(), &[("backend-01", 1)]).unwrap();
-    w.write_packet(0, 1_700_000_000_000_000_000, &small, 60, None)
-        .unwrap();
     w.write_packet(
         0,
-        1_700_000_000_100_000_000,
+        Timestamp::from_nanos(1_700_000_000_000_000_000),
+        &small,
+        60,
+        None,
+    )
+    .unwrap();
+    w.write_packet(
+        0,
+        Timestamp::from_nanos(1_700_000_000_100_000_000),
         &big,
         300_000,
         Some("stray RST"),

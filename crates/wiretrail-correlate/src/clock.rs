@@ -20,7 +20,7 @@ use crate::model::{ClockOffset, NodeRole, OffsetMethod};
 use crate::packets::Store;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
-use wiretrail_capture::{Direction, Nanos, SeqNumber};
+use wiretrail_capture::{Direction, Duration, SeqNumber, Timestamp};
 
 /// Linux stamps TSval in milliseconds.
 const DEFAULT_TICK_NS: f64 = 1_000_000.0;
@@ -38,18 +38,74 @@ struct Edge {
     samples: u64,
 }
 
+/// How far one node's clock is behind the reference: a signed span, the
+/// one signed time in wiretrail (a [`wiretrail_capture::Duration`] is never
+/// negative). `node time + skew = reference time`. Applying it saturates:
+/// skews are bounded by `max_clock_offset` and capture times lie well
+/// inside the range of a [`Timestamp`] (see `wiretrail_capture::time`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Skew(i64);
+
+impl Skew {
+    pub const ZERO: Skew = Skew(0);
+
+    /// A fitted offset in (float) nanoseconds, rounded (saturating).
+    pub fn from_nanos_f64(ns: f64) -> Skew {
+        Skew(ns.round() as i64)
+    }
+
+    /// `a - b`, signed (saturating).
+    pub fn between(a: Timestamp, b: Timestamp) -> Skew {
+        Skew(a.as_nanos().saturating_sub(b.as_nanos()))
+    }
+
+    /// For the estimators' arithmetic, which is in float nanoseconds.
+    pub fn as_nanos_f64(self) -> f64 {
+        self.0 as f64
+    }
+
+    /// How far it moves a time, either way.
+    pub fn magnitude(self) -> Duration {
+        Duration::from_nanos(self.0.unsigned_abs())
+    }
+}
+
+/// A node's time on the reference clock.
+impl std::ops::Add<Skew> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, s: Skew) -> Timestamp {
+        if s.0 >= 0 {
+            self + s.magnitude()
+        } else {
+            self - s.magnitude()
+        }
+    }
+}
+
+/// A reference time on a node's clock.
+impl std::ops::Sub<Skew> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, s: Skew) -> Timestamp {
+        if s.0 >= 0 {
+            self - s.magnitude()
+        } else {
+            self + s.magnitude()
+        }
+    }
+}
+
 /// Offsets of every node, by node index.
 #[derive(Debug, Clone)]
 pub(crate) struct Clock {
     pub offsets: Vec<ClockOffset>,
     pub reference: Option<String>,
-    by_name: HashMap<String, (Nanos, f64)>,
+    by_name: HashMap<String, (Skew, f64)>,
 }
 
 impl Clock {
-    /// Offset (ns) to add to this node's times.
-    pub fn offset_ns(&self, node: &str) -> Nanos {
-        self.by_name.get(node).map_or(0, |v| v.0)
+    /// What to add to this node's times to get reference time.
+    pub fn skew(&self, node: &str) -> Skew {
+        self.by_name.get(node).map_or(Skew::ZERO, |v| v.0)
     }
 }
 
@@ -150,7 +206,7 @@ pub(crate) fn estimate(nodes: &[NodeInput], pkts: &Store, max_off_ns: f64) -> Cl
         by_name.insert(
             n.name.to_string(),
             (
-                off.round() as Nanos,
+                Skew::from_nanos_f64(off),
                 if unc.is_finite() {
                     unc / 1e9
                 } else {
@@ -185,7 +241,7 @@ struct WireKey {
 fn shared_packet_edges(idx: &HashMap<&str, usize>, pkts: &Store) -> Vec<Edge> {
     // key → (node, time); a node with two different packets of one key
     // (a real identical retransmission) is ambiguous for that key.
-    let mut seen: HashMap<WireKey, (usize, Vec<(usize, Nanos)>)> = HashMap::new();
+    let mut seen: HashMap<WireKey, (usize, Vec<(usize, Timestamp)>)> = HashMap::new();
     for p in pkts.iter().filter(|p| !p.is_dup()) {
         let Some(&n) = idx.get(p.obs.node.as_ref()) else {
             continue;
@@ -211,19 +267,19 @@ fn shared_packet_edges(idx: &HashMap<&str, usize>, pkts: &Store) -> Vec<Edge> {
     let mut diffs: BTreeMap<(usize, usize), [Vec<f64>; 2]> = BTreeMap::new();
     for (d, obs) in seen.values() {
         let d = *d;
-        let mut per_node: BTreeMap<usize, Vec<Nanos>> = BTreeMap::new();
+        let mut per_node: BTreeMap<usize, Vec<Timestamp>> = BTreeMap::new();
         for &(n, t) in obs {
             per_node.entry(n).or_default().push(t);
         }
         if per_node.len() < 2 || per_node.values().any(|v| v.len() != 1) {
             continue;
         }
-        let nodes: Vec<(usize, Nanos)> = per_node.iter().map(|(n, v)| (*n, v[0])).collect();
+        let nodes: Vec<(usize, Timestamp)> = per_node.iter().map(|(n, v)| (*n, v[0])).collect();
         for i in 0..nodes.len() {
             for j in i + 1..nodes.len() {
                 let (a, ta) = nodes[i];
                 let (b, tb) = nodes[j];
-                diffs.entry((a, b)).or_default()[d].push((ta - tb) as f64);
+                diffs.entry((a, b)).or_default()[d].push(Skew::between(ta, tb).as_nanos_f64());
             }
         }
     }
@@ -286,7 +342,7 @@ fn spread(v: &[f64]) -> f64 {
 }
 
 /// Per node: (TSval, capture time) of the proxy's segments of one 4-tuple.
-type TsvalSamples = BTreeMap<usize, Vec<(u32, Nanos)>>;
+type TsvalSamples = BTreeMap<usize, Vec<(u32, Timestamp)>>;
 
 /// Per TSval clock and node: the lower envelope of `t - tsval * tick`.
 ///
@@ -326,7 +382,9 @@ fn tsval_edges(idx: &HashMap<&str, usize>, pkts: &Store, max_off_ns: f64) -> Vec
             .map(|(&n, v)| {
                 let mut z: Vec<f64> = v
                     .iter()
-                    .map(|&(tv, t)| t as f64 - f64::from(tv.wrapping_sub(t0) as i32) * tick)
+                    .map(|&(tv, t)| {
+                        t.as_nanos() as f64 - f64::from(tv.wrapping_sub(t0) as i32) * tick
+                    })
                     .collect();
                 z.sort_by(f64::total_cmp);
                 // Clusters: one per connection instance; its zero is its minimum.
@@ -388,7 +446,7 @@ fn fit_tick(per_node: &TsvalSamples) -> Option<f64> {
     })?;
     let (lo, hi) = (v.iter().min_by_key(|s| s.0)?, v.iter().max_by_key(|s| s.0)?);
     let dticks = f64::from(hi.0.wrapping_sub(lo.0));
-    let dt = (hi.1 - lo.1) as f64;
+    let dt = Skew::between(hi.1, lo.1).as_nanos_f64();
     if dt < 10e9 || dticks <= 0.0 {
         return None;
     }

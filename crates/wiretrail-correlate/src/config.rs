@@ -2,8 +2,7 @@
 
 use crate::model::{NodeName, NodeRole};
 use std::net::IpAddr;
-use std::time::Duration;
-use wiretrail_capture::Nanos;
+use wiretrail_capture::{Duration, Timestamp};
 
 /// Thresholds for grouping, windows and artefact detection.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,7 +17,7 @@ pub struct CorrelateConfig {
     pub after: Duration,
     /// Two identical headers on ONE node closer than this are one packet
     /// captured twice (bond and member, `any` plus an interface).
-    pub dup_window_ns: i64,
+    pub dup_window: Duration,
     /// The largest clock offset between nodes we plan for: windows are
     /// widened by it so a node whose clock is off still yields its packets.
     pub max_clock_offset: Duration,
@@ -54,7 +53,7 @@ impl Default for CorrelateConfig {
             incident_gap: Duration::from_secs(30),
             before: Duration::from_secs(120),
             after: Duration::from_secs(10),
-            dup_window_ns: 1_000_000,
+            dup_window: Duration::from_millis(1),
             max_clock_offset: Duration::from_secs(10),
             match_slack: Duration::from_millis(250),
             story_lookback: Duration::from_secs(35),
@@ -70,7 +69,7 @@ pub struct NodeInput {
     pub role: NodeRole,
     /// Spans (node clock, ns since epoch) its capture files cover. Empty:
     /// unknown, judged from the packets alone.
-    pub coverage: Vec<(Nanos, Nanos)>,
+    pub coverage: Vec<(Timestamp, Timestamp)>,
     /// A known offset: add to this node's capture times to get reference time.
     pub pinned_offset_s: Option<f64>,
     /// Addresses the node answers for besides its own (the VIP).
@@ -115,7 +114,7 @@ pub struct CaptureLoss {
     pub file: String,
     /// Node clock, ns since epoch. `None`: the span could not be bounded
     /// (a lone unreadable file): it may hold any time.
-    pub span: Option<(Nanos, Nanos)>,
+    pub span: Option<(Timestamp, Timestamp)>,
     pub reason: LossReason,
     /// What happened, for the report ("permission denied", "cut at byte 4096").
     pub detail: String,
@@ -141,14 +140,10 @@ impl NodeInput {
 
     /// Whether its captures cover any part of `[since, until]` (node clock).
     /// `None` when coverage is unknown.
-    pub fn covers(&self, since: Nanos, until: Nanos) -> Option<bool> {
+    pub fn covers(&self, since: Timestamp, until: Timestamp) -> Option<bool> {
         if self.coverage.is_empty() {
             return None;
         }
         Some(self.coverage.iter().any(|&(a, b)| a <= until && b >= since))
     }
-}
-
-pub(crate) fn dur_ns(d: Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX / 4)
 }

@@ -13,7 +13,7 @@ use crate::packets::{Pk, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use wiretrail_capture::{Nanos, SeqNumber};
+use wiretrail_capture::{Duration, SeqNumber, Timestamp};
 
 /// (proxy socket, backend socket).
 pub(crate) type Tuple = (SocketAddr, SocketAddr);
@@ -46,6 +46,49 @@ pub(crate) struct ViewFacts {
     pub path_anomalies: Vec<Pk>,
 }
 
+/// One connection instance: its position among those [`build`] returns,
+/// typed so that it cannot be taken for an error's, a query's or a
+/// packet's index. Indexes `[Conn]` (and the per-connection findings)
+/// directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ConnId(u32);
+
+impl ConnId {
+    /// The `i`-th connection; there are fewer connections than packets,
+    /// which [`Pk`] already bounds to 2^32.
+    pub fn at(i: usize) -> ConnId {
+        ConnId(u32::try_from(i).expect("more than 2^32 connections"))
+    }
+    /// Every id of `n` connections, in build order.
+    pub fn all(n: usize) -> impl Iterator<Item = ConnId> {
+        (0..n).map(ConnId::at)
+    }
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// `conns[id]`, `conn_findings[id]`: the slices and vectors that hold one
+/// entry per connection.
+macro_rules! index_by_conn {
+    ($($t:ty),+) => {$(
+        impl std::ops::Index<ConnId> for [$t] {
+            type Output = $t;
+            fn index(&self, i: ConnId) -> &$t {
+                &self[i.index()]
+            }
+        }
+        impl std::ops::Index<ConnId> for Vec<$t> {
+            type Output = $t;
+            fn index(&self, i: ConnId) -> &$t {
+                &self[i.index()]
+            }
+        }
+    )+};
+}
+
+index_by_conn!(Conn, Vec<crate::model::Finding>);
+
 #[derive(Debug, Clone)]
 pub(crate) struct NodeView {
     pub node: Arc<str>,
@@ -53,8 +96,8 @@ pub(crate) struct NodeView {
     pub pkts: Vec<Pk>,
     /// Capture duplicates of those packets.
     pub dups: Vec<Pk>,
-    pub first_ref: Nanos,
-    pub last_ref: Nanos,
+    pub first_ref: Timestamp,
+    pub last_ref: Timestamp,
     pub facts: ViewFacts,
 }
 
@@ -65,8 +108,8 @@ pub(crate) struct Conn {
     pub proxy_isn: Option<SeqNumber>,
     pub backend_isn: Option<SeqNumber>,
     pub views: Vec<NodeView>,
-    pub first_ref: Nanos,
-    pub last_ref: Nanos,
+    pub first_ref: Timestamp,
+    pub last_ref: Timestamp,
     /// Queries whose packets are in it.
     pub queries: BTreeSet<usize>,
 }
@@ -80,9 +123,9 @@ struct Inst {
 }
 
 /// Groups packets (reference times already set) into connections.
-/// `tol_ns` is how far apart in time two nodes' parts of one connection may
+/// `tol` is how far apart in time two nodes' parts of one connection may
 /// appear (clock uncertainty).
-pub(crate) fn build(pkts: &mut Store, tol_ns: Nanos) -> Vec<Conn> {
+pub(crate) fn build(pkts: &mut Store, tol: Duration) -> Vec<Conn> {
     let mut groups: BTreeMap<(Tuple, Arc<str>), Vec<Pk>> = BTreeMap::new();
     for (i, p) in pkts.indexed().filter(|(_, p)| !p.is_dup()) {
         groups
@@ -128,8 +171,18 @@ pub(crate) fn build(pkts: &mut Store, tol_ns: Nanos) -> Vec<Conn> {
     }
 
     let span = |inst: &Inst| {
-        let f = inst.pkts.iter().map(|&i| pkts[i].ref_ts).min().unwrap_or(0);
-        let l = inst.pkts.iter().map(|&i| pkts[i].ref_ts).max().unwrap_or(0);
+        let f = inst
+            .pkts
+            .iter()
+            .map(|&i| pkts[i].ref_ts)
+            .min()
+            .unwrap_or(Timestamp::EPOCH);
+        let l = inst
+            .pkts
+            .iter()
+            .map(|&i| pkts[i].ref_ts)
+            .max()
+            .unwrap_or(Timestamp::EPOCH);
         (f, l)
     };
     let mut conns: Vec<Conn> = Vec::new();
@@ -148,7 +201,7 @@ pub(crate) fn build(pkts: &mut Store, tol_ns: Nanos) -> Vec<Conn> {
                     .find(|&&i| !pkts[i].to_backend() && pkts[i].obs.flags.ack())
                     .map(|&i| pkts[i].obs.ack)
             });
-        let overlaps = |c: &Conn| f <= c.last_ref + tol_ns && l >= c.first_ref - tol_ns;
+        let overlaps = |c: &Conn| f <= c.last_ref + tol && l >= c.first_ref - tol;
         let target = match inst.syn_seq {
             Some(isn) => conns
                 .iter()
@@ -175,8 +228,8 @@ pub(crate) fn build(pkts: &mut Store, tol_ns: Nanos) -> Vec<Conn> {
                         (None, _) => None,
                     };
                     let joins = overlaps(c)
-                        || by_seq.is_some_and(|d| d < SEQ_JOIN_BYTES && f >= c.first_ref - tol_ns);
-                    joins.then_some((i, by_seq.unwrap_or(u32::MAX), (f - c.first_ref).abs()))
+                        || by_seq.is_some_and(|d| d < SEQ_JOIN_BYTES && f >= c.first_ref - tol);
+                    joins.then_some((i, by_seq.unwrap_or(u32::MAX), f.abs_diff(c.first_ref)))
                 })
                 .min_by_key(|&(_, d, dt)| (d, dt))
                 .map(|(i, _, _)| i),
@@ -523,5 +576,19 @@ fn zeek_conn_state(os: Ep, rs: Ep, history: &str, osize: u64, rsize: u64) -> Con
         (Ep::SynSent, Ep::Inactive) => ConnState::S0,
         (Ep::Established, Ep::Established) => ConnState::S1,
         _ => ConnState::Oth,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conn_ids_index_connections_and_their_findings() {
+        let findings: Vec<Vec<crate::model::Finding>> = vec![Vec::new(), Vec::new()];
+        let ids: Vec<ConnId> = ConnId::all(findings.len()).collect();
+        assert_eq!(ids.iter().map(|c| c.index()).collect::<Vec<_>>(), [0, 1]);
+        assert!(findings[ids[1]].is_empty());
+        assert!(ConnId::at(3) > ConnId::at(2));
     }
 }

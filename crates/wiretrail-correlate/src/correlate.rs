@@ -2,19 +2,20 @@
 
 use crate::clock;
 use crate::community_id::community_id_v1;
-use crate::config::{dur_ns, CorrelateConfig, NodeInput};
-use crate::conn::{self, Conn};
+use crate::config::{CorrelateConfig, NodeInput};
+use crate::conn::{self, Conn, ConnId};
 use crate::ctx::{time, Ctx};
 use crate::diagnose::{self, Outcome};
 use crate::findings;
 use crate::model::*;
 use crate::packets::{mark_capture_duplicates, store, Store};
-use crate::plan::{error_key, ts_ns, ErrorJoin, Plan};
+use crate::plan::{error_key, log_ts, log_width, ErrorId, ErrorJoin, Plan};
 use crate::systemic::{self, Judged};
 use crate::timejoin;
 use sha1::{Digest, Sha1};
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use wiretrail_capture::{Direction, Nanos, PacketObs};
+use wiretrail_capture::{Direction, Duration, PacketObs, Timestamp};
 use wiretrail_logs::ProxyError;
 
 /// Everything after extraction: connection rebuild, one clock, diagnosis,
@@ -32,14 +33,14 @@ pub fn correlate(
         ..InputStats::default()
     };
     // In the errors' time order, as planned.
-    let mut unjoinable: Vec<(Nanos, usize, &str)> = plan
-        .joins
-        .iter()
-        .enumerate()
+    let mut unjoinable: Vec<(Timestamp, ErrorId, &str)> = ErrorId::all(plan.joins.len())
+        .zip(&plan.joins)
         .filter_map(|(i, j)| match j {
-            ErrorJoin::Unjoinable { why } => {
-                Some((errors.get(i).map_or(0, ts_ns), i, why.as_str()))
-            }
+            ErrorJoin::Unjoinable { why } => Some((
+                errors.get(i.index()).map_or(Timestamp::EPOCH, log_ts),
+                i,
+                why.as_str(),
+            )),
             ErrorJoin::ByPort { .. } | ErrorJoin::ByTime { .. } => None,
         })
         .collect();
@@ -47,7 +48,7 @@ pub fn correlate(
     for &(_, i, why) in &unjoinable {
         inputs.problems.push(Problem::new(
             ProblemKind::Unjoinable,
-            ProblemSource::Error { index: i },
+            ProblemSource::Error { index: i.index() },
             why,
         ));
     }
@@ -102,18 +103,18 @@ pub fn correlate(
     }
 
     let mut pkts: Store = store(packets);
-    mark_capture_duplicates(&mut pkts, cfg.dup_window_ns);
-    let clock = clock::estimate(&nodes, &pkts, dur_ns(cfg.max_clock_offset) as f64);
+    mark_capture_duplicates(&mut pkts, cfg.dup_window);
+    let clock = clock::estimate(&nodes, &pkts, cfg.max_clock_offset.as_nanos() as f64);
     for p in &mut pkts {
-        p.ref_ts = p.obs.ts + clock.offset_ns(&p.obs.node);
+        p.ref_ts = p.obs.ts + clock.skew(&p.obs.node);
     }
-    let max_unc_ns = clock
+    let max_unc = clock
         .offsets
         .iter()
-        .map(|o| unc_ns(o, cfg))
+        .map(|o| uncertainty(o, cfg))
         .max()
-        .unwrap_or(0);
-    let mut conns = conn::build(&mut pkts, max_unc_ns + 1_000_000_000);
+        .unwrap_or(Duration::ZERO);
+    let mut conns = conn::build(&mut pkts, max_unc + Duration::from_secs(1));
 
     // Per connection: marks and findings that do not depend on an error.
     let mut conn_findings: Vec<Vec<Finding>> = Vec::with_capacity(conns.len());
@@ -134,22 +135,23 @@ pub fn correlate(
     }
 
     let node_times = NodeTimes::new(&pkts);
-    let mut by_query: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (ci, c) in conns.iter().enumerate() {
+    let mut by_query: HashMap<usize, Vec<ConnId>> = HashMap::new();
+    for (ci, c) in ConnId::all(conns.len()).zip(&conns) {
         for &q in &c.queries {
             by_query.entry(q).or_default().push(ci);
         }
     }
-    let unjoinable: HashMap<usize, &str> = unjoinable.iter().map(|&(_, i, why)| (i, why)).collect();
+    let unjoinable: HashMap<ErrorId, &str> =
+        unjoinable.iter().map(|&(_, i, why)| (i, why)).collect();
     let mut ctx = Ctx::new(&pkts, &nodes, &clock);
     ctx.facts = crate::rules::run_facts(&ctx, &conns);
     let errors_n = errors.len();
 
     // Errors joined by port choose their connection first: those are then
     // no candidates for the errors joined by time.
-    let mut by_port: HashMap<usize, Option<usize>> = HashMap::new();
-    for (ei, e) in errors.iter().enumerate() {
-        let query = match plan.joins.get(ei) {
+    let mut by_port: HashMap<ErrorId, Option<ConnId>> = HashMap::new();
+    for (ei, e) in ErrorId::all(errors.len()).zip(&errors) {
+        let query = match plan.joins.get(ei.index()) {
             Some(ErrorJoin::ByPort { query }) => Some(*query),
             Some(ErrorJoin::ByTime { .. } | ErrorJoin::Unjoinable { .. }) => continue,
             None => None,
@@ -157,30 +159,28 @@ pub fn correlate(
         let cands = query
             .and_then(|q| by_query.get(&q))
             .map_or(&[][..], Vec::as_slice);
-        by_port.insert(ei, choose_conn(e, query, cands, &conns, cfg, max_unc_ns));
+        by_port.insert(ei, choose_conn(e, query, cands, &conns, cfg, max_unc));
     }
-    let claimed: BTreeSet<usize> = by_port.values().flatten().copied().collect();
+    let claimed: BTreeSet<ConnId> = by_port.values().flatten().copied().collect();
     let by_time = {
-        let pools: Vec<(usize, &ProxyError, Vec<usize>)> = plan
-            .joins
-            .iter()
-            .enumerate()
+        let pools: Vec<(ErrorId, &ProxyError, Vec<ConnId>)> = ErrorId::all(plan.joins.len())
+            .zip(&plan.joins)
             .filter_map(|(ei, j)| {
                 let ErrorJoin::ByTime { queries: qs } = j else {
                     return None;
                 };
-                let e = errors.get(ei)?;
-                let pool: BTreeSet<usize> = qs
+                let e = errors.get(ei.index())?;
+                let pool: BTreeSet<ConnId> = qs
                     .iter()
                     .flat_map(|q| by_query.get(q).into_iter().flatten().copied())
                     .collect();
                 Some((ei, e, pool.into_iter().collect()))
             })
             .collect();
-        let unc: BTreeMap<String, Nanos> = clock
+        let unc: BTreeMap<String, Duration> = clock
             .offsets
             .iter()
-            .map(|o| (o.node.clone(), unc_ns(o, cfg)))
+            .map(|o| (o.node.clone(), uncertainty(o, cfg)))
             .collect();
         timejoin::join(
             &ctx,
@@ -188,9 +188,9 @@ pub fn correlate(
             &pools,
             &claimed,
             &timejoin::Window {
-                unc_ns: &unc,
-                default_unc_ns: max_unc_ns,
-                match_slack_ns: dur_ns(cfg.match_slack),
+                unc: &unc,
+                default_unc: max_unc,
+                match_slack: cfg.match_slack,
             },
         )
     };
@@ -198,26 +198,26 @@ pub fn correlate(
     // Every error diagnosed first (typed outcomes), then what only many
     // errors together show, then the incidents.
     let mut judged: Vec<Judged> = Vec::new();
-    let mut seen_errors: BTreeSet<usize> = BTreeSet::new();
+    let mut seen_errors: BTreeSet<ErrorId> = BTreeSet::new();
     for pi in &plan.incidents {
         for &ei in &pi.error_indices {
-            let Some(e) = errors.get(ei).filter(|_| seen_errors.insert(ei)) else {
+            let Some(e) = errors.get(ei.index()).filter(|_| seen_errors.insert(ei)) else {
                 inputs.problems.push(Problem::new(
                     ProblemKind::Unexpected,
-                    ProblemSource::Error { index: ei },
+                    ProblemSource::Error { index: ei.index() },
                     "the plan names this error, which is not in the input (or twice)",
                 ));
                 continue;
             };
-            let mut shown: Vec<usize> = Vec::new();
+            let mut shown: Vec<ConnId> = Vec::new();
             let (outcome, conn_idx) = if let Some(why) = unjoinable.get(&ei) {
                 (diagnose::diagnose_unjoinable(e, why), None)
             } else if let Some(j) = by_time.get(&ei) {
                 let uncovered = match j {
                     timejoin::Joined::Nothing => {
-                        let t = ts_ns(e);
-                        let s = dur_ns(cfg.match_slack) + max_unc_ns;
-                        let w = e.time_precision.width_ns();
+                        let t = log_ts(e);
+                        let s = cfg.match_slack + max_unc;
+                        let w = log_width(e);
                         coverage_split(&nodes, t - s, t + w + s, &node_times, &clock).1
                     }
                     _ => Vec::new(),
@@ -251,23 +251,18 @@ pub fn correlate(
                 && d.cause != Cause::Unknown
                 && (conn_idx.is_some() || !shown.is_empty())
             {
-                let t = ts_ns(e);
-                let s = dur_ns(cfg.match_slack) + max_unc_ns;
-                let blind: Vec<String> = coverage_split(
-                    &nodes,
-                    t - s,
-                    t + e.time_precision.width_ns() + s,
-                    &node_times,
-                    &clock,
-                )
-                .1
-                .into_iter()
-                .filter(|n| {
-                    nodes
-                        .iter()
-                        .any(|x| &x.name == n && x.role != NodeRole::Proxy)
-                })
-                .collect();
+                let t = log_ts(e);
+                let s = cfg.match_slack + max_unc;
+                let blind: Vec<String> =
+                    coverage_split(&nodes, t - s, t + log_width(e) + s, &node_times, &clock)
+                        .1
+                        .into_iter()
+                        .filter(|n| {
+                            nodes
+                                .iter()
+                                .any(|x| &x.name == n && x.role != NodeRole::Proxy)
+                        })
+                        .collect();
                 if !blind.is_empty() {
                     outcome.findings.push(Finding {
                         kind: FindingKind::CaptureGap,
@@ -284,7 +279,7 @@ pub fn correlate(
             }
             judged.push(Judged {
                 error: ei,
-                t: ts_ns(e),
+                t: log_ts(e),
                 outcome,
                 conn: conn_idx,
                 shown,
@@ -292,19 +287,21 @@ pub fn correlate(
         }
     }
     let events = systemic::events(&ctx, &mut judged, &errors);
-    let mut judged: BTreeMap<usize, Judged> = judged.into_iter().map(|j| (j.error, j)).collect();
+    let mut judged: BTreeMap<ErrorId, Judged> = judged.into_iter().map(|j| (j.error, j)).collect();
 
     let mut slots: Vec<Option<ProxyError>> = errors.into_iter().map(Some).collect();
     let mut incidents = Vec::new();
     for pi in &plan.incidents {
         let mut diagnosed = Vec::new();
         let mut findings: Vec<Finding> = Vec::new();
-        let mut used_conns: BTreeSet<usize> = BTreeSet::new();
+        let mut used_conns: BTreeSet<ConnId> = BTreeSet::new();
         let mut summaries = Vec::new();
         let mut tuple = None;
         for &ei in &pi.error_indices {
-            let (Some(j), Some(e)) = (judged.remove(&ei), slots.get_mut(ei).and_then(Option::take))
-            else {
+            let (Some(j), Some(e)) = (
+                judged.remove(&ei),
+                slots.get_mut(ei.index()).and_then(Option::take),
+            ) else {
                 continue;
             };
             let Outcome {
@@ -384,7 +381,7 @@ pub fn correlate(
         let inc_nodes = nodes
             .iter()
             .map(|n| {
-                let off = clock.offset_ns(&n.name);
+                let off = clock.skew(&n.name);
                 let covered = saw.contains(n.name.as_str())
                     || n.covers(pi.since - off, pi.until - off)
                         .unwrap_or_else(|| node_times.any_between(&n.name, pi.since, pi.until));
@@ -404,7 +401,7 @@ pub fn correlate(
             ))
         });
         incidents.push(Incident {
-            id: incident_id(&pi.proxy, &pi.backend, ts_ns(&diagnosed[0].record)),
+            id: incident_id(&pi.proxy, &pi.backend, log_ts(&diagnosed[0].record)),
             start,
             end,
             proxy: pi.proxy.clone(),
@@ -427,8 +424,18 @@ pub fn correlate(
     }
 
     let summary = crate::summary::summarize(&incidents);
-    let since = plan.incidents.iter().map(|i| i.since).min().unwrap_or(0);
-    let until = plan.incidents.iter().map(|i| i.until).max().unwrap_or(0);
+    let since = plan
+        .incidents
+        .iter()
+        .map(|i| i.since)
+        .min()
+        .unwrap_or(Timestamp::EPOCH);
+    let until = plan
+        .incidents
+        .iter()
+        .map(|i| i.until)
+        .max()
+        .unwrap_or(Timestamp::EPOCH);
     Report {
         schema_version: SCHEMA_VERSION.to_string(),
         generated_at: chrono::Utc::now(),
@@ -444,13 +451,13 @@ pub fn correlate(
 
 /// Stable incident id: the same proxy, backend and first error time give the
 /// same id on every run (Elasticsearch `_id`).
-pub fn incident_id(proxy: &str, backend: &str, first_error_ns: Nanos) -> String {
+pub fn incident_id(proxy: &str, backend: &str, first_error: Timestamp) -> String {
     let mut h = Sha1::new();
     h.update(proxy.as_bytes());
     h.update([0]);
     h.update(backend.as_bytes());
     h.update([0]);
-    h.update(first_error_ns.to_be_bytes());
+    h.update(first_error.as_nanos().to_be_bytes());
     let d = h.finalize();
     let hex: String = d.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!("wt-{hex}")
@@ -463,14 +470,14 @@ pub fn incident_id(proxy: &str, backend: &str, first_error_ns: Nanos) -> String 
 fn choose_conn(
     e: &ProxyError,
     query: Option<usize>,
-    cands: &[usize],
+    cands: &[ConnId],
     conns: &[Conn],
     cfg: &CorrelateConfig,
-    max_unc_ns: Nanos,
-) -> Option<usize> {
+    max_unc: Duration,
+) -> Option<ConnId> {
     let q = query?;
-    let t = ts_ns(e);
-    let width = e.time_precision.width_ns();
+    let t = log_ts(e);
+    let width = log_width(e);
     let k = error_key(e);
     let fits = |c: &Conn| {
         c.queries.contains(&q)
@@ -483,10 +490,7 @@ fn choose_conn(
                 .and_then(|r| r.socket())
                 .is_none_or(|s| c.tuple.1 == s)
     };
-    for slack in [
-        dur_ns(cfg.match_slack) + max_unc_ns,
-        dur_ns(cfg.max_clock_offset),
-    ] {
+    for slack in [cfg.match_slack + max_unc, cfg.max_clock_offset] {
         let (lo, hi) = (t - slack, t + width + slack);
         let best = cands
             .iter()
@@ -495,14 +499,13 @@ fn choose_conn(
             .min_by_key(|(_, c)| {
                 let end = c.last_ref;
                 let ended_near = end >= lo && end <= hi;
-                (
-                    !ended_near,
-                    if ended_near {
-                        (end - t).abs()
-                    } else {
-                        -c.first_ref
-                    },
-                )
+                // Ended near the error: the closest end first; else the
+                // latest start.
+                if ended_near {
+                    (false, end.abs_diff(t), Reverse(Timestamp::MIN))
+                } else {
+                    (true, Duration::ZERO, Reverse(c.first_ref))
+                }
             })
             .map(|(i, _)| i);
         if best.is_some() {
@@ -514,11 +517,11 @@ fn choose_conn(
 
 /// Each node's packet times (reference clock), sorted: "did this node
 /// capture anything in the window" without scanning every packet.
-struct NodeTimes(HashMap<String, Vec<Nanos>>);
+struct NodeTimes(HashMap<String, Vec<Timestamp>>);
 
 impl NodeTimes {
     fn new(pkts: &Store) -> Self {
-        let mut m: HashMap<String, Vec<Nanos>> = HashMap::new();
+        let mut m: HashMap<String, Vec<Timestamp>> = HashMap::new();
         for p in pkts {
             m.entry(p.obs.node.to_string()).or_default().push(p.ref_ts);
         }
@@ -528,7 +531,7 @@ impl NodeTimes {
         NodeTimes(m)
     }
 
-    fn any_between(&self, node: &str, since: Nanos, until: Nanos) -> bool {
+    fn any_between(&self, node: &str, since: Timestamp, until: Timestamp) -> bool {
         self.0.get(node).is_some_and(|v| {
             let i = v.partition_point(|&t| t < since);
             i < v.len() && v[i] <= until
@@ -539,15 +542,15 @@ impl NodeTimes {
 /// (nodes whose captures cover the window, nodes that do not).
 fn coverage_split(
     nodes: &[NodeInput],
-    since: Nanos,
-    until: Nanos,
+    since: Timestamp,
+    until: Timestamp,
     times: &NodeTimes,
     clock: &clock::Clock,
 ) -> (Vec<String>, Vec<String>) {
     let mut covered = Vec::new();
     let mut uncovered = Vec::new();
     for n in nodes {
-        let off = clock.offset_ns(&n.name);
+        let off = clock.skew(&n.name);
         let c = n
             .covers(since - off, until - off)
             .unwrap_or_else(|| times.any_between(&n.name, since, until));
@@ -653,12 +656,12 @@ fn cause_phrase(c: Cause) -> &'static str {
 
 /// How far a node's clock may be off the reference (ns): its measured
 /// uncertainty, or the largest plausible offset when it was not placed.
-fn unc_ns(o: &ClockOffset, cfg: &CorrelateConfig) -> Nanos {
+fn uncertainty(o: &ClockOffset, cfg: &CorrelateConfig) -> Duration {
     o.uncertainty_s
-        .map_or(dur_ns(cfg.max_clock_offset), |u| (u * 1e9) as Nanos)
+        .map_or(cfg.max_clock_offset, Duration::from_secs_f64)
 }
 
-fn clock_findings(clock: &clock::Clock, used: &BTreeSet<usize>, conns: &[Conn]) -> Vec<Finding> {
+fn clock_findings(clock: &clock::Clock, used: &BTreeSet<ConnId>, conns: &[Conn]) -> Vec<Finding> {
     let nodes: BTreeSet<&str> = used
         .iter()
         .flat_map(|&ci| conns[ci].views.iter().map(|v| v.node.as_ref()))
@@ -700,7 +703,7 @@ fn clock_findings(clock: &clock::Clock, used: &BTreeSet<usize>, conns: &[Conn]) 
 fn timeline(
     ctx: &Ctx<'_>,
     conns: &[Conn],
-    used: &BTreeSet<usize>,
+    used: &BTreeSet<ConnId>,
     errors: &[DiagnosedError],
 ) -> Vec<TimelineEvent> {
     let mut out = Vec::new();
@@ -744,7 +747,7 @@ fn timeline(
     }
     for (i, e) in errors.iter().enumerate() {
         out.push(TimelineEvent {
-            t_ns: ts_ns(&e.record),
+            t_ns: log_ts(&e.record),
             origin: Origin::Log,
             body: EventBody::Log {
                 error: i,

@@ -15,16 +15,16 @@ use crate::packets::{Pkt, Store};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
-use wiretrail_capture::{Direction, Nanos};
+use wiretrail_capture::{Direction, Duration, Timestamp};
 
 /// Without coverage information, a node is taken to watch a moment when it
 /// captured anything this close to it.
-const UNKNOWN_COVERAGE_SLACK_NS: Nanos = 10_000_000_000;
+const UNKNOWN_COVERAGE_SLACK: Duration = Duration::from_secs(10);
 
 pub(crate) use crate::packets::Pk;
 
-pub(crate) fn time(ns: Nanos) -> DateTime<Utc> {
-    DateTime::from_timestamp_nanos(ns)
+pub(crate) fn time(ns: Timestamp) -> DateTime<Utc> {
+    ns.to_utc()
 }
 
 /// Where the packets of one node sit on the path.
@@ -86,7 +86,7 @@ pub(crate) struct Ctx<'a> {
     clock: &'a Clock,
     /// Per node, its packets' reference times, sorted: "did it capture
     /// anything then" when its coverage is unknown.
-    times: HashMap<&'a str, Vec<Nanos>>,
+    times: HashMap<&'a str, Vec<Timestamp>>,
     /// Backend addresses whose packets reach the proxy's capture from two or
     /// more source MACs: there, a MAC names one backend host (a shared VIP
     /// on one L2 segment, or ECMP to the hosts themselves). Behind a router
@@ -96,7 +96,7 @@ pub(crate) struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(pkts: &'a Store, nodes: &'a [NodeInput], clock: &'a Clock) -> Self {
-        let mut times: HashMap<&str, Vec<Nanos>> = HashMap::new();
+        let mut times: HashMap<&str, Vec<Timestamp>> = HashMap::new();
         for p in pkts {
             times.entry(p.obs.node.as_ref()).or_default().push(p.ref_ts);
         }
@@ -130,7 +130,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    pub fn t(&self, i: Pk) -> Nanos {
+    pub fn t(&self, i: Pk) -> Timestamp {
         self.pkts[i].ref_ts
     }
 
@@ -155,11 +155,11 @@ impl<'a> Ctx<'a> {
     }
 
     /// What `node`'s captures say about `[since, until]` (reference clock).
-    pub fn sight(&self, node: &str, since: Nanos, until: Nanos) -> Sight<'a> {
+    pub fn sight(&self, node: &str, since: Timestamp, until: Timestamp) -> Sight<'a> {
         let Some(n) = self.nodes.get(node) else {
             return Sight::Blind;
         };
-        let off = self.clock.offset_ns(node);
+        let off = self.clock.skew(node);
         let (a, b) = (since - off, until - off);
         if let Some(l) = n.losses.iter().find(|l| match l.span {
             Some((s, e)) => s <= b && e >= a,
@@ -172,8 +172,8 @@ impl<'a> Ctx<'a> {
             // Coverage unknown (no catalog, a hand-built input): a node that
             // captured anything around the moment is taken as watching it.
             None => self.times.get(node).is_some_and(|v| {
-                let i = v.partition_point(|&t| t < since - UNKNOWN_COVERAGE_SLACK_NS);
-                i < v.len() && v[i] <= until + UNKNOWN_COVERAGE_SLACK_NS
+                let i = v.partition_point(|&t| t < since - UNKNOWN_COVERAGE_SLACK);
+                i < v.len() && v[i] <= until + UNKNOWN_COVERAGE_SLACK
             }),
         };
         if covered {
@@ -184,7 +184,11 @@ impl<'a> Ctx<'a> {
     }
 
     /// The first capture loss of any node that meets `[since, until]`.
-    pub fn loss_between(&self, since: Nanos, until: Nanos) -> Option<(&'a str, &'a CaptureLoss)> {
+    pub fn loss_between(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Option<(&'a str, &'a CaptureLoss)> {
         let mut names: Vec<&&str> = self.nodes.keys().collect();
         names.sort();
         names
@@ -281,7 +285,7 @@ impl<'c> Parts<'c> {
 
     /// The peer's usual fingerprint at the proxy: how the owner's stateful
     /// packets (SYN-ACK, data, ACKs) arrived there, by majority.
-    pub fn peer_fingerprint(&self, ctx: &Ctx<'_>, before: Nanos) -> Option<(Fingerprint, Pk)> {
+    pub fn peer_fingerprint(&self, ctx: &Ctx<'_>, before: Timestamp) -> Option<(Fingerprint, Pk)> {
         let pv = self.proxy?;
         let mut count: HashMap<Fingerprint, (usize, Pk)> = HashMap::new();
         for &i in &pv.pkts {

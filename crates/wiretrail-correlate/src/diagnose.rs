@@ -9,7 +9,7 @@ use crate::model::{
     Cause, ErrorDiagnosis, Evidence, Finding, FindingKind, Measures, Origin, ProofKind, ProofRecord,
 };
 use crate::rules::{self, Case, Proof, RuleHit};
-use wiretrail_capture::Nanos;
+use wiretrail_capture::Duration;
 use wiretrail_logs::{ErrorClass, ProxyError, Source};
 
 /// What one error's diagnosis produced.
@@ -134,7 +134,7 @@ pub(crate) fn diagnose_missing(
 }
 
 /// How far around a connection lost capture data still matters.
-const LOSS_SLACK_NS: Nanos = 1_000_000_000;
+const LOSS_SLACK: Duration = Duration::from_secs(1);
 
 /// Diagnoses one error against the connection instance it belongs to.
 pub(crate) fn diagnose(ctx: &Ctx<'_>, e: &ProxyError, c: &Conn) -> Outcome {
@@ -144,10 +144,10 @@ pub(crate) fn diagnose(ctx: &Ctx<'_>, e: &ProxyError, c: &Conn) -> Outcome {
         parts: Parts::of(ctx, c),
     };
     let hit = rules::evaluate(&case);
-    let t_log = crate::plan::ts_ns(e);
+    let t_log = crate::plan::log_ts(e);
     let (from, to) = (
-        c.first_ref.min(t_log) - LOSS_SLACK_NS,
-        c.last_ref.max(t_log) + LOSS_SLACK_NS,
+        c.first_ref.min(t_log) - LOSS_SLACK,
+        c.last_ref.max(t_log) + LOSS_SLACK,
     );
     if let Some((node, loss)) = ctx.loss_between(from, to) {
         return incomplete(ctx, e, &case, hit, node, loss);
@@ -313,7 +313,9 @@ pub(crate) fn from_hit(ctx: &Ctx<'_>, e: &ProxyError, h: RuleHit, joined: &str) 
             measures: Measures {
                 stray_segment: h.stray_shape.map(|s| s.0 as u32),
                 request_bytes: h.stray_shape.map(|s| s.1),
-                idle_ms: h.idle_ns.map(|n| n / 1_000_000),
+                idle_ms: h
+                    .idle
+                    .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
                 requests_served: h.requests,
             },
         },

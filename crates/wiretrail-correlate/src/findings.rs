@@ -6,6 +6,7 @@ use crate::conn::Conn;
 use crate::ctx::{Ctx, Parts, Pk, Side};
 use crate::model::{Finding, FindingKind, Mark};
 use crate::rst::{self, RstForm, RstSender};
+use wiretrail_capture::Duration;
 
 /// The words of an RST's form, with the packets that prove it.
 fn form_words(ctx: &Ctx<'_>, rst: Pk, f: RstForm, after_fin: bool) -> String {
@@ -62,12 +63,15 @@ pub(crate) fn conn_findings(ctx: &Ctx<'_>, c: &Conn) -> (Vec<Finding>, Vec<(Pk, 
                 .dups
                 .iter()
                 .filter_map(|&d| {
-                    ctx.pkts[d]
-                        .dup_of
-                        .map(|o| ctx.pkts[d].obs.ts - ctx.pkts[o].obs.ts)
+                    ctx.pkts[d].dup_of.map(|o| {
+                        ctx.pkts[d]
+                            .obs
+                            .ts
+                            .saturating_duration_since(ctx.pkts[o].obs.ts)
+                    })
                 })
                 .max()
-                .unwrap_or(0);
+                .unwrap_or(Duration::ZERO);
             let mut evidence = Vec::new();
             for &d in v.dups.iter().take(2) {
                 if let Some(o) = ctx.pkts[d].dup_of {
@@ -77,7 +81,11 @@ pub(crate) fn conn_findings(ctx: &Ctx<'_>, c: &Conn) -> (Vec<Finding>, Vec<(Pk, 
                         format!(
                             "second copy of frame {} (same header except TTL/checksum, {} ns later): not a retransmission",
                             ctx.pkts[o].obs.frame,
-                            ctx.pkts[d].obs.ts - ctx.pkts[o].obs.ts
+                            ctx.pkts[d]
+                                .obs
+                                .ts
+                                .saturating_duration_since(ctx.pkts[o].obs.ts)
+                                .as_nanos()
                         ),
                     ));
                 }
@@ -91,7 +99,7 @@ pub(crate) fn conn_findings(ctx: &Ctx<'_>, c: &Conn) -> (Vec<Finding>, Vec<(Pk, 
                     v.node,
                     v.dups.len(),
                     v.pkts.len() + v.dups.len(),
-                    max_gap / 1000
+                    max_gap.as_micros()
                 ),
                 evidence,
             });

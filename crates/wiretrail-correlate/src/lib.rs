@@ -39,5 +39,5 @@ mod timejoin;
 pub use config::{CaptureLoss, CorrelateConfig, LossReason, NodeInput, ProxyHint};
 pub use correlate::{correlate, incident_id};
 pub use model::{Cause, Report, SCHEMA_VERSION};
-pub use plan::{plan, ErrorJoin, Plan, PlannedIncident};
+pub use plan::{plan, ErrorId, ErrorJoin, Plan, PlannedIncident};
 pub use summary::{merge, summarize};

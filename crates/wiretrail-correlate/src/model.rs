@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use wiretrail_capture::{Direction, Nanos, TcpFlags};
+use wiretrail_capture::{Direction, TcpFlags, Timestamp};
 use wiretrail_logs::ProxyError;
 
 /// Bump the major part when a key changes meaning or disappears.
@@ -666,7 +666,7 @@ impl EventBody {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEvent {
     /// Reference-clock time, ns since epoch.
-    pub t_ns: Nanos,
+    pub t_ns: Timestamp,
     /// The node that captured the row, or the log.
     #[serde(rename = "node")]
     pub origin: Origin,

@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use wiretrail_capture::{Direction, Nanos, PacketObs, SeqNumber};
+use wiretrail_capture::Duration;
+use wiretrail_capture::{Direction, PacketObs, SeqNumber, Timestamp};
 
 /// A packet's place in the [`Store`]. Typed (rust-analyzer's `la_arena::Idx`
 /// idea) so a packet's index cannot be passed where a connection's, a
@@ -82,7 +83,7 @@ pub(crate) struct Pkt {
     /// same node.
     pub dup_of: Option<Pk>,
     /// Time on the reference clock (set once offsets are known).
-    pub ref_ts: Nanos,
+    pub ref_ts: Timestamp,
     pub marks: Vec<Mark>,
 }
 
@@ -181,7 +182,7 @@ pub(crate) fn ifindex(o: &PacketObs) -> Option<u32> {
     ]))
 }
 
-/// Marks copies of one packet recorded by ONE node within `window_ns` of the
+/// Marks copies of one packet recorded by ONE node within `window` of the
 /// first copy. Copies on different nodes are separate observations and are
 /// never touched here. Returns how many copies were found.
 ///
@@ -193,7 +194,7 @@ pub(crate) fn ifindex(o: &PacketObs) -> Option<u32> {
 /// or whose copy is also between them, is what provoked the repeat (the
 /// second stray segment before the second RST). Under duplicate capture the
 /// copy of a packet follows it within microseconds, before the next exchange.
-pub(crate) fn mark_capture_duplicates(pkts: &mut Store, window_ns: i64) -> usize {
+pub(crate) fn mark_capture_duplicates(pkts: &mut Store, window: Duration) -> usize {
     let mut order: Vec<Pk> = pkts.ids().collect();
     order.sort_by(|&a, &b| {
         (pkts[a].obs.node.as_ref(), pkts[a].obs.ts, a).cmp(&(
@@ -206,7 +207,7 @@ pub(crate) fn mark_capture_duplicates(pkts: &mut Store, window_ns: i64) -> usize
     // Pass 1: every repeat of a header within the window of its previous
     // occurrence (and, where known, on another interface) is a candidate
     // copy; `copy_pos` says where each packet's next repeat sits.
-    let mut last: HashMap<(&str, HeaderKey), (Pk, Nanos)> = HashMap::new();
+    let mut last: HashMap<(&str, HeaderKey), (Pk, Timestamp)> = HashMap::new();
     let mut lanes: HashMap<Lane<'_>, Vec<(usize, Pk)>> = HashMap::new();
     let mut copies: HashSet<Pk> = HashSet::new();
     let mut copy_pos: HashMap<Pk, usize> = HashMap::new();
@@ -218,7 +219,7 @@ pub(crate) fn mark_capture_duplicates(pkts: &mut Store, window_ns: i64) -> usize
             .or_default()
             .push((pos, i));
         if let Some(&(prev, t)) = last.get(&key) {
-            if o.ts - t <= window_ns
+            if o.ts.saturating_duration_since(t) <= window
                 && !matches!((ifindex(&pkts[prev].obs), ifindex(o)), (Some(a), Some(b)) if a == b)
             {
                 copies.insert(i);
@@ -232,14 +233,14 @@ pub(crate) fn mark_capture_duplicates(pkts: &mut Store, window_ns: i64) -> usize
     // other way lies between them.
     let mut accepted = Vec::new();
     let mut is_copy: HashSet<Pk> = HashSet::new();
-    let mut orig: HashMap<(&str, HeaderKey), (Pk, Nanos, usize)> = HashMap::new();
+    let mut orig: HashMap<(&str, HeaderKey), (Pk, Timestamp, usize)> = HashMap::new();
     for (pos, &i) in order.iter().enumerate() {
         let o = &pkts[i].obs;
         let key = (o.node.as_ref(), HeaderKey::of(o));
         let copy_of = match orig.get(&key) {
             Some(&(first, t, first_pos))
                 if copies.contains(&i)
-                    && o.ts - t <= window_ns
+                    && o.ts.saturating_duration_since(t) <= window
                     && !matches!((ifindex(&pkts[first].obs), ifindex(o)), (Some(a), Some(b)) if a == b) =>
             {
                 let other = match o.dir {

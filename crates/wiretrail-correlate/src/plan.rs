@@ -13,25 +13,78 @@
 //! nothing to join on are listed as unjoinable, not dropped.
 
 use crate::addr::{parse_endpoint, Endpoint};
+use crate::config::CorrelateConfig;
 use crate::config::ProxyHint;
-use crate::config::{dur_ns, CorrelateConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
-use wiretrail_capture::{FlowQuery, Nanos};
+use wiretrail_capture::{Duration, FlowQuery, Timestamp};
 use wiretrail_logs::ProxyError;
+
+/// One error of those given to [`plan`]: its position in that slice (and
+/// in [`Plan::joins`]), typed so that it cannot be taken for a query's,
+/// a connection's or a packet's index. Indexes `[ProxyError]` directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ErrorId(u32);
+
+impl ErrorId {
+    /// The `i`-th error. Inputs are capped far below 2^32 errors (the
+    /// per-window error limit; each is a parsed log line in memory).
+    pub fn at(i: usize) -> ErrorId {
+        ErrorId(u32::try_from(i).expect("more than 2^32 proxy errors"))
+    }
+    /// Every id of `n` errors, in input order.
+    pub fn all(n: usize) -> impl Iterator<Item = ErrorId> {
+        (0..n).map(ErrorId::at)
+    }
+    /// The position in the input (for the report's `Error { index }`).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// `errors[id]`, `keys[id]`, `joins[id]`: the slices and vectors that hold
+/// one entry per error, and those only.
+macro_rules! index_by_error {
+    ($($t:ty),+) => {$(
+        impl std::ops::Index<ErrorId> for [$t] {
+            type Output = $t;
+            fn index(&self, i: ErrorId) -> &$t {
+                &self[i.index()]
+            }
+        }
+        impl std::ops::IndexMut<ErrorId> for [$t] {
+            fn index_mut(&mut self, i: ErrorId) -> &mut $t {
+                &mut self[i.index()]
+            }
+        }
+        impl std::ops::Index<ErrorId> for Vec<$t> {
+            type Output = $t;
+            fn index(&self, i: ErrorId) -> &$t {
+                &self[i.index()]
+            }
+        }
+        impl std::ops::IndexMut<ErrorId> for Vec<$t> {
+            fn index_mut(&mut self, i: ErrorId) -> &mut $t {
+                &mut self[i.index()]
+            }
+        }
+    )+};
+}
+
+index_by_error!(ProxyError, ErrorKey, ErrorJoin, Option<ErrorJoin>);
 
 /// Errors of one proxy and backend, close in time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedIncident {
     /// Indices into the errors given to [`plan`], in time order.
-    pub error_indices: Vec<usize>,
+    pub error_indices: Vec<ErrorId>,
     /// The flows of this incident (copies of entries of [`Plan::queries`]).
     pub queries: Vec<FlowQuery>,
     /// Where those flows are in [`Plan::queries`].
     pub query_indices: Vec<usize>,
     /// Window covered by the incident's queries (ns, node clocks, widened).
-    pub since: Nanos,
-    pub until: Nanos,
+    pub since: Timestamp,
+    pub until: Timestamp,
     /// The proxy (log host, else its address as printed).
     pub proxy: String,
     /// The backend as the log printed it (`ip-backend:80`).
@@ -79,8 +132,8 @@ impl ErrorJoin {
 /// The fields of one error that planning and correlation both need.
 #[derive(Debug, Clone)]
 pub(crate) struct ErrorKey {
-    pub ts: Nanos,
-    pub width: Nanos,
+    pub ts: Timestamp,
+    pub width: Duration,
     pub proxy: String,
     pub backend: String,
     pub local: Option<Endpoint>,
@@ -100,8 +153,8 @@ pub(crate) fn error_key(e: &ProxyError) -> ErrorKey {
     };
     let backend = e.remote.clone().unwrap_or_else(|| "unknown-backend".into());
     ErrorKey {
-        ts: ts_ns(e),
-        width: e.time_precision.width_ns(),
+        ts: log_ts(e),
+        width: log_width(e),
         proxy,
         backend,
         local,
@@ -109,17 +162,25 @@ pub(crate) fn error_key(e: &ProxyError) -> ErrorKey {
     }
 }
 
-pub(crate) fn ts_ns(e: &ProxyError) -> Nanos {
-    e.timestamp.timestamp_nanos_opt().unwrap_or(0)
+/// A log line's time as an instant (the epoch for one outside 1677..2262,
+/// which no log source writes).
+pub(crate) fn log_ts(e: &ProxyError) -> Timestamp {
+    Timestamp::from_utc(e.timestamp).unwrap_or(Timestamp::EPOCH)
+}
+
+/// How long a log line's time stands for (its precision: 1 s for a Go
+/// `log` line without microseconds).
+pub(crate) fn log_width(e: &ProxyError) -> Duration {
+    Duration::from_nanos(u64::try_from(e.time_precision.width_ns()).unwrap_or(0))
 }
 
 /// Groups errors into incidents and lists the flows to extract.
 pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
     let keys: Vec<ErrorKey> = errors.iter().map(error_key).collect();
-    let slack = dur_ns(cfg.max_clock_offset);
-    let before = dur_ns(cfg.before);
-    let after = dur_ns(cfg.after);
-    let gap = dur_ns(cfg.incident_gap);
+    let slack = cfg.max_clock_offset;
+    let before = cfg.before;
+    let after = cfg.after;
+    let gap = cfg.incident_gap;
 
     let mut plan = Plan::default();
     // Every error is joined below (its slot set once, in time order).
@@ -127,12 +188,12 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
 
     // Queries: one per (port, proxy ip, backend socket), windows merged
     // when they overlap, so a busy port is read once.
-    let mut order: Vec<usize> = (0..errors.len()).collect();
+    let mut order: Vec<ErrorId> = ErrorId::all(errors.len()).collect();
     order.sort_by_key(|&i| (keys[i].ts, i));
     type Key = (Option<u16>, Option<IpAddr>, Option<SocketAddr>);
     let mut open: BTreeMap<Key, usize> = BTreeMap::new();
     let hosts = HostFacts::new(&keys, cfg);
-    let wide = slack + dur_ns(cfg.match_slack);
+    let wide = slack + cfg.match_slack;
     for &i in &order {
         let k = &keys[i];
         let Some(port) = k.local.as_ref().and_then(|l| l.port) else {
@@ -155,10 +216,7 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
                 .or_else(|| hosts.ip(k));
             // The story of a port-less line starts before it: SYNs a whole dial
             // timeout earlier, a request a whole header timeout earlier.
-            let (since, until) = (
-                k.ts - wide - dur_ns(cfg.story_lookback),
-                k.ts + k.width + wide,
-            );
+            let (since, until) = (k.ts - wide - cfg.story_lookback, k.ts + k.width + wide);
             let mut qs = Vec::new();
             for b in backends {
                 let key = (None, ip, Some(b));
@@ -207,7 +265,7 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
         .collect();
 
     // Incidents: same proxy and backend, consecutive errors within `gap`.
-    let mut by_pair: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    let mut by_pair: BTreeMap<(String, String), Vec<ErrorId>> = BTreeMap::new();
     for &i in &order {
         by_pair
             .entry((keys[i].proxy.clone(), keys[i].backend.clone()))
@@ -215,10 +273,10 @@ pub fn plan(errors: &[ProxyError], cfg: &CorrelateConfig) -> Plan {
             .push(i);
     }
     for ((proxy, backend), idx) in by_pair {
-        let mut cur: Vec<usize> = Vec::new();
+        let mut cur: Vec<ErrorId> = Vec::new();
         for i in idx {
             if let Some(&last) = cur.last() {
-                if keys[i].ts - keys[last].ts > gap {
+                if keys[i].ts.saturating_duration_since(keys[last].ts) > gap {
                     let done = std::mem::take(&mut cur);
                     plan.incidents
                         .push(planned(&plan, &keys, done, &proxy, &backend, cfg));
@@ -302,7 +360,7 @@ impl<'a> HostFacts<'a> {
 fn planned(
     plan: &Plan,
     keys: &[ErrorKey],
-    error_indices: Vec<usize>,
+    error_indices: Vec<ErrorId>,
     proxy: &str,
     backend: &str,
     cfg: &CorrelateConfig,
@@ -313,7 +371,7 @@ fn planned(
         .collect();
     query_indices.sort_unstable();
     query_indices.dedup();
-    let slack = dur_ns(cfg.max_clock_offset);
+    let slack = cfg.max_clock_offset;
     let first = keys[error_indices[0]].ts;
     let last = error_indices
         .iter()
@@ -326,10 +384,33 @@ fn planned(
             .map(|&q| plan.queries[q].clone())
             .collect(),
         query_indices,
-        since: first - dur_ns(cfg.before) - slack,
-        until: last + dur_ns(cfg.after) + slack,
+        since: first - cfg.before - slack,
+        until: last + cfg.after + slack,
         proxy: proxy.to_string(),
         backend: backend.to_string(),
         error_indices,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_ids_index_the_per_error_slices_in_input_order() {
+        // A Vec, as `Plan::joins` is (and its slice below).
+        let joins: Vec<ErrorJoin> = [
+            ErrorJoin::ByPort { query: 0 },
+            ErrorJoin::Unjoinable {
+                why: "no port".into(),
+            },
+        ]
+        .into();
+        let ids: Vec<ErrorId> = ErrorId::all(joins.len()).collect();
+        assert_eq!(ids, [ErrorId::at(0), ErrorId::at(1)]);
+        assert!(ids[0] < ids[1]);
+        assert_eq!(joins[ids[0]], ErrorJoin::ByPort { query: 0 });
+        assert_eq!(joins[..][ids[1]].queries(), &[] as &[usize]);
+        assert_eq!(ids[1].index(), 1);
     }
 }

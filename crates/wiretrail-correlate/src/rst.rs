@@ -12,7 +12,7 @@
 
 use crate::conn::NodeView;
 use crate::ctx::{Ctx, Pk};
-use wiretrail_capture::SeqNumber;
+use wiretrail_capture::{Duration, SeqNumber};
 
 /// How a RST from the backend side is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl RstForm {
 
 /// How far back the segment a RST answers may lie (a burst of segments
 /// shares one ACK value; a RST answers the first that reached the sender).
-const ANSWER_HORIZON_NS: i64 = 3_000_000_000;
+const ANSWER_HORIZON: Duration = Duration::from_secs(3);
 
 /// Classifies a RST sent towards the proxy (`rst`) against the proxy's
 /// segments in the same view.
@@ -65,7 +65,7 @@ pub(crate) fn form(ctx: &Ctx<'_>, v: &NodeView, rst: Pk) -> RstForm {
             .rev()
             .copied()
             .filter(move |&j| ctx.t(j) <= tr && j != rst)
-            .take_while(move |&j| tr - ctx.t(j) <= ANSWER_HORIZON_NS)
+            .take_while(move |&j| tr.saturating_duration_since(ctx.t(j)) <= ANSWER_HORIZON)
             .filter(|&j| ctx.pkts[j].to_backend() && !ctx.pkts[j].obs.flags.rst())
     };
     // A refusal: RST/ACK acknowledging a SYN.
@@ -141,7 +141,7 @@ pub(crate) fn sender<'c>(ctx: &Ctx<'_>, backends: &[&'c NodeView], rst: Pk) -> R
     for n in names {
         // A backend's view of the moment: a small window around the RST
         // (its clock is aligned already; widen for its uncertainty).
-        match ctx.sight(n, tr - 1_000_000_000, tr + 1_000_000_000) {
+        match ctx.sight(n, tr - Duration::from_secs(1), tr + Duration::from_secs(1)) {
             crate::ctx::Sight::Covered => covered.push(n.to_string()),
             _ => blind.push(n.to_string()),
         }

@@ -5,41 +5,42 @@
 //! they also add typed proofs to the errors they explain (a lost socket is
 //! likelier when the same node lost many at once).
 
+use crate::conn::ConnId;
 use crate::ctx::{time, Ctx};
 use crate::diagnose::{log_evidence, Outcome};
 use crate::model::{Cause, Finding, FindingKind, ProofKind, ProofRecord};
+use crate::plan::ErrorId;
 use crate::rules::Proof;
 use std::collections::BTreeMap;
-use wiretrail_capture::Nanos;
+use wiretrail_capture::{Duration, Timestamp};
 use wiretrail_logs::ProxyError;
 
 /// One error's diagnosis before it joins its incident.
 #[derive(Debug)]
 pub(crate) struct Judged {
-    /// Index into the input errors.
-    pub error: usize,
+    pub error: ErrorId,
     /// The log line's time.
-    pub t: Nanos,
+    pub t: Timestamp,
     pub outcome: Outcome,
     /// The connection it was joined to.
-    pub conn: Option<usize>,
+    pub conn: Option<ConnId>,
     /// Connections shown as candidates of an ambiguous time join.
-    pub shown: Vec<usize>,
+    pub shown: Vec<ConnId>,
 }
 
 /// Errors of one node within this long form a burst...
-const BURST_WINDOW_NS: Nanos = 5_000_000_000;
+const BURST_WINDOW: Duration = Duration::from_secs(5);
 /// ...when there are at least this many.
 const BURST_MIN: usize = 3;
 /// Flows moving at one instant: split errors within this long.
-const REHASH_WINDOW_NS: Nanos = 2_000_000_000;
+const REHASH_WINDOW: Duration = Duration::from_secs(2);
 const REHASH_MIN: usize = 3;
 
-/// A finding across errors, and the errors (input indices) it concerns.
+/// A finding across errors, and the errors it concerns.
 #[derive(Debug, Clone)]
 pub(crate) struct Event {
     pub finding: Finding,
-    pub errors: Vec<usize>,
+    pub errors: Vec<ErrorId>,
 }
 
 /// Finds the events and adds their proofs to the errors they concern.
@@ -51,14 +52,19 @@ pub(crate) fn events(_ctx: &Ctx<'_>, judged: &mut [Judged], errors: &[ProxyError
 }
 
 /// Clusters of `idx` (sorted by time) where at least `min` lie within `window`.
-fn clusters(judged: &[Judged], mut idx: Vec<usize>, window: Nanos, min: usize) -> Vec<Vec<usize>> {
+fn clusters(
+    judged: &[Judged],
+    mut idx: Vec<usize>,
+    window: Duration,
+    min: usize,
+) -> Vec<Vec<usize>> {
     idx.sort_by_key(|&i| judged[i].t);
     let mut out = Vec::new();
     let mut cur: Vec<usize> = Vec::new();
     for i in idx {
         if cur
             .first()
-            .is_some_and(|&f| judged[i].t - judged[f].t > window)
+            .is_some_and(|&f| judged[i].t.saturating_duration_since(judged[f].t) > window)
         {
             if cur.len() >= min {
                 out.push(std::mem::take(&mut cur));
@@ -93,7 +99,7 @@ fn node_bursts(judged: &mut [Judged], errors: &[ProxyError]) -> Vec<Event> {
     }
     let mut out = Vec::new();
     for (node, idx) in by_node {
-        for c in clusters(judged, idx, BURST_WINDOW_NS, BURST_MIN) {
+        for c in clusters(judged, idx, BURST_WINDOW, BURST_MIN) {
             let (t0, t1) = (judged[c[0]].t, judged[*c.last().expect("non-empty")].t);
             let mut causes: BTreeMap<&str, usize> = BTreeMap::new();
             for &i in &c {
@@ -113,7 +119,7 @@ fn node_bursts(judged: &mut [Judged], errors: &[ProxyError]) -> Vec<Event> {
                 summary: format!(
                     "{} connections to {node} failed within {:.1} s from {} ({list}): the node restarted, was redeployed or lost its connection state",
                     c.len(),
-                    (t1 - t0) as f64 / 1e9,
+                    t1.saturating_duration_since(t0).as_secs_f64(),
                     time(t0).format("%H:%M:%S%.3f")
                 ),
                 evidence: c.iter().map(|&i| log_evidence(&errors[judged[i].error])).collect(),
@@ -121,7 +127,7 @@ fn node_bursts(judged: &mut [Judged], errors: &[ProxyError]) -> Vec<Event> {
             let proof = Proof::NodeBurst {
                 node: node.clone(),
                 errors: c.len() as u32,
-                within_ns: t1 - t0,
+                within: t1.saturating_duration_since(t0),
             };
             for &i in &c {
                 if judged[i].outcome.diagnosis.cause == Cause::BackendStateLost {
@@ -146,7 +152,7 @@ fn rehashes(judged: &[Judged], errors: &[ProxyError]) -> Vec<Event> {
             )
         })
         .collect();
-    clusters(judged, idx, REHASH_WINDOW_NS, REHASH_MIN)
+    clusters(judged, idx, REHASH_WINDOW, REHASH_MIN)
         .into_iter()
         .map(|c| {
             let (t0, t1) = (judged[c[0]].t, judged[*c.last().expect("non-empty")].t);
@@ -182,7 +188,7 @@ fn rehashes(judged: &[Judged], errors: &[ProxyError]) -> Vec<Event> {
                     summary: format!(
                         "{} established flows were answered by a node without their socket within {:.1} s from {} (to {to}): flows moved at one instant — an ECMP rehash after a route change, or VIP/ARP flux",
                         c.len(),
-                        (t1 - t0) as f64 / 1e9,
+                        t1.saturating_duration_since(t0).as_secs_f64(),
                         time(t0).format("%H:%M:%S%.3f")
                     ),
                     evidence: c.iter().map(|&i| log_evidence(&errors[judged[i].error])).collect(),

@@ -19,19 +19,20 @@
 //! silently.
 
 use crate::config::NodeInput;
-use crate::conn::Conn;
+use crate::conn::{Conn, ConnId};
 use crate::ctx::{Ctx, Parts};
 use crate::diagnose::{cause_kind, from_hit, from_log, log_evidence, records, Outcome};
 use crate::model::{Cause, ErrorDiagnosis, Evidence, Finding, FindingKind};
+use crate::plan::ErrorId;
 use crate::rules::{self, Case, Proof, RuleHit};
 use std::collections::{BTreeMap, BTreeSet};
-use wiretrail_capture::Nanos;
+use wiretrail_capture::{Duration, Timestamp};
 use wiretrail_logs::ProxyError;
 
 /// One connection that tells an error's story.
 #[derive(Debug, Clone)]
 pub(crate) struct Story {
-    pub conn: usize,
+    pub conn: ConnId,
     /// The proxy's port on that connection.
     pub port: u16,
     pub hit: RuleHit,
@@ -65,7 +66,7 @@ pub(crate) enum Joined {
 }
 
 /// Two failures that began closer than this may be logged in either order.
-const ORDER_MARGIN_NS: Nanos = 50_000_000;
+const ORDER_MARGIN: Duration = Duration::from_millis(50);
 
 /// Confidence lost when several connections tell the story and as many
 /// lines share them (they pair up; only which is which is unknown)...
@@ -74,7 +75,7 @@ const PAIRED_PENALTY: f64 = 0.05;
 const UNPAIRED_PENALTY: f64 = 0.15;
 
 /// The story the error's class tells on connection `ci`, if a rule finds it.
-fn story(ctx: &Ctx<'_>, e: &ProxyError, ci: usize, c: &Conn) -> Option<Story> {
+fn story(ctx: &Ctx<'_>, e: &ProxyError, ci: ConnId, c: &Conn) -> Option<Story> {
     let case = Case {
         ctx,
         err: e,
@@ -96,10 +97,10 @@ fn story(ctx: &Ctx<'_>, e: &ProxyError, ci: usize, c: &Conn) -> Option<Story> {
 /// What the time join needs besides the packets.
 pub(crate) struct Window<'a> {
     /// Per node, how uncertain its clock is (ns).
-    pub unc_ns: &'a BTreeMap<String, Nanos>,
+    pub unc: &'a BTreeMap<String, Duration>,
     /// Used when a node has no entry.
-    pub default_unc_ns: Nanos,
-    pub match_slack_ns: Nanos,
+    pub default_unc: Duration,
+    pub match_slack: Duration,
 }
 
 /// Finds, for every error joined by time, the connection(s) that tell its
@@ -108,30 +109,30 @@ pub(crate) struct Window<'a> {
 pub(crate) fn join(
     ctx: &Ctx<'_>,
     conns: &[Conn],
-    errors: &[(usize, &ProxyError, Vec<usize>)],
-    claimed: &BTreeSet<usize>,
+    errors: &[(ErrorId, &ProxyError, Vec<ConnId>)],
+    claimed: &BTreeSet<ConnId>,
     w: &Window<'_>,
-) -> BTreeMap<usize, Joined> {
-    let mut cands: BTreeMap<usize, Vec<Story>> = BTreeMap::new();
+) -> BTreeMap<ErrorId, Joined> {
+    let mut cands: BTreeMap<ErrorId, Vec<Story>> = BTreeMap::new();
     for (ei, e, pool) in errors {
         let stories: Vec<Story> = pool
             .iter()
             .filter(|ci| !claimed.contains(ci))
             .filter_map(|&ci| story(ctx, e, ci, &conns[ci]))
             .collect();
-        let t = crate::plan::ts_ns(e);
-        let width = e.time_precision.width_ns();
+        let t = crate::plan::log_ts(e);
+        let width = crate::plan::log_width(e);
         let unc = |s: &Story| {
             s.hit
                 .owner
                 .as_ref()
-                .and_then(|n| w.unc_ns.get(n).copied())
-                .unwrap_or(w.default_unc_ns)
+                .and_then(|n| w.unc.get(n).copied())
+                .unwrap_or(w.default_unc)
         };
         // Tightly first (the log's precision and the clock's uncertainty),
         // then with the match slack.
         let mut found = Vec::new();
-        for extra in [1_000_000, w.match_slack_ns] {
+        for extra in [Duration::from_millis(1), w.match_slack] {
             found = stories
                 .iter()
                 .filter(|s| {
@@ -149,7 +150,7 @@ pub(crate) fn join(
 
     // One candidate: taken, and no one else's. Repeat until stable.
     let original = cands.clone();
-    let mut taken: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut taken: BTreeMap<ErrorId, ConnId> = BTreeMap::new();
     loop {
         let single = cands
             .iter()
@@ -175,7 +176,7 @@ pub(crate) fn join(
     // proxy, and failures of one kind through one transport (one dial
     // timeout, one header timeout, one client deadline) end in the order
     // they began. The k-th such line is the k-th such connection to fail.
-    let line_of = |ei: usize| {
+    let line_of = |ei: ErrorId| {
         errors
             .iter()
             .find(|(i, _, _)| *i == ei)
@@ -185,9 +186,9 @@ pub(crate) fn join(
                     | wiretrail_logs::Source::Stdin { line } => *line,
                     wiretrail_logs::Source::Elasticsearch { .. } => 0,
                 };
-                (crate::plan::ts_ns(e), line)
+                (crate::plan::log_ts(e), line)
             })
-            .unwrap_or((0, 0))
+            .unwrap_or((Timestamp::EPOCH, 0))
     };
     // That holds only when every candidate's failure was logged: a group
     // of lines linked by shared candidates pairs only when it has at least
@@ -195,15 +196,15 @@ pub(crate) fn join(
     // idle close that raced no request is no error) the k-th line need not
     // be the k-th connection.
     let logged = fully_logged(&cands);
-    let mut pending: Vec<usize> = cands
+    let mut pending: Vec<ErrorId> = cands
         .iter()
         .filter(|(ei, _)| logged.contains(ei))
         .filter(|(_, c)| c.len() > 1 && c.iter().all(|s| s.hit.cause == c[0].hit.cause))
         .map(|(ei, _)| *ei)
         .collect();
     pending.sort_by_key(|&ei| (line_of(ei), ei));
-    let mut used: BTreeSet<usize> = taken.values().copied().collect();
-    let mut ordered: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut used: BTreeSet<ConnId> = taken.values().copied().collect();
+    let mut ordered: BTreeMap<ErrorId, usize> = BTreeMap::new();
     for ei in pending {
         let c = &cands[&ei];
         let among = c.len();
@@ -214,7 +215,7 @@ pub(crate) fn join(
         let clear = match free[..] {
             [] => false,
             [_] => true,
-            [a, b, ..] => b.hit.at.0 - a.hit.at.0 >= ORDER_MARGIN_NS,
+            [a, b, ..] => b.hit.at.0.saturating_duration_since(a.hit.at.0) >= ORDER_MARGIN,
         };
         if clear {
             let s = free[0].clone();
@@ -223,8 +224,8 @@ pub(crate) fn join(
             cands.insert(ei, vec![s]);
         }
     }
-    let set = |c: &[Story]| c.iter().map(|s| s.conn).collect::<BTreeSet<usize>>();
-    let mut sharing: BTreeMap<BTreeSet<usize>, usize> = BTreeMap::new();
+    let set = |c: &[Story]| c.iter().map(|s| s.conn).collect::<BTreeSet<ConnId>>();
+    let mut sharing: BTreeMap<BTreeSet<ConnId>, usize> = BTreeMap::new();
     for c in cands.values().filter(|c| c.len() > 1) {
         *sharing.entry(set(c)).or_default() += 1;
     }
@@ -253,9 +254,9 @@ pub(crate) fn join(
 /// The lines (with several candidates) whose group, the lines linked to
 /// each other through shared candidate connections, has at least as many
 /// lines as connections: every connection's failure may be one of them.
-fn fully_logged(cands: &BTreeMap<usize, Vec<Story>>) -> BTreeSet<usize> {
+fn fully_logged(cands: &BTreeMap<ErrorId, Vec<Story>>) -> BTreeSet<ErrorId> {
     // Union-find over connections; a line joins its candidates.
-    fn root(parent: &mut BTreeMap<usize, usize>, x: usize) -> usize {
+    fn root(parent: &mut BTreeMap<ConnId, ConnId>, x: ConnId) -> ConnId {
         let mut r = x;
         while let Some(&up) = parent.get(&r).filter(|&&up| up != r) {
             r = up;
@@ -268,7 +269,7 @@ fn fully_logged(cands: &BTreeMap<usize, Vec<Story>>) -> BTreeSet<usize> {
         r
     }
     let several = || cands.iter().filter(|(_, c)| c.len() > 1);
-    let mut parent: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut parent: BTreeMap<ConnId, ConnId> = BTreeMap::new();
     for (_, c) in several() {
         for s in c {
             parent.entry(s.conn).or_insert(s.conn);
@@ -281,12 +282,12 @@ fn fully_logged(cands: &BTreeMap<usize, Vec<Story>>) -> BTreeSet<usize> {
             }
         }
     }
-    let mut conns: BTreeMap<usize, usize> = BTreeMap::new();
-    let all: Vec<usize> = parent.keys().copied().collect();
+    let mut conns: BTreeMap<ConnId, usize> = BTreeMap::new();
+    let all: Vec<ConnId> = parent.keys().copied().collect();
     for k in all {
         *conns.entry(root(&mut parent, k)).or_default() += 1;
     }
-    let mut lines: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut lines: BTreeMap<ConnId, Vec<ErrorId>> = BTreeMap::new();
     for (ei, c) in several() {
         lines
             .entry(root(&mut parent, c[0].conn))

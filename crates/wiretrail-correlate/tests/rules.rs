@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use wiretrail_capture::Direction::{ToBackend as TB, ToProxy as TP};
+use wiretrail_capture::{Duration, Timestamp};
 use wiretrail_correlate::model::{
     Cause, ConnState, EventBody, FindingKind, Mark, NodeRole, OffsetMethod, PacketEvent,
 };
@@ -15,12 +16,12 @@ const BASE: &str = "2024-03-01T10:00:00Z";
 const PI: u32 = 2_000_000_000;
 const BI: u32 = 500_000;
 
-fn t(s: f64) -> i64 {
+fn t(s: f64) -> Timestamp {
     at(BASE, s)
 }
 
 /// SYN, SYN-ACK, ACK on `node` at `t0` (node clock), with the proxy's TSval.
-fn handshake(s: &mut Sim, node: &str, t0: i64, tsval: u32) {
+fn handshake(s: &mut Sim, node: &str, t0: Timestamp, tsval: u32) {
     s.add(
         P::new(node, t0, TB, "S", PI, 0, 0)
             .id(1)
@@ -28,14 +29,30 @@ fn handshake(s: &mut Sim, node: &str, t0: i64, tsval: u32) {
             .win(64240),
     );
     s.add(
-        P::new(node, t0 + 60_000, TP, "SA", BI, PI + 1, 0)
-            .ts(7000, tsval)
-            .win(65160),
+        P::new(
+            node,
+            t0 + Duration::from_nanos(60_000),
+            TP,
+            "SA",
+            BI,
+            PI + 1,
+            0,
+        )
+        .ts(7000, tsval)
+        .win(65160),
     );
     s.add(
-        P::new(node, t0 + 120_000, TB, "A", PI + 1, BI + 1, 0)
-            .id(2)
-            .ts(tsval, 7000),
+        P::new(
+            node,
+            t0 + Duration::from_nanos(120_000),
+            TB,
+            "A",
+            PI + 1,
+            BI + 1,
+            0,
+        )
+        .id(2)
+        .ts(tsval, 7000),
     );
 }
 
@@ -387,7 +404,7 @@ fn clock_offset_from_packets_seen_on_two_nodes() {
         .iter()
         .any(|f| f.kind == FindingKind::FlowSplit));
     // On the reference clock, each packet's two observations are 80 µs apart.
-    let times: Vec<i64> = inc
+    let times: Vec<Timestamp> = inc
         .timeline
         .iter()
         .filter(|e| e.origin.as_str() != "log")
@@ -575,7 +592,7 @@ fn port_reuse_picks_the_instance_alive_at_the_log_time() {
     );
     let v = &r.incidents[0].errors[0].connection[0];
     assert_eq!(v.conn_state, ConnState::Rstr);
-    assert_eq!(v.first, chrono::DateTime::from_timestamp_nanos(t(100.0)));
+    assert_eq!(v.first, t(100.0).to_utc());
     assert_eq!(r.incidents[0].verdict.cause, Cause::BackendReset);
 }
 
@@ -993,7 +1010,7 @@ fn destination_mac_change_mid_connection_is_a_path_anomaly() {
 }
 
 /// A SYN from `port` refused by `node` at `at` (node clock): SYN, RST/ACK.
-fn refusal(node: &str, port: u16, at: i64) -> (Vec<wiretrail_capture::PacketObs>, u64, u64) {
+fn refusal(node: &str, port: u16, at: Timestamp) -> (Vec<wiretrail_capture::PacketObs>, u64, u64) {
     let mut s = Sim::new(port);
     let syn = s.add(
         P::new(node, at, TB, "S", PI, 0, 0)
@@ -1001,7 +1018,18 @@ fn refusal(node: &str, port: u16, at: i64) -> (Vec<wiretrail_capture::PacketObs>
             .ts(100, 0)
             .win(64240),
     );
-    let rst = s.add(P::new(node, at + 40_000, TP, "RA", 0, PI + 1, 0).win(0));
+    let rst = s.add(
+        P::new(
+            node,
+            at + Duration::from_nanos(40_000),
+            TP,
+            "RA",
+            0,
+            PI + 1,
+            0,
+        )
+        .win(0),
+    );
     (s.pkts, syn, rst)
 }
 

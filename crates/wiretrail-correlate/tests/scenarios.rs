@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use wiretrail_capture::catalog::{Catalog, CatalogOptions, NodeSpec};
 use wiretrail_capture::extract::{extract, ExtractOptions};
+use wiretrail_capture::Timestamp;
 use wiretrail_correlate::model::{
     Cause, ConnState, DiagnosedError, FindingKind, NodeRole, OffsetMethod, Report,
 };
@@ -147,7 +148,7 @@ fn run_with(dir: &Path, skip: &[&str], blind: &[&str]) -> Run {
     let mut nodes = nodes;
     for b in blind {
         let mut n = NodeInput::named(b, NodeRole::Backend).unwrap();
-        n.coverage = vec![(0, 1)];
+        n.coverage = vec![(Timestamp::EPOCH, Timestamp::from_nanos(1))];
         n.aliases = vec![vip];
         nodes.push(n);
     }

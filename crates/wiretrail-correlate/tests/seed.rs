@@ -280,7 +280,7 @@ fn seed_same_tsval_on_two_nodes_sets_the_clock() {
             .unwrap()
             .t_ns
     };
-    let gap_s = (t(3113698) - t(3841962)).abs() as f64 / 1e9;
+    let gap_s = t(3113698).abs_diff(t(3841962)).as_secs_f64();
     assert!(gap_s <= u3, "{gap_s} > {u3}");
 }
 

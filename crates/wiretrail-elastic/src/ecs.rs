@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use wiretrail_capture::{Direction, TcpFlags};
+use wiretrail_capture::{Direction, TcpFlags, Timestamp};
 use wiretrail_correlate::model::{EventBody, Incident, PacketEvent, Report, TimelineEvent};
 
 /// Bump when the templates change; `setup` compares it with the cluster's.
@@ -29,8 +29,8 @@ pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-pub fn ts_ns(ns: i64) -> String {
-    ts(DateTime::from_timestamp_nanos(ns))
+pub fn ts_at(t: Timestamp) -> String {
+    ts(t.to_utc())
 }
 
 /// `10.1.1.5:51392`, `[fd00::5]:46572`; host names give `None`.
@@ -262,7 +262,7 @@ fn event_doc(
         }
     };
     let mut doc = json!({
-        "@timestamp": ts_ns(ev.t_ns),
+        "@timestamp": ts_at(ev.t_ns),
         "message": message,
         "event": { "kind": "event", "category": ["network"], "type": [etype], "dataset": "wiretrail.timeline" },
         "network": { "transport": "tcp" },

@@ -10,7 +10,7 @@
 
 use crate::diag::{explain_serde_message, SpanError};
 use crate::model::{LogFormats, NodeRole, SourceFormat};
-use crate::time::{parse_duration, parse_tz, Duration};
+use crate::time::{de_opt_duration, parse_duration, parse_tz, Duration};
 use chrono_tz::Tz;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -131,10 +131,13 @@ pub mod raw {
     #[serde(deny_unknown_fields)]
     pub struct Correlate {
         /// Errors on one proxy→backend closer than this form one incident.
+        #[serde(default, deserialize_with = "de_opt_duration")]
         pub incident_gap: Option<Duration>,
         /// How far around each error to look for its connection in captures.
+        #[serde(default, deserialize_with = "de_opt_duration")]
         pub slack: Option<Duration>,
         /// Largest clock offset between nodes to consider.
+        #[serde(default, deserialize_with = "de_opt_duration")]
         pub max_clock_offset: Option<Duration>,
         /// The proxy's address on the backend side: lets errors whose line
         /// prints no socket (timeouts, `context canceled`, `EOF`) be joined
@@ -154,8 +157,10 @@ pub mod raw {
     #[serde(deny_unknown_fields)]
     pub struct WindowDefaults {
         /// How far before `--at` to look (default 5m).
+        #[serde(default, deserialize_with = "de_opt_duration")]
         pub before: Option<Duration>,
         /// How far after `--at` to look (default 30s).
+        #[serde(default, deserialize_with = "de_opt_duration")]
         pub after: Option<Duration>,
         /// A pinned window (for recorded data such as the demo): used when
         /// no time flag and no alert gives one. Same forms as the flags.
@@ -210,6 +215,7 @@ pub mod raw {
     #[serde(deny_unknown_fields)]
     pub struct Batch {
         /// Size of the pieces a day is cut into (default 1h).
+        #[serde(default, deserialize_with = "de_opt_duration")]
         pub chunk: Option<Duration>,
         /// Where chunk reports, the day report and the checkpoint go.
         pub out_dir: Option<String>,
@@ -235,13 +241,16 @@ pub mod raw {
         /// Run directories kept under `runs_dir` (oldest removed first; default 500).
         pub runs_keep: Option<usize>,
         /// Run directories older than this are removed (default 30d).
+        #[serde(default, deserialize_with = "de_opt_duration")]
         pub runs_max_age: Option<Duration>,
         /// Finished runs remembered for `GET /runs/<id>` (default 1000).
         pub keep_runs: Option<usize>,
         /// Time a client has to send a request's head (default 10s); also
         /// how long an idle keep-alive connection is kept.
+        #[serde(default, deserialize_with = "de_opt_duration")]
         pub header_timeout: Option<Duration>,
         /// Time a client has to send a request's body (default 30s).
+        #[serde(default, deserialize_with = "de_opt_duration")]
         pub body_timeout: Option<Duration>,
         /// Connections open at once (default 256); at the cap a new one
         /// replaces the oldest not being answered.

@@ -11,7 +11,7 @@
 //! `tests/architecture.rs` checks both halves of this (names and `pub use`
 //! only).
 
-pub use wiretrail_capture::PacketObs;
+pub use wiretrail_capture::{Duration, PacketObs, Timestamp};
 pub use wiretrail_correlate::model::{
     Cause, EventBody, Incident, NodeName, NodeNameError, NodeRole, PacketEvent, Problem,
     ProblemKind, ProblemSource, Report, TimeSpan,

@@ -183,7 +183,7 @@ fn slice_rows<'a>(
     inc: &Incident,
     by_key: &HashMap<(&str, &Path, u64), &'a PacketObs>,
 ) -> Vec<SlicePacket<'a>> {
-    let mut rows: Vec<(i64, SlicePacket<'a>)> = Vec::new();
+    let mut rows: Vec<(crate::time::Timestamp, SlicePacket<'a>)> = Vec::new();
     for ev in &inc.timeline {
         if let EventBody::Packet(PacketEvent { file, frame, .. }) = &ev.body {
             if let Some(p) = by_key.get(&(ev.origin.as_str(), Path::new(file), *frame)) {

@@ -15,7 +15,8 @@
 //!
 //! Durations ([`parse_duration`]): `90s`, `5m`, `1h30m`, `500ms`, `2d`.
 //!
-//! Everything is parsed once into [`Timestamp`] and [`Duration`], whose
+//! Everything is parsed once into [`Timestamp`] and [`Duration`] (defined in
+//! `wiretrail_capture::time`, re-exported through `model`), whose
 //! arithmetic is checked: a window that would start before 1677 or end after
 //! 2262 (the range of a nanosecond count in an `i64`, which captures use) is
 //! an error naming the input, never a panic or a wrapped value. chrono's
@@ -27,159 +28,17 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 
+pub use crate::model::{Duration, Timestamp};
+
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
-/// An instant: nanoseconds since the Unix epoch, UTC.
-///
-/// The range is that of an `i64` count of nanoseconds,
-/// 1677-09-21T00:12:43.145224192Z ..= 2262-04-11T23:47:16.854775807Z, which
-/// is what capture timestamps hold; a time outside it is refused when it is
-/// parsed, and arithmetic that would leave it returns `None`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(i64);
-
-impl Timestamp {
-    pub const MIN: Timestamp = Timestamp(i64::MIN);
-    pub const MAX: Timestamp = Timestamp(i64::MAX);
-
-    pub const fn from_nanos(ns: i64) -> Timestamp {
-        Timestamp(ns)
-    }
-
-    /// Nanoseconds since the epoch (a capture's `Nanos`).
-    pub const fn as_nanos(self) -> i64 {
-        self.0
-    }
-
-    /// `None` outside [`Timestamp::MIN`] ..= [`Timestamp::MAX`].
-    pub fn from_utc(t: DateTime<Utc>) -> Option<Timestamp> {
-        t.timestamp_nanos_opt().map(Timestamp)
-    }
-
-    /// Epoch milliseconds (what Kibana can send), `None` out of range.
-    pub fn from_millis(ms: i64) -> Option<Timestamp> {
-        ms.checked_mul(1_000_000).map(Timestamp)
-    }
-
-    pub fn to_utc(self) -> DateTime<Utc> {
-        DateTime::from_timestamp_nanos(self.0)
-    }
-
-    /// The clock now. (Until 2262.)
-    pub fn now() -> Timestamp {
-        Timestamp::from_utc(Utc::now()).unwrap_or(Timestamp::MAX)
-    }
-
-    pub fn checked_add(self, d: Duration) -> Option<Timestamp> {
-        self.0.checked_add_unsigned(d.0).map(Timestamp)
-    }
-
-    pub fn checked_sub(self, d: Duration) -> Option<Timestamp> {
-        self.0.checked_sub_unsigned(d.0).map(Timestamp)
-    }
-
-    /// How long after `earlier` this is; `None` when it is before it.
-    pub fn duration_since(self, earlier: Timestamp) -> Option<Duration> {
-        (self >= earlier).then(|| Duration(self.0.abs_diff(earlier.0)))
-    }
-
-    /// Seconds since the epoch, for outputs that want them.
-    pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / NANOS_PER_SEC as f64
-    }
-}
-
-impl fmt::Display for Timestamp {
-    /// RFC 3339 in UTC, with as many fraction digits as needed.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            &self
-                .to_utc()
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        )
-    }
-}
-
-/// A length of time, never negative, in nanoseconds (up to ~584 years,
-/// longer than any window a [`Timestamp`] can hold).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Duration(u64);
-
-impl Duration {
-    pub const ZERO: Duration = Duration(0);
-    pub const MAX: Duration = Duration(u64::MAX);
-
-    pub const fn from_nanos(ns: u64) -> Duration {
-        Duration(ns)
-    }
-    pub const fn from_millis(ms: u32) -> Duration {
-        Duration(ms as u64 * 1_000_000)
-    }
-    pub const fn from_secs(s: u32) -> Duration {
-        Duration(s as u64 * NANOS_PER_SEC)
-    }
-    pub const fn from_mins(m: u32) -> Duration {
-        Duration(m as u64 * 60 * NANOS_PER_SEC)
-    }
-    pub const fn from_hours(h: u32) -> Duration {
-        Duration(h as u64 * 3600 * NANOS_PER_SEC)
-    }
-    pub const fn as_nanos(self) -> u64 {
-        self.0
-    }
-    /// Whole seconds (rounded down).
-    pub const fn as_secs(self) -> u64 {
-        self.0 / NANOS_PER_SEC
-    }
-    pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / NANOS_PER_SEC as f64
-    }
-    pub const fn is_zero(self) -> bool {
-        self.0 == 0
-    }
-    pub fn checked_add(self, other: Duration) -> Option<Duration> {
-        self.0.checked_add(other.0).map(Duration)
-    }
-    pub fn to_std(self) -> std::time::Duration {
-        std::time::Duration::from_nanos(self.0)
-    }
-    /// `None` past [`Duration::MAX`].
-    pub fn from_std(d: std::time::Duration) -> Option<Duration> {
-        u64::try_from(d.as_nanos()).ok().map(Duration)
-    }
-}
-
-impl fmt::Display for Duration {
-    /// The form [`parse_duration`] reads (`1h30m`, `250ms`), nanoseconds
-    /// below a millisecond.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut ns = self.0;
-        if ns == 0 {
-            return f.write_str("0s");
-        }
-        for (unit, size) in [
-            ("d", 86_400 * NANOS_PER_SEC),
-            ("h", 3_600 * NANOS_PER_SEC),
-            ("m", 60 * NANOS_PER_SEC),
-            ("s", NANOS_PER_SEC),
-            ("ms", 1_000_000),
-            ("ns", 1),
-        ] {
-            if ns >= size {
-                write!(f, "{}{unit}", ns / size)?;
-                ns %= size;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A duration in a pipeline file (`"5m"`).
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_duration(&s).map_err(serde::de::Error::custom)
-    }
+/// An optional duration in a pipeline file (`"5m"`), for
+/// `#[serde(default, deserialize_with = "...")]`: [`Duration`] itself
+/// (de)serialises as a nanosecond count, as reports and caches hold it.
+pub fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|s| parse_duration(&s).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 const TIME_FORMS: &str = "use RFC 3339 (`2023-05-05T09:33:07Z`), `2023-05-05 17:33:07 +08:00`, a date (`2023-05-05`) or epoch seconds (`1683279187`)";
@@ -327,7 +186,7 @@ fn parse_epoch(s: &str, input: &str) -> Option<Result<Timestamp, TimeError>> {
         .ok()
         .and_then(|s| s.checked_mul(NANOS_PER_SEC as i64))
         .and_then(|n| n.checked_add(frac_ns))
-        .map(Timestamp)
+        .map(Timestamp::from_nanos)
         .ok_or_else(out_of_range);
     Some(ns)
 }
@@ -427,7 +286,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, TimeError> {
             .and_then(|v| total.checked_add(v))
             .ok_or_else(too_long)?;
     }
-    Ok(Duration(total))
+    Ok(Duration::from_nanos(total))
 }
 
 /// A half-open time window `[since, until)`, never empty.
@@ -510,12 +369,6 @@ impl Window {
             t = end;
         }
         out
-    }
-    pub fn since_ns(&self) -> i64 {
-        self.since.as_nanos()
-    }
-    pub fn until_ns(&self) -> i64 {
-        self.until.as_nanos()
     }
 }
 

@@ -30,6 +30,7 @@ use wiretrail_pipeline::CratesEngine;
 
 const BASE: i64 = 1_683_244_800; // 2023-05-05T00:00:00Z
 const S: i64 = 1_000_000_000;
+const SLACK: wiretrail_pipeline::time::Duration = wiretrail_pipeline::time::Duration::from_secs(10);
 
 struct Sshd {
     child: Child,
@@ -264,10 +265,10 @@ fn remote_captures_over_ssh() {
         51392,
         None,
         None,
-        (BASE + 5 * 3600 + 1700) * S,
-        (BASE + 5 * 3600 + 1810) * S,
+        Timestamp::from_nanos((BASE + 5 * 3600 + 1700) * S),
+        Timestamp::from_nanos((BASE + 5 * 3600 + 1810) * S),
     );
-    let f = fetch_node(&node, &target, std::slice::from_ref(&q), 10 * S, &cache).unwrap();
+    let f = fetch_node(&node, &target, std::slice::from_ref(&q), SLACK, &cache).unwrap();
     assert_eq!(f.mode, FetchMode::Copy, "forced: files are copied");
     assert_eq!(f.files.len(), 1, "{:?}", f.files);
     assert!(f.files[0].ends_with("cap-05.pcap"));
@@ -291,14 +292,14 @@ fn remote_captures_over_ssh() {
         std::fs::read(caps.join("cap-05.pcap")).unwrap()
     );
     // 2. Cached: a second run moves nothing.
-    let again = fetch_node(&node, &target, std::slice::from_ref(&q), 10 * S, &cache).unwrap();
+    let again = fetch_node(&node, &target, std::slice::from_ref(&q), SLACK, &cache).unwrap();
     assert_eq!(again.bytes_transferred, 0);
     // 3. An unreachable node is an error naming it (the caller turns it into a gap).
     let dead = ssh_node(&sshd, "b9", free_port(), &caps);
     let CaptureLocation::Ssh(dead_t) = dead.captures.clone() else {
         panic!()
     };
-    let e = fetch_node(&dead, &dead_t, &[q], 10 * S, &cache)
+    let e = fetch_node(&dead, &dead_t, &[q], SLACK, &cache)
         .unwrap_err()
         .to_string();
     assert!(
@@ -402,10 +403,10 @@ fn a_newline_in_a_remote_file_name_does_not_hide_the_node() {
         51392,
         None,
         None,
-        (BASE + 5 * 3600 + 1700) * S,
-        (BASE + 5 * 3600 + 1810) * S,
+        Timestamp::from_nanos((BASE + 5 * 3600 + 1700) * S),
+        Timestamp::from_nanos((BASE + 5 * 3600 + 1810) * S),
     );
-    let f = fetch_node(&node, &target, &[q], 10 * S, &tmp.path().join("cache"))
+    let f = fetch_node(&node, &target, &[q], SLACK, &tmp.path().join("cache"))
         .unwrap_or_else(|e| panic!("the node is lost to one file name: {e}"));
     let mut names: Vec<String> = f
         .files
@@ -450,10 +451,10 @@ fn remote_extract_when_wiretrail_is_installed_there() {
         51392,
         Some("10.1.1.5".parse().unwrap()),
         Some("10.0.0.100:80".parse().unwrap()),
-        (BASE + 5 * 3600 + 1700) * S,
-        (BASE + 5 * 3600 + 1810) * S,
+        Timestamp::from_nanos((BASE + 5 * 3600 + 1700) * S),
+        Timestamp::from_nanos((BASE + 5 * 3600 + 1810) * S),
     );
-    let f = fetch_node(&node, &target, &[q], 10 * S, &tmp.path().join("cache")).unwrap();
+    let f = fetch_node(&node, &target, &[q], SLACK, &tmp.path().join("cache")).unwrap();
     assert_eq!(f.mode, FetchMode::Extract, "{:?}", f.problems);
     // The host cached its catalog where we told it to, not in a home directory.
     assert!(tmp.path().join("remote-cache/wiretrail").exists());
@@ -523,15 +524,15 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
         51392,
         Some("10.1.1.5".parse().unwrap()),
         Some("10.0.0.100:80".parse().unwrap()),
-        (BASE + 5 * 3600 + 1700) * S,
-        (BASE + 5 * 3600 + 1810) * S,
+        Timestamp::from_nanos((BASE + 5 * 3600 + 1700) * S),
+        Timestamp::from_nanos((BASE + 5 * 3600 + 1810) * S),
     );
     let fetch = |node: &wiretrail_pipeline::config::Node, cache: &str| {
         fetch_node(
             node,
             &target,
             std::slice::from_ref(&q),
-            10 * S,
+            SLACK,
             &tmp.path().join(cache),
         )
         .unwrap()
@@ -607,7 +608,7 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
         &node,
         &target,
         &many,
-        10 * S,
+        SLACK,
         &tmp.path().join("cache-coarse"),
     )
     .unwrap();
@@ -646,7 +647,7 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
         &gz_node,
         &gz_target,
         std::slice::from_ref(&q),
-        10 * S,
+        SLACK,
         &tmp.path().join("cache-gz"),
     )
     .unwrap();

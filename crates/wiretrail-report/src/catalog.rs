@@ -17,7 +17,7 @@ use wiretrail_capture::catalog::{Catalog, Coverage, FileEntry, Known, NodeCatalo
 use wiretrail_capture::extract::{Extraction, NodeStats};
 use wiretrail_capture::problem::ProblemKind;
 use wiretrail_capture::read::{Compression, Format};
-use wiretrail_capture::{FlowQuery, Nanos};
+use wiretrail_capture::{Duration, FlowQuery, Timestamp};
 
 use crate::describe::human_bytes;
 use crate::text;
@@ -214,12 +214,9 @@ fn cache_text(cat: &Catalog) -> String {
 }
 
 /// A capture time at microseconds, in `tz` (its abbreviation shown) or UTC.
-fn fmt_ts(ns: Nanos, tz: Option<Tz>) -> String {
-    let t = DateTime::from_timestamp(
-        ns.div_euclid(1_000_000_000),
-        ns.rem_euclid(1_000_000_000) as u32,
-    )
-    .unwrap_or_default();
+fn fmt_ts(ns: Timestamp, tz: Option<Tz>) -> String {
+    let (secs, nanos) = ns.as_secs_nanos();
+    let t = DateTime::from_timestamp(secs, nanos).unwrap_or_default();
     match tz {
         Some(tz) => t
             .with_timezone(&tz)
@@ -229,9 +226,9 @@ fn fmt_ts(ns: Nanos, tz: Option<Tz>) -> String {
     }
 }
 
-/// A bound of a lost span: `Nanos::MIN`/`MAX` mean it is not known.
-fn fmt_bound(ns: Nanos, tz: Option<Tz>) -> String {
-    if ns == Nanos::MIN || ns == Nanos::MAX {
+/// A bound of a lost span: `Timestamp::MIN`/`MAX` mean it is not known.
+fn fmt_bound(ns: Timestamp, tz: Option<Tz>) -> String {
+    if ns == Timestamp::MIN || ns == Timestamp::MAX {
         "(unbounded)".to_string()
     } else {
         fmt_ts(ns, tz)
@@ -239,8 +236,8 @@ fn fmt_bound(ns: Nanos, tz: Option<Tz>) -> String {
 }
 
 /// `12.345s`, `4m05s`, `2h30m`.
-fn fmt_dur(ns: Nanos) -> String {
-    let s = ns as f64 / 1e9;
+fn fmt_dur(d: Duration) -> String {
+    let s = d.as_secs_f64();
     if s < 60.0 {
         format!("{s:.3}s")
     } else if s < 3600.0 {
@@ -293,7 +290,7 @@ fn span_text(f: &FileEntry, tz: Option<Tz>) -> String {
             "{} .. {} ({})",
             fmt_ts(a, tz),
             fmt_ts(b, tz),
-            fmt_dur(b - a)
+            fmt_dur(b.saturating_duration_since(a))
         ),
         (Known::Unread, None) => "UNREADABLE".to_string(),
         (_, None) => "no timestamped packets".to_string(),
@@ -394,7 +391,7 @@ fn coverage_lines(out: &mut dyn Write, n: &NodeCatalog, tz: Option<Tz>) -> io::R
             "  covered: {} .. {} ({})",
             fmt_ts(a, tz),
             fmt_ts(b, tz),
-            fmt_dur(b - a)
+            fmt_dur(b.saturating_duration_since(a))
         )?;
     }
     for g in &n.coverage.gaps {
@@ -421,7 +418,7 @@ fn coverage_lines(out: &mut dyn Write, n: &NodeCatalog, tz: Option<Tz>) -> io::R
 fn span_of_two(
     out: &mut dyn Write,
     label: &str,
-    (from, to): (Nanos, Nanos),
+    (from, to): (Timestamp, Timestamp),
     preposition: &str,
     (a, b): (&FileEntry, &FileEntry),
     what: &str,
@@ -432,7 +429,7 @@ fn span_of_two(
         "  {label} {} .. {} ({}) {preposition} {} and {}: {what}",
         fmt_ts(from, tz),
         fmt_ts(to, tz),
-        fmt_dur(to - from),
+        fmt_dur(to.saturating_duration_since(from)),
         file_name(a),
         file_name(b)
     )
@@ -460,19 +457,19 @@ mod tests {
 
     #[test]
     fn capture_times_in_a_zone_or_utc() {
-        let t = 1_683_307_987_500_000_000;
+        let t = Timestamp::from_nanos(1_683_307_987_500_000_000);
         assert_eq!(fmt_ts(t, None), "2023-05-05 17:33:07.500000 UTC");
         assert_eq!(
             fmt_ts(t, Some(chrono_tz::Asia::Shanghai)),
             "2023-05-06 01:33:07.500000 CST"
         );
-        assert_eq!(fmt_bound(Nanos::MIN, None), "(unbounded)");
+        assert_eq!(fmt_bound(Timestamp::MIN, None), "(unbounded)");
     }
 
     #[test]
     fn durations() {
-        assert_eq!(fmt_dur(1_500_000_000), "1.500s");
-        assert_eq!(fmt_dur(245 * 1_000_000_000), "4m05s");
-        assert_eq!(fmt_dur(9_000 * 1_000_000_000), "2h30m");
+        assert_eq!(fmt_dur(Duration::from_millis(1_500)), "1.500s");
+        assert_eq!(fmt_dur(Duration::from_secs(245)), "4m05s");
+        assert_eq!(fmt_dur(Duration::from_secs(9_000)), "2h30m");
     }
 }

@@ -3,7 +3,7 @@
 //! to show in full, and which clock offsets an incident used.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use wiretrail_capture::{Direction, Nanos, TcpFlags};
+use wiretrail_capture::{Direction, TcpFlags, Timestamp};
 use wiretrail_logs::record::Source;
 
 use crate::text;
@@ -132,10 +132,9 @@ pub fn uncertainty_text(o: &ClockOffset) -> String {
 
 /// Seconds relative to a base, sign always shown, microsecond digits:
 /// `+0.904543`, `-1.000000`.
-pub fn rel_time(t: Nanos, base: Nanos) -> String {
-    let d = t.saturating_sub(base);
-    let sign = if d < 0 { '-' } else { '+' };
-    let a = d.unsigned_abs();
+pub fn rel_time(t: Timestamp, base: Timestamp) -> String {
+    let sign = if t < base { '-' } else { '+' };
+    let a = t.abs_diff(base).as_nanos();
     format!(
         "{sign}{}.{:06}",
         a / 1_000_000_000,
@@ -148,8 +147,8 @@ pub fn abs_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-pub fn ns_time(t: Nanos) -> String {
-    abs_time(DateTime::<Utc>::from_timestamp_nanos(t))
+pub fn ns_time(t: Timestamp) -> String {
+    abs_time(t.to_utc())
 }
 
 /// Seconds with sign and enough digits for microsecond offsets.
@@ -373,12 +372,12 @@ pub fn files_by_node(inc: &Incident) -> Vec<(String, Vec<String>)> {
 }
 
 /// The earliest event time of an incident, the base of relative times.
-pub fn base_time(inc: &Incident) -> Nanos {
+pub fn base_time(inc: &Incident) -> Timestamp {
     inc.timeline
         .iter()
         .map(|e| e.t_ns)
         .min()
-        .unwrap_or_else(|| inc.start.timestamp_nanos_opt().unwrap_or(0))
+        .unwrap_or_else(|| Timestamp::from_utc(inc.start).unwrap_or(Timestamp::EPOCH))
 }
 
 /// `0.92` as `92%`.
@@ -496,9 +495,24 @@ mod tests {
 
     #[test]
     fn relative_times() {
-        assert_eq!(rel_time(1_904_543_210, 1_000_000_000), "+0.904543");
-        assert_eq!(rel_time(0, 1_000_000_000), "-1.000000");
-        assert_eq!(rel_time(5, 5), "+0.000000");
+        assert_eq!(
+            rel_time(
+                Timestamp::from_nanos(1_904_543_210),
+                Timestamp::from_nanos(1_000_000_000)
+            ),
+            "+0.904543"
+        );
+        assert_eq!(
+            rel_time(
+                Timestamp::from_nanos(0),
+                Timestamp::from_nanos(1_000_000_000)
+            ),
+            "-1.000000"
+        );
+        assert_eq!(
+            rel_time(Timestamp::from_nanos(5), Timestamp::from_nanos(5)),
+            "+0.000000"
+        );
     }
 
     #[test]

@@ -442,7 +442,7 @@ fn timeline_table(h: &mut String, inc: &Incident) {
     h.push_str("</tbody></table></details>");
 }
 
-fn row(h: &mut String, ev: &TimelineEvent, base: i64) {
+fn row(h: &mut String, ev: &TimelineEvent, base: wiretrail_capture::Timestamp) {
     let class = describe::row_class(ev).css();
     let rel = describe::rel_time(ev.t_ns, base);
     let abs = describe::ns_time(ev.t_ns);

@@ -14,7 +14,7 @@
 
 use std::fmt::Write as _;
 
-use wiretrail_capture::Direction;
+use wiretrail_capture::{Direction, Duration, Timestamp};
 use wiretrail_correlate::model::{EventBody, Incident, Mark, NodeRole, PacketEvent, TimelineEvent};
 
 use crate::describe::{self, RowClass};
@@ -31,7 +31,7 @@ const CLIENT_X: f64 = TIME_W + 50.0;
 const PROXY_X: f64 = CLIENT_X + 170.0;
 const NODE_GAP: f64 = 180.0;
 /// A jump between consecutive drawn events larger than this gets a break row.
-const GAP_NS: i64 = 100_000_000;
+const GAP: Duration = Duration::from_millis(100);
 
 /// One drawn row: an event, possibly with capture duplicates folded in.
 struct Item<'a> {
@@ -42,7 +42,7 @@ struct Item<'a> {
 enum Line<'a> {
     Event(Item<'a>),
     /// Clock jump between two drawn events, in ns.
-    Gap(i64),
+    Gap(Duration),
     /// Events not drawn because of the arrow cap.
     Elided(usize),
 }
@@ -78,7 +78,7 @@ fn layout(inc: &Incident, cap: usize) -> (Vec<Line<'_>>, usize) {
     let total = items.len();
     let mut lines = Vec::new();
     let mut elided = 0usize;
-    let mut last_t: Option<i64> = None;
+    let mut last_t: Option<Timestamp> = None;
     for (it, k) in items.into_iter().zip(keep) {
         if !k {
             elided += 1;
@@ -88,8 +88,9 @@ fn layout(inc: &Incident, cap: usize) -> (Vec<Line<'_>>, usize) {
             lines.push(Line::Elided(elided));
             elided = 0;
         } else if let Some(lt) = last_t {
-            if it.ev.t_ns - lt > GAP_NS {
-                lines.push(Line::Gap(it.ev.t_ns - lt));
+            let gap = it.ev.t_ns.saturating_duration_since(lt);
+            if gap > GAP {
+                lines.push(Line::Gap(gap));
             }
         }
         last_t = Some(it.ev.t_ns);
@@ -246,7 +247,7 @@ pub fn svg(inc: &Incident, n: usize, cap: usize) -> String {
                     x2 = width - 8.0,
                     tx = TIME_W + 4.0,
                     yt = y + BREAK_H / 2.0 - 3.0,
-                    secs = *ns as f64 / 1e9,
+                    secs = ns.as_secs_f64(),
                 );
                 y += BREAK_H;
             }
@@ -276,7 +277,7 @@ struct Rows<'a> {
     /// The incident's ordinal: marker ids are scoped by it.
     n: usize,
     /// Times are shown relative to it.
-    base: i64,
+    base: Timestamp,
     detail_x: f64,
     width: f64,
     lane_x: &'a dyn Fn(&str) -> Option<f64>,

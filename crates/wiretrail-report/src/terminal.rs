@@ -366,7 +366,7 @@ enum Cells {
     Log { rel: String, text: String },
 }
 
-fn build_row(ev: &TimelineEvent, base: i64) -> Row {
+fn build_row(ev: &TimelineEvent, base: wiretrail_capture::Timestamp) -> Row {
     let rel = describe::rel_time(ev.t_ns, base);
     let class = describe::row_class(ev);
     let cells = match &ev.body {

@@ -239,7 +239,7 @@ fn proxy_capture_draws_stubs_not_a_lane() {
             covered: true,
         },
     );
-    let t = inc.timeline[1].t_ns - 20_000;
+    let t = inc.timeline[1].t_ns - wiretrail_capture::Duration::from_micros(20);
     inc.timeline.push(pkt(
         t,
         "proxy-01",

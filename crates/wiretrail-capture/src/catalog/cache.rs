@@ -53,7 +53,8 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 pub(crate) struct CacheKey {
     pub path: PathBuf,
     pub size: u64,
-    pub mtime_ns: i64,
+    #[serde(rename = "mtime_ns")]
+    pub mtime: crate::time::Timestamp,
     /// Index spacing the entry was built with.
     pub index_every: u64,
 }

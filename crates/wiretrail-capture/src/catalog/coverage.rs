@@ -7,14 +7,14 @@
 //! `.pcap4`) or when the stretch is at most the join tolerance. Anything
 //! else is a gap, and a gap means "not captured", never "no packets".
 
-use crate::obs::Nanos;
+use crate::time::{Duration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// One file's contribution to coverage.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FileSpan {
-    pub start: Nanos,
-    pub end: Nanos,
+    pub start: Timestamp,
+    pub end: Timestamp,
     /// (rotation series, ordinal): consecutive ordinals of one series are
     /// rotation neighbours (see `series`).
     pub seq: Option<(usize, u64)>,
@@ -26,9 +26,9 @@ pub(crate) struct FileSpan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gap {
     /// Last packet before the gap.
-    pub from: Nanos,
+    pub from: Timestamp,
     /// First packet after the gap.
-    pub to: Nanos,
+    pub to: Timestamp,
     /// Index (into the node's files) of the file before and after.
     pub before: usize,
     pub after: usize,
@@ -38,8 +38,8 @@ pub struct Gap {
 /// a ring that restarted): packets there may appear twice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Overlap {
-    pub from: Nanos,
-    pub to: Nanos,
+    pub from: Timestamp,
+    pub to: Timestamp,
     pub a: usize,
     pub b: usize,
 }
@@ -52,7 +52,9 @@ pub enum Coverage {
     Full,
     /// Some of it is: `missing` lists the uncovered stretches (inclusive
     /// bounds clipped to the window).
-    Partial { missing: Vec<(Nanos, Nanos)> },
+    Partial {
+        missing: Vec<(Timestamp, Timestamp)>,
+    },
     /// No capture of this node covers any of it: absence of packets there
     /// says nothing.
     NotCovered,
@@ -62,14 +64,14 @@ pub enum Coverage {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeCoverage {
     /// Disjoint covered spans, in time order.
-    pub spans: Vec<(Nanos, Nanos)>,
+    pub spans: Vec<(Timestamp, Timestamp)>,
     pub gaps: Vec<Gap>,
     pub overlaps: Vec<Overlap>,
 }
 
 /// Builds a node's coverage. `join_gap` is the longest packet-free stretch
 /// between two files that still counts as continuous capture.
-pub(crate) fn build(mut files: Vec<FileSpan>, join_gap: Nanos) -> NodeCoverage {
+pub(crate) fn build(mut files: Vec<FileSpan>, join_gap: Duration) -> NodeCoverage {
     files.sort_by_key(|f| (f.start, f.end, f.file));
     let mut out = NodeCoverage::default();
     // The file reaching furthest so far, for overlap and gap checks.
@@ -90,7 +92,7 @@ pub(crate) fn build(mut files: Vec<FileSpan>, join_gap: Nanos) -> NodeCoverage {
         } else {
             let neighbours =
                 matches!((r.seq, f.seq), (Some((ga, a)), Some((gb, b))) if ga == gb && b == a + 1);
-            if !neighbours && f.start - r.end > join_gap {
+            if !neighbours && f.start.saturating_duration_since(r.end) > join_gap {
                 out.gaps.push(Gap {
                     from: r.end,
                     to: f.start,
@@ -114,12 +116,12 @@ pub(crate) fn build(mut files: Vec<FileSpan>, join_gap: Nanos) -> NodeCoverage {
 
 /// Takes the stretch strictly between `lost.0` and `lost.1` out of the
 /// disjoint sorted `spans`: a span through it keeps its two ends.
-pub(crate) fn subtract(spans: &mut Vec<(Nanos, Nanos)>, lost: (Nanos, Nanos)) {
+pub(crate) fn subtract(spans: &mut Vec<(Timestamp, Timestamp)>, lost: (Timestamp, Timestamp)) {
     let (a, b) = lost;
-    if b.saturating_sub(a) < 2 {
+    if b.saturating_duration_since(a) < Duration::NANOSECOND * 2 {
         return;
     }
-    let (cut_from, cut_to) = (a + 1, b - 1);
+    let (cut_from, cut_to) = (a + Duration::NANOSECOND, b - Duration::NANOSECOND);
     let mut out = Vec::with_capacity(spans.len() + 1);
     for &(s, e) in spans.iter() {
         if e < cut_from || s > cut_to {
@@ -137,7 +139,11 @@ pub(crate) fn subtract(spans: &mut Vec<(Nanos, Nanos)>, lost: (Nanos, Nanos)) {
 }
 
 /// Clips `[since, until]` against disjoint sorted `spans`.
-pub(crate) fn covered(spans: &[(Nanos, Nanos)], since: Nanos, until: Nanos) -> Coverage {
+pub(crate) fn covered(
+    spans: &[(Timestamp, Timestamp)],
+    since: Timestamp,
+    until: Timestamp,
+) -> Coverage {
     let mut missing = Vec::new();
     let mut cursor = since;
     let mut any = false;
@@ -150,9 +156,9 @@ pub(crate) fn covered(spans: &[(Nanos, Nanos)], since: Nanos, until: Nanos) -> C
         }
         any = true;
         if s > cursor {
-            missing.push((cursor, s - 1));
+            missing.push((cursor, s - Duration::NANOSECOND));
         }
-        cursor = e.saturating_add(1);
+        cursor = e + Duration::NANOSECOND;
         if cursor > until {
             break;
         }
@@ -171,10 +177,18 @@ pub(crate) fn covered(spans: &[(Nanos, Nanos)], since: Nanos, until: Nanos) -> C
 mod tests {
     use super::*;
 
-    fn span(start: Nanos, end: Nanos, file: usize, seq: Option<u64>) -> FileSpan {
+    fn t(ns: i64) -> Timestamp {
+        Timestamp::from_nanos(ns)
+    }
+
+    fn spans(v: &[(i64, i64)]) -> Vec<(Timestamp, Timestamp)> {
+        v.iter().map(|&(a, b)| (t(a), t(b))).collect()
+    }
+
+    fn span(start: i64, end: i64, file: usize, seq: Option<u64>) -> FileSpan {
         FileSpan {
-            start,
-            end,
+            start: t(start),
+            end: t(end),
             seq: seq.map(|s| (0, s)),
             file,
         }
@@ -190,14 +204,14 @@ mod tests {
                 span(900, 1000, 3, Some(2)), // numbered neighbour: joined
                 span(950, 1100, 4, None),    // overlap
             ],
-            10,
+            Duration::from_nanos(10),
         );
-        assert_eq!(c.spans, vec![(0, 200), (500, 1100)]);
+        assert_eq!(c.spans, spans(&[(0, 200), (500, 1100)]));
         assert_eq!(
             c.gaps,
             vec![Gap {
-                from: 200,
-                to: 500,
+                from: t(200),
+                to: t(500),
                 before: 1,
                 after: 2
             }]
@@ -205,8 +219,8 @@ mod tests {
         assert_eq!(
             c.overlaps,
             vec![Overlap {
-                from: 950,
-                to: 1000,
+                from: t(950),
+                to: t(1000),
                 a: 3,
                 b: 4
             }]
@@ -215,44 +229,44 @@ mod tests {
 
     #[test]
     fn losses_are_taken_out() {
-        let mut spans = vec![(0, 100), (200, 300)];
-        subtract(&mut spans, (50, 60));
-        assert_eq!(spans, vec![(0, 50), (60, 100), (200, 300)]);
-        subtract(&mut spans, (90, 250));
-        assert_eq!(spans, vec![(0, 50), (60, 90), (250, 300)]);
-        subtract(&mut spans, (Nanos::MIN, 10));
-        assert_eq!(spans, vec![(10, 50), (60, 90), (250, 300)]);
-        subtract(&mut spans, (280, Nanos::MAX));
-        assert_eq!(spans, vec![(10, 50), (60, 90), (250, 280)]);
+        let mut sp = spans(&[(0, 100), (200, 300)]);
+        subtract(&mut sp, (t(50), t(60)));
+        assert_eq!(sp, spans(&[(0, 50), (60, 100), (200, 300)]));
+        subtract(&mut sp, (t(90), t(250)));
+        assert_eq!(sp, spans(&[(0, 50), (60, 90), (250, 300)]));
+        subtract(&mut sp, (Timestamp::MIN, t(10)));
+        assert_eq!(sp, spans(&[(10, 50), (60, 90), (250, 300)]));
+        subtract(&mut sp, (t(280), Timestamp::MAX));
+        assert_eq!(sp, spans(&[(10, 50), (60, 90), (250, 280)]));
         // Nothing strictly between: nothing taken.
-        subtract(&mut spans, (20, 21));
-        assert_eq!(spans, vec![(10, 50), (60, 90), (250, 280)]);
+        subtract(&mut sp, (t(20), t(21)));
+        assert_eq!(sp, spans(&[(10, 50), (60, 90), (250, 280)]));
     }
 
     #[test]
     fn window_coverage() {
-        let spans = [(0, 100), (200, 300)];
-        assert_eq!(covered(&spans, 10, 90), Coverage::Full);
-        assert_eq!(covered(&spans, 400, 500), Coverage::NotCovered);
-        assert_eq!(covered(&spans, 120, 150), Coverage::NotCovered);
+        let sp = spans(&[(0, 100), (200, 300)]);
+        assert_eq!(covered(&sp, t(10), t(90)), Coverage::Full);
+        assert_eq!(covered(&sp, t(400), t(500)), Coverage::NotCovered);
+        assert_eq!(covered(&sp, t(120), t(150)), Coverage::NotCovered);
         assert_eq!(
-            covered(&spans, 50, 250),
+            covered(&sp, t(50), t(250)),
             Coverage::Partial {
-                missing: vec![(101, 199)]
+                missing: vec![(t(101), t(199))]
             }
         );
         assert_eq!(
-            covered(&spans, 250, 350),
+            covered(&sp, t(250), t(350)),
             Coverage::Partial {
-                missing: vec![(301, 350)]
+                missing: vec![(t(301), t(350))]
             }
         );
         assert_eq!(
-            covered(&spans, -5, 5),
+            covered(&sp, t(-5), t(5)),
             Coverage::Partial {
-                missing: vec![(-5, -1)]
+                missing: vec![(t(-5), t(-1))]
             }
         );
-        assert_eq!(covered(&[], 0, 1), Coverage::NotCovered);
+        assert_eq!(covered(&[], t(0), t(1)), Coverage::NotCovered);
     }
 }

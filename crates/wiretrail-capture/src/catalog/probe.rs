@@ -23,10 +23,10 @@
 
 use super::{Damage, FileEntry, Known};
 use crate::catalog::cache::{head_print, CacheKey, HEAD_BYTES};
-use crate::obs::Nanos;
 use crate::problem::LossReason;
 use crate::read::ng::{self, IfaceInfo};
 use crate::read::{CaptureReader, Compression, Format, ReadError, MAX_BLOCK, PCAP_MAX_CAPLEN};
+use crate::time::{Duration, Timestamp};
 use std::collections::BTreeSet;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -42,12 +42,12 @@ const TAIL_MAX: u64 = 16 << 20;
 const MIN_CHAIN: usize = 4;
 /// How far a record's time may lie from the file's first time and its
 /// modification time and still be believed.
-const TIME_SLOP: Nanos = 86_400 * 1_000_000_000;
+const TIME_SLOP: Duration = Duration::from_hours(24);
 /// How far back a record's time may step behind the latest one seen before
 /// it (several interfaces, `-i any` queues) for the file to count as
 /// written in time order. A file probed out of order is scanned instead:
 /// its first and last records would not bound it.
-const REORDER_SLOP: Nanos = 2_000_000_000;
+const REORDER_SLOP: Duration = Duration::from_secs(2);
 
 /// What probing gave.
 pub(crate) enum Probe {
@@ -69,7 +69,7 @@ pub(crate) fn blank(path: &Path, key: Option<&CacheKey>) -> FileEntry {
     FileEntry {
         path: key.map_or_else(|| path.to_path_buf(), |k| k.path.clone()),
         size: key.map_or(0, |k| k.size),
-        mtime_ns: key.map_or(0, |k| k.mtime_ns),
+        mtime: key.map_or(Timestamp::EPOCH, |k| k.mtime),
         format: None,
         compression: None,
         linktypes: Vec::new(),
@@ -119,8 +119,8 @@ pub(crate) fn probe(path: &Path, key: &CacheKey) -> Probe {
     entry.format = Some(rd.format());
     entry.compression = Some(rd.compression());
     let mut linktypes = BTreeSet::new();
-    let mut first: Option<Nanos> = None;
-    let mut latest = Nanos::MIN;
+    let mut first: Option<Timestamp> = None;
+    let mut latest = Timestamp::MIN;
     let mut n = 0;
     loop {
         if n >= HEAD_RECORDS || rd.checkpoint().offset >= HEAD_LIMIT {
@@ -131,7 +131,7 @@ pub(crate) fn probe(path: &Path, key: &CacheKey) -> Probe {
                 n += 1;
                 linktypes.insert(r.linktype);
                 if r.ts_known {
-                    if r.ts < latest.saturating_sub(REORDER_SLOP) {
+                    if r.ts < latest - REORDER_SLOP {
                         return Probe::NeedsScan(Cost {
                             bytes: rd.bytes_consumed(),
                             packets: n,
@@ -180,8 +180,8 @@ pub(crate) fn probe(path: &Path, key: &CacheKey) -> Probe {
     };
     let data_start = rd.checkpoint().offset;
     drop(rd);
-    let lo = first.saturating_sub(TIME_SLOP);
-    let hi = first.max(key.mtime_ns).saturating_add(TIME_SLOP);
+    let lo = first - TIME_SLOP;
+    let hi = first.max(key.mtime) + TIME_SLOP;
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(_) => return Probe::NeedsScan(head_cost),
@@ -236,7 +236,7 @@ enum Shape {
 /// The end of a file as a chain of records.
 #[derive(Debug, PartialEq)]
 struct Tail {
-    last_ts: Nanos,
+    last_ts: Timestamp,
     /// Window offset of a record cut by the end of the file.
     partial_at: Option<usize>,
     /// A record's time stepped back more than [`REORDER_SLOP`].
@@ -246,7 +246,7 @@ struct Tail {
 /// One step of a chain.
 enum Step {
     /// A whole record of `len` bytes (with its time, if it has one).
-    Record { len: usize, ts: Option<Nanos> },
+    Record { len: usize, ts: Option<Timestamp> },
     /// A record begins here and the file ends inside it.
     Cut,
     /// No record begins here.
@@ -260,7 +260,7 @@ fn chain(buf: &[u8], align: usize, mut step: impl FnMut(usize, usize) -> Step) -
     while c < buf.len() {
         let mut p = c;
         let mut records = 0usize;
-        let mut last: Option<Nanos> = None;
+        let mut last: Option<Timestamp> = None;
         let mut disordered = false;
         // Chain id: lets `step` keep per-chain state (pcapng sections).
         let outcome = loop {
@@ -272,7 +272,7 @@ fn chain(buf: &[u8], align: usize, mut step: impl FnMut(usize, usize) -> Step) -
                     records += 1;
                     if records > 2 {
                         if let Some(ts) = ts {
-                            if last.is_some_and(|l| ts < l.saturating_sub(REORDER_SLOP)) {
+                            if last.is_some_and(|l| ts < l - REORDER_SLOP) {
                                 disordered = true;
                             }
                             last = Some(last.map_or(ts, |l| l.max(ts)));
@@ -309,9 +309,9 @@ fn tail_pcap(
     be: bool,
     nanos: bool,
     max_caplen: u32,
-    (lo, hi): (Nanos, Nanos),
+    (lo, hi): (Timestamp, Timestamp),
 ) -> Option<Tail> {
-    let mut prev: Option<(usize, Nanos)> = None;
+    let mut prev: Option<(usize, Timestamp)> = None;
     chain(buf, 1, |c, p| {
         if buf.len() - p < 16 {
             return Step::Cut;
@@ -325,7 +325,9 @@ fn tail_pcap(
         } else {
             frac < 1_000_000
         };
-        let ts = i64::from(secs) * 1_000_000_000 + i64::from(frac) * if nanos { 1 } else { 1000 };
+        let ts = Timestamp::from_nanos(
+            i64::from(secs) * 1_000_000_000 + i64::from(frac) * if nanos { 1 } else { 1000 },
+        );
         if !frac_ok
             || caplen == 0
             || caplen > max_caplen
@@ -338,7 +340,7 @@ fn tail_pcap(
         }
         // Consecutive records of one capture are close in time.
         if let Some((chain_id, t)) = prev {
-            if chain_id == c && (ts - t).abs() > TIME_SLOP {
+            if chain_id == c && ts.abs_diff(t) > TIME_SLOP {
                 return Step::Invalid;
             }
         }
@@ -355,7 +357,7 @@ fn tail_ng(
     buf: &[u8],
     section_be: bool,
     head_ifaces: &[IfaceInfo],
-    (lo, hi): (Nanos, Nanos),
+    (lo, hi): (Timestamp, Timestamp),
 ) -> Option<Tail> {
     // Per chain: the byte order and interface table in force. A chain that
     // crosses a new SHB starts a new table from the IDBs that follow it.
@@ -463,14 +465,12 @@ mod tests {
         for i in 0..50 {
             file.extend(rec(t0 + i, 1000 * i, 60 + (i as usize * 13) % 200));
         }
-        let span = (
-            i64::from(t0 - 10) * 1_000_000_000,
-            i64::from(t0 + 100) * 1_000_000_000,
-        );
+        let secs = |s: u32, ns: i64| Timestamp::from_nanos(i64::from(s) * 1_000_000_000 + ns);
+        let span = (secs(t0 - 10, 0), secs(t0 + 100, 0));
         // A window starting anywhere inside a record finds the real end.
         for cut in [1usize, 7, 100, 333] {
             let t = tail_pcap(&file[cut..], false, false, 262_144, span).unwrap();
-            assert_eq!(t.last_ts, i64::from(t0 + 49) * 1_000_000_000 + 49_000_000);
+            assert_eq!(t.last_ts, secs(t0 + 49, 49_000_000));
             assert_eq!(t.partial_at, None);
         }
         // Cut short: the last record is partial, and says where.
@@ -478,8 +478,11 @@ mod tests {
         let cut_file = &file[..file.len() - 5];
         let t = tail_pcap(&cut_file[3..], false, false, 262_144, span).unwrap();
         assert_eq!(t.partial_at, Some(whole - 3));
-        assert_eq!(t.last_ts, i64::from(t0 + 48) * 1_000_000_000 + 48_000_000);
+        assert_eq!(t.last_ts, secs(t0 + 48, 48_000_000));
         // Times far from the file's: no chain.
-        assert_eq!(tail_pcap(&file, false, false, 262_144, (0, 1)), None);
+        assert_eq!(
+            tail_pcap(&file, false, false, 262_144, (secs(0, 0), secs(0, 1))),
+            None
+        );
     }
 }

@@ -11,9 +11,9 @@
 use super::probe::{blank, unopenable, Cost};
 use super::{Damage, FileEntry, IndexPoint, Known};
 use crate::catalog::cache::{head_print, CacheKey, HEAD_BYTES};
-use crate::obs::Nanos;
 use crate::problem::{CaptureProblem, LossReason, ProblemKind};
 use crate::read::{CaptureReader, Compression, ReadError};
+use crate::time::Timestamp;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -57,7 +57,7 @@ pub(crate) fn index_file(
                 );
                 let mut entry = old;
                 entry.size = k.size;
-                entry.mtime_ns = k.mtime_ns;
+                entry.mtime = k.mtime;
                 entry.packets = Some(at.frame - 1);
                 // The re-read stretch reports its own damage again.
                 entry.damage.retain(|d| d.offset < start_of(&at));
@@ -105,18 +105,18 @@ fn scan(
     let path = rd.path().to_path_buf();
     let mut linktypes: BTreeSet<u16> = entry.linktypes.iter().copied().collect();
     let (mut min_ts, mut max_ts) = (
-        entry.first_ts.unwrap_or(Nanos::MAX),
-        entry.last_ts.unwrap_or(Nanos::MIN),
+        entry.first_ts.unwrap_or(Timestamp::MAX),
+        entry.last_ts.unwrap_or(Timestamp::MIN),
     );
     // Min packet time of each stretch between consecutive new points.
-    let mut seg_min: Vec<Nanos> = Vec::new();
-    let mut cur_seg_min = Nanos::MAX;
+    let mut seg_min: Vec<Timestamp> = Vec::new();
+    let mut cur_seg_min = Timestamp::MAX;
     let mut errors_in_a_row = 0;
     let mut packets = 0u64;
     let mut errors = 0usize;
     // Time of the last packet read, to bound a damaged stretch; and whether
     // the newest damage still waits for the first packet after it.
-    let mut last_seen: Option<Nanos> = entry.last_ts;
+    let mut last_seen: Option<Timestamp> = entry.last_ts;
     let mut open_damage = false;
     loop {
         let (offset, ts) = match rd.next_record() {
@@ -190,15 +190,15 @@ fn scan(
             entry.index.push(IndexPoint {
                 at,
                 max_ts_before: max_ts,
-                min_ts_from: Nanos::MAX,
+                min_ts_from: Timestamp::MAX,
             });
             seg_min.push(cur_seg_min);
-            cur_seg_min = Nanos::MAX;
+            cur_seg_min = Timestamp::MAX;
         }
     }
     seg_min.push(cur_seg_min);
     // min_ts_from of new point k: min over the stretches after it.
-    let mut suffix = Nanos::MAX;
+    let mut suffix = Timestamp::MAX;
     for (k, p) in entry.index[first_new..].iter_mut().enumerate().rev() {
         suffix = suffix.min(seg_min[k + 1]);
         p.min_ts_from = suffix;

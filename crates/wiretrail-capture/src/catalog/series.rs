@@ -30,7 +30,7 @@
 
 use super::names::NameHint;
 use super::FileEntry;
-use crate::obs::Nanos;
+use crate::time::{Duration, Timestamp};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -55,7 +55,7 @@ pub(crate) struct Hole {
 }
 
 /// Every series (two members or more) among `files`.
-pub(crate) fn series(files: &[FileEntry], join_gap: Nanos) -> Vec<Series> {
+pub(crate) fn series(files: &[FileEntry], join_gap: Duration) -> Vec<Series> {
     let mut numbered: BTreeMap<(PathBuf, String), Vec<usize>> = BTreeMap::new();
     let mut timed: BTreeMap<(PathBuf, String), Vec<usize>> = BTreeMap::new();
     for (i, f) in files.iter().enumerate() {
@@ -106,7 +106,7 @@ fn seq(f: &FileEntry) -> u64 {
 fn numbered_series(files: &[FileEntry], mut members: Vec<usize>) -> Series {
     members.sort_by_key(|&i| (seq(&files[i]), files[i].path.clone()));
     // A ring that wrapped: the times drop once along the numbers.
-    let timed: Vec<(usize, Nanos)> = members
+    let timed: Vec<(usize, Timestamp)> = members
         .iter()
         .enumerate()
         .filter_map(|(k, &i)| files[i].first_ts.map(|t| (k, t)))
@@ -197,7 +197,7 @@ fn name_time(f: &FileEntry) -> (i64, u64) {
     }
 }
 
-fn timed_series(files: &[FileEntry], mut members: Vec<usize>, join_gap: Nanos) -> Series {
+fn timed_series(files: &[FileEntry], mut members: Vec<usize>, join_gap: Duration) -> Series {
     members.sort_by_key(|&i| (name_time(&files[i]), files[i].path.clone()));
     let steps: Vec<i64> = members
         .windows(2)
@@ -218,9 +218,15 @@ fn timed_series(files: &[FileEntry], mut members: Vec<usize>, join_gap: Nanos) -
     let longest_file = members
         .iter()
         .filter(|&&i| matches!(files[i].known, super::Known::Probed | super::Known::Scanned))
-        .filter_map(|&i| Some(files[i].last_ts? - files[i].first_ts?))
+        .filter_map(|&i| {
+            Some(
+                files[i]
+                    .last_ts?
+                    .saturating_duration_since(files[i].first_ts?),
+            )
+        })
         .max()
-        .unwrap_or(0);
+        .unwrap_or(Duration::ZERO);
     let holes = members
         .windows(2)
         .zip(&steps)
@@ -229,13 +235,14 @@ fn timed_series(files: &[FileEntry], mut members: Vec<usize>, join_gap: Nanos) -
             // Packets that run on from one file into the next: nothing
             // missing, whatever the names say.
             let continuous = match (a.covered_span(), b.first_ts) {
-                (Some((_, end)), Some(start)) => start.saturating_sub(end) <= join_gap,
+                (Some((_, end)), Some(start)) => start.saturating_duration_since(end) <= join_gap,
                 _ => false,
             };
             // 1.5 periods or more between names: a missing slot.
             // Names are whole seconds: the openings were up to a second
             // further apart than their names say.
-            let file_fits = (d + 1).saturating_mul(1_000_000_000) >= 2 * longest_file;
+            let file_fits =
+                Duration::from_secs(1) * u64::try_from(d + 1).unwrap_or(0) >= longest_file * 2;
             (period > 0 && 2 * d >= 3 * period && file_fits && !continuous).then(|| {
                 let name = |f: &FileEntry| {
                     f.path

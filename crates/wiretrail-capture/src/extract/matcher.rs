@@ -10,8 +10,9 @@
 //! unless wildcard queries exist. Cost per packet is flat in the number of
 //! queries (hundreds in one pass cost about what one does).
 
-use crate::obs::{Direction, Nanos};
+use crate::obs::Direction;
 use crate::query::{FlowQuery, FlowTarget};
+use crate::time::{Duration, Timestamp};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -24,19 +25,19 @@ pub(crate) struct Matcher<'q> {
     by_port: HashMap<u16, Vec<usize>>,
     /// Wildcard queries by their backend socket.
     by_backend: HashMap<(IpAddr, u16), Vec<usize>>,
-    slack: Nanos,
+    slack: Duration,
     /// Union of the windows (with slack): packets outside are not looked at.
-    pub lo: Nanos,
-    pub hi: Nanos,
+    pub lo: Timestamp,
+    pub hi: Timestamp,
 }
 
 impl<'q> Matcher<'q> {
     /// A matcher over `queries[i]` for each `i` in `subset`.
-    pub fn new(queries: &'q [FlowQuery], subset: &[usize], slack: Nanos) -> Self {
+    pub fn new(queries: &'q [FlowQuery], subset: &[usize], slack: Duration) -> Self {
         let mut ports = Box::new([0u64; 1024]);
         let mut by_port: HashMap<u16, Vec<usize>> = HashMap::new();
         let mut by_backend: HashMap<(IpAddr, u16), Vec<usize>> = HashMap::new();
-        let (mut lo, mut hi) = (Nanos::MAX, Nanos::MIN);
+        let (mut lo, mut hi) = (Timestamp::MAX, Timestamp::MIN);
         for &i in subset {
             let q = &queries[i];
             let p = match q.target {
@@ -50,8 +51,8 @@ impl<'q> Matcher<'q> {
                 }
             };
             ports[usize::from(p >> 6)] |= 1 << (p & 63);
-            lo = lo.min(q.since.saturating_sub(slack));
-            hi = hi.max(q.until.saturating_add(slack));
+            lo = lo.min(q.since - slack);
+            hi = hi.max(q.until + slack);
         }
         Matcher {
             queries,
@@ -103,7 +104,7 @@ impl<'q> Matcher<'q> {
     /// Every (query, direction) this packet matches, appended to `out`.
     pub fn matches(
         &self,
-        ts: Nanos,
+        ts: Timestamp,
         src: (IpAddr, u16),
         dst: (IpAddr, u16),
         out: &mut Vec<(usize, Direction)>,
@@ -134,14 +135,14 @@ impl<'q> Matcher<'q> {
 
     /// Does query `i` match with `proxy` as its proxy side at time `ts`?
     #[inline]
-    fn fits(&self, i: usize, ts: Nanos, proxy: (IpAddr, u16), backend: (IpAddr, u16)) -> bool {
+    fn fits(&self, i: usize, ts: Timestamp, proxy: (IpAddr, u16), backend: (IpAddr, u16)) -> bool {
         let q = &self.queries[i];
         q.proxy_port().is_none_or(|p| p == proxy.1)
             && q.proxy_ip.is_none_or(|ip| ip == proxy.0)
             && q.backend()
                 .is_none_or(|b| b.ip() == backend.0 && b.port() == backend.1)
-            && ts >= q.since.saturating_sub(self.slack)
-            && ts <= q.until.saturating_add(self.slack)
+            && ts >= q.since - self.slack
+            && ts <= q.until + self.slack
     }
 }
 
@@ -149,7 +150,8 @@ impl<'q> Matcher<'q> {
 mod tests {
     use super::*;
 
-    fn q(spec: &str, since: Nanos, until: Nanos) -> FlowQuery {
+    fn q(spec: &str, since: i64, until: i64) -> FlowQuery {
+        let (since, until) = (Timestamp::from_nanos(since), Timestamp::from_nanos(until));
         // "proxyip:port-backendip:port" or ":port"; port "*": wildcard
         let (p, b) = spec.split_once('-').unwrap_or((spec, ""));
         let (pip, pport) = p.rsplit_once(':').unwrap();
@@ -173,27 +175,52 @@ mod tests {
             q(":40001", 0, 1000),
             q("10.0.0.9:40000", 0, 1000),
         ];
-        let m = Matcher::new(&qs, &[0, 1, 2], 10);
+        let m = Matcher::new(&qs, &[0, 1, 2], Duration::from_nanos(10));
         let mut out = Vec::new();
-        m.matches(150, addr("10.0.0.1:40000"), addr("10.0.1.5:8080"), &mut out);
+        m.matches(
+            Timestamp::from_nanos(150),
+            addr("10.0.0.1:40000"),
+            addr("10.0.1.5:8080"),
+            &mut out,
+        );
         assert_eq!(out, vec![(0, Direction::ToBackend)]);
-        m.matches(205, addr("10.0.1.5:8080"), addr("10.0.0.1:40000"), &mut out);
+        m.matches(
+            Timestamp::from_nanos(205),
+            addr("10.0.1.5:8080"),
+            addr("10.0.0.1:40000"),
+            &mut out,
+        );
         assert_eq!(out, vec![(0, Direction::ToProxy)], "inside the slack");
-        m.matches(215, addr("10.0.1.5:8080"), addr("10.0.0.1:40000"), &mut out);
+        m.matches(
+            Timestamp::from_nanos(215),
+            addr("10.0.1.5:8080"),
+            addr("10.0.0.1:40000"),
+            &mut out,
+        );
         assert!(out.is_empty(), "outside window + slack");
-        m.matches(150, addr("10.0.0.1:40000"), addr("10.0.1.6:8080"), &mut out);
+        m.matches(
+            Timestamp::from_nanos(150),
+            addr("10.0.0.1:40000"),
+            addr("10.0.1.6:8080"),
+            &mut out,
+        );
         assert!(out.is_empty(), "other backend");
         m.matches(
-            150,
+            Timestamp::from_nanos(150),
             addr("10.0.1.6:8080"),
             addr("192.168.3.3:40001"),
             &mut out,
         );
         assert_eq!(out, vec![(1, Direction::ToProxy)]);
-        m.matches(150, addr("10.0.0.9:40000"), addr("10.0.1.6:8080"), &mut out);
+        m.matches(
+            Timestamp::from_nanos(150),
+            addr("10.0.0.9:40000"),
+            addr("10.0.1.6:8080"),
+            &mut out,
+        );
         assert_eq!(out, vec![(2, Direction::ToBackend)]);
         assert!(!m.may_match(8080, 443));
-        assert_eq!((m.lo, m.hi), (-10, 1010));
+        assert_eq!((m.lo.as_nanos(), m.hi.as_nanos()), (-10, 1010));
     }
 
     #[test]
@@ -203,22 +230,52 @@ mod tests {
             q(":*-10.0.1.6:8080", 100, 200),
             q(":40000", 0, 1000),
         ];
-        let m = Matcher::new(&qs, &[0, 1, 2], 0);
+        let m = Matcher::new(&qs, &[0, 1, 2], Duration::from_nanos(0));
         let mut out = Vec::new();
         // Any proxy port, both ways.
-        m.matches(150, addr("10.0.0.1:51000"), addr("10.0.1.5:8080"), &mut out);
+        m.matches(
+            Timestamp::from_nanos(150),
+            addr("10.0.0.1:51000"),
+            addr("10.0.1.5:8080"),
+            &mut out,
+        );
         assert_eq!(out, vec![(0, Direction::ToBackend)]);
-        m.matches(150, addr("10.0.1.5:8080"), addr("10.0.0.1:51001"), &mut out);
+        m.matches(
+            Timestamp::from_nanos(150),
+            addr("10.0.1.5:8080"),
+            addr("10.0.0.1:51001"),
+            &mut out,
+        );
         assert_eq!(out, vec![(0, Direction::ToProxy)]);
         // Narrowed to the proxy's address; another backend; outside the window.
-        m.matches(150, addr("10.0.0.2:51000"), addr("10.0.1.5:8080"), &mut out);
+        m.matches(
+            Timestamp::from_nanos(150),
+            addr("10.0.0.2:51000"),
+            addr("10.0.1.5:8080"),
+            &mut out,
+        );
         assert!(out.is_empty());
-        m.matches(150, addr("10.0.0.1:51000"), addr("10.0.1.5:8081"), &mut out);
+        m.matches(
+            Timestamp::from_nanos(150),
+            addr("10.0.0.1:51000"),
+            addr("10.0.1.5:8081"),
+            &mut out,
+        );
         assert!(out.is_empty());
-        m.matches(201, addr("10.0.0.1:51000"), addr("10.0.1.5:8080"), &mut out);
+        m.matches(
+            Timestamp::from_nanos(201),
+            addr("10.0.0.1:51000"),
+            addr("10.0.1.5:8080"),
+            &mut out,
+        );
         assert!(out.is_empty());
         // Without a proxy address: any client of the backend socket.
-        m.matches(150, addr("10.9.9.9:40000"), addr("10.0.1.6:8080"), &mut out);
+        m.matches(
+            Timestamp::from_nanos(150),
+            addr("10.9.9.9:40000"),
+            addr("10.0.1.6:8080"),
+            &mut out,
+        );
         assert_eq!(
             out,
             vec![(2, Direction::ToBackend), (1, Direction::ToBackend)]
@@ -231,7 +288,7 @@ mod tests {
     #[test]
     fn fast_rejection_only_for_plain_ethernet_ipv4_tcp() {
         let qs = [q(":40000", 0, 10)];
-        let m = Matcher::new(&qs, &[0], 0);
+        let m = Matcher::new(&qs, &[0], Duration::from_nanos(0));
         // Ethernet, IPv4 (IHL 6: one option word), TCP 8080 -> 443.
         let mut f = vec![0u8; 12];
         f.extend_from_slice(&[

@@ -7,8 +7,8 @@
 //! touch are merged, so each byte is read at most once for all queries.
 
 use crate::catalog::FileEntry;
-use crate::obs::Nanos;
 use crate::read::{Checkpoint, Compression};
+use crate::time::Timestamp;
 
 /// A stretch of one file to read: from `start` (or the top) until the
 /// record numbered `stop_frame` (or the end).
@@ -26,7 +26,7 @@ impl Range {
 
 /// The ranges of `file` to read for `windows` (already widened by slack),
 /// in file order and disjoint.
-pub(crate) fn ranges(file: &FileEntry, windows: &[(Nanos, Nanos)]) -> Vec<Range> {
+pub(crate) fn ranges(file: &FileEntry, windows: &[(Timestamp, Timestamp)]) -> Vec<Range> {
     let seekable = file.compression == Some(Compression::None);
     let mut rs: Vec<Range> = windows
         .iter()

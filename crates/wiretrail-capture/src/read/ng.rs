@@ -8,7 +8,7 @@
 //! SHB and IDB go through `pcap-parser` after our own option walk.
 
 use super::{CaptureReader, Found, ReadError, SectionState, State, MAX_BLOCK};
-use crate::obs::Nanos;
+use crate::time::Timestamp;
 use pcap_parser::nom;
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +47,7 @@ pub struct IfaceInfo {
 
 impl IfaceInfo {
     /// Convert a raw 64-bit timestamp to ns since the epoch (saturating).
-    pub fn ts_nanos(&self, ticks: u64) -> Nanos {
+    pub fn ts_nanos(&self, ticks: u64) -> Timestamp {
         let r = self.tsresol;
         let ns: i128 = if r & 0x80 == 0 {
             let e = u32::from(r);
@@ -63,7 +63,7 @@ impl IfaceInfo {
             ((ticks as u128 * 1_000_000_000u128) >> n.min(127)) as i128
         };
         let total = ns + self.tsoffset as i128 * 1_000_000_000;
-        total.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+        Timestamp::from_nanos(total.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
     }
 }
 

@@ -77,7 +77,7 @@ impl Ng {
     }
 }
 
-fn read_all(bytes: &[u8], tag: &str) -> Vec<(u64, Nanos, u16, u32, Vec<u8>, u32)> {
+fn read_all(bytes: &[u8], tag: &str) -> Vec<(u64, Timestamp, u16, u32, Vec<u8>, u32)> {
     let path = std::env::temp_dir().join(format!(
         "wiretrail-read-{tag}-{}.pcapng",
         std::process::id()
@@ -115,10 +115,27 @@ fn base2_resolution_offsets_and_obsolete_blocks_in_both_byte_orders() {
         ng.packet(true, 1, 2_500, b"defgh"); // 2.5 s + 1000 s
         let got = read_all(&ng.out, if be { "be" } else { "le" });
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0], (1, 5_500_000_000, 1, 0, b"abc".to_vec(), 13));
+        assert_eq!(
+            got[0],
+            (
+                1,
+                Timestamp::from_nanos(5_500_000_000),
+                1,
+                0,
+                b"abc".to_vec(),
+                13
+            )
+        );
         assert_eq!(
             got[1],
-            (2, 1_002_500_000_000, 101, 1, b"defgh".to_vec(), 15)
+            (
+                2,
+                Timestamp::from_nanos(1_002_500_000_000),
+                101,
+                1,
+                b"defgh".to_vec(),
+                15
+            )
         );
     }
 }
@@ -131,21 +148,24 @@ fn timestamp_conversion_saturates_instead_of_overflowing() {
         tsresol: 0,
         tsoffset: i64::MAX,
     };
-    assert_eq!(i.ts_nanos(u64::MAX), i64::MAX);
+    assert_eq!(i.ts_nanos(u64::MAX), Timestamp::MAX);
     let i = IfaceInfo {
         linktype: 1,
         snaplen: 0,
         tsresol: 0xff,
         tsoffset: 0,
     };
-    assert_eq!(i.ts_nanos(u64::MAX), 0);
+    assert_eq!(i.ts_nanos(u64::MAX), Timestamp::EPOCH);
     let i = IfaceInfo {
         linktype: 1,
         snaplen: 0,
         tsresol: 12,
         tsoffset: 0,
     };
-    assert_eq!(i.ts_nanos(1_500_000_000_000), 1_500_000_000);
+    assert_eq!(
+        i.ts_nanos(1_500_000_000_000),
+        Timestamp::from_nanos(1_500_000_000)
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use wiretrail_capture::Nanos;
+use wiretrail_capture::{Duration, Timestamp};
 
 pub fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
@@ -17,14 +17,16 @@ pub fn capture(name: &str) -> PathBuf {
 }
 
 /// `1795562981.673011356` (or 6 fractional digits) → ns.
-pub fn epoch_ns(s: &str) -> Nanos {
+pub fn epoch_ns(s: &str) -> Timestamp {
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
     let mut frac = frac.to_string();
     frac.truncate(9);
     while frac.len() < 9 {
         frac.push('0');
     }
-    secs.parse::<i64>().unwrap() * 1_000_000_000 + frac.parse::<i64>().unwrap()
+    Timestamp::from_nanos(
+        secs.parse::<i64>().unwrap() * 1_000_000_000 + frac.parse::<i64>().unwrap(),
+    )
 }
 
 /// Rows of an oracle TSV as header→value maps.
@@ -125,7 +127,12 @@ pub fn lo_rotations(root: &Path) -> PathBuf {
 /// its frames, in a loop) re-stamped from `t0` every `step` ns: real frames
 /// on a synthetic clock, to make rotations big enough to be probed.
 /// Returns the file and the times of its first and last records.
-pub fn stretch_pcap(src: &Path, t0: Nanos, step: Nanos, bytes: usize) -> (Vec<u8>, Nanos, Nanos) {
+pub fn stretch_pcap(
+    src: &Path,
+    t0: Timestamp,
+    step: Duration,
+    bytes: usize,
+) -> (Vec<u8>, Timestamp, Timestamp) {
     let data = std::fs::read(src).unwrap();
     let magic = u32::from_le_bytes(data[..4].try_into().unwrap());
     assert!(
@@ -148,14 +155,17 @@ pub fn stretch_pcap(src: &Path, t0: Nanos, step: Nanos, bytes: usize) -> (Vec<u8
         if out.len() >= bytes {
             break;
         }
-        let secs = ts / 1_000_000_000;
-        let frac = ts % 1_000_000_000;
+        let (secs, frac) = ts.as_secs_nanos();
         out.extend((secs as u32).to_le_bytes());
         out.extend((if nanos { frac } else { frac / 1000 } as u32).to_le_bytes());
         out.extend((f.len() as u32).to_le_bytes());
         out.extend(orig.to_le_bytes());
         out.extend_from_slice(f);
-        last = if nanos { ts } else { ts - ts % 1000 };
+        last = if nanos {
+            ts
+        } else {
+            ts - Duration::from_nanos(u64::from(frac % 1000))
+        };
         ts += step;
     }
     (out, t0, last)
@@ -164,13 +174,22 @@ pub fn stretch_pcap(src: &Path, t0: Nanos, step: Nanos, bytes: usize) -> (Vec<u8
 /// `n` numbered tcpdump `-C` rotations `be1.pcap`, `be1.pcap1`, ... of about
 /// `bytes` each, back to back in time (1 ms between records). Returns the
 /// directory and each file's (first, last) record time.
-pub fn numbered_rotations(root: &Path, n: usize, bytes: usize) -> (PathBuf, Vec<(Nanos, Nanos)>) {
+pub fn numbered_rotations(
+    root: &Path,
+    n: usize,
+    bytes: usize,
+) -> (PathBuf, Vec<(Timestamp, Timestamp)>) {
     let dir = root.join("be1");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut t = 1_700_000_000_000_000_000;
+    let mut t = Timestamp::from_nanos(1_700_000_000_000_000_000);
     let mut spans = Vec::new();
     for i in 0..n {
-        let (data, first, last) = stretch_pcap(&capture("gen-lo-nano.pcap"), t, 1_000_000, bytes);
+        let (data, first, last) = stretch_pcap(
+            &capture("gen-lo-nano.pcap"),
+            t,
+            Duration::from_millis(1),
+            bytes,
+        );
         let name = if i == 0 {
             "be1.pcap".to_string()
         } else {
@@ -178,7 +197,7 @@ pub fn numbered_rotations(root: &Path, n: usize, bytes: usize) -> (PathBuf, Vec<
         };
         std::fs::write(dir.join(name), data).unwrap();
         spans.push((first, last));
-        t = last + 1_000_000;
+        t = last + Duration::from_millis(1);
     }
     (dir, spans)
 }

@@ -13,7 +13,7 @@ use wiretrail_capture::catalog::{
 use wiretrail_capture::extract::{extract, ExtractOptions, Extraction, ProgressEvent, ProgressFn};
 use wiretrail_capture::pcapng::{write_merged, MergedRecord};
 use wiretrail_capture::problem::ProblemKind;
-use wiretrail_capture::{FlowQuery, Nanos, PacketObs};
+use wiretrail_capture::{FlowQuery, PacketObs};
 use wiretrail_pipeline::config::NodeName;
 use wiretrail_pipeline::time::{self, Duration, Timestamp};
 use wiretrail_report::catalog::{
@@ -162,10 +162,6 @@ fn seconds(flag: &str, secs: f64) -> Result<Duration, String> {
         .ok_or_else(|| format!("{flag} {secs} must be a non-negative number of seconds"))
 }
 
-fn nanos(d: Duration) -> Nanos {
-    Nanos::try_from(d.as_nanos()).unwrap_or(Nanos::MAX)
-}
-
 fn parse_flow(s: &str) -> Result<(IpAddr, Option<u16>, SocketAddr), String> {
     let bad = || {
         format!("{s:?} is not PROXY_IP:PORT-BACKEND_IP:PORT (IPv6 as [addr]:port; PORT * for any)")
@@ -199,7 +195,7 @@ fn build_catalog(
             .clone()
             .or_else(|| wiretrail_capture::catalog::default_cache_dir().map(|d| d.join("catalog"))),
         use_cache: !c.no_cache,
-        join_gap: nanos(join_gap),
+        join_gap,
         detail,
         ..CatalogOptions::default()
     };
@@ -221,7 +217,7 @@ fn build_catalog(
 /// node covers some of the window (then the warning above stands).
 fn check_usable(
     cat: &Catalog,
-    window: Option<(Nanos, Nanos)>,
+    window: Option<(Timestamp, Timestamp)>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let dead: Vec<&NodeCatalog> = cat.nodes().iter().filter(|n| !n.usable()).collect();
     if dead.is_empty() {
@@ -291,13 +287,7 @@ pub fn run(cmd: CaptureCmd) -> CmdResult {
                 return Err("--until is before --since".into());
             }
             let slack = seconds("--slack", slack)?;
-            let queries = flow_queries(
-                &flows,
-                &ports,
-                &backends,
-                since.as_nanos(),
-                until.as_nanos(),
-            )?;
+            let queries = flow_queries(&flows, &ports, &backends, since, until)?;
             let widened = since
                 .checked_sub(slack)
                 .zip(until.checked_add(slack))
@@ -306,9 +296,8 @@ pub fn run(cmd: CaptureCmd) -> CmdResult {
                         "--slack {slack} widens the window past the times wiretrail can represent"
                     )
                 })?;
-            let slack = nanos(slack);
             let cat = build_catalog(&nodes, &catalog, Detail::for_queries(&queries, slack))?;
-            check_usable(&cat, Some((widened.0.as_nanos(), widened.1.as_nanos())))?;
+            check_usable(&cat, Some(widened))?;
             let opts = ExtractOptions {
                 threads,
                 slack,
@@ -349,8 +338,8 @@ fn flow_queries(
     flows: &[(IpAddr, Option<u16>, SocketAddr)],
     ports: &[u16],
     backends: &[SocketAddr],
-    since: Nanos,
-    until: Nanos,
+    since: Timestamp,
+    until: Timestamp,
 ) -> Result<Vec<FlowQuery>, String> {
     let mut queries: Vec<FlowQuery> = flows
         .iter()
@@ -435,7 +424,7 @@ fn watch(nodes: &[NodeSpec], c: &CatalogArgs, every: f64) -> CmdResult {
     if c.no_cache {
         return Err("--watch keeps the index cache warm: it cannot run with --no-cache".into());
     }
-    let mut seen: BTreeMap<PathBuf, (u64, i64)> = BTreeMap::new();
+    let mut seen: BTreeMap<PathBuf, (u64, Timestamp)> = BTreeMap::new();
     let mut first = true;
     loop {
         let cat = build_catalog(nodes, c, Detail::Full)?;
@@ -445,7 +434,7 @@ fn watch(nodes: &[NodeSpec], c: &CatalogArgs, every: f64) -> CmdResult {
         let mut lines = Vec::new();
         for n in cat.nodes() {
             for f in &n.files {
-                let now = (f.size, f.mtime_ns);
+                let now = (f.size, f.mtime);
                 let change = match seen.insert(f.path.clone(), now) {
                     None if first => continue,
                     None => FileChange::New,

@@ -20,6 +20,7 @@ use super::{Case, Proof, Rule, RuleHit};
 use crate::conn::NodeView;
 use crate::ctx::{Ctx, Pk};
 use crate::model::Cause;
+use wiretrail_capture::{Duration, Timestamp};
 use wiretrail_logs::{ErrorClass, ProxyError};
 
 pub(crate) const RULE: Rule = Rule {
@@ -96,7 +97,7 @@ fn overflow(ctx: &Ctx<'_>, v: &NodeView) -> Option<(Pk, Proof)> {
 
 /// A close this soon after the data it followed was acknowledged had been
 /// queued behind it.
-const QUEUED_CLOSE_NS: i64 = 10_000_000;
+const QUEUED_CLOSE: Duration = Duration::from_millis(10);
 
 fn check(case: &Case<'_>) -> Option<RuleHit> {
     let ctx = case.ctx;
@@ -124,8 +125,8 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
     // The request that waited: sent again and again before an ACK, if any.
     let f = &view.facts;
     if let Some(&d) = f.proxy_data.first() {
-        let until = super::acked(ctx, view, super::seg_end(ctx, d), ctx.t(d), i64::MAX)
-            .map_or(i64::MAX, |a| ctx.t(a));
+        let until = super::acked(ctx, view, super::seg_end(ctx, d), ctx.t(d), Timestamp::MAX)
+            .map_or(Timestamp::MAX, |a| ctx.t(a));
         let sends = super::sends_of(ctx, view, d, until);
         hit = hit.proof(Proof::RequestNeverAcked { seg: d, sends });
     }
@@ -143,11 +144,13 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
     // A close that follows the request's first acknowledgment within
     // milliseconds was waiting behind it: Go gave up any time before.
     let acked_at = f.proxy_data.first().and_then(|&d| {
-        super::acked(ctx, view, super::seg_end(ctx, d), ctx.t(d), i64::MAX).map(|a| ctx.t(a))
+        super::acked(ctx, view, super::seg_end(ctx, d), ctx.t(d), Timestamp::MAX).map(|a| ctx.t(a))
     });
     hit.at = match (proof, close) {
         (Proof::ResetOnAccept { rst, .. }, _) => (ctx.t(rst), ctx.t(rst)),
-        (_, Some(c)) if acked_at.is_none_or(|a| c - a >= QUEUED_CLOSE_NS) => (c, c),
+        (_, Some(c)) if acked_at.is_none_or(|a| c.saturating_duration_since(a) >= QUEUED_CLOSE) => {
+            (c, c)
+        }
         (_, Some(c)) => (ctx.t(ack), c),
         _ => (ctx.t(ack), view.last_ref.max(ctx.t(ack))),
     };

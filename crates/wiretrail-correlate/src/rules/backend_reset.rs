@@ -15,7 +15,7 @@
 //! no abort: its sender had no socket ([`super::backend_state_lost`],
 //! [`super::stray_rst`], [`super::flow_split`]).
 
-use super::{Case, Proof, Rule, RuleHit, IDLE_MIN_NS};
+use super::{Case, Proof, Rule, RuleHit, IDLE_MIN};
 use crate::conn::NodeView;
 use crate::ctx::{Ctx, Fingerprint, Pk};
 use crate::model::Cause;
@@ -72,7 +72,7 @@ fn abort(ctx: &Ctx<'_>, v: &NodeView) -> Option<(Pk, Pk, Pk)> {
         // an abort of a request in flight unless the close was an idle
         // timer's (idle before the request: an idle race).
         let idle = super::last_packet_before(ctx, v, ctx.t(first))
-            .is_some_and(|p| ctx.t(first) - ctx.t(p) >= IDLE_MIN_NS);
+            .is_some_and(|p| ctx.t(first).saturating_duration_since(ctx.t(p)) >= IDLE_MIN);
         if !idle && end <= ctx.pkts[r].obs.ack {
             return Some((r, first, r));
         }

@@ -25,6 +25,7 @@ use crate::conn::NodeView;
 use crate::ctx::{Ctx, Pk};
 use crate::model::Cause;
 use crate::rst;
+use wiretrail_capture::Timestamp;
 
 pub(crate) const RULE: Rule = Rule {
     cause: Cause::BackendStateLost,
@@ -34,7 +35,7 @@ pub(crate) const RULE: Rule = Rule {
 };
 
 /// The owner served data on the connection before `t`: it had the socket.
-fn served_before(ctx: &Ctx<'_>, v: &NodeView, t: i64) -> bool {
+fn served_before(ctx: &Ctx<'_>, v: &NodeView, t: Timestamp) -> bool {
     v.facts.backend_data.iter().any(|&d| ctx.t(d) < t)
 }
 

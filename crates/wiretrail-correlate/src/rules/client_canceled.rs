@@ -28,7 +28,7 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
     }
     let ctx = case.ctx;
     let (_, p) = super::pending_of(case)?;
-    let waited_ns = ctx.t(p.close) - ctx.t(p.start);
+    let waited = ctx.t(p.close).saturating_duration_since(ctx.t(p.start));
     let owner = case.parts.owner.map(|o| o.node.to_string());
     let mut hit = RuleHit::new(
         Cause::ClientCanceled,
@@ -36,7 +36,7 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
         format!(
             "client canceled: the client went away while {} was still working on the request; the proxy closed after {} ms",
             owner.as_deref().unwrap_or("the backend"),
-            waited_ns / 1_000_000
+            waited.as_millis()
         ),
     )
     .owner(owner.as_deref())
@@ -47,7 +47,7 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
     .proof(Proof::ProxyGaveUp {
         req: p.last,
         close: p.close,
-        waited_ns,
+        waited,
     });
     if let Some(l) = p.late {
         hit = hit.proof(Proof::LateResponse { pkt: l });

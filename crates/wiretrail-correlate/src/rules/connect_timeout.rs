@@ -16,6 +16,7 @@
 use super::{Case, Proof, Rule, RuleHit};
 use crate::ctx::{Pk, Sight};
 use crate::model::Cause;
+use wiretrail_capture::Duration;
 use wiretrail_logs::{ErrorClass, ProxyError};
 
 pub(crate) const RULE: Rule = Rule {
@@ -60,9 +61,9 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
     // An answer takes at most about one retransmission interval: the capture
     // must cover that much past the last SYN for silence to mean anything.
     let gap = if syns.len() >= 2 {
-        last - ctx.t(syns[syns.len() - 2])
+        last.saturating_duration_since(ctx.t(syns[syns.len() - 2]))
     } else {
-        1_000_000_000
+        Duration::from_secs(1)
     };
     if !matches!(ctx.sight(&view.node, first, last + gap), Sight::Covered) {
         return None;
@@ -83,7 +84,7 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
     let mut hit = RuleHit::new(Cause::ConnectTimeout, last, summary)
         .owner(owner.as_deref())
         .proof(Proof::SynsUnanswered { syns });
-    hit.at = (last, last + 2 * gap + 1_000_000_000);
+    hit.at = (last, last + gap * 2 + Duration::from_secs(1));
     Some(hit)
 }
 

@@ -7,6 +7,7 @@
 use super::{Proof, RULES};
 use crate::ctx::Pk;
 use crate::model::{Cause, ProofKind};
+use wiretrail_capture::{Duration, Timestamp};
 use wiretrail_logs::ErrorClass;
 
 /// Each rule's source, in precedence order (checked against [`RULES`]).
@@ -89,15 +90,15 @@ fn samples() -> Vec<(Proof, &'static str)> {
         (Proof::MacDiffers { rst: Pk::at(0), peer: Pk::at(0) }, "the RST arrived from another source MAC than the backend's packets"),
         (Proof::SenderIsPeer { rst: Pk::at(0), peer: Pk::at(0) }, "the RST has the owner's MAC and TTL where MACs name hosts"),
         (Proof::OwnerSent { node: n(), rst: Pk::at(0) }, "the RST is in the owner's own capture"),
-        (Proof::IdleBefore { last: Pk::at(0), next: Pk::at(0), idle_ns: 3_000_000_000 }, "the connection was idle before the failing segment (0.15 when the gap matches a known cloud idle timer)"),
-        (Proof::IdleUntilError { last: Pk::at(0), idle_ns: 3_000_000_000 }, "the owner's capture shows the connection idle up to the error (shown as `idle_before`)"),
-        (Proof::OwnerNeverSawRequest { node: n(), from: 0, to: 0 }, "the owner's capture covers the time up to the error and holds neither the request nor a RST"),
+        (Proof::IdleBefore { last: Pk::at(0), next: Pk::at(0), idle: Duration::from_nanos(3_000_000_000) }, "the connection was idle before the failing segment (0.15 when the gap matches a known cloud idle timer)"),
+        (Proof::IdleUntilError { last: Pk::at(0), idle: Duration::from_nanos(3_000_000_000) }, "the owner's capture shows the connection idle up to the error (shown as `idle_before`)"),
+        (Proof::OwnerNeverSawRequest { node: n(), from: Timestamp::EPOCH, to: Timestamp::EPOCH }, "the owner's capture covers the time up to the error and holds neither the request nor a RST"),
         (Proof::Retransmitted { seg: Pk::at(0), times: 2 }, "the answered segment had been sent before, unanswered"),
-        (Proof::FinAfterIdle { fin: Pk::at(0), last: Pk::at(0), idle_ns: 1_000_000_000 }, "the owner closed (FIN) after at least 200 ms idle"),
-        (Proof::FinAfterResponse { resp: Pk::at(0), fin: Pk::at(0), gap_ns: 100_000 }, "the owner closed (FIN) within 100 ms of its last response"),
+        (Proof::FinAfterIdle { fin: Pk::at(0), last: Pk::at(0), idle: Duration::from_nanos(1_000_000_000) }, "the owner closed (FIN) after at least 200 ms idle"),
+        (Proof::FinAfterResponse { resp: Pk::at(0), fin: Pk::at(0), gap: Duration::from_nanos(100_000) }, "the owner closed (FIN) within 100 ms of its last response"),
         (Proof::RequestCrossedFin { req: Pk::at(0), fin: Pk::at(0) }, "the proxy's next request crossed the owner's FIN"),
         (Proof::RstAfterClose { rst: Pk::at(0) }, "the late request was answered by RST"),
-        (Proof::UnreadRequestRst { req: Pk::at(0), rst: Pk::at(0), idle_ns: 1_000_000_000 }, "after 200 ms idle, a request never acknowledged and the owner's RST (its close crossed the unread request)"),
+        (Proof::UnreadRequestRst { req: Pk::at(0), rst: Pk::at(0), idle: Duration::from_nanos(1_000_000_000) }, "after 200 ms idle, a request never acknowledged and the owner's RST (its close crossed the unread request)"),
         (Proof::RequestsServed { n: 100 }, "the requests the connection served, counted from its handshake"),
         (Proof::SameRequestCount { n: 100, conns: 3 }, "the backend closed several connections right after exactly as many requests: a request budget (from every connection of the run)"),
         (Proof::Refusal { syn: Pk::at(0), rst: Pk::at(0) }, "SYN answered by RST/ACK"),
@@ -109,9 +110,9 @@ fn samples() -> Vec<(Proof, &'static str)> {
         (Proof::SmallerGotThrough { pkt: Pk::at(0) }, "smaller packets of the connection got through"),
         (Proof::OwnerNeverGotFullSize { node: n(), len: 1448 }, "the owner received no full-size segment, only smaller ones"),
         (Proof::RequestAcked { req: Pk::at(0), ack: Pk::at(0) }, "the backend acknowledged the request"),
-        (Proof::ProxyGaveUp { req: Pk::at(0), close: Pk::at(0), waited_ns: 0 }, "the proxy closed with its request unanswered"),
+        (Proof::ProxyGaveUp { req: Pk::at(0), close: Pk::at(0), waited: Duration::from_nanos(0) }, "the proxy closed with its request unanswered"),
         (Proof::LateResponse { pkt: Pk::at(0) }, "the response came after the proxy gave up"),
-        (Proof::NodeBurst { node: n(), errors: 3, within_ns: 0 }, "many connections to the node failed within a short time"),
+        (Proof::NodeBurst { node: n(), errors: 3, within: Duration::from_nanos(0) }, "many connections to the node failed within a short time"),
         (Proof::LogAgrees { class: ErrorClass::Reset }, "the log line says what this cause produces"),
         (Proof::LogDisagrees { class: ErrorClass::Reset }, "the log line says something this cause does not produce"),
         (Proof::Contested { cause: Cause::Unknown }, "another rule's signature is present too"),

@@ -19,7 +19,7 @@ use crate::conn::Conn;
 use crate::ctx::{Ctx, Pk, Sight};
 use crate::model::Cause;
 use crate::rst;
-use wiretrail_capture::SeqNumber;
+use wiretrail_capture::{Duration, SeqNumber};
 
 pub(crate) const RULE: Rule = Rule {
     cause: Cause::FlowSplit,
@@ -91,7 +91,11 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
             let t = ctx.t(s);
             if missed
                 && matches!(
-                    ctx.sight(&owner.node, t - 1_000_000, t + 1_000_000),
+                    ctx.sight(
+                        &owner.node,
+                        t - Duration::from_millis(1),
+                        t + Duration::from_millis(1),
+                    ),
                     Sight::Covered
                 )
             {

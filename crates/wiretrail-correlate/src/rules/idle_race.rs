@@ -19,12 +19,12 @@
 //! A close within 100 ms of a response is not an idle timeout: that is
 //! [`super::max_requests_close`].
 
-use super::{Case, Proof, Rule, RuleHit, IDLE_MIN_NS};
+use super::{Case, Proof, Rule, RuleHit, IDLE_MIN};
 use crate::conn::NodeView;
 use crate::ctx::{Ctx, Pk};
 use crate::model::Cause;
 use crate::rst::{self, RstForm};
-use wiretrail_capture::Nanos;
+use wiretrail_capture::Duration;
 
 pub(crate) const RULE: Rule = Rule {
     cause: Cause::IdleRace,
@@ -35,7 +35,7 @@ pub(crate) const RULE: Rule = Rule {
 
 /// A request sent at most this long before the FIN reached the proxy
 /// crossed it in flight.
-const CROSS_NS: Nanos = 100_000_000;
+const CROSS: Duration = Duration::from_millis(100);
 
 fn check(case: &Case<'_>) -> Option<RuleHit> {
     let ctx = case.ctx;
@@ -53,10 +53,10 @@ fn by_fin(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
     let fin = v.facts.backend_fin?;
     let tf = ctx.t(fin);
     let observer = !ctx.is_backend(&v.node);
-    let cross = if observer { CROSS_NS } else { 0 };
+    let cross = if observer { CROSS } else { Duration::ZERO };
     let (last, req) = super::crossing(ctx, v, fin, cross)?;
-    let idle_ns = tf - ctx.t(last);
-    if idle_ns < IDLE_MIN_NS {
+    let idle = tf.saturating_duration_since(ctx.t(last));
+    if idle < IDLE_MIN {
         return None;
     }
     let mut hit = RuleHit::new(
@@ -64,10 +64,10 @@ fn by_fin(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
         tf,
         format!(
             "idle race: the backend closed the keep-alive connection after {} ms idle just as the proxy reused it; keep the proxy's IdleConnTimeout below the backend's idle timeout",
-            idle_ns / 1_000_000
+            idle.as_millis()
         ),
     )
-    .proof(Proof::FinAfterIdle { fin, last, idle_ns });
+    .proof(Proof::FinAfterIdle { fin, last, idle });
     // Without a crossing request the close alone is the story (a bare EOF
     // logged when the proxy picked the connection as it closed).
     if let Some(req) = req {
@@ -81,7 +81,7 @@ fn by_fin(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
             hit = hit.proof(Proof::RstAfterClose { rst: r });
         }
     }
-    hit.idle_ns = Some(idle_ns);
+    hit.idle = Some(idle);
     Some(hit)
 }
 
@@ -120,8 +120,8 @@ fn by_unread_request(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
         return None;
     }
     let prev = super::last_packet_before(ctx, v, ctx.t(req))?;
-    let idle_ns = ctx.t(req) - ctx.t(prev);
-    if idle_ns < IDLE_MIN_NS {
+    let idle = ctx.t(req).saturating_duration_since(ctx.t(prev));
+    if idle < IDLE_MIN {
         return None;
     }
     let mut hit = RuleHit::new(
@@ -129,12 +129,12 @@ fn by_unread_request(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
         tr,
         format!(
             "idle race: the backend closed the keep-alive connection after {} ms idle just as the proxy's next request arrived; the unread request turned its FIN into a RST. Keep the proxy's IdleConnTimeout below the backend's idle timeout",
-            idle_ns / 1_000_000
+            idle.as_millis()
         ),
     )
-    .proof(Proof::UnreadRequestRst { req, rst: r, idle_ns })
+    .proof(Proof::UnreadRequestRst { req, rst: r, idle })
     .proof(Proof::AbortRst { rst: r });
-    hit.idle_ns = Some(idle_ns);
+    hit.idle = Some(idle);
     Some(hit)
 }
 
@@ -167,7 +167,7 @@ mod tests {
         let k = race();
         let h = k.verdict(&pipe(&k)).expect("fires");
         assert_eq!((h.cause, h.owner.as_deref()), (Cause::IdleRace, Some("b3")));
-        assert_eq!(h.idle_ns.map(|n| n / 1_000_000), Some(1000));
+        assert_eq!(h.idle.map(|d| d.as_millis()), Some(1000));
         assert!(h.confidence() >= 0.85, "{} {:?}", h.confidence(), h.proofs);
     }
 

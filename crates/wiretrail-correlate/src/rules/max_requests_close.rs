@@ -20,13 +20,13 @@
 //!
 //! An idle gap of 200 ms or more before the close is [`super::idle_race`].
 
-use super::{Case, Proof, Rule, RuleHit, AFTER_RESPONSE_MAX_NS};
+use super::{Case, Proof, Rule, RuleHit, AFTER_RESPONSE_MAX};
 use crate::conn::NodeView;
 use crate::ctx::Ctx;
 use crate::ctx::Pk;
 use crate::model::Cause;
 use crate::rst::{self, RstForm};
-use wiretrail_capture::Nanos;
+use wiretrail_capture::Duration;
 
 pub(crate) const RULE: Rule = Rule {
     cause: Cause::MaxRequestsClose,
@@ -37,7 +37,7 @@ pub(crate) const RULE: Rule = Rule {
 
 /// A request sent at most this long before the FIN reached the proxy
 /// crossed it in flight.
-const CROSS_NS: Nanos = 100_000_000;
+const CROSS: Duration = Duration::from_millis(100);
 
 fn check(case: &Case<'_>) -> Option<RuleHit> {
     let ctx = case.ctx;
@@ -55,15 +55,19 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
 fn by_fin(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
     let fin = v.facts.backend_fin?;
     let tf = ctx.t(fin);
-    let cross = if ctx.is_backend(&v.node) { 0 } else { CROSS_NS };
+    let cross = if ctx.is_backend(&v.node) {
+        Duration::ZERO
+    } else {
+        CROSS
+    };
     let (resp, req) = super::crossing(ctx, v, fin, cross)?;
     let req = req?;
-    let gap_ns = tf - ctx.t(resp);
-    if gap_ns > AFTER_RESPONSE_MAX_NS {
+    let gap = tf.saturating_duration_since(ctx.t(resp));
+    if gap > AFTER_RESPONSE_MAX {
         return None;
     }
     let mut hit = RuleHit::new(Cause::MaxRequestsClose, tf, String::new())
-        .proof(Proof::FinAfterResponse { resp, fin, gap_ns })
+        .proof(Proof::FinAfterResponse { resp, fin, gap })
         .proof(Proof::RequestCrossedFin { req, fin });
     if let Some(&r) = v
         .facts
@@ -73,7 +77,7 @@ fn by_fin(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
     {
         hit = hit.proof(Proof::RstAfterClose { rst: r });
     }
-    finish(ctx, v, &mut hit, fin, gap_ns);
+    finish(ctx, v, &mut hit, fin, gap);
     Some(hit)
 }
 
@@ -104,20 +108,16 @@ fn by_abort(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
         .iter()
         .copied()
         .find(|&d| ctx.t(d) > ctx.t(resp) && ctx.t(d) <= tr)?;
-    let gap_ns = tr - ctx.t(resp);
+    let gap = tr.saturating_duration_since(ctx.t(resp));
     let mut hit = RuleHit::new(Cause::MaxRequestsClose, tr, String::new())
-        .proof(Proof::FinAfterResponse {
-            resp,
-            fin: r,
-            gap_ns,
-        })
+        .proof(Proof::FinAfterResponse { resp, fin: r, gap })
         .proof(Proof::RequestCrossedFin { req, fin: r });
-    finish(ctx, v, &mut hit, r, gap_ns);
+    finish(ctx, v, &mut hit, r, gap);
     Some(hit)
 }
 
 /// Requests served, the node's budget, the summary.
-fn finish(ctx: &Ctx<'_>, v: &NodeView, hit: &mut RuleHit, close: Pk, gap_ns: Nanos) {
+fn finish(ctx: &Ctx<'_>, v: &NodeView, hit: &mut RuleHit, close: Pk, gap: Duration) {
     if v.facts.syn.is_some() {
         let n = super::served_before(ctx, v, ctx.t(close));
         hit.requests = Some(n);
@@ -128,12 +128,12 @@ fn finish(ctx: &Ctx<'_>, v: &NodeView, hit: &mut RuleHit, close: Pk, gap_ns: Nan
     }
     hit.summary = format!(
         "max-requests close: the backend closed the connection {:.1} ms after its last response{}, with the proxy's next request already on its way",
-        gap_ns as f64 / 1e6,
+        gap.as_nanos() as f64 / 1e6,
         hit.requests
             .map(|n| format!(" (after {n} requests)"))
             .unwrap_or_default()
     );
-    hit.idle_ns = Some(gap_ns);
+    hit.idle = Some(gap);
 }
 
 #[cfg(test)]

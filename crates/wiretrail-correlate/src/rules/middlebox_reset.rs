@@ -14,12 +14,12 @@
 //! A different MAC alone is not enough (a stray backend on the same L2
 //! segment has its own MAC): that is [`super::stray_rst`].
 
-use super::{Case, Proof, Rule, RuleHit, MIDDLEBOX_IDLE_MIN_NS};
+use super::{Case, Proof, Rule, RuleHit, MIDDLEBOX_IDLE_MIN};
 use crate::conn::NodeView;
 use crate::ctx::{Ctx, Parts, Pk, Sight};
 use crate::model::Cause;
 use crate::rst::{self, RstSender};
-use wiretrail_capture::Nanos;
+use wiretrail_capture::Duration;
 
 pub(crate) const RULE: Rule = Rule {
     cause: Cause::MiddleboxReset,
@@ -38,11 +38,11 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
 /// The idle gap on the proxy's wire before `seg`.
 fn idle_before(ctx: &Ctx<'_>, v: &NodeView, seg: Pk) -> Option<Proof> {
     let last = super::last_packet_before(ctx, v, ctx.t(seg))?;
-    let idle_ns = ctx.t(seg) - ctx.t(last);
-    (idle_ns >= MIDDLEBOX_IDLE_MIN_NS).then_some(Proof::IdleBefore {
+    let idle = ctx.t(seg).saturating_duration_since(ctx.t(last));
+    (idle >= MIDDLEBOX_IDLE_MIN).then_some(Proof::IdleBefore {
         last,
         next: seg,
-        idle_ns,
+        idle,
     })
 }
 
@@ -123,11 +123,11 @@ fn from_proxy_wire(case: &Case<'_>, pv: &NodeView) -> Option<RuleHit> {
                 hit = hit.proof(Proof::MacDiffers { rst: r, peer: p });
             }
         }
-        let Proof::IdleBefore { idle_ns, .. } = idle else {
+        let Proof::IdleBefore { idle, .. } = idle else {
             unreachable!()
         };
-        hit.idle_ns = Some(idle_ns);
-        hit.summary = summary(hit.owner.as_deref(), idle_ns);
+        hit.idle = Some(idle);
+        hit.summary = summary(hit.owner.as_deref(), idle);
         return Some(hit);
     }
     None
@@ -145,16 +145,16 @@ fn from_backends(case: &Case<'_>) -> Option<RuleHit> {
     if !parts.strays(ctx).is_empty() || parts.backends(ctx).len() > 1 {
         return None;
     }
-    let t_log = crate::plan::ts_ns(case.err);
-    let last = super::last_packet_before(ctx, owner, t_log + 1)?;
-    let idle_ns: Nanos = t_log - ctx.t(last);
-    if idle_ns < MIDDLEBOX_IDLE_MIN_NS {
+    let t_log = crate::plan::log_ts(case.err);
+    let last = super::last_packet_before(ctx, owner, t_log + Duration::NANOSECOND)?;
+    let idle: Duration = t_log.saturating_duration_since(ctx.t(last));
+    if idle < MIDDLEBOX_IDLE_MIN {
         return None;
     }
     // By construction nothing of the connection reached the owner between
     // the idle gap's start and the error (no request); nor did it reset
     // anything around the error. Its capture must cover that time.
-    let slack = case.err.time_precision.width_ns() + 1_000_000_000;
+    let slack = crate::plan::log_width(case.err) + Duration::from_secs(1);
     if owner
         .facts
         .backend_rsts
@@ -164,16 +164,19 @@ fn from_backends(case: &Case<'_>) -> Option<RuleHit> {
         return None;
     }
     let (from, to) = (ctx.t(last), t_log);
-    let all_covered = ctx
-        .backend_nodes()
-        .all(|n| matches!(ctx.sight(n, to - 1_000_000_000, to), Sight::Covered));
+    let all_covered = ctx.backend_nodes().all(|n| {
+        matches!(
+            ctx.sight(n, to - Duration::from_secs(1), to),
+            Sight::Covered
+        )
+    });
     if !matches!(ctx.sight(&owner.node, from, to), Sight::Covered) || !all_covered {
         return None;
     }
     let mut hit = RuleHit::new(
         Cause::MiddleboxReset,
         t_log,
-        summary(Some(&owner.node), idle_ns),
+        summary(Some(&owner.node), idle),
     )
     .owner(Some(&owner.node))
     .proof(Proof::OwnerNeverSawRequest {
@@ -181,25 +184,25 @@ fn from_backends(case: &Case<'_>) -> Option<RuleHit> {
         from,
         to,
     })
-    .proof(Proof::IdleUntilError { last, idle_ns });
-    hit.idle_ns = Some(idle_ns);
+    .proof(Proof::IdleUntilError { last, idle });
+    hit.idle = Some(idle);
     // The log's time is only as exact as its precision.
     hit.at = (
-        t_log - 1_000_000_000,
-        t_log + case.err.time_precision.width_ns(),
+        t_log - Duration::from_secs(1),
+        t_log + crate::plan::log_width(case.err),
     );
     Some(hit)
 }
 
-fn summary(owner: Option<&str>, idle_ns: Nanos) -> String {
-    let timer = super::near_known_timer(idle_ns)
+fn summary(owner: Option<&str>, idle: Duration) -> String {
+    let timer = super::near_known_timer(idle)
         .map(|t| format!(", which matches {t}"))
         .unwrap_or_else(|| {
             ", below the idle timers of the common cloud load balancers (AWS NLB 350 s, Azure LB 4 min, GCP 600 s, IPVS 900 s): a firewall or NAT with a shorter one".into()
         });
     format!(
         "middlebox reset: after {:.1} s idle, a device between proxy and backend answered the proxy's next segment with RST; {} never received it and never reset the connection{timer}",
-        idle_ns as f64 / 1e9,
+        idle.as_secs_f64(),
         owner.unwrap_or("the backend")
     )
 }

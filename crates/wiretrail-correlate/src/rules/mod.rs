@@ -38,7 +38,7 @@ pub(crate) mod testkit;
 use crate::conn::NodeView;
 use crate::ctx::{Ctx, Parts, Pk};
 use crate::model::{Cause, ProofKind};
-use wiretrail_capture::{Nanos, SeqNumber};
+use wiretrail_capture::{Duration, SeqNumber, Timestamp};
 use wiretrail_logs::{ErrorClass, ProxyError};
 
 /// One error and the connection instance it belongs to.
@@ -133,26 +133,30 @@ pub(crate) enum Proof {
     /// The RST is in the owner's own capture: the owner sent it.
     OwnerSent { node: Name, rst: Pk },
     /// The connection was idle this long before the segment that failed.
-    IdleBefore { last: Pk, next: Pk, idle_ns: Nanos },
+    IdleBefore { last: Pk, next: Pk, idle: Duration },
     /// The owner's capture shows the connection idle from `last` up to the
     /// error's time.
-    IdleUntilError { last: Pk, idle_ns: Nanos },
+    IdleUntilError { last: Pk, idle: Duration },
     /// The owner's capture covers `[from, to]` and holds neither the
     /// failing request nor any RST of its own.
-    OwnerNeverSawRequest { node: Name, from: Nanos, to: Nanos },
+    OwnerNeverSawRequest {
+        node: Name,
+        from: Timestamp,
+        to: Timestamp,
+    },
     /// The segment the RST answers had been sent before, unanswered.
     Retransmitted { seg: Pk, times: u32 },
     /// The owner closed (FIN) after the connection sat idle this long.
-    FinAfterIdle { fin: Pk, last: Pk, idle_ns: Nanos },
+    FinAfterIdle { fin: Pk, last: Pk, idle: Duration },
     /// The owner closed (FIN) right after its last response.
-    FinAfterResponse { resp: Pk, fin: Pk, gap_ns: Nanos },
+    FinAfterResponse { resp: Pk, fin: Pk, gap: Duration },
     /// The proxy's next request crossed the owner's FIN.
     RequestCrossedFin { req: Pk, fin: Pk },
     /// The owner answered data that arrived after its close with a RST.
     RstAfterClose { rst: Pk },
     /// The owner closed an idle connection with the next request unread in
     /// its socket: RST instead of FIN, the request never acknowledged.
-    UnreadRequestRst { req: Pk, rst: Pk, idle_ns: Nanos },
+    UnreadRequestRst { req: Pk, rst: Pk, idle: Duration },
     /// Requests the connection carried, counted from its handshake.
     RequestsServed { n: u32 },
     /// The owner closed this many of its connections right after exactly
@@ -185,7 +189,7 @@ pub(crate) enum Proof {
     ProxyGaveUp {
         req: Pk,
         close: Pk,
-        waited_ns: Nanos,
+        waited: Duration,
     },
     /// The backend's response arrived after the proxy had given up.
     LateResponse { pkt: Pk },
@@ -193,7 +197,7 @@ pub(crate) enum Proof {
     NodeBurst {
         node: Name,
         errors: u32,
-        within_ns: Nanos,
+        within: Duration,
     },
     /// The log line says what this cause produces.
     LogAgrees { class: ErrorClass },
@@ -211,15 +215,15 @@ pub(crate) enum Proof {
 
 /// Idle at least this long before a close (or before a request the close
 /// crossed): an idle timeout, not an abort.
-pub(crate) const IDLE_MIN_NS: Nanos = 200_000_000;
+pub(crate) const IDLE_MIN: Duration = Duration::from_millis(200);
 
 /// A close this soon after the owner's last response was decided when the
 /// response was (a request budget, a worker restart), not by an idle timer.
-pub(crate) const AFTER_RESPONSE_MAX_NS: Nanos = 100_000_000;
+pub(crate) const AFTER_RESPONSE_MAX: Duration = Duration::from_millis(100);
 
 /// Idle gaps at or above this, before the segment a middlebox answered,
 /// are long enough for a state-tracking device to have dropped the flow.
-pub(crate) const MIDDLEBOX_IDLE_MIN_NS: Nanos = 2_000_000_000;
+pub(crate) const MIDDLEBOX_IDLE_MIN: Duration = Duration::from_secs(2);
 
 impl Proof {
     /// What this proof is worth, with the reason beside each number.
@@ -247,8 +251,8 @@ impl Proof {
             Proof::OwnerSent { .. } => 0.25,
             // Long idle gaps are when state-tracking devices forget flows;
             // gaps near a known idle timer say more.
-            Proof::IdleBefore { idle_ns, .. } | Proof::IdleUntilError { idle_ns, .. } => {
-                if near_known_timer(*idle_ns).is_some() {
+            Proof::IdleBefore { idle, .. } | Proof::IdleUntilError { idle, .. } => {
+                if near_known_timer(*idle).is_some() {
                     0.15
                 } else {
                     0.10
@@ -329,7 +333,7 @@ impl Proof {
 
     /// The packets the proof rests on, each with what it shows.
     pub fn frames(&self, ctx: &Ctx<'_>) -> Vec<(Pk, String)> {
-        let ms = |ns: Nanos| ns / 1_000_000;
+        let ms = |d: Duration| d.as_millis();
         let frame = |i: Pk| ctx.pkts[i].obs.frame;
         match self {
             Proof::Handshake { node, syn, synack } => vec![
@@ -401,34 +405,34 @@ impl Proof {
                 (*rst, "the RST has the owner's MAC and TTL, and MACs name hosts on this segment: the owner sent it".into()),
             ],
             Proof::OwnerSent { node, rst } => vec![(*rst, format!("sent by {node}, the owner: its own capture holds it"))],
-            Proof::IdleBefore { last, next, idle_ns } => {
-                let timer = near_known_timer(*idle_ns)
+            Proof::IdleBefore { last, next, idle } => {
+                let timer = near_known_timer(*idle)
                     .map(|t| format!(" — near {t}'s idle timer"))
                     .unwrap_or_default();
                 vec![
                     (*last, "last packet before the idle gap".into()),
-                    (*next, format!("first segment after {:.1} s idle{timer}", *idle_ns as f64 / 1e9)),
+                    (*next, format!("first segment after {:.1} s idle{timer}", idle.as_secs_f64())),
                 ]
             }
             Proof::OwnerNeverSawRequest { .. } => Vec::new(),
-            Proof::IdleUntilError { last, idle_ns } => vec![(
+            Proof::IdleUntilError { last, idle } => vec![(
                 *last,
                 format!(
                     "the owner's last packet of the connection, {:.1} s before the error",
-                    *idle_ns as f64 / 1e9
+                    idle.as_secs_f64()
                 ),
             )],
             Proof::Retransmitted { seg, times } => vec![(
                 *seg,
                 format!("the proxy had sent this segment {times} times, unanswered"),
             )],
-            Proof::FinAfterIdle { fin, last, idle_ns } => vec![
+            Proof::FinAfterIdle { fin, last, idle } => vec![
                 (*last, "last data before the close".into()),
-                (*fin, format!("the backend closes the idle keep-alive connection (FIN) after {} ms idle", ms(*idle_ns))),
+                (*fin, format!("the backend closes the idle keep-alive connection (FIN) after {} ms idle", ms(*idle))),
             ],
-            Proof::FinAfterResponse { resp, fin, gap_ns } => vec![
+            Proof::FinAfterResponse { resp, fin, gap } => vec![
                 (*resp, "the backend's last response".into()),
-                (*fin, format!("the backend closes the connection {:.1} ms after that response (FIN)", *gap_ns as f64 / 1e6)),
+                (*fin, format!("the backend closes the connection {:.1} ms after that response (FIN)", gap.as_nanos() as f64 / 1e6)),
             ],
             Proof::RequestCrossedFin { req, fin } => vec![(
                 *req,
@@ -438,8 +442,8 @@ impl Proof {
                 *rst,
                 "RST for the data that arrived after the close".into(),
             )],
-            Proof::UnreadRequestRst { req, rst, idle_ns } => vec![
-                (*req, format!("the proxy reuses the connection after {} ms idle: request sent, never acknowledged", ms(*idle_ns))),
+            Proof::UnreadRequestRst { req, rst, idle } => vec![
+                (*req, format!("the proxy reuses the connection after {} ms idle: request sent, never acknowledged", ms(*idle))),
                 (*rst, "the backend closes with the request unread: RST instead of FIN".into()),
             ],
             Proof::RequestsServed { .. } | Proof::SameRequestCount { .. } => Vec::new(),
@@ -448,14 +452,14 @@ impl Proof {
                 (*rst, format!("RST/ACK from {}: nothing listens on the port", sender_name(ctx, *rst))),
             ],
             Proof::SynsUnanswered { syns } => {
-                let t0 = syns.first().map(|&s| ctx.t(s)).unwrap_or(0);
+                let t0 = syns.first().map(|&s| ctx.t(s)).unwrap_or(Timestamp::EPOCH);
                 syns.iter()
                     .enumerate()
                     .map(|(k, &s)| {
                         let note = if k == 0 {
                             "SYN, never answered".to_string()
                         } else {
-                            format!("SYN retransmitted {:+.3} s after the first, never answered", (ctx.t(s) - t0) as f64 / 1e9)
+                            format!("SYN retransmitted {:+.3} s after the first, never answered", ctx.t(s).saturating_duration_since(t0).as_secs_f64())
                         };
                         (s, note)
                     })
@@ -486,9 +490,9 @@ impl Proof {
                 (*req, "request starts".into()),
                 (*ack, format!("the backend acknowledges the request (ack={})", ctx.pkts[*ack].obs.ack)),
             ],
-            Proof::ProxyGaveUp { req, close, waited_ns } => vec![
+            Proof::ProxyGaveUp { req, close, waited } => vec![
                 (*req, "last request data; no response byte follows".into()),
-                (*close, format!("the proxy closes the connection with the request unanswered, {} ms after it began", ms(*waited_ns))),
+                (*close, format!("the proxy closes the connection with the request unanswered, {} ms after it began", ms(*waited))),
             ],
             Proof::LateResponse { pkt } => vec![(
                 *pkt,
@@ -505,7 +509,7 @@ impl Proof {
 
     /// One line for the report's proof list.
     pub fn note(&self) -> String {
-        let s = |ns: Nanos| ns as f64 / 1e9;
+        let s = Duration::as_secs_f64;
         match self {
             Proof::Handshake { node, .. } => format!("{node} saw the handshake"),
             Proof::AnsweredWithState { node, .. } => format!("{node} answered with state"),
@@ -518,20 +522,20 @@ impl Proof {
             Proof::MacDiffers { .. } => "the RST's source MAC is not the backend's".into(),
             Proof::SenderIsPeer { .. } => "the RST carries the owner's MAC and TTL".into(),
             Proof::OwnerSent { node, .. } => format!("{node}'s own capture holds the RST"),
-            Proof::IdleBefore { idle_ns, .. } | Proof::IdleUntilError { idle_ns, .. } => match near_known_timer(*idle_ns) {
-                Some(t) => format!("idle {:.1} s before the failing segment, near {t}'s idle timer", s(*idle_ns)),
-                None => format!("idle {:.1} s before the failing segment", s(*idle_ns)),
+            Proof::IdleBefore { idle, .. } | Proof::IdleUntilError { idle, .. } => match near_known_timer(*idle) {
+                Some(t) => format!("idle {:.1} s before the failing segment, near {t}'s idle timer", s(*idle)),
+                None => format!("idle {:.1} s before the failing segment", s(*idle)),
             },
             Proof::OwnerNeverSawRequest { node, from, to } => format!(
                 "{node}'s capture covers the {:.1} s before the error and holds neither the request nor a RST of its own",
-                s(to - from)
+                s(to.saturating_duration_since(*from))
             ),
             Proof::Retransmitted { times, .. } => format!("the answered segment had been sent {times} times"),
-            Proof::FinAfterIdle { idle_ns, .. } => format!("the owner closed after {} ms idle", idle_ns / 1_000_000),
-            Proof::FinAfterResponse { gap_ns, .. } => format!("the owner closed {:.1} ms after its last response", *gap_ns as f64 / 1e6),
+            Proof::FinAfterIdle { idle, .. } => format!("the owner closed after {} ms idle", idle.as_millis()),
+            Proof::FinAfterResponse { gap, .. } => format!("the owner closed {:.1} ms after its last response", gap.as_nanos() as f64 / 1e6),
             Proof::RequestCrossedFin { .. } => "the proxy's next request crossed the FIN".into(),
             Proof::RstAfterClose { .. } => "the late request was answered by RST".into(),
-            Proof::UnreadRequestRst { idle_ns, .. } => format!("idle {} ms, then the close crossed the unread request (RST, no FIN)", idle_ns / 1_000_000),
+            Proof::UnreadRequestRst { idle, .. } => format!("idle {} ms, then the close crossed the unread request (RST, no FIN)", idle.as_millis()),
             Proof::RequestsServed { n } => format!("the connection had served {n} requests"),
             Proof::SameRequestCount { n, conns } => format!("{conns} failing connections were closed right after exactly {n} requests: a request budget"),
             Proof::Refusal { .. } => "SYN answered by RST/ACK".into(),
@@ -543,9 +547,9 @@ impl Proof {
             Proof::SmallerGotThrough { .. } => "smaller packets got through".into(),
             Proof::OwnerNeverGotFullSize { node, len } => format!("{node} received no segment of {len} bytes, only smaller ones"),
             Proof::RequestAcked { .. } => "the backend acknowledged the request".into(),
-            Proof::ProxyGaveUp { waited_ns, .. } => format!("the proxy gave up after {} ms", waited_ns / 1_000_000),
+            Proof::ProxyGaveUp { waited, .. } => format!("the proxy gave up after {} ms", waited.as_millis()),
             Proof::LateResponse { .. } => "the response came after the proxy gave up".into(),
-            Proof::NodeBurst { node, errors, within_ns } => format!("{errors} connections to {node} failed within {:.1} s", s(*within_ns)),
+            Proof::NodeBurst { node, errors, within } => format!("{errors} connections to {node} failed within {:.1} s", s(*within)),
             Proof::LogAgrees { class } => format!("the log's `{}` is what this cause produces", class.as_str()),
             Proof::LogDisagrees { class } => format!("the log's `{}` is not what this cause produces", class.as_str()),
             Proof::Contested { cause } => format!("the signature of {} is present too", cause.as_str()),
@@ -579,18 +583,21 @@ fn mac(ctx: &Ctx<'_>, i: Pk) -> String {
 
 /// Idle timers of devices that track flows, which drop idle connections
 /// silently (then answer the next segment with RST, or drop it).
-pub(crate) const KNOWN_IDLE_TIMERS: [(&str, Nanos); 4] = [
-    ("Azure Load Balancer (4 min)", 240_000_000_000),
-    ("AWS NLB (350 s)", 350_000_000_000),
-    ("GCP load balancing / firewall (600 s)", 600_000_000_000),
-    ("Linux IPVS (900 s)", 900_000_000_000),
+pub(crate) const KNOWN_IDLE_TIMERS: [(&str, Duration); 4] = [
+    ("Azure Load Balancer (4 min)", Duration::from_secs(240)),
+    ("AWS NLB (350 s)", Duration::from_secs(350)),
+    (
+        "GCP load balancing / firewall (600 s)",
+        Duration::from_secs(600),
+    ),
+    ("Linux IPVS (900 s)", Duration::from_secs(900)),
 ];
 
 /// The known timer an idle gap matches: at or above it, by at most 10 %.
-pub(crate) fn near_known_timer(idle_ns: Nanos) -> Option<&'static str> {
+pub(crate) fn near_known_timer(idle: Duration) -> Option<&'static str> {
     KNOWN_IDLE_TIMERS
         .iter()
-        .find(|(_, t)| idle_ns >= *t && idle_ns <= t + t / 10)
+        .find(|(_, t)| idle >= *t && idle <= *t + *t / 10)
         .map(|(n, _)| *n)
 }
 
@@ -603,20 +610,20 @@ pub(crate) struct RuleHit {
     pub proofs: Vec<Proof>,
     /// When the failure reached the proxy, as `[earliest, latest]`
     /// (reference clock): what the log line's time should meet.
-    pub at: (Nanos, Nanos),
+    pub at: (Timestamp, Timestamp),
     /// One sentence, written from the typed findings.
     pub summary: String,
     pub remedy: &'static str,
     /// Flow splits: (ordinal of the stray segment in its request, request bytes).
     pub stray_shape: Option<(usize, u64)>,
     /// How long the connection sat idle before the failure, where that matters.
-    pub idle_ns: Option<Nanos>,
+    pub idle: Option<Duration>,
     /// Requests the connection served, when counted from its handshake.
     pub requests: Option<u32>,
 }
 
 impl RuleHit {
-    pub fn new(cause: Cause, at: Nanos, summary: String) -> Self {
+    pub fn new(cause: Cause, at: Timestamp, summary: String) -> Self {
         RuleHit {
             cause,
             owner: None,
@@ -626,7 +633,7 @@ impl RuleHit {
             summary,
             remedy: rule_of(cause).map_or("", |r| r.remedy),
             stray_shape: None,
-            idle_ns: None,
+            idle: None,
             requests: None,
         }
     }
@@ -727,7 +734,7 @@ pub(crate) fn is_dial(e: &ProxyError) -> bool {
 }
 
 /// The last packet of the view strictly before `t` (either way).
-pub(crate) fn last_packet_before(ctx: &Ctx<'_>, v: &NodeView, t: Nanos) -> Option<Pk> {
+pub(crate) fn last_packet_before(ctx: &Ctx<'_>, v: &NodeView, t: Timestamp) -> Option<Pk> {
     v.pkts
         .iter()
         .copied()
@@ -737,7 +744,7 @@ pub(crate) fn last_packet_before(ctx: &Ctx<'_>, v: &NodeView, t: Nanos) -> Optio
 
 /// How many times the proxy sent a segment at this seq with this length
 /// on the view, up to `until`.
-pub(crate) fn sends_of(ctx: &Ctx<'_>, v: &NodeView, seg: Pk, until: Nanos) -> u32 {
+pub(crate) fn sends_of(ctx: &Ctx<'_>, v: &NodeView, seg: Pk, until: Timestamp) -> u32 {
     let s = &ctx.pkts[seg].obs;
     v.pkts
         .iter()
@@ -758,8 +765,8 @@ pub(crate) fn acked(
     ctx: &Ctx<'_>,
     v: &NodeView,
     end: SeqNumber,
-    from: Nanos,
-    until: Nanos,
+    from: Timestamp,
+    until: Timestamp,
 ) -> Option<Pk> {
     v.pkts.iter().copied().find(|&j| {
         let o = &ctx.pkts[j].obs;
@@ -935,7 +942,7 @@ pub(crate) fn crossing(
     ctx: &Ctx<'_>,
     v: &NodeView,
     fin: Pk,
-    cross: Nanos,
+    cross: Duration,
 ) -> Option<(Pk, Option<Pk>)> {
     let tf = ctx.t(fin);
     let resp = v
@@ -959,9 +966,9 @@ pub(crate) fn crossing(
 
 /// A RST this soon after the handshake's ACK, with nothing of the proxy's
 /// acknowledged and no data served, answers the handshake itself.
-pub(crate) const ON_ACCEPT_NS: Nanos = 1_000_000_000;
+pub(crate) const ON_ACCEPT: Duration = Duration::from_secs(1);
 
-/// `rst` is a stateless RST the server sent within [`ON_ACCEPT_NS`] of the
+/// `rst` is a stateless RST the server sent within [`ON_ACCEPT`] of the
 /// handshake's completion on this view, before it acknowledged any of the
 /// proxy's data or sent any: the listener had no socket to give the
 /// connection (`tcp_abort_on_overflow`). Returns the handshake's ACK.
@@ -979,7 +986,10 @@ pub(crate) fn reset_on_accept(ctx: &Ctx<'_>, v: &NodeView, rst: Pk) -> Option<Pk
             && ctx.t(i) > ctx.t(synack)
     })?;
     let (ta, tr) = (ctx.t(ack), ctx.t(rst));
-    if tr < ta || tr - ta > ON_ACCEPT_NS || !crate::rst::form(ctx, v, rst).is_stateless() {
+    if tr < ta
+        || tr.saturating_duration_since(ta) > ON_ACCEPT
+        || !crate::rst::form(ctx, v, rst).is_stateless()
+    {
         return None;
     }
     let served = v
@@ -1010,7 +1020,7 @@ pub(crate) fn request_complete_at(ctx: &Ctx<'_>, v: &NodeView, rst: Pk) -> bool 
 }
 
 /// Requests the owner served on this view before `t` (requests it answered).
-pub(crate) fn served_before(ctx: &Ctx<'_>, v: &NodeView, t: Nanos) -> u32 {
+pub(crate) fn served_before(ctx: &Ctx<'_>, v: &NodeView, t: Timestamp) -> u32 {
     request_starts(ctx, v)
         .into_iter()
         .filter(|&s| ctx.t(s) < t)
@@ -1042,7 +1052,8 @@ pub(crate) fn close_after_response(ctx: &Ctx<'_>, v: &NodeView) -> Option<(Pk, u
         .map(|&d| ctx.t(d))
         .filter(|&t| t < tc)
         .max()?;
-    (tc - last <= AFTER_RESPONSE_MAX_NS).then(|| (close, served_before(ctx, v, tc)))
+    (tc.saturating_duration_since(last) <= AFTER_RESPONSE_MAX)
+        .then(|| (close, served_before(ctx, v, tc)))
 }
 
 /// What the run shows across connections (see [`crate::ctx::RunFacts`]).

@@ -22,7 +22,7 @@ use super::{Case, Proof, Rule, RuleHit};
 use crate::conn::NodeView;
 use crate::ctx::{Ctx, Pk, Sight};
 use crate::model::Cause;
-use wiretrail_capture::SeqNumber;
+use wiretrail_capture::{SeqNumber, Timestamp};
 use wiretrail_logs::{ErrorClass, ProxyError};
 
 pub(crate) const RULE: Rule = Rule {
@@ -42,8 +42,9 @@ fn stuck_full_size(ctx: &Ctx<'_>, pv: &NodeView, full: u32) -> Option<(Pk, u32)>
         if o.payload_len < full || super::is_retransmission(ctx, pv, d) {
             return None;
         }
-        let sends = super::sends_of(ctx, pv, d, i64::MAX);
-        let acked = super::acked(ctx, pv, super::seg_end(ctx, d), ctx.t(d), i64::MAX).is_some();
+        let sends = super::sends_of(ctx, pv, d, Timestamp::MAX);
+        let acked =
+            super::acked(ctx, pv, super::seg_end(ctx, d), ctx.t(d), Timestamp::MAX).is_some();
         (sends >= 2 && !acked).then_some((d, sends))
     })
 }
@@ -94,8 +95,14 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
                         let o = &ctx.pkts[d].obs;
                         o.payload_len < full
                             && ctx.t(d) > first_seen
-                            && super::acked(ctx, pv, super::seg_end(ctx, d), ctx.t(d), i64::MAX)
-                                .is_some()
+                            && super::acked(
+                                ctx,
+                                pv,
+                                super::seg_end(ctx, d),
+                                ctx.t(d),
+                                Timestamp::MAX,
+                            )
+                            .is_some()
                     })?;
                     hit = hit.proof(Proof::SmallerGotThrough { pkt: small });
                 }

@@ -17,6 +17,7 @@
 
 use super::{Case, Proof, Rule, RuleHit};
 use crate::model::Cause;
+use wiretrail_capture::Duration;
 use wiretrail_logs::{ErrorClass, ProxyError};
 
 pub(crate) const RULE: Rule = Rule {
@@ -28,7 +29,7 @@ pub(crate) const RULE: Rule = Rule {
 
 /// Without the log saying timeout, a close this long after the request
 /// still reads as one.
-const WAIT_MIN_NS: i64 = 1_000_000_000;
+const WAIT_MIN: Duration = Duration::from_secs(1);
 
 fn check(case: &Case<'_>) -> Option<RuleHit> {
     if case.class() == ErrorClass::Canceled {
@@ -36,8 +37,8 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
     }
     let ctx = case.ctx;
     let (_, p) = super::pending_of(case)?;
-    let waited_ns = ctx.t(p.close) - ctx.t(p.start);
-    if case.class() != ErrorClass::Timeout && waited_ns < WAIT_MIN_NS {
+    let waited = ctx.t(p.close).saturating_duration_since(ctx.t(p.start));
+    if case.class() != ErrorClass::Timeout && waited < WAIT_MIN {
         return None;
     }
     let owner = case.parts.owner.map(|o| o.node.to_string());
@@ -47,7 +48,7 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
         format!(
             "response timeout: {} received the request but sent no response before the proxy gave up after {} ms",
             owner.as_deref().unwrap_or("the backend"),
-            waited_ns / 1_000_000
+            waited.as_millis()
         ),
     )
     .owner(owner.as_deref())
@@ -58,7 +59,7 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
     .proof(Proof::ProxyGaveUp {
         req: p.last,
         close: p.close,
-        waited_ns,
+        waited,
     });
     if let Some(l) = p.late {
         hit = hit.proof(Proof::LateResponse { pkt: l });

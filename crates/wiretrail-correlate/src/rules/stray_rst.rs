@@ -18,7 +18,7 @@
 //! captured: the packets prove "a node without the socket answered", not
 //! which.
 
-use super::{Case, Proof, Rule, RuleHit, MIDDLEBOX_IDLE_MIN_NS};
+use super::{Case, Proof, Rule, RuleHit, MIDDLEBOX_IDLE_MIN};
 use crate::ctx::Fingerprint;
 use crate::model::Cause;
 use crate::rst::{self, RstSender};
@@ -90,8 +90,9 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
                 continue;
             }
             // Another hop distance after a long idle gap: a middlebox.
-            let idle = super::last_packet_before(ctx, pv, ctx.t(answers))
-                .is_some_and(|l| ctx.t(answers) - ctx.t(l) >= MIDDLEBOX_IDLE_MIN_NS);
+            let idle = super::last_packet_before(ctx, pv, ctx.t(answers)).is_some_and(|l| {
+                ctx.t(answers).saturating_duration_since(ctx.t(l)) >= MIDDLEBOX_IDLE_MIN
+            });
             if fp.ttl != f.ttl && idle {
                 continue;
             }
@@ -101,7 +102,7 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
             ctx.t(r),
             format!(
                 "stray RST: a node with no socket for the connection answered the proxy's segment with a stateless RST {:.0} µs after it; {}",
-                (ctx.t(r) - ctx.t(answers)) as f64 / 1e3,
+                ctx.t(r).saturating_duration_since(ctx.t(answers)).as_nanos() as f64 / 1e3,
                 if backends.is_empty() {
                     "the node that sent it is not in the captures (only the proxy's wire is)".to_string()
                 } else {

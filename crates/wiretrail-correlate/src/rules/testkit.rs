@@ -14,15 +14,18 @@ use chrono::{DateTime, Utc};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use wiretrail_capture::{Direction, LinkInfo, Nanos, PacketObs, SeqNumber, TcpFlags, TcpOpts};
+use wiretrail_capture::{
+    Direction, Duration, LinkInfo, PacketObs, SeqNumber, TcpFlags, TcpOpts, Timestamp,
+};
 use wiretrail_logs::{ProxyError, Source, TimePrecision};
 
-pub const T0: Nanos = 1_764_030_000_000_000_000;
+pub const T0: Timestamp = Timestamp::from_nanos(1_764_030_000_000_000_000);
 pub const PROXY_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
 /// Seconds after T0.
-pub fn at(s: f64) -> Nanos {
-    T0 + (s * 1e9).round() as Nanos
+pub fn at(s: f64) -> Timestamp {
+    // Signed: tests place packets before T0 too.
+    Timestamp::from_nanos(T0.as_nanos() + (s * 1e9).round() as i64)
 }
 
 /// The MAC of backend `n` (1-based).
@@ -48,7 +51,7 @@ impl Kit {
     /// The proxy (`proxy`, role proxy) and `b1`..`b3` (backends), all
     /// capturing from T0-100 s to T0+100 s.
     pub fn new(port: u16) -> Self {
-        let cov = vec![(T0 - 100_000_000_000, T0 + 100_000_000_000)];
+        let cov = vec![(T0 - Duration::from_secs(100), T0 + Duration::from_secs(100))];
         let mut nodes = vec![NodeInput::named("proxy", NodeRole::Proxy).unwrap()];
         for b in ["b1", "b2", "b3"] {
             nodes.push(NodeInput::named(b, NodeRole::Backend).unwrap());
@@ -195,7 +198,7 @@ impl Kit {
     /// and class are what a real line gives).
     pub fn err(&self, s: f64, message: &str) -> ProxyError {
         let g = wiretrail_logs::parse_go_error(message);
-        let ts: DateTime<Utc> = DateTime::from_timestamp_nanos(at(s));
+        let ts: DateTime<Utc> = at(s).to_utc();
         ProxyError {
             timestamp: ts,
             time_precision: TimePrecision::Microsecond,
@@ -232,12 +235,12 @@ impl Kit {
     /// against the connection with the most packets.
     pub fn case<R>(&self, err: &ProxyError, f: impl FnOnce(&Case<'_>) -> R) -> R {
         let mut pkts = store(self.pkts.clone());
-        mark_capture_duplicates(&mut pkts, 1_000_000);
+        mark_capture_duplicates(&mut pkts, Duration::from_millis(1));
         let clock = clock::estimate(&self.nodes, &pkts, 10e9);
         for p in &mut pkts {
-            p.ref_ts = p.obs.ts + clock.offset_ns(&p.obs.node);
+            p.ref_ts = p.obs.ts + clock.skew(&p.obs.node);
         }
-        let conns: Vec<Conn> = conn::build(&mut pkts, 1_000_000_000);
+        let conns: Vec<Conn> = conn::build(&mut pkts, Duration::from_secs(1));
         let mut ctx = Ctx::new(&pkts, &self.nodes, &clock);
         ctx.facts = super::run_facts(&ctx, &conns);
         let c = conns

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use wiretrail_capture::{Direction, LinkInfo, PacketObs, SeqNumber, TcpFlags, TcpOpts};
+use wiretrail_capture::{
+    Direction, Duration, LinkInfo, PacketObs, SeqNumber, TcpFlags, TcpOpts, Timestamp,
+};
 use wiretrail_correlate::model::{NodeRole, Report};
 use wiretrail_correlate::{correlate, plan, CorrelateConfig, NodeInput};
 use wiretrail_logs::{ErrorClass, ProxyError, Source, TimePrecision};
@@ -15,10 +17,10 @@ use wiretrail_logs::{ErrorClass, ProxyError, Source, TimePrecision};
 pub const PROXY: &str = "10.0.0.10";
 pub const VIP: &str = "10.0.0.100:80";
 
-/// `base + s` seconds, as ns.
-pub fn at(base: &str, s: f64) -> i64 {
+/// `base + s` seconds (`s` may be negative).
+pub fn at(base: &str, s: f64) -> Timestamp {
     let b: DateTime<Utc> = base.parse().unwrap();
-    b.timestamp_nanos_opt().unwrap() + (s * 1e9).round() as i64
+    Timestamp::from_nanos(b.timestamp_nanos_opt().unwrap() + (s * 1e9).round() as i64)
 }
 
 pub fn flags(s: &str) -> TcpFlags {
@@ -48,7 +50,7 @@ pub struct Sim {
 #[derive(Clone, Copy)]
 pub struct P<'a> {
     pub node: &'a str,
-    pub t: i64,
+    pub t: Timestamp,
     pub dir: Direction,
     pub flags: &'a str,
     pub seq: u32,
@@ -64,7 +66,7 @@ pub struct P<'a> {
 impl<'a> P<'a> {
     pub fn new(
         node: &'a str,
-        t: i64,
+        t: Timestamp,
         dir: Direction,
         flags: &'a str,
         seq: u32,
@@ -163,10 +165,10 @@ impl Sim {
     }
 
     /// The same packet recorded a second time by the same node, `dt_ns` later.
-    pub fn dup_last(&mut self, dt_ns: i64, ttl: u8) -> u64 {
+    pub fn dup_last(&mut self, dt_ns: u64, ttl: u8) -> u64 {
         let mut p = self.pkts.last().unwrap().clone();
         p.frame = self.next_frame(&p.node, None);
-        p.ts += dt_ns;
+        p.ts += Duration::from_nanos(dt_ns);
         p.ttl = ttl;
         let f = p.frame;
         self.pkts.push(p);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use wiretrail_capture::catalog::{Catalog, CatalogOptions, Coverage, Detail, NodeSpec};
 use wiretrail_capture::extract::{extract, ExtractOptions, Extraction, ProgressEvent};
 use wiretrail_capture::problem::{self as cap, CaptureProblem};
-use wiretrail_capture::{FlowQuery, Nanos};
+use wiretrail_capture::{Duration, FlowQuery, Timestamp};
 use wiretrail_correlate::model::{Problem, ProblemKind, ProblemSource, Report, TimeSpan};
 use wiretrail_correlate::{CaptureLoss, CorrelateConfig, LossReason, NodeInput};
 use wiretrail_logs::ProxyError;
@@ -21,15 +21,14 @@ use wiretrail_logs::ProxyError;
 /// Correlation settings from the pipeline.
 pub(super) fn correlate_config(p: &Pipeline) -> CorrelateConfig {
     let mut c = CorrelateConfig::default();
-    let std = |d: crate::time::Duration| d.to_std();
     if let Some(d) = p.correlate.incident_gap {
-        c.incident_gap = std(d);
+        c.incident_gap = d;
     }
     if let Some(d) = p.correlate.slack {
-        c.match_slack = std(d);
+        c.match_slack = d;
     }
     if let Some(d) = p.correlate.max_clock_offset {
-        c.max_clock_offset = std(d);
+        c.max_clock_offset = d;
     }
     if p.correlate.proxy_ip.is_some() || !p.correlate.upstreams.is_empty() {
         c.proxies.push(wiretrail_correlate::ProxyHint {
@@ -51,7 +50,7 @@ pub(super) fn analyse(
 ) -> Result<Analysis, EngineError> {
     let cfg = correlate_config(p);
     let plan = wiretrail_correlate::plan(&errors, &cfg);
-    let slack = i64::try_from(cfg.max_clock_offset.as_nanos()).unwrap_or(i64::MAX / 4);
+    let slack = cfg.max_clock_offset;
     let cache_root = cache_root(p);
     let mut problems: Vec<Problem> = Vec::new();
     let sources = node_sources(
@@ -127,7 +126,7 @@ struct NodeSources {
     /// remote nodes' files.
     specs: Vec<NodeSpec>,
     /// A remote node's coverage as its listing shows it (node clock).
-    remote_coverage: HashMap<String, Vec<(Nanos, Nanos)>>,
+    remote_coverage: HashMap<String, Vec<(Timestamp, Timestamp)>>,
     /// Remote nodes that could not be reached, with why.
     unreachable: HashMap<String, String>,
     /// Bytes that crossed the network.
@@ -140,7 +139,7 @@ struct NodeSources {
 fn node_sources(
     p: &Pipeline,
     queries: &[FlowQuery],
-    slack: Nanos,
+    slack: Duration,
     cache_root: &Path,
     progress: &Arc<dyn Progress>,
     problems: &mut Vec<Problem>,
@@ -202,15 +201,17 @@ impl NodeSources {
             .insert(n.name.to_string(), format!("{t}: {e}"));
         // A coverage that meets no window: correlation reports a
         // capture_gap for this node instead of "not seen".
-        self.remote_coverage
-            .insert(n.name.to_string(), vec![(0, 0)]);
+        self.remote_coverage.insert(
+            n.name.to_string(),
+            vec![(Timestamp::EPOCH, Timestamp::EPOCH)],
+        );
     }
 }
 
 /// The catalog's problems that matter to this window, as the report types
 /// them (loud ones logged too).
 fn catalog_problems(catalog: &Catalog, window: &Window, problems: &mut Vec<Problem>) {
-    let w_until = window.until_ns();
+    let w_until = window.until();
     for cp in catalog.problems() {
         // A file still being written matters only if the window reaches
         // past what was read of it.
@@ -230,7 +231,7 @@ fn catalog_problems(catalog: &Catalog, window: &Window, problems: &mut Vec<Probl
 /// A node none of whose sources can be read is an error, unless other
 /// nodes cover the window (then the problems say it loudly).
 fn require_a_readable_node(catalog: &Catalog, window: &Window) -> Result<(), EngineError> {
-    let (w_since, w_until) = (window.since_ns(), window.until_ns());
+    let (w_since, w_until) = (window.since(), window.until());
     let dead: Vec<&str> = catalog
         .nodes()
         .iter()
@@ -266,7 +267,7 @@ fn require_a_readable_node(catalog: &Catalog, window: &Window) -> Result<(), Eng
 fn extract_flows(
     catalog: &Catalog,
     queries: &[FlowQuery],
-    slack: Nanos,
+    slack: Duration,
     progress: &Arc<dyn Progress>,
 ) -> Extraction {
     let prog = progress.clone();
@@ -354,8 +355,8 @@ fn capture_problem(cp: &CaptureProblem) -> Problem {
     let mut p = Problem::new(kind, source, message);
     if let Some((a, b)) = cp.span {
         p = p.with_span(TimeSpan {
-            since: chrono::DateTime::from_timestamp_nanos(a),
-            until: chrono::DateTime::from_timestamp_nanos(b),
+            since: a.to_utc(),
+            until: b.to_utc(),
         });
     }
     p

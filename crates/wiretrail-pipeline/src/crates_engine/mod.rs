@@ -98,8 +98,7 @@ impl Engine for CratesEngine {
     }
 
     fn incident_gap(&self, pipeline: &Pipeline) -> Duration {
-        Duration::from_std(analyse::correlate_config(pipeline).incident_gap)
-            .unwrap_or(Duration::MAX)
+        analyse::correlate_config(pipeline).incident_gap
     }
 }
 

@@ -12,7 +12,7 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, TimeZone, Utc};
-use wiretrail_capture::{Direction, TcpFlags};
+use wiretrail_capture::{Direction, Duration, TcpFlags, Timestamp};
 use wiretrail_correlate::model::*;
 use wiretrail_logs::record::{ErrorClass, ProxyError, Source, TimePrecision};
 
@@ -24,27 +24,29 @@ pub const F03: &str = "/captures/backend-03/003.cap";
 const ACK: u16 = TcpFlags::ACK;
 const PSH_ACK: u16 = TcpFlags::PSH | TcpFlags::ACK;
 
-/// 2023-05-05T17:39:14Z plus `us` microseconds, in ns.
-pub fn at_us(us: i64) -> i64 {
-    Utc.with_ymd_and_hms(2023, 5, 5, 17, 39, 14)
-        .unwrap()
-        .timestamp_nanos_opt()
-        .unwrap()
-        + us * 1000
+/// 2023-05-05T17:39:14Z plus `us` microseconds.
+pub fn at_us(us: i64) -> Timestamp {
+    Timestamp::from_nanos(
+        Utc.with_ymd_and_hms(2023, 5, 5, 17, 39, 14)
+            .unwrap()
+            .timestamp_nanos_opt()
+            .unwrap()
+            + us * 1000,
+    )
 }
 
 pub fn dt_us(us: i64) -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp_nanos(at_us(us))
+    at_us(us).to_utc()
 }
 
 /// Backend-01's capture-relative seconds (220.xxxxxx) on the reference clock.
-fn b01(rel_us: i64) -> i64 {
+fn b01(rel_us: i64) -> Timestamp {
     at_us(rel_us - 220_000_000)
 }
 
 #[allow(clippy::too_many_arguments)]
 pub fn pkt(
-    t_ns: i64,
+    t_ns: Timestamp,
     node: &str,
     file: &str,
     frame: u64,
@@ -91,8 +93,8 @@ pub fn pkt(
 #[allow(clippy::too_many_arguments)]
 fn twice(
     out: &mut Vec<TimelineEvent>,
-    t_ns: i64,
-    dup_delay_ns: i64,
+    t_ns: Timestamp,
+    dup_delay_ns: u64,
     node: &str,
     file: &str,
     frame: u64,
@@ -124,7 +126,7 @@ fn twice(
     let mut dm = marks;
     dm.push(Mark::CaptureDuplicate);
     out.push(pkt(
-        t_ns + dup_delay_ns,
+        t_ns + Duration::from_nanos(dup_delay_ns),
         node,
         file,
         frame + 1,
@@ -768,7 +770,7 @@ pub fn big_report(n: u32) -> Report {
             vec![],
         ));
         extra.push(pkt(
-            t + 1_000,
+            t + Duration::from_micros(1),
             "backend-01",
             F01,
             1_000_001 + 2 * i as u64,
@@ -928,7 +930,7 @@ pub fn backend_reset_incident() -> Incident {
         },
     });
     let mut err = seed_error();
-    err.timestamp = DateTime::<Utc>::from_timestamp_nanos(us(811_400));
+    err.timestamp = us(811_400).to_utc();
     err.time_precision = TimePrecision::Microsecond;
     err.op = Some("read".into());
     err.local = Some("192.0.2.10:52468".into());
@@ -939,13 +941,13 @@ pub fn backend_reset_incident() -> Incident {
         origin: origin(n),
         file: f.into(),
         frame: 77040,
-        time: DateTime::<Utc>::from_timestamp_nanos(us(811_020)),
+        time: us(811_020).to_utc(),
         note: Some("RST, ACK from the owning node after it ACKed the request".into()),
     };
     Incident {
         id: "inc-20230505T174014Z-192.0.2.10-198.51.100.80:80".into(),
-        start: DateTime::<Utc>::from_timestamp_nanos(us(0)),
-        end: DateTime::<Utc>::from_timestamp_nanos(us(811_400)),
+        start: us(0).to_utc(),
+        end: us(811_400).to_utc(),
         proxy: "192.0.2.10".into(),
         backend: "198.51.100.80:80".into(),
         community_id: None,
@@ -1001,8 +1003,8 @@ pub fn backend_reset_incident() -> Incident {
                 conn_state: ConnState::Rstr,
                 history: "ShADr".into(),
                 handshake_seen: true,
-                first: DateTime::<Utc>::from_timestamp_nanos(us(0)),
-                last: DateTime::<Utc>::from_timestamp_nanos(us(811_020)),
+                first: us(0).to_utc(),
+                last: us(811_020).to_utc(),
                 packets: 8,
                 capture_duplicates: 0,
             }],

@@ -4,7 +4,7 @@
 
 use super::ssh::sh_quote;
 use std::net::IpAddr;
-use wiretrail_capture::{FlowQuery, FlowTarget, Nanos};
+use wiretrail_capture::{FlowQuery, FlowTarget, Timestamp};
 
 /// How close a [`bpf_filter`] is to the queries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,16 +128,21 @@ pub fn remote_extract_command(
     node: &str,
     dir: &str,
     queries: &[FlowQuery],
-    windows: &[(Nanos, Nanos)],
+    windows: &[(Timestamp, Timestamp)],
 ) -> String {
-    let since = windows.iter().map(|w| w.0).min().unwrap_or(0);
-    let until = windows.iter().map(|w| w.1).max().unwrap_or(0);
-    let secs = |ns: Nanos| {
-        format!(
-            "{}.{:09}",
-            ns.div_euclid(1_000_000_000),
-            ns.rem_euclid(1_000_000_000)
-        )
+    let since = windows
+        .iter()
+        .map(|w| w.0)
+        .min()
+        .unwrap_or(Timestamp::EPOCH);
+    let until = windows
+        .iter()
+        .map(|w| w.1)
+        .max()
+        .unwrap_or(Timestamp::EPOCH);
+    let secs = |t: Timestamp| {
+        let (s, ns) = t.as_secs_nanos();
+        format!("{s}.{ns:09}")
     };
     let mut cmd = format!(
         "{} capture extract --node {}",
@@ -170,12 +175,16 @@ pub fn remote_extract_command(
 mod tests {
     use super::*;
 
+    fn t(ns: i64) -> Timestamp {
+        Timestamp::from_nanos(ns)
+    }
+
     fn fq(port: Option<u16>, ip: Option<&str>, backend: Option<&str>) -> FlowQuery {
         let ip = ip.map(|i| i.parse().unwrap());
         let backend = backend.map(|b| b.parse().unwrap());
         match port {
-            Some(p) => FlowQuery::to_port(p, ip, backend, 0, 1),
-            None => FlowQuery::to_backend(ip, backend.unwrap(), 0, 1),
+            Some(p) => FlowQuery::to_port(p, ip, backend, t(0), t(1)),
+            None => FlowQuery::to_backend(ip, backend.unwrap(), t(0), t(1)),
         }
     }
 

@@ -8,7 +8,7 @@ use super::error::RemoteError;
 use super::listing::RemoteFile;
 use crate::config::SshTarget;
 use std::path::{Path, PathBuf};
-use wiretrail_capture::Nanos;
+use wiretrail_capture::Timestamp;
 
 /// Cache directory for one remote location.
 pub(super) fn cache_dir_for(cache: &Path, node: &str, t: &SshTarget) -> PathBuf {
@@ -54,9 +54,15 @@ pub(super) fn fresh(dest: &Path, meta: &Path, stamp: &str, size: Option<u64>) ->
 
 /// Record a fetched file's remote identity; keep the remote mtime so the
 /// local catalog cache keys stay stable.
-pub(super) fn seal(dest: &Path, meta: &Path, stamp: &str, mtime: Nanos) -> Result<(), RemoteError> {
+pub(super) fn seal(
+    dest: &Path,
+    meta: &Path,
+    stamp: &str,
+    mtime: Timestamp,
+) -> Result<(), RemoteError> {
     if let Ok(file) = std::fs::File::options().write(true).open(dest) {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime.max(0) as u64);
+        let t = std::time::UNIX_EPOCH
+            + std::time::Duration::from_nanos(u64::try_from(mtime.as_nanos()).unwrap_or(0));
         let _ = file.set_modified(t);
     }
     std::fs::write(meta, stamp).map_err(|source| RemoteError::Cache {

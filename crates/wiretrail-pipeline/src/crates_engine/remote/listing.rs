@@ -3,7 +3,7 @@
 //! record ended by a NUL byte, the one byte a file name cannot hold).
 
 use super::ssh::sh_quote;
-use wiretrail_capture::Nanos;
+use wiretrail_capture::Timestamp;
 
 /// One file as the remote listing shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,7 +11,7 @@ pub struct RemoteFile {
     pub name: String,
     pub size: u64,
     /// Modification time, ns since the epoch (node clock).
-    pub mtime: Nanos,
+    pub mtime: Timestamp,
 }
 
 /// A listing: the files, and the names that are not UTF-8 (skipped, and
@@ -57,12 +57,12 @@ pub fn parse_listing(bytes: &[u8]) -> Result<Listing, String> {
 }
 
 /// `find`'s `%T@`: seconds with a fraction, to nanoseconds.
-fn parse_mtime(m: &str) -> Option<Nanos> {
+fn parse_mtime(m: &str) -> Option<Timestamp> {
     let (secs, frac) = m.split_once('.').unwrap_or((m, "0"));
     let secs: i64 = secs.parse().ok()?;
     let frac9: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-    let nanos: i64 = frac9.parse().ok()?;
-    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+    let nanos: u32 = frac9.parse().ok()?;
+    Timestamp::from_secs_nanos(secs, nanos)
 }
 
 /// What the host offers besides a shell, from the listing's round trip.
@@ -118,7 +118,7 @@ pub fn parse_probe(out: &[u8]) -> (HostTools, Vec<u8>) {
 mod tests {
     use super::*;
 
-    const S: Nanos = 1_000_000_000;
+    const S: i64 = 1_000_000_000;
 
     #[test]
     fn listing_and_quoting() {
@@ -131,10 +131,10 @@ mod tests {
             RemoteFile {
                 name: "cap 1.pcap".into(),
                 size: 1234,
-                mtime: 1683279187 * S + S / 2
+                mtime: Timestamp::from_nanos(1683279187 * S + S / 2)
             }
         );
-        assert_eq!(l[1].mtime, 1683279188 * S);
+        assert_eq!(l[1].mtime, Timestamp::from_nanos(1683279188 * S));
         assert!(parse_listing(b"x y\x00").is_err());
         // D14: names may hold newlines, even ones that look like records;
         // a name that is not UTF-8 is set aside, not fatal.

@@ -59,7 +59,7 @@ use cache::{cache_dir_for, filtered_name, fresh, fxhash, seal, stamp};
 use ssh::{run, run_to_file, Truncated};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use wiretrail_capture::{FlowQuery, Nanos};
+use wiretrail_capture::{Duration, FlowQuery, Timestamp};
 use wiretrail_correlate::model::{Problem, ProblemKind, ProblemSource};
 
 /// How a node's captures crossed the network, cheapest first.
@@ -99,7 +99,7 @@ pub struct Fetched {
     /// Local files to catalog (copies or one remote-extracted pcapng).
     pub files: Vec<PathBuf>,
     /// The node's capture coverage as the listing shows it (node clock).
-    pub coverage: Vec<(Nanos, Nanos)>,
+    pub coverage: Vec<(Timestamp, Timestamp)>,
     /// Bytes that crossed the network (file contents or extracted pcapng).
     pub bytes_transferred: u64,
     /// Bytes of the remote directory's capture files, for comparison.
@@ -118,7 +118,7 @@ pub fn fetch_node(
     node: &Node,
     t: &SshTarget,
     queries: &[FlowQuery],
-    slack: Nanos,
+    slack: Duration,
     cache: &Path,
 ) -> Result<Fetched, RemoteError> {
     let job = Job {
@@ -149,7 +149,7 @@ pub fn fetch_node(
         .filter(|f| is_capture_name(&f.name))
         .map(|f| f.size)
         .sum();
-    let (chosen, coverage) = select(&files, &job.windows, 2_000_000_000);
+    let (chosen, coverage) = select(&files, &job.windows, Duration::from_secs(2));
     let mut fetched = Fetched {
         coverage,
         remote_dir_bytes,
@@ -190,7 +190,7 @@ struct Job<'a> {
     t: &'a SshTarget,
     queries: &'a [FlowQuery],
     /// The queries' windows on the node's clock, merged.
-    windows: Vec<(Nanos, Nanos)>,
+    windows: Vec<(Timestamp, Timestamp)>,
     /// The node's local cache directory.
     dir: PathBuf,
 }
@@ -426,7 +426,7 @@ impl Job<'_> {
 pub fn fetch_nodes(
     nodes: &[&Node],
     queries: &[FlowQuery],
-    slack: Nanos,
+    slack: Duration,
     cache: &Path,
     progress: &dyn Progress,
 ) -> HashMap<String, Result<Fetched, RemoteError>> {

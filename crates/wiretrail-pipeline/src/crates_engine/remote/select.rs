@@ -10,26 +10,25 @@ use std::path::Path;
 use wiretrail_capture::catalog::names::{
     looks_like_capture_name, numbered_suffix, parse_hint, strip_compression, NameHint,
 };
-use wiretrail_capture::{FlowQuery, Nanos};
+use wiretrail_capture::{Duration, FlowQuery, Timestamp};
 
 /// Windows per query, widened by `slack` and shifted to the node's clock.
 pub fn node_windows(
     queries: &[FlowQuery],
-    slack: Nanos,
+    slack: Duration,
     offset_s: Option<f64>,
-) -> Vec<(Nanos, Nanos)> {
-    let shift = offset_s.map(|o| (o * 1e9) as i64).unwrap_or(0);
-    let mut w: Vec<(Nanos, Nanos)> = queries
+) -> Vec<(Timestamp, Timestamp)> {
+    // Reference time minus the node's (signed, pinned) offset: the node's
+    // clock. Truncated to the nanosecond.
+    let o = offset_s.unwrap_or(0.0);
+    let shift = Duration::from_secs_f64(o.abs());
+    let to_node = |t: Timestamp| if o >= 0.0 { t - shift } else { t + shift };
+    let mut w: Vec<(Timestamp, Timestamp)> = queries
         .iter()
-        .map(|q| {
-            (
-                q.since.saturating_sub(slack).saturating_sub(shift),
-                q.until.saturating_add(slack).saturating_sub(shift),
-            )
-        })
+        .map(|q| (to_node(q.since - slack), to_node(q.until + slack)))
         .collect();
     w.sort();
-    let mut merged: Vec<(Nanos, Nanos)> = Vec::new();
+    let mut merged: Vec<(Timestamp, Timestamp)> = Vec::new();
     for (a, b) in w {
         match merged.last_mut() {
             Some(last) if a <= last.1 => last.1 = last.1.max(b),
@@ -78,23 +77,25 @@ pub fn is_capture_name(name: &str) -> bool {
 
 /// How long before its mtime a series' first file is assumed to start:
 /// the median span of the others, or an hour when there are none.
-fn typical_span(ends: &[Nanos]) -> Nanos {
-    let mut d: Vec<Nanos> = ends
+fn typical_span(ends: &[Timestamp]) -> Duration {
+    let mut d: Vec<Duration> = ends
         .windows(2)
-        .map(|w| w[1] - w[0])
-        .filter(|d| *d > 0)
+        .map(|w| w[1].saturating_duration_since(w[0]))
+        .filter(|d| !d.is_zero())
         .collect();
     d.sort();
-    d.get(d.len() / 2).copied().unwrap_or(3_600_000_000_000)
+    d.get(d.len() / 2)
+        .copied()
+        .unwrap_or(Duration::from_hours(1))
 }
 
 /// Pick the files whose span can meet a window, and the coverage the
 /// listing shows. `mtime_slack` absorbs coarse mtimes (1 s on some systems).
 pub fn select(
     files: &[RemoteFile],
-    windows: &[(Nanos, Nanos)],
-    mtime_slack: Nanos,
-) -> (Vec<RemoteFile>, Vec<(Nanos, Nanos)>) {
+    windows: &[(Timestamp, Timestamp)],
+    mtime_slack: Duration,
+) -> (Vec<RemoteFile>, Vec<(Timestamp, Timestamp)>) {
     let mut series: HashMap<String, Vec<&RemoteFile>> = HashMap::new();
     for f in files.iter().filter(|f| is_capture_name(&f.name)) {
         series.entry(series_key(&f.name)).or_default().push(f);
@@ -103,17 +104,17 @@ pub fn select(
     let mut coverage = Vec::new();
     for (_, mut fs) in series {
         fs.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
-        let ends: Vec<Nanos> = fs.iter().map(|f| f.mtime).collect();
-        let first_start = ends[0].saturating_sub(typical_span(&ends));
+        let ends: Vec<Timestamp> = fs.iter().map(|f| f.mtime).collect();
+        let first_start = ends[0] - typical_span(&ends);
         for (i, f) in fs.iter().enumerate() {
             // A file may hold packets from the previous file's end (minus
             // slack) up to its own mtime (plus slack).
             let start = if i == 0 {
-                Nanos::MIN
+                Timestamp::MIN
             } else {
-                ends[i - 1].saturating_sub(mtime_slack)
+                ends[i - 1] - mtime_slack
             };
-            let end = f.mtime.saturating_add(mtime_slack);
+            let end = f.mtime + mtime_slack;
             if windows.iter().any(|&(a, b)| start <= b && end >= a) {
                 chosen.push((*f).clone());
             }
@@ -123,7 +124,7 @@ pub fn select(
     }
     chosen.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
     coverage.sort();
-    let mut merged: Vec<(Nanos, Nanos)> = Vec::new();
+    let mut merged: Vec<(Timestamp, Timestamp)> = Vec::new();
     for (a, b) in coverage {
         match merged.last_mut() {
             Some(l) if a <= l.1 => l.1 = l.1.max(b),
@@ -137,13 +138,18 @@ pub fn select(
 mod tests {
     use super::*;
 
-    const S: Nanos = 1_000_000_000;
+    const S: i64 = 1_000_000_000;
+    const SLACK: Duration = Duration::from_secs(2);
+
+    fn w(a: i64, b: i64) -> (Timestamp, Timestamp) {
+        (Timestamp::from_nanos(a), Timestamp::from_nanos(b))
+    }
 
     fn f(name: &str, mtime_s: i64) -> RemoteFile {
         RemoteFile {
             name: name.into(),
             size: 100,
-            mtime: mtime_s * S,
+            mtime: Timestamp::from_nanos(mtime_s * S),
         }
     }
 
@@ -156,27 +162,27 @@ mod tests {
             .collect();
         let (chosen, cov) = select(
             &files,
-            &[(5 * 3600 * S + 10 * S, 5 * 3600 * S + 70 * S)],
-            2 * S,
+            &[w(5 * 3600 * S + 10 * S, 5 * 3600 * S + 70 * S)],
+            SLACK,
         );
         let names: Vec<&str> = chosen.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["cap-06.pcap"]);
-        assert_eq!(cov, vec![(0, 24 * 3600 * S)]);
+        assert_eq!(cov, vec![w(0, 24 * 3600 * S)]);
         // A window across a rotation takes both neighbours.
         let (chosen, _) = select(
             &files,
-            &[(6 * 3600 * S - 5 * S, 6 * 3600 * S + 5 * S)],
-            2 * S,
+            &[w(6 * 3600 * S - 5 * S, 6 * 3600 * S + 5 * S)],
+            SLACK,
         );
         assert_eq!(chosen.len(), 2);
         // Before the first file ends: only the first file can hold it.
-        let (chosen, _) = select(&files, &[(10 * S, 20 * S)], 2 * S);
+        let (chosen, _) = select(&files, &[w(10 * S, 20 * S)], SLACK);
         assert_eq!(
             chosen.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
             ["cap-01.pcap"]
         );
         // After the newest file's mtime: nothing.
-        let (chosen, _) = select(&files, &[(30 * 3600 * S, 31 * 3600 * S)], 2 * S);
+        let (chosen, _) = select(&files, &[w(30 * 3600 * S, 31 * 3600 * S)], SLACK);
         assert!(chosen.is_empty());
     }
 
@@ -217,7 +223,7 @@ mod tests {
             f("t.pcap2.gz", 7200),
             f("t.pcap3", 10800),
         ];
-        let (chosen, _) = select(&files, &[(4000 * S, 4100 * S)], 2 * S);
+        let (chosen, _) = select(&files, &[w(4000 * S, 4100 * S)], SLACK);
         assert_eq!(
             chosen.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
             ["t.pcap2.gz"]
@@ -226,12 +232,18 @@ mod tests {
 
     #[test]
     fn windows_merge_and_shift() {
-        let q = |a: i64, b: i64| FlowQuery::to_port(1, None, None, a, b);
-        let w = node_windows(
+        let q = |a: i64, b: i64| {
+            let (a, b) = w(a, b);
+            FlowQuery::to_port(1, None, None, a, b)
+        };
+        let got = node_windows(
             &[q(100, 200), q(150, 300), q(1000, 1100)],
-            10,
+            Duration::from_nanos(10),
             Some(0.000_000_05),
         );
-        assert_eq!(w, vec![(40, 260), (940, 1060)]);
+        assert_eq!(got, vec![w(40, 260), w(940, 1060)]);
+        // A negative offset shifts the other way.
+        let got = node_windows(&[q(100, 200)], Duration::ZERO, Some(-0.000_000_05));
+        assert_eq!(got, vec![w(150, 250)]);
     }
 }
