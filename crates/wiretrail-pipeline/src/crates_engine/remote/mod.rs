@@ -32,9 +32,9 @@
 //! host or user beginning with `-`: nothing in a capture location can become
 //! an ssh option.
 //!
-//! Parts: [`ssh`] (the client), [`listing`] (the probe and the listing),
-//! [`select`] (which files can meet the windows), [`bpf`] (what the host
-//! keeps), [`cache`] (the local copies); here, the order in which the modes
+//! Parts: `ssh` (the client), `listing` (the probe and the listing),
+//! `select` (which files can meet the windows), `bpf` (what the host
+//! keeps), `cache` (the local copies); here, the order in which the modes
 //! are tried for each node.
 
 mod bpf;
