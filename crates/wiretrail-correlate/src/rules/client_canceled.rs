@@ -11,7 +11,7 @@
 //! | all, backends only | the owner's capture: request acknowledged, no response, the proxy's close | the owner |
 //! | proxy only | the same on the proxy's wire | unknown |
 
-use super::{Case, Proof, Rule, RuleHit};
+use super::{Case, Rule, RuleHit};
 use crate::model::Cause;
 use wiretrail_logs::{ErrorClass, ProxyError};
 
@@ -30,7 +30,7 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
     let (_, p) = super::pending_of(case)?;
     let waited = ctx.t(p.close).saturating_duration_since(ctx.t(p.start));
     let owner = case.parts.owner.map(|o| o.node.to_string());
-    let mut hit = RuleHit::new(
+    let hit = RuleHit::new(
         Cause::ClientCanceled,
         ctx.t(p.close),
         format!(
@@ -39,25 +39,14 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
             waited.as_millis()
         ),
     )
-    .owner(owner.as_deref())
-    .proof(Proof::RequestAcked {
-        req: p.start,
-        ack: p.ack,
-    })
-    .proof(Proof::ProxyGaveUp {
-        req: p.last,
-        close: p.close,
-        waited,
-    });
-    if let Some(l) = p.late {
-        hit = hit.proof(Proof::LateResponse { pkt: l });
-    }
-    Some(hit)
+    .owner(owner.as_deref());
+    Some(p.proofs(hit, waited))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::Proof;
     use crate::rules::testkit::{Kit, To};
 
     pub(crate) fn slow() -> Kit {

@@ -24,7 +24,6 @@ use crate::conn::NodeView;
 use crate::ctx::{Ctx, Pk};
 use crate::model::Cause;
 use crate::rst::{self, RstForm};
-use wiretrail_capture::Duration;
 
 pub(crate) const RULE: Rule = Rule {
     cause: Cause::IdleRace,
@@ -33,28 +32,16 @@ pub(crate) const RULE: Rule = Rule {
     remedy: "Keep the proxy's idle timeout (Go: Transport.IdleConnTimeout) below the backend's keep-alive idle timeout, so the proxy always closes first.",
 };
 
-/// A request sent at most this long before the FIN reached the proxy
-/// crossed it in flight.
-const CROSS: Duration = Duration::from_millis(100);
-
 fn check(case: &Case<'_>) -> Option<RuleHit> {
-    let ctx = case.ctx;
-    let parts = &case.parts;
-    let owner = parts.owner.map(|o| o.node.to_string());
-    for v in parts.owner.into_iter().chain(parts.proxy) {
-        if let Some(hit) = by_fin(ctx, v).or_else(|| by_unread_request(ctx, v)) {
-            return Some(hit.owner(owner.as_deref()));
-        }
-    }
-    None
+    super::first_view(case, |ctx, v| {
+        by_fin(ctx, v).or_else(|| by_unread_request(ctx, v))
+    })
 }
 
 fn by_fin(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
     let fin = v.facts.backend_fin?;
     let tf = ctx.t(fin);
-    let observer = !ctx.is_backend(&v.node);
-    let cross = if observer { CROSS } else { Duration::ZERO };
-    let (last, req) = super::crossing(ctx, v, fin, cross)?;
+    let (last, req) = super::crossing(ctx, v, fin)?;
     let idle = tf.saturating_duration_since(ctx.t(last));
     if idle < IDLE_MIN {
         return None;
@@ -72,12 +59,7 @@ fn by_fin(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
     // logged when the proxy picked the connection as it closed).
     if let Some(req) = req {
         hit = hit.proof(Proof::RequestCrossedFin { req, fin });
-        if let Some(&r) = v
-            .facts
-            .backend_rsts
-            .iter()
-            .find(|&&r| ctx.t(r) >= ctx.t(req))
-        {
+        if let Some(r) = super::rst_from(ctx, v, req) {
             hit = hit.proof(Proof::RstAfterClose { rst: r });
         }
     }

@@ -35,32 +35,15 @@ pub(crate) const RULE: Rule = Rule {
     remedy: "The backend closes connections after a fixed number of requests without `Connection: close`: make it announce the close (nginx and gunicorn do when configured to), raise its limit, or have the proxy retry requests that failed on a reused connection.",
 };
 
-/// A request sent at most this long before the FIN reached the proxy
-/// crossed it in flight.
-const CROSS: Duration = Duration::from_millis(100);
-
 fn check(case: &Case<'_>) -> Option<RuleHit> {
-    let ctx = case.ctx;
-    let parts = &case.parts;
-    let owner = parts.owner.map(|o| o.node.to_string());
-    for v in parts.owner.into_iter().chain(parts.proxy) {
-        if let Some(hit) = by_fin(ctx, v).or_else(|| by_abort(ctx, v)) {
-            return Some(hit.owner(owner.as_deref()));
-        }
-    }
-    None
+    super::first_view(case, |ctx, v| by_fin(ctx, v).or_else(|| by_abort(ctx, v)))
 }
 
 /// The owner's FIN right after a response, the next request crossing it.
 fn by_fin(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
     let fin = v.facts.backend_fin?;
     let tf = ctx.t(fin);
-    let cross = if ctx.is_backend(&v.node) {
-        Duration::ZERO
-    } else {
-        CROSS
-    };
-    let (resp, req) = super::crossing(ctx, v, fin, cross)?;
+    let (resp, req) = super::crossing(ctx, v, fin)?;
     let req = req?;
     let gap = tf.saturating_duration_since(ctx.t(resp));
     if gap > AFTER_RESPONSE_MAX {
@@ -69,12 +52,7 @@ fn by_fin(ctx: &Ctx<'_>, v: &NodeView) -> Option<RuleHit> {
     let mut hit = RuleHit::new(Cause::MaxRequestsClose, tf, String::new())
         .proof(Proof::FinAfterResponse { resp, fin, gap })
         .proof(Proof::RequestCrossedFin { req, fin });
-    if let Some(&r) = v
-        .facts
-        .backend_rsts
-        .iter()
-        .find(|&&r| ctx.t(r) >= ctx.t(req))
-    {
+    if let Some(r) = super::rst_from(ctx, v, req) {
         hit = hit.proof(Proof::RstAfterClose { rst: r });
     }
     finish(ctx, v, &mut hit, fin, gap);

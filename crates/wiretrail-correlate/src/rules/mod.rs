@@ -862,6 +862,28 @@ pub(crate) struct Pending {
     pub late: Option<Pk>,
 }
 
+impl Pending {
+    /// The proofs an unanswered request gives whoever explains it (a
+    /// client that left, a backend too slow): the request acknowledged, the
+    /// proxy giving up after `waited`, and a response too late, if one came.
+    pub(crate) fn proofs(&self, hit: RuleHit, waited: Duration) -> RuleHit {
+        let hit = hit
+            .proof(Proof::RequestAcked {
+                req: self.start,
+                ack: self.ack,
+            })
+            .proof(Proof::ProxyGaveUp {
+                req: self.last,
+                close: self.close,
+                waited,
+            });
+        match self.late {
+            Some(l) => hit.proof(Proof::LateResponse { pkt: l }),
+            None => hit,
+        }
+    }
+}
+
 /// The unanswered request of a view, if the proxy gave up on one.
 pub(crate) fn pending(ctx: &Ctx<'_>, v: &NodeView) -> Option<Pending> {
     let f = &v.facts;
@@ -934,16 +956,21 @@ pub(crate) fn pending_of<'c>(case: &Case<'c>) -> Option<(&'c NodeView, Pending)>
         .or(on_proxy.flatten())
 }
 
+/// On a capture away from the backend (the proxy's), a request sent at most
+/// this long before the backend's FIN reached it crossed the FIN in flight.
+const CROSS: Duration = Duration::from_millis(100);
+
 /// The backend's FIN on a view, read as a close of a connection whose
 /// requests were all answered: (its last response, the proxy's request that
-/// crossed the FIN, if one did). A request sent more than `cross` before the
-/// FIN reached this capture was outstanding, not crossing: `None`.
-pub(crate) fn crossing(
-    ctx: &Ctx<'_>,
-    v: &NodeView,
-    fin: Pk,
-    cross: Duration,
-) -> Option<(Pk, Option<Pk>)> {
+/// crossed the FIN, if one did). A request sent before the FIN reached this
+/// capture (more than [`CROSS`] before, on a capture away from the backend)
+/// was outstanding, not crossing: `None`.
+pub(crate) fn crossing(ctx: &Ctx<'_>, v: &NodeView, fin: Pk) -> Option<(Pk, Option<Pk>)> {
+    let cross = if ctx.is_backend(&v.node) {
+        Duration::ZERO
+    } else {
+        CROSS
+    };
     let tf = ctx.t(fin);
     let resp = v
         .facts
@@ -962,6 +989,33 @@ pub(crate) fn crossing(
         Some(r) if ctx.t(r) <= tf - cross => None,
         _ => Some((resp, req)),
     }
+}
+
+/// The backend's first RST on a view at or after `after` (the RST that
+/// followed a close, answering the request that crossed it).
+pub(crate) fn rst_from(ctx: &Ctx<'_>, v: &NodeView, after: Pk) -> Option<Pk> {
+    let t = ctx.t(after);
+    v.facts
+        .backend_rsts
+        .iter()
+        .copied()
+        .find(|&r| ctx.t(r) >= t)
+}
+
+/// The first hit of `by` on the owner's view, then the proxy's, named for
+/// the owner: the rules that read a close look where it is seen best first.
+pub(crate) fn first_view(
+    case: &Case<'_>,
+    by: impl Fn(&Ctx<'_>, &NodeView) -> Option<RuleHit>,
+) -> Option<RuleHit> {
+    let parts = &case.parts;
+    let owner = parts.owner.map(|o| o.node.to_string());
+    parts
+        .owner
+        .into_iter()
+        .chain(parts.proxy)
+        .find_map(|v| by(case.ctx, v))
+        .map(|hit| hit.owner(owner.as_deref()))
 }
 
 /// A RST this soon after the handshake's ACK, with nothing of the proxy's

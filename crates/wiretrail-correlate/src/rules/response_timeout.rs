@@ -15,7 +15,7 @@
 //! A request never acknowledged is not this: the backend never got it
 //! ([`super::pmtu_blackhole`], [`super::accept_queue_overflow`]).
 
-use super::{Case, Proof, Rule, RuleHit};
+use super::{Case, Rule, RuleHit};
 use crate::model::Cause;
 use wiretrail_capture::Duration;
 use wiretrail_logs::{ErrorClass, ProxyError};
@@ -42,7 +42,7 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
         return None;
     }
     let owner = case.parts.owner.map(|o| o.node.to_string());
-    let mut hit = RuleHit::new(
+    let hit = RuleHit::new(
         Cause::ResponseTimeout,
         ctx.t(p.close),
         format!(
@@ -51,20 +51,8 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
             waited.as_millis()
         ),
     )
-    .owner(owner.as_deref())
-    .proof(Proof::RequestAcked {
-        req: p.start,
-        ack: p.ack,
-    })
-    .proof(Proof::ProxyGaveUp {
-        req: p.last,
-        close: p.close,
-        waited,
-    });
-    if let Some(l) = p.late {
-        hit = hit.proof(Proof::LateResponse { pkt: l });
-    }
-    Some(hit)
+    .owner(owner.as_deref());
+    Some(p.proofs(hit, waited))
 }
 
 #[cfg(test)]
