@@ -32,75 +32,9 @@ pub fn correlate(
         packets_matched: packets.len() as u64,
         ..InputStats::default()
     };
-    // In the errors' time order, as planned.
-    let mut unjoinable: Vec<(Timestamp, ErrorId, &str)> = ErrorId::all(plan.joins.len())
-        .zip(&plan.joins)
-        .filter_map(|(i, j)| match j {
-            ErrorJoin::Unjoinable { why } => Some((
-                errors.get(i.index()).map_or(Timestamp::EPOCH, log_ts),
-                i,
-                why.as_str(),
-            )),
-            ErrorJoin::ByPort { .. } | ErrorJoin::ByTime { .. } => None,
-        })
-        .collect();
-    unjoinable.sort_unstable();
-    for &(_, i, why) in &unjoinable {
-        inputs.problems.push(Problem::new(
-            ProblemKind::Unjoinable,
-            ProblemSource::Error { index: i.index() },
-            why,
-        ));
-    }
-
-    // Nodes: the pipeline's, plus any that only the packets name.
-    let mut nodes: Vec<NodeInput> = nodes.to_vec();
-    let known: BTreeSet<String> = nodes.iter().map(|n| n.name.to_string()).collect();
-    let extra: BTreeSet<String> = packets
-        .iter()
-        .map(|p| p.node.to_string())
-        .filter(|n| !known.contains(n))
-        .collect();
-    let mut refused: BTreeSet<String> = BTreeSet::new();
-    for n in extra {
-        match NodeName::new(&n) {
-            Ok(name) => {
-                inputs.problems.push(Problem::new(
-                    ProblemKind::Unexpected,
-                    ProblemSource::Node { node: n.clone() },
-                    "packets from a node the pipeline does not declare: role taken as other",
-                ));
-                nodes.push(NodeInput::new(name, NodeRole::Other));
-            }
-            Err(e) => {
-                inputs.problems.push(Problem::new(
-                    ProblemKind::Unexpected,
-                    ProblemSource::Run,
-                    format!("packets from an undeclared node dropped: {e}"),
-                ));
-                refused.insert(n);
-            }
-        }
-    }
-    let packets: Vec<PacketObs> = packets
-        .into_iter()
-        .filter(|p| !refused.contains(p.node.as_ref()))
-        .collect();
-
-    let bad_query = packets
-        .iter()
-        .filter(|p| p.queries.iter().any(|&q| q >= plan.queries.len()))
-        .count();
-    if bad_query > 0 {
-        inputs.problems.push(Problem::new(
-            ProblemKind::Unexpected,
-            ProblemSource::Run,
-            format!(
-                "{bad_query} packets carry a query index outside the plan's {} queries: joined by 4-tuple only",
-                plan.queries.len()
-            ),
-        ));
-    }
+    let unjoinable = unjoinable(&errors, plan, &mut inputs);
+    let (nodes, packets) = admit_nodes(nodes, packets, &mut inputs);
+    check_query_indices(&packets, plan, &mut inputs);
 
     let mut pkts: Store = store(packets);
     mark_capture_duplicates(&mut pkts, cfg.dup_window);
@@ -135,285 +69,33 @@ pub fn correlate(
     }
 
     let node_times = NodeTimes::new(&pkts);
-    let mut by_query: HashMap<usize, Vec<ConnId>> = HashMap::new();
-    for (ci, c) in ConnId::all(conns.len()).zip(&conns) {
-        for &q in &c.queries {
-            by_query.entry(q).or_default().push(ci);
-        }
-    }
-    let unjoinable: HashMap<ErrorId, &str> =
-        unjoinable.iter().map(|&(_, i, why)| (i, why)).collect();
     let mut ctx = Ctx::new(&pkts, &nodes, &clock);
     ctx.facts = crate::rules::run_facts(&ctx, &conns);
-    let errors_n = errors.len();
-
-    // Errors joined by port choose their connection first: those are then
-    // no candidates for the errors joined by time.
-    let mut by_port: HashMap<ErrorId, Option<ConnId>> = HashMap::new();
-    for (ei, e) in ErrorId::all(errors.len()).zip(&errors) {
-        let query = match plan.joins.get(ei.index()) {
-            Some(ErrorJoin::ByPort { query }) => Some(*query),
-            Some(ErrorJoin::ByTime { .. } | ErrorJoin::Unjoinable { .. }) => continue,
-            None => None,
-        };
-        let cands = query
-            .and_then(|q| by_query.get(&q))
-            .map_or(&[][..], Vec::as_slice);
-        by_port.insert(ei, choose_conn(e, query, cands, &conns, cfg, max_unc));
-    }
-    let claimed: BTreeSet<ConnId> = by_port.values().flatten().copied().collect();
-    let by_time = {
-        let pools: Vec<(ErrorId, &ProxyError, Vec<ConnId>)> = ErrorId::all(plan.joins.len())
-            .zip(&plan.joins)
-            .filter_map(|(ei, j)| {
-                let ErrorJoin::ByTime { queries: qs } = j else {
-                    return None;
-                };
-                let e = errors.get(ei.index())?;
-                let pool: BTreeSet<ConnId> = qs
-                    .iter()
-                    .flat_map(|q| by_query.get(q).into_iter().flatten().copied())
-                    .collect();
-                Some((ei, e, pool.into_iter().collect()))
-            })
-            .collect();
-        let unc: BTreeMap<String, Duration> = clock
-            .offsets
-            .iter()
-            .map(|o| (o.node.clone(), uncertainty(o, cfg)))
-            .collect();
-        timejoin::join(
-            &ctx,
-            &conns,
-            &pools,
-            &claimed,
-            &timejoin::Window {
-                unc: &unc,
-                default_unc: max_unc,
-                match_slack: cfg.match_slack,
-            },
-        )
+    let w = World {
+        ctx: &ctx,
+        conns: &conns,
+        conn_findings: &conn_findings,
+        nodes: &nodes,
+        clock: &clock,
+        node_times: &node_times,
+        cfg,
+        max_unc,
     };
+    let joins = w.join(&errors, plan, &unjoinable);
 
     // Every error diagnosed first (typed outcomes), then what only many
     // errors together show, then the incidents.
-    let mut judged: Vec<Judged> = Vec::new();
-    let mut seen_errors: BTreeSet<ErrorId> = BTreeSet::new();
-    for pi in &plan.incidents {
-        for &ei in &pi.error_indices {
-            let Some(e) = errors.get(ei.index()).filter(|_| seen_errors.insert(ei)) else {
-                inputs.problems.push(Problem::new(
-                    ProblemKind::Unexpected,
-                    ProblemSource::Error { index: ei.index() },
-                    "the plan names this error, which is not in the input (or twice)",
-                ));
-                continue;
-            };
-            let mut shown: Vec<ConnId> = Vec::new();
-            let (outcome, conn_idx) = if let Some(why) = unjoinable.get(&ei) {
-                (diagnose::diagnose_unjoinable(e, why), None)
-            } else if let Some(j) = by_time.get(&ei) {
-                let uncovered = match j {
-                    timejoin::Joined::Nothing => {
-                        let t = log_ts(e);
-                        let s = cfg.match_slack + max_unc;
-                        let w = log_width(e);
-                        coverage_split(&nodes, t - s, t + w + s, &node_times, &clock).1
-                    }
-                    _ => Vec::new(),
-                };
-                let conn_idx = match j {
-                    timejoin::Joined::One(s) | timejoin::Joined::ByOrder { story: s, .. } => {
-                        Some(s.conn)
-                    }
-                    timejoin::Joined::Several { all, .. } => {
-                        shown = all.iter().map(|s| s.conn).collect();
-                        None
-                    }
-                    timejoin::Joined::Nothing => None,
-                };
-                (timejoin::outcome(&ctx, e, j, &nodes, &uncovered), conn_idx)
-            } else {
-                match by_port.get(&ei).copied().flatten() {
-                    Some(ci) => (diagnose::diagnose(&ctx, e, &conns[ci]), Some(ci)),
-                    None => {
-                        let (covered, uncovered) =
-                            coverage_split(&nodes, pi.since, pi.until, &node_times, &clock);
-                        (diagnose::diagnose_missing(e, &uncovered, &covered), None)
-                    }
-                }
-            };
-            let mut outcome = outcome;
-            // A cause proven without naming its node: say which backends'
-            // captures could have named it and did not cover the moment.
-            let d = &outcome.diagnosis;
-            if d.owner_node.is_none()
-                && d.cause != Cause::Unknown
-                && (conn_idx.is_some() || !shown.is_empty())
-            {
-                let t = log_ts(e);
-                let s = cfg.match_slack + max_unc;
-                let blind: Vec<String> =
-                    coverage_split(&nodes, t - s, t + log_width(e) + s, &node_times, &clock)
-                        .1
-                        .into_iter()
-                        .filter(|n| {
-                            nodes
-                                .iter()
-                                .any(|x| &x.name == n && x.role != NodeRole::Proxy)
-                        })
-                        .collect();
-                if !blind.is_empty() {
-                    outcome.findings.push(Finding {
-                        kind: FindingKind::CaptureGap,
-                        nodes: blind.clone(),
-                        confidence: 0.9,
-                        summary: format!(
-                            "the node behind this {} is not named: the captures of {} do not cover the moment",
-                            d.cause.as_str(),
-                            blind.join(", ")
-                        ),
-                        evidence: vec![diagnose::log_evidence(e)],
-                    });
-                }
-            }
-            judged.push(Judged {
-                error: ei,
-                t: log_ts(e),
-                outcome,
-                conn: conn_idx,
-                shown,
-            });
-        }
-    }
+    let mut judged = w.judge(&errors, plan, &joins, &mut inputs);
     let events = systemic::events(&ctx, &mut judged, &errors);
     let mut judged: BTreeMap<ErrorId, Judged> = judged.into_iter().map(|j| (j.error, j)).collect();
 
+    let errors_n = errors.len();
     let mut slots: Vec<Option<ProxyError>> = errors.into_iter().map(Some).collect();
-    let mut incidents = Vec::new();
-    for pi in &plan.incidents {
-        let mut diagnosed = Vec::new();
-        let mut findings: Vec<Finding> = Vec::new();
-        let mut used_conns: BTreeSet<ConnId> = BTreeSet::new();
-        let mut summaries = Vec::new();
-        let mut tuple = None;
-        for &ei in &pi.error_indices {
-            let (Some(j), Some(e)) = (
-                judged.remove(&ei),
-                slots.get_mut(ei.index()).and_then(Option::take),
-            ) else {
-                continue;
-            };
-            let Outcome {
-                diagnosis,
-                findings: f,
-                summary,
-            } = j.outcome;
-            summaries.push((diagnosis.cause, diagnosis.confidence, summary));
-            findings.extend(f);
-            // Candidates of an ambiguous time join: on the timeline, with
-            // their connection findings, but no one connection is the error's.
-            for ci in j.shown {
-                if used_conns.insert(ci) {
-                    findings.extend(conn_findings[ci].iter().cloned());
-                }
-            }
-            let mut connection = Vec::new();
-            if let Some(ci) = j.conn {
-                let c = &conns[ci];
-                tuple.get_or_insert(c.tuple);
-                if used_conns.insert(ci) {
-                    findings.extend(conn_findings[ci].iter().cloned());
-                }
-                connection = c
-                    .views
-                    .iter()
-                    .map(|v| ConnectionView {
-                        node: v.node.to_string(),
-                        conn_state: v.facts.conn_state,
-                        history: v.facts.history.clone(),
-                        handshake_seen: v.facts.handshake_seen,
-                        first: time(v.first_ref),
-                        last: time(v.last_ref),
-                        packets: v.pkts.len() as u64,
-                        capture_duplicates: v.dups.len() as u64,
-                    })
-                    .collect();
-            }
-            diagnosed.push(DiagnosedError {
-                record: e,
-                diagnosis,
-                connection,
-            });
-        }
-        if diagnosed.is_empty() {
-            continue;
-        }
-        let verdict = verdict(&summaries, &diagnosed);
-        let clock_findings = clock_findings(&clock, &used_conns, &conns);
-        findings.extend(clock_findings);
-        // The events that concern this incident's errors.
-        for ev in &events {
-            if ev.errors.iter().any(|e| pi.error_indices.contains(e)) {
-                findings.push(ev.finding.clone());
-            }
-        }
-        let timeline = timeline(&ctx, &conns, &used_conns, &diagnosed);
-        let first_err = diagnosed
-            .iter()
-            .map(|d| d.record.timestamp)
-            .min()
-            .expect("non-empty");
-        let mut start = first_err;
-        let mut end = diagnosed
-            .iter()
-            .map(|d| d.record.timestamp)
-            .max()
-            .expect("non-empty");
-        for &ci in &used_conns {
-            start = start.min(time(conns[ci].first_ref));
-            end = end.max(time(conns[ci].last_ref));
-        }
-        let saw: BTreeSet<&str> = used_conns
-            .iter()
-            .flat_map(|&ci| conns[ci].views.iter().map(|v| v.node.as_ref()))
-            .collect();
-        let inc_nodes = nodes
-            .iter()
-            .map(|n| {
-                let off = clock.skew(&n.name);
-                let covered = saw.contains(n.name.as_str())
-                    || n.covers(pi.since - off, pi.until - off)
-                        .unwrap_or_else(|| node_times.any_between(&n.name, pi.since, pi.until));
-                IncidentNode {
-                    name: n.name.to_string(),
-                    role: n.role,
-                    saw_connection: saw.contains(n.name.as_str()),
-                    covered,
-                }
-            })
-            .collect();
-        let community_id = tuple.map(|(a, b)| community_id_v1(a, b)).or_else(|| {
-            let k = error_key(&diagnosed[0].record);
-            Some(community_id_v1(
-                k.local.as_ref()?.socket()?,
-                k.remote.as_ref()?.socket()?,
-            ))
-        });
-        incidents.push(Incident {
-            id: incident_id(&pi.proxy, &pi.backend, log_ts(&diagnosed[0].record)),
-            start,
-            end,
-            proxy: pi.proxy.clone(),
-            backend: pi.backend.clone(),
-            community_id,
-            verdict,
-            findings,
-            nodes: inc_nodes,
-            errors: diagnosed,
-            timeline,
-        });
-    }
+    let incidents: Vec<Incident> = plan
+        .incidents
+        .iter()
+        .filter_map(|pi| w.incident(pi, &mut judged, &mut slots, &events))
+        .collect();
     let orphans = slots.iter().filter(|s| s.is_some()).count();
     if orphans > 0 {
         inputs.problems.push(Problem::new(
@@ -446,6 +128,450 @@ pub fn correlate(
         events: events.into_iter().map(|e| e.finding).collect(),
         summary,
         inputs,
+    }
+}
+
+/// The errors the plan could not join, in their time order (as planned),
+/// each said as a problem; keyed by error for the diagnosis.
+fn unjoinable<'p>(
+    errors: &[ProxyError],
+    plan: &'p Plan,
+    inputs: &mut InputStats,
+) -> HashMap<ErrorId, &'p str> {
+    let mut unjoinable: Vec<(Timestamp, ErrorId, &str)> = ErrorId::all(plan.joins.len())
+        .zip(&plan.joins)
+        .filter_map(|(i, j)| match j {
+            ErrorJoin::Unjoinable { why } => Some((
+                errors.get(i.index()).map_or(Timestamp::EPOCH, log_ts),
+                i,
+                why.as_str(),
+            )),
+            ErrorJoin::ByPort { .. } | ErrorJoin::ByTime { .. } => None,
+        })
+        .collect();
+    unjoinable.sort_unstable();
+    for &(_, i, why) in &unjoinable {
+        inputs.problems.push(Problem::new(
+            ProblemKind::Unjoinable,
+            ProblemSource::Error { index: i.index() },
+            why,
+        ));
+    }
+    unjoinable.into_iter().map(|(_, i, why)| (i, why)).collect()
+}
+
+/// The pipeline's nodes, plus any that only the packets name (role other,
+/// said as a problem); packets of an undeclared node whose name is not a
+/// node name are dropped, and that is said too.
+fn admit_nodes(
+    nodes: &[NodeInput],
+    packets: Vec<PacketObs>,
+    inputs: &mut InputStats,
+) -> (Vec<NodeInput>, Vec<PacketObs>) {
+    let mut nodes: Vec<NodeInput> = nodes.to_vec();
+    let known: BTreeSet<String> = nodes.iter().map(|n| n.name.to_string()).collect();
+    let extra: BTreeSet<String> = packets
+        .iter()
+        .map(|p| p.node.to_string())
+        .filter(|n| !known.contains(n))
+        .collect();
+    let mut refused: BTreeSet<String> = BTreeSet::new();
+    for n in extra {
+        match NodeName::new(&n) {
+            Ok(name) => {
+                inputs.problems.push(Problem::new(
+                    ProblemKind::Unexpected,
+                    ProblemSource::Node { node: n.clone() },
+                    "packets from a node the pipeline does not declare: role taken as other",
+                ));
+                nodes.push(NodeInput::new(name, NodeRole::Other));
+            }
+            Err(e) => {
+                inputs.problems.push(Problem::new(
+                    ProblemKind::Unexpected,
+                    ProblemSource::Run,
+                    format!("packets from an undeclared node dropped: {e}"),
+                ));
+                refused.insert(n);
+            }
+        }
+    }
+    let packets = packets
+        .into_iter()
+        .filter(|p| !refused.contains(p.node.as_ref()))
+        .collect();
+    (nodes, packets)
+}
+
+/// Packets naming a query the plan does not have are still joined by
+/// 4-tuple; say how many.
+fn check_query_indices(packets: &[PacketObs], plan: &Plan, inputs: &mut InputStats) {
+    let bad_query = packets
+        .iter()
+        .filter(|p| p.queries.iter().any(|&q| q >= plan.queries.len()))
+        .count();
+    if bad_query > 0 {
+        inputs.problems.push(Problem::new(
+            ProblemKind::Unexpected,
+            ProblemSource::Run,
+            format!(
+                "{bad_query} packets carry a query index outside the plan's {} queries: joined by 4-tuple only",
+                plan.queries.len()
+            ),
+        ));
+    }
+}
+
+/// How each error found (or did not find) its connection.
+struct Joins<'p> {
+    unjoinable: HashMap<ErrorId, &'p str>,
+    by_port: HashMap<ErrorId, Option<ConnId>>,
+    by_time: BTreeMap<ErrorId, timejoin::Joined>,
+}
+
+/// What the diagnosis and the incidents read, once the connections are
+/// rebuilt on one clock.
+struct World<'a> {
+    ctx: &'a Ctx<'a>,
+    conns: &'a [Conn],
+    conn_findings: &'a [Vec<Finding>],
+    nodes: &'a [NodeInput],
+    clock: &'a clock::Clock,
+    node_times: &'a NodeTimes,
+    cfg: &'a CorrelateConfig,
+    max_unc: Duration,
+}
+
+impl World<'_> {
+    /// Errors joined by port choose their connection first: those are then
+    /// no candidates for the errors joined by time.
+    fn join<'p>(
+        &self,
+        errors: &[ProxyError],
+        plan: &Plan,
+        unjoinable: &HashMap<ErrorId, &'p str>,
+    ) -> Joins<'p> {
+        let mut by_query: HashMap<usize, Vec<ConnId>> = HashMap::new();
+        for (ci, c) in ConnId::all(self.conns.len()).zip(self.conns) {
+            for &q in &c.queries {
+                by_query.entry(q).or_default().push(ci);
+            }
+        }
+        let mut by_port: HashMap<ErrorId, Option<ConnId>> = HashMap::new();
+        for (ei, e) in ErrorId::all(errors.len()).zip(errors) {
+            let query = match plan.joins.get(ei.index()) {
+                Some(ErrorJoin::ByPort { query }) => Some(*query),
+                Some(ErrorJoin::ByTime { .. } | ErrorJoin::Unjoinable { .. }) => continue,
+                None => None,
+            };
+            let cands = query
+                .and_then(|q| by_query.get(&q))
+                .map_or(&[][..], Vec::as_slice);
+            by_port.insert(
+                ei,
+                choose_conn(e, query, cands, self.conns, self.cfg, self.max_unc),
+            );
+        }
+        let claimed: BTreeSet<ConnId> = by_port.values().flatten().copied().collect();
+        let pools: Vec<(ErrorId, &ProxyError, Vec<ConnId>)> = ErrorId::all(plan.joins.len())
+            .zip(&plan.joins)
+            .filter_map(|(ei, j)| {
+                let ErrorJoin::ByTime { queries: qs } = j else {
+                    return None;
+                };
+                let e = errors.get(ei.index())?;
+                let pool: BTreeSet<ConnId> = qs
+                    .iter()
+                    .flat_map(|q| by_query.get(q).into_iter().flatten().copied())
+                    .collect();
+                Some((ei, e, pool.into_iter().collect()))
+            })
+            .collect();
+        let unc: BTreeMap<String, Duration> = self
+            .clock
+            .offsets
+            .iter()
+            .map(|o| (o.node.clone(), uncertainty(o, self.cfg)))
+            .collect();
+        let by_time = timejoin::join(
+            self.ctx,
+            self.conns,
+            &pools,
+            &claimed,
+            &timejoin::Window {
+                unc: &unc,
+                default_unc: self.max_unc,
+                match_slack: self.cfg.match_slack,
+            },
+        );
+        Joins {
+            unjoinable: unjoinable.clone(),
+            by_port,
+            by_time,
+        }
+    }
+
+    /// Every planned error's diagnosis, in the plan's order; an error the
+    /// plan names twice, or that is not in the input, is said as a problem.
+    fn judge(
+        &self,
+        errors: &[ProxyError],
+        plan: &Plan,
+        joins: &Joins<'_>,
+        inputs: &mut InputStats,
+    ) -> Vec<Judged> {
+        let mut judged: Vec<Judged> = Vec::new();
+        let mut seen_errors: BTreeSet<ErrorId> = BTreeSet::new();
+        for pi in &plan.incidents {
+            for &ei in &pi.error_indices {
+                let Some(e) = errors.get(ei.index()).filter(|_| seen_errors.insert(ei)) else {
+                    inputs.problems.push(Problem::new(
+                        ProblemKind::Unexpected,
+                        ProblemSource::Error { index: ei.index() },
+                        "the plan names this error, which is not in the input (or twice)",
+                    ));
+                    continue;
+                };
+                judged.push(self.judge_one(ei, e, pi, joins));
+            }
+        }
+        judged
+    }
+
+    fn judge_one(
+        &self,
+        ei: ErrorId,
+        e: &ProxyError,
+        pi: &crate::plan::PlannedIncident,
+        joins: &Joins<'_>,
+    ) -> Judged {
+        let mut shown: Vec<ConnId> = Vec::new();
+        let (mut outcome, conn_idx) = if let Some(why) = joins.unjoinable.get(&ei) {
+            (diagnose::diagnose_unjoinable(e, why), None)
+        } else if let Some(j) = joins.by_time.get(&ei) {
+            let uncovered = match j {
+                timejoin::Joined::Nothing => self.uncovered_around(e),
+                _ => Vec::new(),
+            };
+            let conn_idx = match j {
+                timejoin::Joined::One(s) | timejoin::Joined::ByOrder { story: s, .. } => {
+                    Some(s.conn)
+                }
+                timejoin::Joined::Several { all, .. } => {
+                    shown = all.iter().map(|s| s.conn).collect();
+                    None
+                }
+                timejoin::Joined::Nothing => None,
+            };
+            (
+                timejoin::outcome(self.ctx, e, j, self.nodes, &uncovered),
+                conn_idx,
+            )
+        } else {
+            match joins.by_port.get(&ei).copied().flatten() {
+                Some(ci) => (diagnose::diagnose(self.ctx, e, &self.conns[ci]), Some(ci)),
+                None => {
+                    let (covered, uncovered) =
+                        coverage_split(self.nodes, pi.since, pi.until, self.node_times, self.clock);
+                    (diagnose::diagnose_missing(e, &uncovered, &covered), None)
+                }
+            }
+        };
+        // A cause proven without naming its node: say which backends'
+        // captures could have named it and did not cover the moment.
+        let d = &outcome.diagnosis;
+        if d.owner_node.is_none()
+            && d.cause != Cause::Unknown
+            && (conn_idx.is_some() || !shown.is_empty())
+        {
+            if let Some(f) = self.unnamed_node_gap(e, d.cause) {
+                outcome.findings.push(f);
+            }
+        }
+        Judged {
+            error: ei,
+            t: log_ts(e),
+            outcome,
+            conn: conn_idx,
+            shown,
+        }
+    }
+
+    /// The nodes whose captures do not cover the log line's moment (its
+    /// precision, the match slack and the clocks' uncertainty around it).
+    fn uncovered_around(&self, e: &ProxyError) -> Vec<String> {
+        let t = log_ts(e);
+        let s = self.cfg.match_slack + self.max_unc;
+        coverage_split(
+            self.nodes,
+            t - s,
+            t + log_width(e) + s,
+            self.node_times,
+            self.clock,
+        )
+        .1
+    }
+
+    /// A `capture_gap` naming the backends that could have named the node
+    /// behind `cause` and did not cover the moment.
+    fn unnamed_node_gap(&self, e: &ProxyError, cause: Cause) -> Option<Finding> {
+        let blind: Vec<String> = self
+            .uncovered_around(e)
+            .into_iter()
+            .filter(|n| {
+                self.nodes
+                    .iter()
+                    .any(|x| &x.name == n && x.role != NodeRole::Proxy)
+            })
+            .collect();
+        if blind.is_empty() {
+            return None;
+        }
+        Some(Finding {
+            kind: FindingKind::CaptureGap,
+            nodes: blind.clone(),
+            confidence: 0.9,
+            summary: format!(
+                "the node behind this {} is not named: the captures of {} do not cover the moment",
+                cause.as_str(),
+                blind.join(", ")
+            ),
+            evidence: vec![diagnose::log_evidence(e)],
+        })
+    }
+
+    /// One planned incident from its judged errors (taken out of `judged`
+    /// and `slots`); `None` when none of its errors is left.
+    fn incident(
+        &self,
+        pi: &crate::plan::PlannedIncident,
+        judged: &mut BTreeMap<ErrorId, Judged>,
+        slots: &mut [Option<ProxyError>],
+        events: &[systemic::Event],
+    ) -> Option<Incident> {
+        let conns = self.conns;
+        let mut diagnosed = Vec::new();
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut used_conns: BTreeSet<ConnId> = BTreeSet::new();
+        let mut summaries = Vec::new();
+        let mut tuple = None;
+        for &ei in &pi.error_indices {
+            let (Some(j), Some(e)) = (
+                judged.remove(&ei),
+                slots.get_mut(ei.index()).and_then(Option::take),
+            ) else {
+                continue;
+            };
+            let Outcome {
+                diagnosis,
+                findings: f,
+                summary,
+            } = j.outcome;
+            summaries.push((diagnosis.cause, diagnosis.confidence, summary));
+            findings.extend(f);
+            // Candidates of an ambiguous time join: on the timeline, with
+            // their connection findings, but no one connection is the error's.
+            for ci in j.shown {
+                if used_conns.insert(ci) {
+                    findings.extend(self.conn_findings[ci].iter().cloned());
+                }
+            }
+            let mut connection = Vec::new();
+            if let Some(ci) = j.conn {
+                let c = &conns[ci];
+                tuple.get_or_insert(c.tuple);
+                if used_conns.insert(ci) {
+                    findings.extend(self.conn_findings[ci].iter().cloned());
+                }
+                connection = c.views.iter().map(connection_view).collect();
+            }
+            diagnosed.push(DiagnosedError {
+                record: e,
+                diagnosis,
+                connection,
+            });
+        }
+        if diagnosed.is_empty() {
+            return None;
+        }
+        let verdict = verdict(&summaries, &diagnosed);
+        findings.extend(clock_findings(self.clock, &used_conns, conns));
+        // The events that concern this incident's errors.
+        for ev in events {
+            if ev.errors.iter().any(|e| pi.error_indices.contains(e)) {
+                findings.push(ev.finding.clone());
+            }
+        }
+        let timeline = timeline(self.ctx, conns, &used_conns, &diagnosed);
+        let mut start = diagnosed
+            .iter()
+            .map(|d| d.record.timestamp)
+            .min()
+            .expect("non-empty");
+        let mut end = diagnosed
+            .iter()
+            .map(|d| d.record.timestamp)
+            .max()
+            .expect("non-empty");
+        for &ci in &used_conns {
+            start = start.min(time(conns[ci].first_ref));
+            end = end.max(time(conns[ci].last_ref));
+        }
+        let saw: BTreeSet<&str> = used_conns
+            .iter()
+            .flat_map(|&ci| conns[ci].views.iter().map(|v| v.node.as_ref()))
+            .collect();
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let off = self.clock.skew(&n.name);
+                let covered = saw.contains(n.name.as_str())
+                    || n.covers(pi.since - off, pi.until - off).unwrap_or_else(|| {
+                        self.node_times.any_between(&n.name, pi.since, pi.until)
+                    });
+                IncidentNode {
+                    name: n.name.to_string(),
+                    role: n.role,
+                    saw_connection: saw.contains(n.name.as_str()),
+                    covered,
+                }
+            })
+            .collect();
+        let community_id = tuple.map(|(a, b)| community_id_v1(a, b)).or_else(|| {
+            let k = error_key(&diagnosed[0].record);
+            Some(community_id_v1(
+                k.local.as_ref()?.socket()?,
+                k.remote.as_ref()?.socket()?,
+            ))
+        });
+        Some(Incident {
+            id: incident_id(&pi.proxy, &pi.backend, log_ts(&diagnosed[0].record)),
+            start,
+            end,
+            proxy: pi.proxy.clone(),
+            backend: pi.backend.clone(),
+            community_id,
+            verdict,
+            findings,
+            nodes,
+            errors: diagnosed,
+            timeline,
+        })
+    }
+}
+
+/// A node's view of a connection, as the report shows it.
+fn connection_view(v: &conn::NodeView) -> ConnectionView {
+    ConnectionView {
+        node: v.node.to_string(),
+        conn_state: v.facts.conn_state,
+        history: v.facts.history.clone(),
+        handshake_seen: v.facts.handshake_seen,
+        first: time(v.first_ref),
+        last: time(v.last_ref),
+        packets: v.pkts.len() as u64,
+        capture_duplicates: v.dups.len() as u64,
     }
 }
 

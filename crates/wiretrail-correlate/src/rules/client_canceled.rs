@@ -46,8 +46,8 @@ fn check(case: &Case<'_>) -> Option<RuleHit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::Proof;
     use crate::rules::testkit::{Kit, To};
+    use crate::rules::Proof;
 
     pub(crate) fn slow() -> Kit {
         let mut k = Kit::new(48000);
