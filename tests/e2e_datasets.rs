@@ -47,19 +47,7 @@ struct Row {
 }
 
 fn check_dataset(ds: &'static str, failures: &mut Vec<String>) -> Row {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("report.json");
-    let mut args: Vec<String> = vec!["investigate".into()];
-    args.extend(dataset_flags(ds));
-    args.extend([
-        "--format".into(),
-        "json".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    let o = run(wt(&args));
-    o.expect_code(0);
-    let r = read_json(&out);
+    let r = investigate_json(dataset_flags(ds));
     let t = truth(ds);
     let by_line = truth_by_line(&t);
     let single_node = arr(&t, "errors")
@@ -107,13 +95,14 @@ fn check_dataset(ds: &'static str, failures: &mut Vec<String>) -> Row {
                 ));
             }
 
-            let want_owner = s(te, "owner_node");
-            let mut want_strays = strings(&te["stray_nodes"]);
-            want_strays.sort();
-            let got_owner = d["owner_node"].as_str();
-            let mut got_strays = strings(&d["stray_nodes"]);
-            got_strays.sort();
-            let nodes_right = got_owner == Some(want_owner) && got_strays == want_strays;
+            let nodes = Nodes::of(d, te);
+            let nodes_right = nodes.right();
+            let Nodes {
+                want_owner,
+                want_strays,
+                got_owner,
+                got_strays,
+            } = nodes;
             if nodes_right {
                 row.nodes_ok += 1;
             }
@@ -227,30 +216,14 @@ fn every_lab_dataset_gets_truths_verdict() {
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wiretrail-accuracy.txt");
     let _ = std::fs::write(&path, &t);
     println!("{t}\n(table also in {})", path.display());
-    assert!(
-        failures.is_empty(),
-        "{} disagreement(s) with truth.json:\n  {}",
-        failures.len(),
-        failures.join("\n  ")
-    );
+    assert_agrees_with_truth(&failures);
 }
 
 /// A node's clock is off by 2.75 s in `clock-offset`: wiretrail must find
 /// that offset (and say how) rather than silently mis-order the packets.
 #[test]
 fn clock_offset_dataset_reports_the_shifted_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("report.json");
-    let mut args: Vec<String> = vec!["investigate".into()];
-    args.extend(dataset_flags("clock-offset"));
-    args.extend([
-        "--format".into(),
-        "json".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    run(wt(&args)).expect_code(0);
-    let r = read_json(&out);
+    let r = investigate_json(dataset_flags("clock-offset"));
     let t = truth("clock-offset");
     let applied = t["clock_offsets_applied_s"]
         .as_object()

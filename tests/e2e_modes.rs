@@ -123,8 +123,7 @@ fn flags(ds: &str, mode: Mode) -> Vec<String> {
     let d = dataset_dir(ds);
     let (since, until) = recording_window(ds);
     let mut a = vec![
-        "investigate".to_string(),
-        "--logs".into(),
+        "--logs".to_string(),
         d.join("logs/proxy.log").display().to_string(),
         "--tz".into(),
         "UTC".into(),
@@ -176,17 +175,7 @@ fn every_dataset_in_every_capture_mode_is_honest() {
             .collect();
         let ambiguous = ambiguous_causes(&t);
         for mode in [Mode::All, Mode::Backends, Mode::Proxy] {
-            let dir = tempfile::tempdir().unwrap();
-            let out = dir.path().join("report.json");
-            let mut args = flags(ds, mode);
-            args.extend([
-                "--format".into(),
-                "json".into(),
-                "--out".into(),
-                out.display().to_string(),
-            ]);
-            run(wt(&args)).expect_code(0);
-            let r = read_json(&out);
+            let r = investigate_json(flags(ds, mode));
             let mut seen = 0;
             for inc in arr(&r, "incidents") {
                 for e in arr(inc, "errors") {

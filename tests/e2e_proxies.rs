@@ -55,18 +55,7 @@ struct Row {
 }
 
 fn check(ds: &'static str, program: &str, failures: &mut Vec<String>) -> Row {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("report.json");
-    let mut args: Vec<String> = vec!["investigate".into()];
-    args.extend(flags(ds));
-    args.extend([
-        "--format".into(),
-        "json".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    run(wt(&args)).expect_code(0);
-    let r = read_json(&out);
+    let r = investigate_json(flags(ds));
     let t = truth(ds);
     assert_eq!(
         s(&t, "proxy_program"),
@@ -109,13 +98,14 @@ fn check(ds: &'static str, program: &str, failures: &mut Vec<String>) -> Row {
             } else {
                 fail(format!("line {line}: cause {got}, truth {want}"));
             }
-            let want_owner = s(te, "owner_node");
-            let mut want_strays = strings(&te["stray_nodes"]);
-            want_strays.sort();
-            let got_owner = d["owner_node"].as_str();
-            let mut got_strays = strings(&d["stray_nodes"]);
-            got_strays.sort();
-            let right = got_owner == Some(want_owner) && got_strays == want_strays;
+            let nodes = Nodes::of(d, te);
+            let right = nodes.right();
+            let Nodes {
+                want_owner,
+                want_strays,
+                got_owner,
+                got_strays,
+            } = nodes;
             row.nodes_ok += usize::from(right);
             let by_port = s(te, "matched_by") == "port";
             row.by_port += usize::from(by_port);
@@ -170,12 +160,7 @@ fn every_proxy_gets_the_go_proxys_verdicts() {
         );
     }
     println!("{t}");
-    assert!(
-        failures.is_empty(),
-        "{} disagreement(s) with truth.json:\n  {}",
-        failures.len(),
-        failures.join("\n  ")
-    );
+    assert_agrees_with_truth(&failures);
 }
 
 /// `pipelines/nginx-demo.toml` (`logs.format = "nginx"`) on the nginx

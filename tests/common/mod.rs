@@ -84,6 +84,23 @@ impl Out {
         );
         self
     }
+
+    /// Panics unless the run was refused (exit 2) with a message holding
+    /// every one of `words` (what was wrong and where).
+    pub fn expect_refusal(&self, words: &[&str]) -> &Self {
+        self.expect_code(2);
+        let missing: Vec<&&str> = words
+            .iter()
+            .filter(|w| !self.stderr.contains(**w))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "`{}` was refused without saying {missing:?}:\n{}",
+            self.what,
+            self.stderr
+        );
+        self
+    }
 }
 
 fn describe(c: &Command) -> String {
@@ -175,6 +192,62 @@ pub fn read_json(path: &Path) -> Value {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// `wiretrail investigate ARGS --format json --out TMP`, which must exit 0:
+/// its report.
+pub fn investigate_json(args: Vec<String>) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    let mut all = vec!["investigate".to_string()];
+    all.extend(args);
+    all.extend([
+        "--format".into(),
+        "json".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ]);
+    run(wt(&all)).expect_code(0);
+    read_json(&out)
+}
+
+/// A diagnosis's owner and stray nodes beside truth's, strays sorted.
+pub struct Nodes<'a> {
+    pub want_owner: &'a str,
+    pub want_strays: Vec<String>,
+    pub got_owner: Option<&'a str>,
+    pub got_strays: Vec<String>,
+}
+
+impl<'a> Nodes<'a> {
+    pub fn of(diagnosis: &'a Value, truth_error: &'a Value) -> Nodes<'a> {
+        let sorted = |v: &Value| {
+            let mut s = strings(v);
+            s.sort();
+            s
+        };
+        Nodes {
+            want_owner: s(truth_error, "owner_node"),
+            want_strays: sorted(&truth_error["stray_nodes"]),
+            got_owner: diagnosis["owner_node"].as_str(),
+            got_strays: sorted(&diagnosis["stray_nodes"]),
+        }
+    }
+
+    /// Owner and strays both as truth says.
+    pub fn right(&self) -> bool {
+        self.got_owner == Some(self.want_owner) && self.got_strays == self.want_strays
+    }
+}
+
+/// Panics listing every disagreement with the datasets' truth, if any.
+pub fn assert_agrees_with_truth(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} disagreement(s) with truth.json:\n  {}",
+        failures.len(),
+        failures.join("\n  ")
+    );
 }
 
 /// `v[key]` as a string, with a message naming the key when it is not one.

@@ -96,6 +96,17 @@ fn matches_query(q: &FlowQuery, r: &Row) -> Option<Direction> {
     }
 }
 
+/// The catalog of the loopback rotations written under `root` (node `lo`,
+/// its cache beside them).
+fn lo_catalog(root: &Path) -> Catalog {
+    let lo = lo_rotations(root);
+    let opts = CatalogOptions {
+        cache_dir: Some(root.join("cache")),
+        ..CatalogOptions::default()
+    };
+    Catalog::build_with(&[single("lo", &lo)], &opts).unwrap()
+}
+
 fn single(name: &str, path: &Path) -> NodeSpec {
     NodeSpec::new(name, [path.to_str().unwrap()])
 }
@@ -373,12 +384,7 @@ fn a_frame_matched_by_overlapping_queries_is_one_observation() {
     // Two errors on one connection give two queries with overlapping
     // windows: each frame comes once, naming both, its bytes held once.
     let tmp = tempfile::tempdir().unwrap();
-    let lo = lo_rotations(tmp.path());
-    let opts = CatalogOptions {
-        cache_dir: Some(tmp.path().join("cache")),
-        ..CatalogOptions::default()
-    };
-    let cat = Catalog::build_with(&[single("lo", &lo)], &opts).unwrap();
+    let cat = lo_catalog(tmp.path());
     let q = FlowQuery::to_port(18080, None, None, MIN_HALF, MAX_HALF);
     let one = extract(&cat, std::slice::from_ref(&q), &ExtractOptions::default());
     let two = extract(&cat, &[q.clone(), q], &ExtractOptions::default());
@@ -392,12 +398,7 @@ fn a_frame_matched_by_overlapping_queries_is_one_observation() {
 #[test]
 fn port_queries_and_disjoint_windows() {
     let tmp = tempfile::tempdir().unwrap();
-    let lo = lo_rotations(tmp.path());
-    let opts = CatalogOptions {
-        cache_dir: Some(tmp.path().join("cache")),
-        ..CatalogOptions::default()
-    };
-    let cat = Catalog::build_with(&[single("lo", &lo)], &opts).unwrap();
+    let cat = lo_catalog(tmp.path());
     let oracle = rows("gen-lo-nano.pcap");
     // Port 18080 is the server side: as a "proxy port" query it matches
     // every IPv4 HTTP packet with the direction as seen from port 18080.
@@ -441,12 +442,7 @@ fn wildcard_query_takes_every_connection_to_the_backend_in_its_window() {
     // and the time are. Every connection to the server socket within the
     // window, both directions, nothing else, across the rotations.
     let tmp = tempfile::tempdir().unwrap();
-    let lo = lo_rotations(tmp.path());
-    let opts = CatalogOptions {
-        cache_dir: Some(tmp.path().join("cache")),
-        ..CatalogOptions::default()
-    };
-    let cat = Catalog::build_with(&[single("lo", &lo)], &opts).unwrap();
+    let cat = lo_catalog(tmp.path());
     let oracle = rows("gen-lo-nano.pcap");
     let server = oracle
         .iter()

@@ -71,13 +71,7 @@ fn refused_dial_error_without_packets_falls_back_to_the_log() {
     // Go prints no local socket for dial errors: joined by time (a wildcard
     // over the proxy's ports to the backend socket, within the log's second
     // plus slack). Nothing in the captures: the log's class is the evidence.
-    let e = error(
-        "2024-03-01T10:00:05Z",
-        TimePrecision::Second,
-        "dial tcp 10.0.0.100:80: connect: connection refused",
-        ErrorClass::Refused,
-        9,
-    );
+    let e = refused_dial("2024-03-01T10:00:05Z", 9);
     let cfg = CorrelateConfig::default();
     let p = plan(std::slice::from_ref(&e), &cfg);
     assert_eq!(p.queries.len(), 1);
@@ -1033,34 +1027,27 @@ fn refusal(node: &str, port: u16, at: Timestamp) -> (Vec<wiretrail_capture::Pack
     (s.pkts, syn, rst)
 }
 
+/// A refused dial Go logged at `at` (second precision), on `line`: the
+/// line prints no proxy port, so it is joined by time.
+fn refused_dial(at: &str, line: u64) -> wiretrail_logs::ProxyError {
+    error(
+        at,
+        TimePrecision::Second,
+        "dial tcp 10.0.0.100:80: connect: connection refused",
+        ErrorClass::Refused,
+        line,
+    )
+}
+
 #[test]
 fn refused_joined_by_time_names_the_refusing_node_or_says_it_cannot() {
     // Three dial errors without a proxy port; three refused SYNs in the
     // captures (clocks pinned: NTP-synchronised nodes), and a healthy
     // connection in the same second that tells no refusal.
-    let dial = "dial tcp 10.0.0.100:80: connect: connection refused";
     let errors = vec![
-        error(
-            "2024-03-01T10:00:05Z",
-            TimePrecision::Second,
-            dial,
-            ErrorClass::Refused,
-            1,
-        ),
-        error(
-            "2024-03-01T10:00:07Z",
-            TimePrecision::Second,
-            dial,
-            ErrorClass::Refused,
-            2,
-        ),
-        error(
-            "2024-03-01T10:00:07Z",
-            TimePrecision::Second,
-            dial,
-            ErrorClass::Refused,
-            3,
-        ),
+        refused_dial("2024-03-01T10:00:05Z", 1),
+        refused_dial("2024-03-01T10:00:07Z", 2),
+        refused_dial("2024-03-01T10:00:07Z", 3),
     ];
     let (mut pkts, syn, rst) = refusal("backend-02", 40300, t(5.2));
     let file_frames = |node: &str, p: Vec<wiretrail_capture::PacketObs>| {
@@ -1087,10 +1074,7 @@ fn refused_joined_by_time_names_the_refusing_node_or_says_it_cannot() {
     let mut ok = Sim::new(40303);
     handshake(&mut ok, "backend-03", t(7.3), 5000);
     pkts.extend(file_frames("backend-03", ok.pkts));
-    let mut nodes = backends(3);
-    for n in &mut nodes {
-        n.pinned_offset_s = Some(0.0);
-    }
+    let nodes = synced_backends(3);
     let r = run(errors, pkts, &nodes);
     let all: Vec<_> = r.incidents.iter().flat_map(|i| i.errors.iter()).collect();
     assert_eq!(all.len(), 3);
@@ -1146,17 +1130,8 @@ fn more_lines_than_connections_telling_the_story_give_no_line_a_cause() {
     // captures (the third connection is not in them: its story is not the
     // captures'). Both refusals agree, but any one line may be the third:
     // no line is given `refused`, and the summary says why.
-    let dial = "dial tcp 10.0.0.100:80: connect: connection refused";
     let errors: Vec<_> = (1..=3)
-        .map(|n| {
-            error(
-                "2024-03-01T10:00:07Z",
-                TimePrecision::Second,
-                dial,
-                ErrorClass::Refused,
-                n,
-            )
-        })
+        .map(|n| refused_dial("2024-03-01T10:00:07Z", n))
         .collect();
     let mut pkts = refusal("backend-02", 40301, t(7.1)).0;
     let mut more = refusal("backend-02", 40302, t(7.102)).0;
@@ -1164,10 +1139,7 @@ fn more_lines_than_connections_telling_the_story_give_no_line_a_cause() {
         o.file = std::sync::Arc::new("/cap/backend-02/second.pcap".into());
     }
     pkts.extend(more);
-    let mut nodes = backends(3);
-    for n in &mut nodes {
-        n.pinned_offset_s = Some(0.0);
-    }
+    let nodes = synced_backends(3);
     let r = run(errors, pkts, &nodes);
     let all: Vec<_> = r.incidents.iter().flat_map(|i| i.errors.iter()).collect();
     assert_eq!(all.len(), 3);
@@ -1199,24 +1171,14 @@ fn lines_are_not_paired_by_order_with_more_connections_than_lines() {
     // One refused dial logged, two refusals on two nodes 300 ms apart in
     // that second: clearly ordered, but only one failure was logged, so the
     // first to fail need not be the line's. The node is not named.
-    let dial = "dial tcp 10.0.0.100:80: connect: connection refused";
-    let errors = vec![error(
-        "2024-03-01T10:00:07Z",
-        TimePrecision::Second,
-        dial,
-        ErrorClass::Refused,
-        1,
-    )];
+    let errors = vec![refused_dial("2024-03-01T10:00:07Z", 1)];
     let mut pkts = refusal("backend-01", 40301, t(7.1)).0;
     let mut more = refusal("backend-02", 40302, t(7.4)).0;
     for o in &mut more {
         o.file = std::sync::Arc::new("/cap/backend-02/b.pcap".into());
     }
     pkts.extend(more);
-    let mut nodes = backends(3);
-    for n in &mut nodes {
-        n.pinned_offset_s = Some(0.0);
-    }
+    let nodes = synced_backends(3);
     let r = run(errors, pkts, &nodes);
     let d = &r.incidents[0].errors[0].diagnosis;
     assert_eq!(d.cause, Cause::Refused);
@@ -1254,10 +1216,7 @@ fn dial_timeout_joined_by_time_names_the_node_holding_the_syns() {
     handshake(&mut ok, "backend-01", t(58.0), 600);
     let mut pkts = s.pkts;
     pkts.extend(ok.pkts);
-    let mut nodes = backends(3);
-    for node in &mut nodes {
-        node.pinned_offset_s = Some(0.0);
-    }
+    let nodes = synced_backends(3);
     let e = error(
         "2024-03-01T10:01:00Z",
         TimePrecision::Second,
@@ -1327,29 +1286,13 @@ fn refusals_far_apart_in_one_second_are_paired_by_order() {
     // Two refused dials logged in the same second, their refusals 500 ms
     // apart on two nodes: Go logs each as it happens, so the first line is
     // the first refusal. Named, with the pairing said as a proof.
-    let dial = "dial tcp 10.0.0.100:80: connect: connection refused";
     let errors = vec![
-        error(
-            "2024-03-01T10:00:07Z",
-            TimePrecision::Second,
-            dial,
-            ErrorClass::Refused,
-            2,
-        ),
-        error(
-            "2024-03-01T10:00:07Z",
-            TimePrecision::Second,
-            dial,
-            ErrorClass::Refused,
-            3,
-        ),
+        refused_dial("2024-03-01T10:00:07Z", 2),
+        refused_dial("2024-03-01T10:00:07Z", 3),
     ];
     let mut pkts = refusal("backend-01", 40301, t(7.1)).0;
     pkts.extend(refusal("backend-02", 40302, t(7.6)).0);
-    let mut nodes = backends(3);
-    for n in &mut nodes {
-        n.pinned_offset_s = Some(0.0);
-    }
+    let nodes = synced_backends(3);
     let r = run(errors, pkts, &nodes);
     let all: Vec<_> = r.incidents.iter().flat_map(|i| i.errors.iter()).collect();
     let owners: Vec<Option<&str>> = all

@@ -228,6 +228,40 @@ fn capture_dir(dir: &Path) -> u64 {
     total
 }
 
+/// The failing connection's proxy port, from 05:28:20 to 05:30:10
+/// (the window an error at 05:30 asks for).
+fn failing_port() -> FlowQuery {
+    let (since, until) = failing_window();
+    FlowQuery::to_port(51392, None, None, since, until)
+}
+
+/// The failing connection's exact 4-tuple, same window.
+fn failing_flow() -> FlowQuery {
+    let (since, until) = failing_window();
+    FlowQuery::to_port(
+        51392,
+        Some("10.1.1.5".parse().unwrap()),
+        Some("10.0.0.100:80".parse().unwrap()),
+        since,
+        until,
+    )
+}
+
+fn failing_window() -> (Timestamp, Timestamp) {
+    (
+        Timestamp::from_nanos((BASE + 5 * 3600 + 1700) * S),
+        Timestamp::from_nanos((BASE + 5 * 3600 + 1810) * S),
+    )
+}
+
+/// The ssh location of a node made by [`ssh_node`].
+fn ssh_target(node: &wiretrail_pipeline::config::Node) -> wiretrail_pipeline::config::SshTarget {
+    match &node.captures {
+        CaptureLocation::Ssh(t) => t.clone(),
+        other => panic!("not an ssh node: {other:?}"),
+    }
+}
+
 fn ssh_node(sshd: &Sshd, name: &str, port: u16, dir: &Path) -> wiretrail_pipeline::config::Node {
     let mut n = parse_node_flag(
         &format!(
@@ -256,18 +290,10 @@ fn remote_captures_over_ssh() {
     // Whole-file copies here (the host has tcpdump, which `auto` would use;
     // that mode has its own test below).
     node.remote_extract = RemoteExtract::Copy;
-    let CaptureLocation::Ssh(target) = node.captures.clone() else {
-        panic!()
-    };
+    let target = ssh_target(&node);
 
     // 1. Only what the window needs crosses the wire.
-    let q = FlowQuery::to_port(
-        51392,
-        None,
-        None,
-        Timestamp::from_nanos((BASE + 5 * 3600 + 1700) * S),
-        Timestamp::from_nanos((BASE + 5 * 3600 + 1810) * S),
-    );
+    let q = failing_port();
     let f = fetch_node(&node, &target, std::slice::from_ref(&q), SLACK, &cache).unwrap();
     assert_eq!(f.mode, FetchMode::Copy, "forced: files are copied");
     assert_eq!(f.files.len(), 1, "{:?}", f.files);
@@ -396,16 +422,8 @@ fn a_newline_in_a_remote_file_name_does_not_hide_the_node() {
     }
     let mut node = ssh_node(&sshd, "b1", sshd.port, &caps);
     node.remote_extract = RemoteExtract::Copy;
-    let CaptureLocation::Ssh(target) = node.captures.clone() else {
-        panic!()
-    };
-    let q = FlowQuery::to_port(
-        51392,
-        None,
-        None,
-        Timestamp::from_nanos((BASE + 5 * 3600 + 1700) * S),
-        Timestamp::from_nanos((BASE + 5 * 3600 + 1810) * S),
-    );
+    let target = ssh_target(&node);
+    let q = failing_port();
     let f = fetch_node(&node, &target, &[q], SLACK, &tmp.path().join("cache"))
         .unwrap_or_else(|e| panic!("the node is lost to one file name: {e}"));
     let mut names: Vec<String> = f
@@ -444,16 +462,8 @@ fn remote_extract_when_wiretrail_is_installed_there() {
     let caps = tmp.path().join("remote-captures");
     let dir_bytes = capture_dir(&caps);
     let node = ssh_node(&sshd, "b1", sshd.port, &caps);
-    let CaptureLocation::Ssh(target) = node.captures.clone() else {
-        panic!()
-    };
-    let q = FlowQuery::to_port(
-        51392,
-        Some("10.1.1.5".parse().unwrap()),
-        Some("10.0.0.100:80".parse().unwrap()),
-        Timestamp::from_nanos((BASE + 5 * 3600 + 1700) * S),
-        Timestamp::from_nanos((BASE + 5 * 3600 + 1810) * S),
-    );
+    let target = ssh_target(&node);
+    let q = failing_flow();
     let f = fetch_node(&node, &target, &[q], SLACK, &tmp.path().join("cache")).unwrap();
     assert_eq!(f.mode, FetchMode::Extract, "{:?}", f.problems);
     // The host cached its catalog where we told it to, not in a home directory.
@@ -517,16 +527,8 @@ fn tcpdump_filters_on_the_host_when_wiretrail_is_not_there() {
     let caps = tmp.path().join("remote-captures");
     let dir_bytes = capture_dir(&caps);
     let mut node = ssh_node(&sshd, "b1", sshd.port, &caps);
-    let CaptureLocation::Ssh(target) = node.captures.clone() else {
-        panic!()
-    };
-    let q = FlowQuery::to_port(
-        51392,
-        Some("10.1.1.5".parse().unwrap()),
-        Some("10.0.0.100:80".parse().unwrap()),
-        Timestamp::from_nanos((BASE + 5 * 3600 + 1700) * S),
-        Timestamp::from_nanos((BASE + 5 * 3600 + 1810) * S),
-    );
+    let target = ssh_target(&node);
+    let q = failing_flow();
     let fetch = |node: &wiretrail_pipeline::config::Node, cache: &str| {
         fetch_node(
             node,

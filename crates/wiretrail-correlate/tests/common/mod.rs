@@ -237,6 +237,16 @@ pub fn backends(n: usize) -> Vec<NodeInput> {
         .collect()
 }
 
+/// [`backends`] with their clocks pinned at offset 0 (NTP-synchronised
+/// nodes): time joins then match on the captures' own times.
+pub fn synced_backends(n: usize) -> Vec<NodeInput> {
+    let mut nodes = backends(n);
+    for node in &mut nodes {
+        node.pinned_offset_s = Some(0.0);
+    }
+    nodes
+}
+
 /// plan + correlate, with each packet's query indices set the way the
 /// extractor sets them (every plan query whose port and window match).
 pub fn run(errors: Vec<ProxyError>, pkts: Vec<PacketObs>, nodes: &[NodeInput]) -> Report {

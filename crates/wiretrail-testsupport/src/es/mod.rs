@@ -753,6 +753,32 @@ fn keep_alive(q: Option<&str>) -> Result<Duration, Reply> {
     Ok(d)
 }
 
+/// A point in time over `index` (Elasticsearch's and OpenSearch's alike;
+/// only the look of the id differs, from `id_prefix`): its id and shard
+/// count.
+fn open_pit(
+    sh: &Shared,
+    index: &str,
+    q: &HashMap<String, String>,
+    id_prefix: &str,
+) -> Result<(String, usize), Reply> {
+    let ka = keep_alive(q.get("keep_alive").map(String::as_str))?;
+    let mut st = sh.store.lock().unwrap();
+    let names = st.resolve(index).map_err(|n| index_not_found(&n))?;
+    let snapshot = Arc::new(st.snapshot(&names));
+    let id = st.new_ctx_id(id_prefix);
+    let group = st.next_ctx;
+    st.pits.insert(
+        id.clone(),
+        Pit {
+            snapshot,
+            expires: Instant::now() + ka,
+            group,
+        },
+    );
+    Ok((id, names.len()))
+}
+
 fn route(
     sh: &Shared,
     method: &Method,
@@ -786,21 +812,7 @@ fn route(
                 )
             }
             ("POST", [index, "_pit"]) if cfg.flavor.has_es_pit() => {
-                let ka = keep_alive(q.get("keep_alive").map(String::as_str))?;
-                let mut st = sh.store.lock().unwrap();
-                let names = st.resolve(index).map_err(|n| index_not_found(&n))?;
-                let snap = Arc::new(st.snapshot(&names));
-                let id = st.new_ctx_id("46ToAwMDaWR5BXV1aWQy");
-                let shards = names.len();
-                let group = st.next_ctx;
-                st.pits.insert(
-                    id.clone(),
-                    Pit {
-                        snapshot: snap,
-                        expires: Instant::now() + ka,
-                        group,
-                    },
-                );
+                let (id, shards) = open_pit(sh, index, q, "46ToAwMDaWR5BXV1aWQy")?;
                 Reply::json(
                     200,
                     json!({ "id": id, "_shards": { "total": shards, "successful": shards, "skipped": 0, "failed": 0 } }),
@@ -831,21 +843,7 @@ fn route(
                 )
             }
             ("POST", [index, "_search", "point_in_time"]) if cfg.flavor.has_os_pit() => {
-                let ka = keep_alive(q.get("keep_alive").map(String::as_str))?;
-                let mut st = sh.store.lock().unwrap();
-                let names = st.resolve(index).map_err(|n| index_not_found(&n))?;
-                let snap = Arc::new(st.snapshot(&names));
-                let id = st.new_ctx_id("o463QQEPbXktaW5kZXgWN0xW");
-                let shards = names.len();
-                let group = st.next_ctx;
-                st.pits.insert(
-                    id.clone(),
-                    Pit {
-                        snapshot: snap,
-                        expires: Instant::now() + ka,
-                        group,
-                    },
-                );
+                let (id, shards) = open_pit(sh, index, q, "o463QQEPbXktaW5kZXgWN0xW")?;
                 let created = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_millis() as u64)
